@@ -1,0 +1,213 @@
+"""Decoding audio files into the prep array convention.
+
+soundfile (libsndfile) reads WAV, FLAC, MP3 and Ogg Vorbis; PyAV (FFmpeg)
+reads AAC in MP4/M4A containers, Opus, and anything libsndfile refuses.
+Both paths return ``float32`` ``(channels, samples)``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from .clip import InputInfo
+from .errors import DecodeError
+
+__all__ = ["AUDIO_EXTENSIONS", "load", "probe"]
+
+#: File name endings treated as audio when scanning folders.
+AUDIO_EXTENSIONS = frozenset(
+    {".wav", ".wave", ".flac", ".mp3", ".ogg", ".oga", ".opus", ".m4a", ".mp4", ".aac", ".aif", ".aiff", ".webm"}
+)
+# Containers libsndfile cannot read (or reads badly): go straight to FFmpeg.
+_AV_FIRST = frozenset({".m4a", ".mp4", ".aac", ".opus", ".webm"})
+
+_SF_CODECS = {
+    "MPEG_LAYER_III": "mp3",
+    "VORBIS": "vorbis",
+    "OPUS": "opus",
+    "FLOAT": "pcm_f32",
+    "DOUBLE": "pcm_f64",
+    "ALAC_16": "alac",
+}
+
+
+def _check_file(path: Path) -> None:
+    if path.is_dir():
+        raise DecodeError(f"{path}: is a directory, not an audio file")
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError as err:
+        raise DecodeError(f"{path}: no such file") from err
+    except OSError as err:
+        raise DecodeError(f"{path}: cannot read: {err.strerror or err}") from err
+    if size == 0:
+        raise DecodeError(f"{path}: empty file (0 bytes)")
+    if not os.access(path, os.R_OK):
+        raise DecodeError(f"{path}: permission denied")
+
+
+_MAX_PADDING = 2048  # samples of encoder padding trimmed at the end
+
+
+def _one_line(err: BaseException, path: Path) -> str:
+    text = " ".join(str(err).replace(f"'{path}'", "").replace(str(path), "").split()).strip(" :")
+    if "File does not exist or is not a regular file" in text or "Format not recognised" in text:
+        text = "format not recognised by libsndfile"
+    text = text.replace("Error opening :", "").replace("[Errno 1094995529]", "").strip(" :")
+    return text or type(err).__name__
+
+
+def _sf_codec(subtype: str) -> str:
+    if subtype.startswith("PCM_"):
+        return "pcm_s" + subtype[4:] if subtype[4:].isdigit() and subtype != "PCM_U8" else "pcm_u8"
+    return _SF_CODECS.get(subtype, subtype.lower())
+
+
+def _probe_sf(path: Path) -> InputInfo:
+    info = sf.info(str(path))
+    return InputInfo(
+        format=info.format.lower(),
+        codec=_sf_codec(info.subtype),
+        sample_rate=int(info.samplerate),
+        channels=int(info.channels),
+        duration_s=float(info.frames) / info.samplerate if info.samplerate else 0.0,
+        subtype=info.subtype,
+    )
+
+
+def _probe_av(path: Path) -> InputInfo:
+    import av
+
+    with av.open(str(path), metadata_errors="ignore") as container:
+        streams = [s for s in container.streams if s.type == "audio"]
+        if not streams:
+            raise DecodeError(f"{path}: no audio stream")
+        stream = streams[0]
+        if stream.duration is not None and stream.time_base is not None:
+            duration = float(stream.duration * stream.time_base)
+        elif container.duration is not None:
+            duration = container.duration / 1_000_000.0
+        else:
+            duration = float("nan")
+        ctx = stream.codec_context
+        return InputInfo(
+            format=container.format.name.split(",")[0],
+            codec=ctx.name,
+            sample_rate=int(ctx.sample_rate),
+            channels=int(ctx.channels),
+            duration_s=duration,
+            subtype=ctx.format.name if ctx.format is not None else "",
+        )
+
+
+def probe(path: str | Path) -> InputInfo:
+    """Read format facts without decoding the whole file.
+
+    Parameters
+    ----------
+    path : str or Path
+
+    Returns
+    -------
+    InputInfo
+        Container format, codec, sample rate, channels, duration.
+
+    Raises
+    ------
+    DecodeError
+        If the file is missing, empty, or not audio either library can read.
+    """
+    p = Path(path)
+    _check_file(p)
+    errors: list[str] = []
+    readers = (_probe_av, _probe_sf) if p.suffix.lower() in _AV_FIRST else (_probe_sf, _probe_av)
+    for reader in readers:
+        try:
+            return reader(p)
+        except DecodeError:
+            raise
+        except Exception as err:  # noqa: BLE001 - both libraries raise assorted types
+            errors.append(_one_line(err, p))
+    raise DecodeError(f"{p}: not a readable audio file ({'; '.join(dict.fromkeys(errors))})")
+
+
+def _load_sf(path: Path) -> tuple[np.ndarray, int]:
+    data, rate = sf.read(str(path), dtype="float32", always_2d=True)
+    return np.ascontiguousarray(data.T), int(rate)
+
+
+def _load_av(path: Path) -> tuple[np.ndarray, int]:
+    import av
+
+    with av.open(str(path), metadata_errors="ignore") as container:
+        streams = [s for s in container.streams if s.type == "audio"]
+        if not streams:
+            raise DecodeError(f"{path}: no audio stream")
+        stream = streams[0]
+        rate = int(stream.codec_context.sample_rate)
+        expected = None
+        if stream.duration is not None and stream.time_base is not None:
+            expected = round(float(stream.duration * stream.time_base) * rate)
+        resampler = av.AudioResampler(format="fltp", layout=stream.codec_context.layout, rate=rate)
+        chunks: list[np.ndarray] = []
+        for frame in container.decode(stream):
+            for out in resampler.resample(frame):
+                chunks.append(out.to_ndarray())
+        for out in resampler.resample(None):
+            chunks.append(out.to_ndarray())
+    if not chunks:
+        raise DecodeError(f"{path}: audio stream holds no decodable frames")
+    audio = np.concatenate(chunks, axis=1).astype(np.float32, copy=False)
+    # Encoders pad the last frame (AAC: 1024 samples); the container's
+    # duration says where the real signal ends.
+    if expected is not None and 0 < audio.shape[1] - expected <= _MAX_PADDING:
+        audio = audio[:, :expected]
+    return np.ascontiguousarray(audio), rate
+
+
+def load(path: str | Path) -> tuple[np.ndarray, int]:
+    """Decode an audio file.
+
+    Parameters
+    ----------
+    path : str or Path
+        WAV (8/16/24/32-bit int or float), FLAC, MP3, Ogg Vorbis/Opus,
+        M4A/AAC, or anything else FFmpeg reads.
+
+    Returns
+    -------
+    audio : np.ndarray, float32, shape (channels, samples)
+        Always 2-D here; the pipeline's downmix makes it 1-D.
+    sample_rate : int
+        In Hz.
+
+    Raises
+    ------
+    DecodeError
+        Naming the file and the cause, if it cannot be decoded or holds no
+        samples.
+    """
+    p = Path(path)
+    _check_file(p)
+    errors: list[str] = []
+    readers = (_load_av, _load_sf) if p.suffix.lower() in _AV_FIRST else (_load_sf, _load_av)
+    for reader in readers:
+        try:
+            audio, rate = reader(p)
+        except DecodeError:
+            raise
+        except MemoryError as err:
+            raise DecodeError(f"{p}: too large to decode in memory") from err
+        except Exception as err:  # noqa: BLE001 - both libraries raise assorted types
+            errors.append(_one_line(err, p))
+            continue
+        if audio.shape[1] == 0:
+            raise DecodeError(f"{p}: no audio samples (header only)")
+        if rate <= 0:
+            raise DecodeError(f"{p}: invalid sample rate {rate}")
+        return audio, rate
+    raise DecodeError(f"{p}: not a readable audio file ({'; '.join(dict.fromkeys(errors))})")

@@ -1,0 +1,98 @@
+"""Writing outputs atomically: a temp file in the same folder, then a rename.
+
+An interrupted run therefore never leaves a partial file under a final name,
+and a resumed run sees only complete outputs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO
+
+import numpy as np
+import soundfile as sf
+
+from .audio import as_audio
+from .errors import OutputError
+
+__all__ = ["atomic_path", "write_text_atomic", "write_bytes_atomic", "write_wav_atomic", "read_wav"]
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a temp path beside ``path``; on success rename it onto ``path``.
+
+    On any exception the temp file is removed and ``path`` is untouched.
+
+    Raises
+    ------
+    OutputError
+        If the folder cannot be created or written.
+    """
+    dst = Path(path)
+    try:
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".tmp", dir=dst.parent)
+    except OSError as err:
+        raise OutputError(f"{dst}: cannot write: {err.strerror or err}") from err
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, dst)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+
+
+def write_bytes_atomic(path: str | Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+
+
+def write_text_atomic(path: str | Path, text: str) -> None:
+    """Write UTF-8 ``text`` to ``path`` atomically."""
+    write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def write_wav_atomic(path: str | Path, audio: np.ndarray, sample_rate: int, *, subtype: str = "PCM_16") -> None:
+    """Write audio as WAV atomically.
+
+    Parameters
+    ----------
+    path : str or Path
+    audio : np.ndarray, shape (samples,) or (channels, samples)
+        float32 in [-1, 1]; values beyond are clipped by the integer encoding.
+    sample_rate : int
+    subtype : str
+        soundfile subtype, e.g. ``"PCM_16"``, ``"PCM_24"``, ``"FLOAT"``.
+    """
+    x = as_audio(audio)
+    frames = x.T if x.ndim == 2 else x  # soundfile wants (frames, channels)
+    with atomic_path(path) as tmp:
+        try:
+            sf.write(str(tmp), frames, int(sample_rate), subtype=subtype, format="WAV")
+        except (sf.LibsndfileError, RuntimeError, ValueError) as err:
+            raise OutputError(f"{path}: cannot write WAV: {err}") from err
+
+
+def read_wav(path: str | Path) -> tuple[np.ndarray, int]:
+    """Read a WAV written by voiceprep back in the prep convention (1-D when mono)."""
+    data, rate = sf.read(str(path), dtype="float32", always_2d=True)
+    audio = np.ascontiguousarray(data.T)
+    return (audio[0] if audio.shape[0] == 1 else audio), int(rate)
+
+
+def append_line(fh: IO[str], line: str) -> None:
+    """Append one journal line and push it to disk."""
+    fh.write(line)
+    fh.flush()
+    os.fsync(fh.fileno())

@@ -1,0 +1,59 @@
+"""Named processing profiles: the list of stages a run applies.
+
+A profile is just data: a name and the ordered stage configs.  ``fish``
+prepares clips for Fish Audio voice cloning; ``dataset`` prepares TTS
+training data.  Stages that are not built are absent, never faked.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .downmix import Downmix
+from .errors import ConfigError
+from .pipeline import Stage
+from .resample import Resample
+
+__all__ = ["Profile", "PROFILES", "get_profile"]
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A named, ordered tuple of stages."""
+
+    name: str
+    description: str
+    stages: tuple[Stage, ...]
+
+
+def _fish() -> Profile:
+    return Profile(
+        name="fish",
+        description="pre-flight cleanup for Fish Audio voice cloning (POST /model)",
+        stages=(Downmix(), Resample(target_rate=44100)),
+    )
+
+
+def _dataset() -> Profile:
+    return Profile(
+        name="dataset",
+        description="TTS dataset curation: mono 24 kHz clips",
+        stages=(Downmix(), Resample(target_rate=24000)),
+    )
+
+
+PROFILES = {"fish": _fish, "dataset": _dataset}
+
+
+def get_profile(name: str) -> Profile:
+    """Return the profile called ``name``.
+
+    Raises
+    ------
+    ConfigError
+        If there is no such profile.
+    """
+    try:
+        return PROFILES[name]()
+    except KeyError as err:
+        raise ConfigError(f"unknown profile {name!r}; choose one of {sorted(PROFILES)}") from err

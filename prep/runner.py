@@ -1,0 +1,403 @@
+"""Running a profile over many files.
+
+The serial path, :func:`process_job`, decodes one file, runs the stages and
+writes the resulting clips.  :func:`run_jobs` maps it over jobs with any
+:class:`concurrent.futures.Executor` (in-process by default, a process pool,
+or a Dask ``Client``), appends each result to the manifest journal as it
+arrives and writes the report at the end.  Each worker runs exactly the
+serial path, so parallel results equal serial ones.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import os
+import re
+import unicodedata
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Executor, Future, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .clip import Clip, file_sha256, read_manifest
+from .decode import AUDIO_EXTENSIONS, load, probe
+from .errors import OutputError, PrepError
+from .io import append_line, write_wav_atomic
+from .pipeline import Stage, pipeline_fingerprint, run_stages
+
+__all__ = [
+    "Job",
+    "SerialExecutor",
+    "discover",
+    "clip_id",
+    "load_clip",
+    "process_job",
+    "run_jobs",
+    "RunLock",
+]
+
+log = logging.getLogger(__name__)
+
+MANIFEST = "manifest.jsonl"
+CLIPS_DIR = "clips"
+LOCK = ".voiceprep.lock"
+
+
+@dataclass(frozen=True)
+class Job:
+    """One input file to process."""
+
+    path: str
+    speaker: str
+    transcript: str | None = None
+
+
+class SerialExecutor(Executor):
+    """An :class:`~concurrent.futures.Executor` that runs each call at submit time."""
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future:  # type: ignore[override]
+        future: Future = Future()
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except BaseException as err:  # noqa: BLE001 - delivered through the future
+            if isinstance(err, KeyboardInterrupt):
+                raise
+            future.set_exception(err)
+        return future
+
+
+def _slug(text: str) -> str:
+    text = unicodedata.normalize("NFKC", text)
+    text = re.sub(r"[^\w.-]+", "_", text, flags=re.UNICODE).strip("._")
+    return text or "clip"
+
+
+def clip_id(path: str | Path, sha256: str) -> str:
+    """Stable id from the file's stem and content hash, e.g. ``a01-3f2a9c1e``."""
+    return f"{_slug(Path(path).stem)}-{sha256[:8] if sha256 else 'nohash'}"
+
+
+def discover(inputs: Iterable[str | Path], *, speaker: str | None = None) -> list[Job]:
+    """Expand files and folders (recursively) into jobs.
+
+    Files named explicitly are taken whatever their ending (a bad one then
+    gets an ``error`` verdict); inside folders only audio endings count.
+    The speaker is ``speaker`` if given, else the file's parent folder name.
+
+    Parameters
+    ----------
+    inputs : iterable of str or Path
+    speaker : str, optional
+
+    Returns
+    -------
+    list of Job
+        In a stable order: inputs in the order given, folder contents sorted.
+    """
+    from .transcripts import TranscriptIndex
+
+    paths: list[Path] = []
+    for item in inputs:
+        p = Path(item)
+        if p.is_dir():
+            found = [q for q in p.rglob("*") if q.suffix.lower() in AUDIO_EXTENSIONS and q.is_file()]
+            paths.extend(sorted(found))
+        else:
+            paths.append(p)
+    seen: set[Path] = set()
+    unique = []
+    for p in paths:
+        key = p.resolve()
+        if key not in seen:
+            seen.add(key)
+            unique.append(p)
+    transcripts = TranscriptIndex.from_audio_paths(unique)
+    jobs = []
+    for p in unique:
+        spk = speaker or _slug(p.resolve().parent.name)
+        jobs.append(Job(path=str(p), speaker=spk, transcript=transcripts.lookup(p)))
+    return jobs
+
+
+def _error_clip(job: Job, sha: str, message: str) -> Clip:
+    return Clip(
+        id=clip_id(job.path, sha),
+        source=job.path,
+        source_sha256=sha,
+        speaker=job.speaker,
+        sample_rate=0,
+        transcript=job.transcript,
+        verdict="error",
+        reasons=(message,),
+    )
+
+
+def load_clip(job: Job) -> Clip:
+    """Decode a job's file into a fresh clip (before any stage).
+
+    Non-finite samples are zeroed and reported; decoding problems become an
+    ``error`` clip whose reason names the file and the cause.
+    """
+    try:
+        sha = file_sha256(job.path)
+    except IsADirectoryError:
+        return _error_clip(job, "", f"{job.path}: is a directory, not an audio file")
+    except FileNotFoundError:
+        return _error_clip(job, "", f"{job.path}: no such file")
+    except OSError as err:
+        return _error_clip(job, "", f"{job.path}: cannot read: {err.strerror or err}")
+    try:
+        info = probe(job.path)
+        audio, rate = load(job.path)
+    except PrepError as err:
+        return _error_clip(job, sha, str(err))
+    if info.sample_rate != rate or info.channels != audio.shape[0]:
+        info = dataclasses.replace(info, sample_rate=rate, channels=int(audio.shape[0]))
+    info = dataclasses.replace(info, duration_s=audio.shape[1] / rate)
+    clip = Clip(
+        id=clip_id(job.path, sha),
+        source=job.path,
+        source_sha256=sha,
+        speaker=job.speaker,
+        sample_rate=rate,
+        audio=audio,
+        transcript=job.transcript,
+        span_s=(0.0, audio.shape[1] / rate),
+        input=info,
+    )
+    bad = ~np.isfinite(audio)
+    if bad.any():
+        count = int(bad.sum())
+        audio = np.where(bad, np.float32(0.0), audio)
+        clip = dataclasses.replace(clip, audio=audio).with_metrics(nonfinite_samples=count)
+        clip = clip.with_verdict("warning", f"{count} NaN/Inf samples replaced by silence")
+    peak = float(np.max(np.abs(clip.require_audio()))) if audio.size else 0.0
+    clip = clip.with_metrics(input_peak=peak)
+    if peak > 1.0:
+        clip = clip.with_verdict("warning", f"float samples exceed full scale (peak {peak:.2f}); gain is reduced")
+    return clip
+
+
+def process_job(job: Job, stages: Sequence[Stage], *, out_dir: str | Path | None = None) -> list[Clip]:
+    """The serial path: decode one file, run the stages, write the clips.
+
+    Parameters
+    ----------
+    job : Job
+    stages : sequence of Stage
+    out_dir : str or Path, optional
+        When given, each non-error clip is written (atomically) to
+        ``out_dir/clips/<speaker>/<id>.wav`` as 16-bit PCM and returned
+        without audio, with ``output`` set; otherwise clips keep their audio.
+
+    Returns
+    -------
+    list of Clip
+    """
+    clip = load_clip(job)
+    clips = [clip] if clip.verdict == "error" else run_stages(clip, stages)
+    if out_dir is None:
+        return clips
+    written = []
+    for item in clips:
+        if item.audio is not None and item.verdict != "error":
+            rel = Path(CLIPS_DIR) / item.speaker / f"{item.id}.wav"
+            try:
+                audio = item.audio
+                peak = float(np.max(np.abs(audio))) if audio.size else 0.0
+                if peak > 1.0:  # integer PCM would wrap/clip: scale into range and say so
+                    audio = audio / np.float32(peak)
+                    item = item.with_verdict("warning", f"output peak {peak:.2f} > full scale; scaled down")
+                write_wav_atomic(Path(out_dir) / rel, audio, item.sample_rate)
+            except OutputError as err:
+                item = item.with_verdict("error", str(err))
+            else:
+                item = dataclasses.replace(item, output=rel.as_posix())
+        written.append(dataclasses.replace(item, audio=None))
+    return written
+
+
+class RunLock:
+    """An exclusive lock file in the output folder (refuses a second run).
+
+    A lock left by a process that no longer exists is taken over.
+    """
+
+    def __init__(self, out_dir: str | Path) -> None:
+        self.path = Path(out_dir) / LOCK
+        self._held = False
+
+    def __enter__(self) -> RunLock:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        for _ in range(2):
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                try:
+                    pid = int(self.path.read_text().strip() or 0)
+                except (OSError, ValueError):
+                    pid = 0
+                if pid and _alive(pid):
+                    raise OutputError(
+                        f"{self.path.parent}: another voiceprep run (pid {pid}) is writing here; "
+                        "wait for it or choose another -o folder"
+                    ) from None
+                self.path.unlink(missing_ok=True)  # stale lock
+                continue
+            except PermissionError as err:
+                raise OutputError(f"{self.path.parent}: output folder is not writable") from err
+            with os.fdopen(fd, "w") as fh:
+                fh.write(str(os.getpid()))
+            self._held = True
+            return self
+        raise OutputError(f"{self.path}: cannot take the run lock")
+
+    def __exit__(self, *exc: object) -> None:
+        if self._held:
+            self.path.unlink(missing_ok=True)
+            self._held = False
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _done_sources(manifest: Path, fingerprint: str, out_dir: Path) -> dict[tuple[str, str], list[Clip]]:
+    """Clips already finished by an earlier run with the same pipeline, by (source, sha)."""
+    done: dict[tuple[str, str], list[Clip]] = {}
+    if not manifest.exists():
+        return done
+    with open(manifest, encoding="utf-8") as fh:
+        lines = fh.readlines()
+    for line in lines:
+        if not line.endswith("\n"):
+            break  # torn tail of an interrupted append
+        try:
+            data = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if data.get("pipeline") != fingerprint:
+            continue
+        clip = Clip.from_dict(data)
+        done.setdefault((clip.source, clip.source_sha256), []).append(clip)
+    # a source counts as done only if every clip file it produced still exists
+    return {
+        key: clips
+        for key, clips in done.items()
+        if all(c.output is None or (out_dir / c.output).exists() for c in clips)
+    }
+
+
+def run_jobs(
+    jobs: Sequence[Job],
+    stages: Sequence[Stage],
+    *,
+    out_dir: str | Path,
+    executor: Executor | None = None,
+    on_result: Callable[[Job, list[Clip]], None] | None = None,
+    resume: bool = True,
+) -> list[Clip]:
+    """Process ``jobs`` into ``out_dir`` and return all clips (without audio).
+
+    The manifest ``out_dir/manifest.jsonl`` is an append-only journal: each
+    finished file's clips are appended as they arrive, tagged with the
+    pipeline fingerprint.  With ``resume``, a file whose content hash and
+    pipeline match a journal entry (and whose clip files exist) is not redone.
+
+    Parameters
+    ----------
+    jobs : sequence of Job
+    stages : sequence of Stage
+    out_dir : str or Path
+    executor : Executor, optional
+        Where :func:`process_job` runs; in-process when omitted.
+    on_result : callable, optional
+        Called as ``on_result(job, clips)`` for each finished job (progress).
+    resume : bool
+
+    Returns
+    -------
+    list of Clip
+        Ordered by job, then clip id: independent of completion order.
+    """
+    out = Path(out_dir)
+    fingerprint = pipeline_fingerprint(stages)
+    manifest = out / MANIFEST
+    executor = executor or SerialExecutor()
+    results: dict[int, list[Clip]] = {}
+    with RunLock(out):
+        done = _done_sources(manifest, fingerprint, out) if resume else {}
+        todo: list[tuple[int, Job]] = []
+        for index, job in enumerate(jobs):
+            key = (job.path, _safe_sha(job.path))
+            if key in done:
+                results[index] = done[key]
+                if on_result:
+                    on_result(job, done[key])
+            else:
+                todo.append((index, job))
+        with open(manifest, "a", encoding="utf-8") as journal:
+            futures = {executor.submit(process_job, job, tuple(stages), out_dir=str(out)): (i, job) for i, job in todo}
+            for future in as_completed(futures):
+                index, job = futures[future]
+                try:
+                    clips = future.result()
+                except Exception as err:  # noqa: BLE001 - a worker crash is one file's error
+                    clips = [_error_clip(job, _safe_sha(job.path), f"{job.path}: worker failed: {err}")]
+                results[index] = clips
+                for clip in clips:
+                    data = clip.to_dict()
+                    data["pipeline"] = fingerprint
+                    append_line(journal, json.dumps(data, ensure_ascii=False) + "\n")
+                if on_result:
+                    on_result(job, clips)
+    ordered = []
+    for index in sorted(results):
+        ordered.extend(sorted(results[index], key=lambda c: c.id))
+    return ordered
+
+
+def _safe_sha(path: str) -> str:
+    try:
+        return file_sha256(path)
+    except OSError:
+        return ""
+
+
+def final_clips(out_dir: str | Path) -> list[Clip]:
+    """The latest record of each clip in ``out_dir``'s manifest journal."""
+    latest: dict[str, Clip] = {}
+    path = Path(out_dir) / MANIFEST
+    if path.exists():
+        for clip in read_manifest(path):
+            latest[clip.id] = clip
+    return list(latest.values())
+
+
+def summarize(clips: Sequence[Clip]) -> dict[str, Any]:
+    """Counts per verdict and speech seconds per speaker."""
+    by_verdict: dict[str, int] = {}
+    by_speaker: dict[str, dict[str, float]] = {}
+    for clip in clips:
+        by_verdict[clip.verdict] = by_verdict.get(clip.verdict, 0) + 1
+        entry = by_speaker.setdefault(clip.speaker, {"clips": 0, "approved": 0, "approved_s": 0.0})
+        entry["clips"] += 1
+        if clip.verdict == "approved":
+            entry["approved"] += 1
+            dur = clip.duration_s
+            entry["approved_s"] += dur if math.isfinite(dur) else 0.0
+    return {"clips": len(clips), "verdicts": by_verdict, "speakers": by_speaker}
+
+
