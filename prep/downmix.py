@@ -33,10 +33,13 @@ class ChannelReport:
     dead : tuple of int
         Channels more than ``dead_channel_db`` below the loudest one.
     inverted : tuple of int
-        Live channels whose correlation with the loudest channel is below
+        Live channels whose correlation with the reference channel is below
         ``-inverted_corr``; they are flipped before averaging.
     correlation : tuple of float
-        Pearson correlation of each channel with the loudest one.
+        Pearson correlation of each channel with the reference channel.
+    reference : int
+        The first channel within 6 dB of the loudest: the output keeps its
+        polarity.
     """
 
     rms_db: tuple[float, ...]
@@ -44,10 +47,7 @@ class ChannelReport:
     inverted: tuple[int, ...]
     correlation: tuple[float, ...]
 
-    @property
-    def reference(self) -> int:
-        """Index of the loudest channel."""
-        return int(np.argmax(self.rms_db))
+    reference: int = 0
 
 
 def measure_channels(audio: np.ndarray, *, dead_channel_db: float = 40.0, inverted_corr: float = 0.3) -> ChannelReport:
@@ -59,7 +59,7 @@ def measure_channels(audio: np.ndarray, *, dead_channel_db: float = 40.0, invert
     dead_channel_db : float
         A channel this many dB below the loudest is treated as dead.
     inverted_corr : float
-        A channel whose correlation with the loudest is below ``-inverted_corr``
+        A channel whose correlation with the reference is below ``-inverted_corr``
         is treated as polarity-inverted.
 
     Returns
@@ -73,8 +73,9 @@ def measure_channels(audio: np.ndarray, *, dead_channel_db: float = 40.0, invert
     power = np.mean(x64 * x64, axis=1) if x.shape[1] else np.zeros(x.shape[0])
     with np.errstate(divide="ignore"):
         rms_db = 10.0 * np.log10(power)
-    ref = int(np.argmax(power))
-    floor = rms_db[ref] - dead_channel_db
+    loudest = float(np.max(rms_db))
+    ref = int(np.flatnonzero(rms_db >= loudest - 6.0)[0]) if np.isfinite(loudest) else 0
+    floor = loudest - dead_channel_db
     dead = tuple(int(c) for c in range(x.shape[0]) if c != ref and not rms_db[c] > floor)
     centered = x64 - x64.mean(axis=1, keepdims=True)
     norms = np.sqrt(np.sum(centered * centered, axis=1))
@@ -85,6 +86,7 @@ def measure_channels(audio: np.ndarray, *, dead_channel_db: float = 40.0, invert
         dead=dead,
         inverted=inverted,
         correlation=tuple(float(v) for v in corr),
+        reference=ref,
     )
 
 

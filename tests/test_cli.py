@@ -1,0 +1,144 @@
+"""End-to-end: the CLI on the bundled demo set and on bad inputs."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import soundfile as sf
+
+from prep.cli import main
+from prep.clip import file_sha256, read_manifest
+
+DEMO_SOURCES = 11  # files in fixtures/demo (see fixtures/truth.json)
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+    demo = Path(__file__).resolve().parent.parent / "fixtures" / "demo"
+    before = {p: file_sha256(p) for p in demo.rglob("*") if p.is_file()}
+    out = tmp_path_factory.mktemp("run") / "out"
+    status = main(["run", str(demo), "-o", str(out), "-q", "--jobs", "1"])
+    after = {p: file_sha256(p) for p in demo.rglob("*") if p.is_file()}
+    assert before == after, "inputs must never be modified"
+    return status, out
+
+
+def test_run_on_demo_writes_clips_manifest_and_report(demo_run, truth):
+    status, out = demo_run
+    assert status == 0
+    report = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    entries = report["clips"]
+    sources = {Path(e["source"]).relative_to(Path(e["source"]).parents[1]).as_posix() for e in entries}
+    assert sources == {k for k in truth if not truth[k].get("corrupt")}
+    assert len(sources) == DEMO_SOURCES
+    for e in entries:
+        for key in ("id", "source", "speaker", "output", "input", "metrics", "verdict", "reasons"):
+            assert key in e, key
+        assert e["verdict"] in ("approved", "warning", "rejected")
+        assert set(e["input"]) >= {"format", "codec", "sample_rate", "channels", "duration_s"}
+        assert e["speaker"] == Path(e["source"]).parent.name
+        if e["output"]:
+            wav = out / e["output"]
+            assert wav.parent.name == e["speaker"] and wav.name == f"{e['id']}.wav"
+            info = sf.info(str(wav))
+            assert info.subtype == "PCM_16" and info.channels == 1
+    manifest = list(read_manifest(out / "manifest.jsonl"))
+    assert {c.id for c in manifest} == {e["id"] for e in entries}
+    assert not list(out.rglob("*.tmp")), "no temp files left behind"
+
+
+def test_run_records_input_facts_from_the_real_files(demo_run, truth):
+    _, out = demo_run
+    report = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    by_name = {Path(e["source"]).name: e for e in report["clips"]}
+    assert by_name["b01.wav"]["input"]["channels"] == 2
+    assert by_name["b01.wav"]["input"]["sample_rate"] == 16000
+    assert by_name["b01.wav"]["metrics"]["downmix_mode"] == "polarity_corrected"
+    assert by_name["a04.m4a"]["input"]["codec"] == "aac"
+    assert by_name["a05.opus"]["input"]["codec"] == "opus"
+    assert by_name["a03.mp3"]["input"]["codec"] == "mp3"
+    assert by_name["a01.wav"]["transcript"] == truth["alice/a01.wav"]["transcript"]
+    assert by_name["b04.m4a"]["transcript"] == truth["bob/b04.m4a"]["transcript"]  # from metadata.csv
+
+
+def test_bad_inputs_get_error_verdicts_while_others_process(tmp_path, demo_dir, fixtures_dir, capsys):
+    inp = tmp_path / "in" / "carol"
+    inp.mkdir(parents=True)
+    shutil.copy(demo_dir / "alice" / "a03.mp3", inp / "good one.mp3")
+    shutil.copy(fixtures_dir / "bad" / "corrupt.mp3", inp / "corrupt.mp3")
+    (inp / "notes.wav").write_text("not audio at all\n")
+    (inp / "empty.flac").write_bytes(b"")
+    out = tmp_path / "out"
+    status = main(["run", str(inp), str(tmp_path / "missing.wav"), "-o", str(out), "-q", "--jobs", "1"])
+    assert status == 1
+    report = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    by_name = {Path(e["source"]).name: e for e in report["clips"]}
+    assert by_name["good one.mp3"]["verdict"] != "error"
+    assert (out / by_name["good one.mp3"]["output"]).is_file()
+    expected = {
+        "corrupt.mp3": "not a readable audio file",
+        "notes.wav": "not a readable audio file",
+        "empty.flac": "empty file",
+        "missing.wav": "no such file",
+    }
+    for name, cause in expected.items():
+        entry = by_name[name]
+        assert entry["verdict"] == "error"
+        assert len(entry["reasons"]) == 1 and name in entry["reasons"][0] and cause in entry["reasons"][0]
+        assert "\n" not in entry["reasons"][0]
+    err = capsys.readouterr().err
+    assert err.count("error") >= 4 and "corrupt.mp3" in err
+
+
+def test_speaker_option_overrides_folder_name(tmp_path, demo_dir):
+    out = tmp_path / "out"
+    assert main(["run", str(demo_dir / "alice" / "a01.wav"), "-o", str(out), "--speaker", "narrator", "-q"]) == 0
+    report = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    assert [e["speaker"] for e in report["clips"]] == ["narrator"]
+    assert (out / "clips" / "narrator").is_dir()
+
+
+def test_check_prints_one_line_per_file_and_writes_nothing(tmp_path, demo_dir, fixtures_dir, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    files = [demo_dir / "alice" / "a01.wav", demo_dir / "bob" / "b05.ogg", fixtures_dir / "bad" / "corrupt.mp3"]
+    status = main(["check", *map(str, files)])
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert status == 1
+    assert len(lines) == 3
+    assert lines[0].split()[0] in ("approved", "warning", "rejected") and "a01.wav" in lines[0]
+    assert lines[2].startswith("error") and "corrupt.mp3" in lines[2]
+    assert main(["check", "--json", *map(str, files[:2])]) == 0
+    objs = [json.loads(line) for line in capsys.readouterr().out.strip().splitlines()]
+    assert [Path(o["source"]).name for o in objs] == ["a01.wav", "b05.ogg"]
+    assert all(o["verdict"] in ("approved", "warning", "rejected") for o in objs)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_usage_errors_exit_2(tmp_path, capsys):
+    assert main(["run", str(tmp_path), "-o", str(tmp_path / "o"), "--profile", "nope"]) == 2
+    assert "unknown profile 'nope'" in capsys.readouterr().err
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["run", str(empty), "-o", str(tmp_path / "o")]) == 2
+    with pytest.raises(SystemExit) as info:
+        main(["run"])
+    assert info.value.code == 2
+
+
+def test_console_script_and_module_entry_points(tmp_path, demo_dir):
+    exe = shutil.which("voiceprep", path=os.path.dirname(sys.executable))
+    assert exe, "voiceprep console script must be installed beside the interpreter"
+    done = subprocess.run([exe, "--version"], capture_output=True, text=True, check=True)
+    assert done.stdout.startswith("voiceprep ")
+    done = subprocess.run(
+        [sys.executable, "-m", "prep", "check", str(demo_dir / "alice" / "a06.ogg")],
+        capture_output=True, text=True, cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "a06.ogg" in done.stdout

@@ -1,0 +1,83 @@
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+import pytest
+
+from prep.clip import Clip, InputInfo, manifest_line, read_manifest, worst_verdict
+from prep.errors import PrepError
+
+
+def _clip(**kw) -> Clip:
+    base = dict(
+        id="a01-12345678",
+        source="in/a01.wav",
+        source_sha256="12345678" * 8,
+        speaker="alice",
+        sample_rate=16000,
+        audio=np.zeros(16000, np.float32),
+        transcript="héllo wörld",
+        span_s=(0.5, 1.5),
+        input=InputInfo("wav", "pcm_s16", 48000, 2, 2.0, "PCM_16"),
+    )
+    base.update(kw)
+    return Clip(**base)
+
+
+def test_clip_is_immutable_and_functional_updates_copy():
+    clip = _clip()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        clip.speaker = "bob"  # type: ignore[misc]
+    new = clip.with_metrics(snr_db=20.0)
+    assert "snr_db" not in clip.metrics and new.metrics["snr_db"] == 20.0
+
+
+def test_verdict_only_gets_worse_and_reasons_accumulate():
+    clip = _clip().with_verdict("warning", "short").with_verdict("approved", "fine").with_verdict("warning", "short")
+    assert clip.verdict == "warning"
+    assert clip.reasons == ("short", "fine")
+    assert clip.with_verdict("rejected", "silent").verdict == "rejected"
+    assert worst_verdict("approved", "error", "warning") == "error"
+    with pytest.raises(PrepError, match="'great'"):
+        clip.with_verdict("great")
+
+
+def test_roundtrip_through_manifest_drops_audio_keeps_everything_else(tmp_path):
+    clip = (
+        _clip()
+        .with_metrics(lufs=-math.inf, peak=np.float32(0.5), flags=np.array([1, 2]), nan=float("nan"))
+        .with_history("downmix", {"dead_channel_db": 40.0})
+        .with_verdict("warning", "quiet")
+    )
+    path = tmp_path / "manifest.jsonl"
+    path.write_text(manifest_line(clip) + manifest_line(clip.with_verdict("rejected", "x")), encoding="utf-8")
+    back = list(read_manifest(path))
+    assert len(back) == 2
+    b = back[0]
+    assert b.audio is None
+    assert (b.id, b.source, b.speaker, b.transcript, b.span_s) == (clip.id, clip.source, "alice", "héllo wörld", (0.5, 1.5))
+    assert b.input == clip.input
+    assert b.metrics["lufs"] == -math.inf and b.metrics["peak"] == 0.5 and b.metrics["flags"] == [1, 2]
+    assert b.metrics["nan"] is None
+    assert b.history[0].stage == "downmix" and b.history[0].config == {"dead_channel_db": 40.0}
+    assert b.verdict == "warning" and b.reasons == ("quiet",)
+    assert back[1].verdict == "rejected"
+
+
+def test_torn_last_line_is_skipped_but_corrupt_middle_line_is_an_error(tmp_path):
+    line = manifest_line(_clip())
+    path = tmp_path / "m.jsonl"
+    path.write_text(line + line[: len(line) // 2], encoding="utf-8")
+    assert len(list(read_manifest(path))) == 1
+    path.write_text(line[: len(line) // 2] + "\n" + line, encoding="utf-8")
+    with pytest.raises(PrepError, match="m.jsonl:1"):
+        list(read_manifest(path))
+
+
+def test_require_audio():
+    with pytest.raises(PrepError, match="no audio"):
+        _clip(audio=None).require_audio()
+    assert _clip().duration_s == 1.0
+    assert _clip(audio=None).duration_s == 1.0  # from the span
