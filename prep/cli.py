@@ -11,11 +11,13 @@ Heavy modules are imported inside the commands so that start-up stays fast.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Executor
 from pathlib import Path
 
 from . import __version__
@@ -33,6 +35,10 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--speaker", help="speaker label for all inputs (default: each file's parent folder name)")
     p.add_argument("--profile", default="fish", help="processing profile: fish (default) or dataset")
     p.add_argument("-j", "--jobs", type=int, default=None, help="worker processes (default: all cores; 1 = serial)")
+    p.add_argument("--engine", choices=("local", "dask"), default="local",
+                   help="local processes (default) or a dask.distributed cluster (pip install 'voiceprep[dask]')")
+    p.add_argument("--scheduler", metavar="ADDR",
+                   help="with --engine dask: scheduler address, e.g. tcp://10.0.0.5:8786 (default: a LocalCluster)")
     p.add_argument("--no-resume", action="store_true", help="redo files already in OUT's manifest")
     p.add_argument("--strict", action="store_true", help="exit 1 when any clip is not approved")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
@@ -62,19 +68,58 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _executor(jobs: int | None, n_files: int):
+@contextlib.contextmanager
+def _executor(args: argparse.Namespace, n_files: int) -> Iterator[Executor]:
+    """The executor a run uses: in-process, a process pool, or a Dask client's."""
     from concurrent.futures import ProcessPoolExecutor
     from multiprocessing import get_context
 
     from .runner import SerialExecutor
 
-    workers = jobs if jobs is not None else (os.cpu_count() or 1)
-    if workers < 1:
-        raise ConfigError(f"--jobs must be >= 1, got {workers}")
-    workers = min(workers, n_files)
+    if args.jobs is not None and args.jobs < 1:
+        raise ConfigError(f"--jobs must be >= 1, got {args.jobs}")
+    if args.engine == "dask":
+        yield from _dask_executor(args)
+        return
+    if args.scheduler:
+        raise ConfigError("--scheduler needs --engine dask")
+    workers = min(args.jobs if args.jobs is not None else (os.cpu_count() or 1), n_files)
     if workers <= 1:
-        return SerialExecutor()
-    return ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"))
+        yield SerialExecutor()
+        return
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"))
+    try:
+        yield pool
+    except BaseException:
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
+
+
+def _dask_executor(args: argparse.Namespace) -> Iterator[Executor]:
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError as err:
+        raise ConfigError("--engine dask needs dask.distributed: pip install 'voiceprep[dask]'") from err
+    quiet = logging.INFO if args.verbose else logging.ERROR
+    for name in ("distributed", "distributed.scheduler", "distributed.nanny", "distributed.worker"):
+        logging.getLogger(name).setLevel(quiet)
+    if args.scheduler:
+        try:
+            client = Client(args.scheduler, timeout="20s")
+        except (OSError, TimeoutError) as err:
+            raise ConfigError(f"--scheduler {args.scheduler}: cannot connect: {err}") from err
+        cluster = None
+    else:
+        cluster = LocalCluster(n_workers=args.jobs or os.cpu_count() or 1, threads_per_worker=1,
+                               processes=True, dashboard_address=":0", silence_logs=quiet)
+        client = Client(cluster)
+    try:
+        yield client.get_executor(pure=False)
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
 
 
 def _exit_status(clips, strict: bool) -> int:
@@ -113,18 +158,30 @@ def _cmd_run(args: argparse.Namespace) -> int:
         transient=True,
     )
 
+    finished = 0
+
     def on_result(job, clips) -> None:
+        nonlocal finished
+        finished += 1
         progress.advance(task)
         for clip in clips:
             if clip.verdict == "error":
                 progress.console.print(f"[red]error[/red] {clip.reasons[0] if clip.reasons else job.path}", markup=True,
                                        highlight=False, soft_wrap=True)
 
-    with _executor(args.jobs, len(jobs)) as executor, progress:
-        task = progress.add_task("processing", total=len(jobs))
-        clips = run_jobs(
-            jobs, profile.stages, out_dir=out, executor=executor, on_result=on_result, resume=not args.no_resume
+    try:
+        with _executor(args, len(jobs)) as executor, progress:
+            task = progress.add_task("processing", total=len(jobs))
+            clips = run_jobs(
+                jobs, profile.stages, out_dir=out, executor=executor, on_result=on_result, resume=not args.no_resume
+            )
+    except KeyboardInterrupt:
+        print(
+            f"voiceprep: interrupted: {finished} of {len(jobs)} file(s) finished and kept in {out / 'manifest.jsonl'}; "
+            "run the same command again to resume",
+            file=sys.stderr,
         )
+        return 130
     stages = [{"stage": s.name, "config": stage_config(s)} for s in profile.stages]
     report = build_report(clips, profile=profile.name, stages=stages)
     write_report_json(report, out)
@@ -178,7 +235,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``voiceprep`` command; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
+    level = logging.INFO if args.verbose else logging.WARNING
+    logging.basicConfig(level=level, format="%(levelname)s %(message)s")
+    for noisy in ("distributed", "bokeh", "tornado"):
+        logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
     try:
         return int(args.func(args))
     except ConfigError as err:

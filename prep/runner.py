@@ -264,6 +264,12 @@ class RunLock:
             self._held = False
 
 
+def _remove_stale_temps(out_dir: Path) -> None:
+    """Delete temp files a killed run left behind (only ever named ``.<name>.*.tmp``)."""
+    for tmp in [*out_dir.glob(".*.tmp"), *(out_dir / CLIPS_DIR).glob("*/.*.tmp")]:
+        tmp.unlink(missing_ok=True)
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -338,6 +344,7 @@ def run_jobs(
     executor = executor or SerialExecutor()
     results: dict[int, list[Clip]] = {}
     with RunLock(out):
+        _remove_stale_temps(out)
         done = _done_sources(manifest, fingerprint, out) if resume else {}
         todo: list[tuple[int, Job]] = []
         for index, job in enumerate(jobs):

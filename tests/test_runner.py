@@ -1,0 +1,165 @@
+"""Runner: executors give serial results, resume, kill -9 safety, Ctrl-C, lock."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
+from pathlib import Path
+
+import pytest
+import soundfile as sf
+
+from prep.cli import main
+from prep.profiles import get_profile
+from prep.runner import LOCK, discover, run_jobs
+
+
+def _fingerprint(out: Path) -> dict:
+    """Everything a run produced, minus timestamps: report clips and wav bytes."""
+    report = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    clips = {c["id"]: c for c in report["clips"]}
+    wavs = {
+        p.relative_to(out).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted((out / "clips").rglob("*.wav"))
+    }
+    return {"clips": clips, "wavs": wavs}
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory, demo_dir):
+    """Demo files under several names: enough files for parallel runs and kills."""
+    root = tmp_path_factory.mktemp("corpus")
+    for speaker in ("alice", "bob"):
+        (root / speaker).mkdir()
+        for src in sorted((demo_dir / speaker).iterdir()):
+            shutil.copy(src, root / speaker / src.name)
+            if src.suffix in (".wav", ".mp3", ".ogg", ".m4a", ".flac", ".opus"):
+                shutil.copy(src, root / speaker / f"copy {src.stem}{src.suffix}")
+    return root
+
+
+@pytest.fixture(scope="module")
+def serial_run(tmp_path_factory, corpus):
+    out = tmp_path_factory.mktemp("serial") / "out"
+    assert main(["run", str(corpus), "-o", str(out), "-q", "--jobs", "1"]) == 0
+    return _fingerprint(out)
+
+
+def test_process_pool_equals_serial(tmp_path, corpus, serial_run):
+    jobs = discover([corpus])
+    stages = get_profile("fish").stages
+    serial = run_jobs(jobs, stages, out_dir=tmp_path / "serial")
+    with ProcessPoolExecutor(2, mp_context=get_context("spawn")) as pool:
+        parallel = run_jobs(jobs, stages, out_dir=tmp_path / "pool", executor=pool)
+    assert [c.to_dict() for c in parallel] == [c.to_dict() for c in serial]
+    out2 = tmp_path / "cli"
+    assert main(["run", str(corpus), "-o", str(out2), "-q", "--jobs", "2"]) == 0
+    assert _fingerprint(out2) == serial_run
+
+
+def test_dask_local_cluster_equals_serial(tmp_path, corpus, serial_run):
+    pytest.importorskip("distributed")
+    out = tmp_path / "out"
+    assert main(["run", str(corpus), "-o", str(out), "-q", "--engine", "dask", "--jobs", "2"]) == 0
+    assert _fingerprint(out) == serial_run
+
+
+def _journal_lines(out: Path) -> int:
+    path = out / "manifest.jsonl"
+    return len(path.read_text(encoding="utf-8").splitlines()) if path.exists() else 0
+
+
+def test_resume_skips_done_files_and_config_change_redoes(tmp_path, corpus):
+    out = tmp_path / "out"
+    args = ["run", str(corpus / "alice"), "-o", str(out), "-q", "--jobs", "1"]
+    assert main(args) == 0
+    first = _fingerprint(out)
+    lines = _journal_lines(out)
+    assert lines == len(first["clips"])
+    assert main(args) == 0  # nothing new to do
+    assert _journal_lines(out) == lines
+    assert _fingerprint(out)["wavs"] == first["wavs"]
+    assert main([*args, "--profile", "dataset"]) == 0  # config changed: everything redone
+    assert _journal_lines(out) == 2 * lines
+
+
+def test_resume_redoes_a_file_whose_content_changed(tmp_path, demo_dir):
+    inp = tmp_path / "in" / "spk"
+    inp.mkdir(parents=True)
+    shutil.copy(demo_dir / "alice" / "a01.wav", inp / "x.wav")
+    shutil.copy(demo_dir / "alice" / "a06.ogg", inp / "y.ogg")
+    out = tmp_path / "out"
+    assert main(["run", str(inp), "-o", str(out), "-q", "--jobs", "1"]) == 0
+    lines = _journal_lines(out)
+    shutil.copy(demo_dir / "alice" / "a02.flac", inp / "x.wav")  # new content, same name
+    assert main(["run", str(inp), "-o", str(out), "-q", "--jobs", "1"]) == 0
+    assert _journal_lines(out) == lines + 1
+
+
+def _spawn_run(corpus: Path, out: Path) -> subprocess.Popen:
+    code = "import sys; from prep.cli import main; raise SystemExit(main(sys.argv[1:]))"
+    return subprocess.Popen(
+        [sys.executable, "-c", code, "run", str(corpus), "-o", str(out), "-q", "--jobs", "1"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+
+
+def _wait_for_lines(proc: subprocess.Popen, out: Path, lines: int, timeout_s: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while _journal_lines(out) < lines:
+        if proc.poll() is not None:
+            pytest.fail(f"run ended before it could be interrupted: {proc.communicate()}")
+        if time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail("run made no progress")
+        time.sleep(0.02)
+
+
+def test_sigkill_mid_run_leaves_no_partial_clip_and_resumes_to_same_result(tmp_path, corpus, serial_run):
+    out = tmp_path / "out"
+    proc = _spawn_run(corpus, out)
+    _wait_for_lines(proc, out, 3)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert _journal_lines(out) < len(serial_run["clips"]), "the kill came too late to test anything"
+    for wav in (out / "clips").rglob("*.wav"):
+        info = sf.info(str(wav))  # every file under a final name is complete
+        data, _ = sf.read(str(wav))
+        assert len(data) == info.frames > 0
+    # a resumed run finishes the job and equals an uninterrupted one
+    assert main(["run", str(corpus), "-o", str(out), "-q", "--jobs", "1"]) == 0
+    assert _fingerprint(out) == serial_run
+    assert not list(out.rglob("*.tmp"))
+
+
+def test_ctrl_c_stops_cleanly_with_summary(tmp_path, corpus):
+    out = tmp_path / "out"
+    proc = _spawn_run(corpus, out)
+    _wait_for_lines(proc, out, 2)
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr
+    assert "interrupted" in stderr and "resume" in stderr
+    assert "Traceback" not in stderr
+    assert not (out / LOCK).exists(), "the lock is released on Ctrl-C"
+    for line in (out / "manifest.jsonl").read_text(encoding="utf-8").splitlines():
+        json.loads(line)
+
+
+def test_second_run_into_same_output_is_refused(tmp_path, demo_dir, capsys):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / LOCK).write_text(str(os.getpid()))  # a live process holds it
+    assert main(["run", str(demo_dir / "alice" / "a01.wav"), "-o", str(out), "-q"]) == 1
+    assert "another voiceprep run" in capsys.readouterr().err
+    (out / LOCK).write_text("999999999")  # stale: that process is gone
+    assert main(["run", str(demo_dir / "alice" / "a01.wav"), "-o", str(out), "-q"]) == 0
+    assert not (out / LOCK).exists()
