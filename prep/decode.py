@@ -8,6 +8,7 @@ Both paths return ``float32`` ``(channels, samples)``.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +17,7 @@ import soundfile as sf
 from .clip import InputInfo
 from .errors import DecodeError
 
-__all__ = ["AUDIO_EXTENSIONS", "load", "probe"]
+__all__ = ["AUDIO_EXTENSIONS", "load", "probe", "stream"]
 
 #: File name endings treated as audio when scanning folders.
 AUDIO_EXTENSIONS = frozenset(
@@ -141,32 +142,11 @@ def _load_sf(path: Path) -> tuple[np.ndarray, int]:
 
 
 def _load_av(path: Path) -> tuple[np.ndarray, int]:
-    import av
-
-    with av.open(str(path), metadata_errors="ignore") as container:
-        streams = [s for s in container.streams if s.type == "audio"]
-        if not streams:
-            raise DecodeError(f"{path}: no audio stream")
-        stream = streams[0]
-        rate = int(stream.codec_context.sample_rate)
-        expected = None
-        if stream.duration is not None and stream.time_base is not None:
-            expected = round(float(stream.duration * stream.time_base) * rate)
-        resampler = av.AudioResampler(format="fltp", layout=stream.codec_context.layout, rate=rate)
-        chunks: list[np.ndarray] = []
-        for frame in container.decode(stream):
-            for out in resampler.resample(frame):
-                chunks.append(out.to_ndarray())
-        for out in resampler.resample(None):
-            chunks.append(out.to_ndarray())
+    rate, _ = _open_av(path)
+    chunks = list(_stream_av(path, 1 << 22))
     if not chunks:
         raise DecodeError(f"{path}: audio stream holds no decodable frames")
-    audio = np.concatenate(chunks, axis=1).astype(np.float32, copy=False)
-    # Encoders pad the last frame (AAC: 1024 samples); the container's
-    # duration says where the real signal ends.
-    if expected is not None and 0 < audio.shape[1] - expected <= _MAX_PADDING:
-        audio = audio[:, :expected]
-    return np.ascontiguousarray(audio), rate
+    return np.ascontiguousarray(np.concatenate(chunks, axis=1)), rate
 
 
 def load(path: str | Path) -> tuple[np.ndarray, int]:
@@ -211,3 +191,108 @@ def load(path: str | Path) -> tuple[np.ndarray, int]:
             raise DecodeError(f"{p}: invalid sample rate {rate}")
         return audio, rate
     raise DecodeError(f"{p}: not a readable audio file ({'; '.join(dict.fromkeys(errors))})")
+
+
+def _stream_sf(path: Path, block_frames: int) -> Iterator[np.ndarray]:
+    with sf.SoundFile(str(path)) as fh:
+        while True:
+            data = fh.read(block_frames, dtype="float32", always_2d=True)
+            if not len(data):
+                return
+            yield np.ascontiguousarray(data.T)
+
+
+def _open_av(path: Path) -> tuple[int, int | None]:
+    """Sample rate and expected length (from the container) of the first audio stream."""
+    import av
+
+    with av.open(str(path), metadata_errors="ignore") as container:
+        streams = [s for s in container.streams if s.type == "audio"]
+        if not streams:
+            raise DecodeError(f"{path}: no audio stream")
+        stream = streams[0]
+        rate = int(stream.codec_context.sample_rate)
+        expected = None
+        if stream.duration is not None and stream.time_base is not None:
+            expected = round(float(stream.duration * stream.time_base) * rate)
+        return rate, expected
+
+
+def _stream_av(path: Path, block_frames: int) -> Iterator[np.ndarray]:
+    import av
+
+    _, expected = _open_av(path)
+    with av.open(str(path), metadata_errors="ignore") as container:
+        stream = next(s for s in container.streams if s.type == "audio")
+        ctx = stream.codec_context
+        resampler = av.AudioResampler(format="fltp", layout=ctx.layout, rate=ctx.sample_rate)
+
+        def frames() -> Iterator[np.ndarray]:
+            for frame in container.decode(stream):
+                for out in resampler.resample(frame):
+                    yield out.to_ndarray()
+            for out in resampler.resample(None):
+                yield out.to_ndarray()
+
+        pending: list[np.ndarray] = []
+        count = 0
+        total = 0
+        for chunk in frames():
+            pending.append(chunk.astype(np.float32, copy=False))
+            count += chunk.shape[1]
+            while count >= block_frames:
+                block = np.concatenate(pending, axis=1)
+                yield np.ascontiguousarray(block[:, :block_frames])
+                total += block_frames
+                rest = block[:, block_frames:]
+                pending, count = ([rest] if rest.shape[1] else []), rest.shape[1]
+        if count:
+            last = np.concatenate(pending, axis=1)
+            # Encoders pad the last frame (AAC: 1024 samples); the container's
+            # duration says where the real signal ends.
+            if expected is not None and 0 < total + count - expected <= _MAX_PADDING:
+                last = last[:, : max(0, expected - total)]
+            if last.shape[1]:
+                yield np.ascontiguousarray(last)
+
+
+def stream(path: str | Path, *, block_frames: int = 1 << 20) -> tuple[int, Iterator[np.ndarray]]:
+    """Decode a file block by block, in bounded memory.
+
+    Parameters
+    ----------
+    path : str or Path
+    block_frames : int
+        Samples per channel in each block (the last one may be shorter).
+
+    Returns
+    -------
+    sample_rate : int
+    blocks : iterator of np.ndarray, float32, shape (channels, n)
+        Consecutive blocks of the whole file.  Errors while decoding the
+        middle of a file raise :class:`DecodeError` from the iterator.
+
+    Raises
+    ------
+    DecodeError
+        If neither library can open the file.
+    """
+    p = Path(path)
+    info = probe(p)
+    use_av = p.suffix.lower() in _AV_FIRST
+    if not use_av:
+        try:
+            sf.info(str(p))
+        except Exception:  # noqa: BLE001 - libsndfile refuses: FFmpeg reads it
+            use_av = True
+    reader = _stream_av if use_av else _stream_sf
+
+    def guarded() -> Iterator[np.ndarray]:
+        try:
+            yield from reader(p, block_frames)
+        except DecodeError:
+            raise
+        except Exception as err:  # noqa: BLE001
+            raise DecodeError(f"{p}: decoding failed mid-file: {_one_line(err, p)}") from err
+
+    return info.sample_rate, guarded()

@@ -17,7 +17,16 @@ from .audio import as_audio
 from .clip import Clip
 from .errors import ConfigError
 
-__all__ = ["ChannelReport", "measure_channels", "downmix", "Downmix"]
+__all__ = [
+    "ChannelReport",
+    "channel_report",
+    "measure_channels",
+    "mix_weights",
+    "downmix",
+    "downmix_metrics",
+    "downmix_reasons",
+    "Downmix",
+]
 
 _EPS = 1e-20
 
@@ -50,6 +59,47 @@ class ChannelReport:
     reference: int = 0
 
 
+def channel_report(
+    gram: np.ndarray, sums: np.ndarray, n: int, *, dead_channel_db: float = 40.0, inverted_corr: float = 0.3
+) -> ChannelReport:
+    """Decide dead and inverted channels from second-order statistics.
+
+    Lets the decision be made from statistics accumulated block by block
+    (long files) as well as from a whole array (:func:`measure_channels`).
+
+    Parameters
+    ----------
+    gram : np.ndarray, float64, shape (channels, channels)
+        ``x @ x.T`` summed over all samples.
+    sums : np.ndarray, float64, shape (channels,)
+        Sum of each channel's samples.
+    n : int
+        Number of samples per channel.
+    dead_channel_db, inverted_corr : float
+        See :func:`measure_channels`.
+    """
+    n = max(int(n), 1)
+    power = np.diag(gram) / n
+    with np.errstate(divide="ignore"):
+        rms_db = 10.0 * np.log10(power)
+    loudest = float(np.max(rms_db))
+    ref = int(np.flatnonzero(rms_db >= loudest - 6.0)[0]) if np.isfinite(loudest) else 0
+    floor = loudest - dead_channel_db
+    dead = tuple(int(c) for c in range(gram.shape[0]) if c != ref and not rms_db[c] > floor)
+    mean = sums / n
+    cov = gram[:, ref] - n * mean * mean[ref]  # centered cross products with the reference
+    var = np.maximum(np.diag(gram) - n * mean * mean, 0.0)
+    corr = cov / np.maximum(np.sqrt(var * var[ref]), _EPS)
+    inverted = tuple(int(c) for c in range(gram.shape[0]) if c not in dead and corr[c] < -inverted_corr)
+    return ChannelReport(
+        rms_db=tuple(float(v) for v in rms_db),
+        dead=dead,
+        inverted=inverted,
+        correlation=tuple(float(v) for v in corr),
+        reference=ref,
+    )
+
+
 def measure_channels(audio: np.ndarray, *, dead_channel_db: float = 40.0, inverted_corr: float = 0.3) -> ChannelReport:
     """Measure per-channel level and inter-channel polarity.
 
@@ -70,24 +120,24 @@ def measure_channels(audio: np.ndarray, *, dead_channel_db: float = 40.0, invert
     if x.ndim == 1:
         x = x[None, :]
     x64 = x.astype(np.float64)
-    power = np.mean(x64 * x64, axis=1) if x.shape[1] else np.zeros(x.shape[0])
-    with np.errstate(divide="ignore"):
-        rms_db = 10.0 * np.log10(power)
-    loudest = float(np.max(rms_db))
-    ref = int(np.flatnonzero(rms_db >= loudest - 6.0)[0]) if np.isfinite(loudest) else 0
-    floor = loudest - dead_channel_db
-    dead = tuple(int(c) for c in range(x.shape[0]) if c != ref and not rms_db[c] > floor)
-    centered = x64 - x64.mean(axis=1, keepdims=True)
-    norms = np.sqrt(np.sum(centered * centered, axis=1))
-    corr = centered @ centered[ref] / np.maximum(norms * norms[ref], _EPS)
-    inverted = tuple(int(c) for c in range(x.shape[0]) if c not in dead and corr[c] < -inverted_corr)
-    return ChannelReport(
-        rms_db=tuple(float(v) for v in rms_db),
-        dead=dead,
-        inverted=inverted,
-        correlation=tuple(float(v) for v in corr),
-        reference=ref,
+    return channel_report(
+        x64 @ x64.T, x64.sum(axis=1), x.shape[1], dead_channel_db=dead_channel_db, inverted_corr=inverted_corr
     )
+
+
+def mix_weights(report: ChannelReport) -> np.ndarray:
+    """Per-channel mixing weights: 0 for dead, -1/L for inverted, 1/L otherwise.
+
+    Returns
+    -------
+    np.ndarray, float32, shape (channels,)
+    """
+    channels = len(report.rms_db)
+    live = [c for c in range(channels) if c not in report.dead]
+    weights = np.zeros(channels, dtype=np.float32)
+    weights[live] = 1.0 / len(live)
+    weights[list(report.inverted)] *= -1.0
+    return weights
 
 
 def downmix(audio: np.ndarray, *, dead_channel_db: float = 40.0, inverted_corr: float = 0.3) -> tuple[np.ndarray, ChannelReport]:
@@ -115,11 +165,36 @@ def downmix(audio: np.ndarray, *, dead_channel_db: float = 40.0, inverted_corr: 
     if x.ndim == 1:
         return x, ChannelReport((float("nan"),), (), (), (1.0,))
     report = measure_channels(x, dead_channel_db=dead_channel_db, inverted_corr=inverted_corr)
-    signs = np.ones(x.shape[0], dtype=np.float32)
-    signs[list(report.inverted)] = -1.0
-    live = [c for c in range(x.shape[0]) if c not in report.dead]
-    mono = np.einsum("c,cn->n", signs[live], x[live], dtype=np.float32) / np.float32(len(live))
+    mono = mix_weights(report) @ x
     return np.ascontiguousarray(mono, dtype=np.float32), report
+
+
+def downmix_metrics(report: ChannelReport) -> dict[str, Any]:
+    """The metrics the downmix stage records for a multichannel input."""
+    n_live = len(report.rms_db) - len(report.dead)
+    if n_live == 1:
+        mode = "single_live_channel"
+    elif report.inverted:
+        mode = "polarity_corrected"
+    else:
+        mode = "average"
+    return {
+        "downmix_mode": mode,
+        "channel_rms_db": list(report.rms_db),
+        "channel_correlation": list(report.correlation),
+        "dead_channels": list(report.dead),
+        "inverted_channels": list(report.inverted),
+    }
+
+
+def downmix_reasons(report: ChannelReport) -> list[str]:
+    """Informational reasons describing a non-trivial downmix."""
+    reasons = []
+    if report.inverted:
+        reasons.append(f"channel(s) {list(report.inverted)} polarity-inverted; flipped before mixing")
+    if report.dead:
+        reasons.append(f"channel(s) {list(report.dead)} silent or dead; ignored in the mix")
+    return reasons
 
 
 @dataclass(frozen=True)
@@ -136,23 +211,6 @@ class Downmix:
             mono = audio.reshape(-1)
             return dataclasses.replace(clip, audio=np.ascontiguousarray(mono)).with_metrics(downmix_mode="mono")
         mono, rep = downmix(audio, dead_channel_db=self.dead_channel_db, inverted_corr=self.inverted_corr)
-        n_live = audio.shape[0] - len(rep.dead)
-        if n_live == 1:
-            mode = "single_live_channel"
-        elif rep.inverted:
-            mode = "polarity_corrected"
-        else:
-            mode = "average"
-        metrics: dict[str, Any] = {
-            "downmix_mode": mode,
-            "channel_rms_db": list(rep.rms_db),
-            "channel_correlation": list(rep.correlation),
-            "dead_channels": list(rep.dead),
-            "inverted_channels": list(rep.inverted),
-        }
-        out = dataclasses.replace(clip, audio=mono).with_metrics(**metrics)
-        if rep.inverted:
-            out = out.with_verdict("approved", f"channel(s) {list(rep.inverted)} polarity-inverted; flipped before mixing")
-        if rep.dead:
-            out = out.with_verdict("approved", f"channel(s) {list(rep.dead)} silent or dead; ignored in the mix")
-        return out
+        return dataclasses.replace(clip, audio=mono).with_metrics(**downmix_metrics(rep)).with_verdict(
+            "approved", *downmix_reasons(rep)
+        )

@@ -42,9 +42,10 @@ def stage_config(stage: Stage) -> dict[str, Any]:
     return {}
 
 
-def pipeline_fingerprint(stages: Sequence[Stage]) -> str:
-    """Short hash of the stage names and configs (part of the resume key)."""
-    spec = [[s.name, stage_config(s)] for s in stages]
+def pipeline_fingerprint(stages: Sequence[Stage], *extra: Any) -> str:
+    """Short hash of the stage names and configs, and of any ``extra`` config dataclasses (the resume key)."""
+    spec: list[Any] = [[s.name, stage_config(s)] for s in stages]
+    spec += [[type(e).__name__, dataclasses.asdict(e)] for e in extra]
     blob = json.dumps(spec, sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:16]
 

@@ -25,11 +25,13 @@ from typing import Any
 
 import numpy as np
 
-from .clip import Clip, file_sha256, read_manifest
+from .clip import Clip, InputInfo, file_sha256, read_manifest
 from .decode import AUDIO_EXTENSIONS, load, probe
+from .downmix import Downmix
 from .errors import OutputError, PrepError
 from .io import append_line, write_wav_atomic
-from .pipeline import Stage, pipeline_fingerprint, run_stages
+from .longform import LongForm, piece_clips, scan
+from .pipeline import Stage, pipeline_fingerprint, run_stages, stage_config
 
 __all__ = [
     "Job",
@@ -138,53 +140,116 @@ def _error_clip(job: Job, sha: str, message: str) -> Clip:
     )
 
 
-def load_clip(job: Job) -> Clip:
-    """Decode a job's file into a fresh clip (before any stage).
-
-    Non-finite samples are zeroed and reported; decoding problems become an
-    ``error`` clip whose reason names the file and the cause.
-    """
+def _source_sha(job: Job) -> tuple[str, Clip | None]:
     try:
-        sha = file_sha256(job.path)
+        return file_sha256(job.path), None
     except IsADirectoryError:
-        return _error_clip(job, "", f"{job.path}: is a directory, not an audio file")
+        return "", _error_clip(job, "", f"{job.path}: is a directory, not an audio file")
     except FileNotFoundError:
-        return _error_clip(job, "", f"{job.path}: no such file")
+        return "", _error_clip(job, "", f"{job.path}: no such file")
     except OSError as err:
-        return _error_clip(job, "", f"{job.path}: cannot read: {err.strerror or err}")
-    try:
-        info = probe(job.path)
-        audio, rate = load(job.path)
-    except PrepError as err:
-        return _error_clip(job, sha, str(err))
-    if info.sample_rate != rate or info.channels != audio.shape[0]:
-        info = dataclasses.replace(info, sample_rate=rate, channels=int(audio.shape[0]))
-    info = dataclasses.replace(info, duration_s=audio.shape[1] / rate)
-    clip = Clip(
+        return "", _error_clip(job, "", f"{job.path}: cannot read: {err.strerror or err}")
+
+
+def _base_clip(job: Job, sha: str, info: InputInfo, audio: np.ndarray | None) -> Clip:
+    return Clip(
         id=clip_id(job.path, sha),
         source=job.path,
         source_sha256=sha,
         speaker=job.speaker,
-        sample_rate=rate,
+        sample_rate=info.sample_rate,
         audio=audio,
         transcript=job.transcript,
-        span_s=(0.0, audio.shape[1] / rate),
+        span_s=(0.0, info.duration_s),
         input=info,
     )
+
+
+def _sanitize(clip: Clip) -> Clip:
+    """Zero non-finite samples and flag samples beyond full scale, with reasons."""
+    audio = clip.require_audio()
     bad = ~np.isfinite(audio)
     if bad.any():
         count = int(bad.sum())
         audio = np.where(bad, np.float32(0.0), audio)
         clip = dataclasses.replace(clip, audio=audio).with_metrics(nonfinite_samples=count)
         clip = clip.with_verdict("warning", f"{count} NaN/Inf samples replaced by silence")
-    peak = float(np.max(np.abs(clip.require_audio()))) if audio.size else 0.0
+    peak = float(np.max(np.abs(audio))) if audio.size else 0.0
     clip = clip.with_metrics(input_peak=peak)
     if peak > 1.0:
         clip = clip.with_verdict("warning", f"float samples exceed full scale (peak {peak:.2f}); gain is reduced")
     return clip
 
 
-def process_job(job: Job, stages: Sequence[Stage], *, out_dir: str | Path | None = None) -> list[Clip]:
+def load_clip(job: Job) -> Clip:
+    """Decode a job's file into a fresh clip (before any stage).
+
+    Non-finite samples are zeroed and reported; decoding problems become an
+    ``error`` clip whose reason names the file and the cause.
+    """
+    sha, failed = _source_sha(job)
+    if failed is not None:
+        return failed
+    try:
+        info = probe(job.path)
+        audio, rate = load(job.path)
+    except PrepError as err:
+        return _error_clip(job, sha, str(err))
+    info = dataclasses.replace(info, sample_rate=rate, channels=int(audio.shape[0]), duration_s=audio.shape[1] / rate)
+    return _sanitize(_base_clip(job, sha, info, audio))
+
+
+def _write_clip(item: Clip, out_dir: str | Path | None) -> Clip:
+    """Write a finished clip under ``out_dir`` (atomically) and drop its audio."""
+    if out_dir is None or item.audio is None or item.verdict == "error":
+        return item if out_dir is None else dataclasses.replace(item, audio=None)
+    rel = Path(CLIPS_DIR) / item.speaker / f"{item.id}.wav"
+    audio = item.audio
+    peak = float(np.max(np.abs(audio))) if audio.size else 0.0
+    if peak > 1.0:  # integer PCM would clip: scale into range and say so
+        audio = audio / np.float32(peak)
+        item = item.with_verdict("warning", f"output peak {peak:.2f} > full scale; scaled down")
+    try:
+        write_wav_atomic(Path(out_dir) / rel, audio, item.sample_rate)
+    except OutputError as err:
+        return dataclasses.replace(item.with_verdict("error", str(err)), audio=None)
+    return dataclasses.replace(item, output=rel.as_posix(), audio=None)
+
+
+def _process_long(
+    job: Job, sha: str, info: InputInfo, stages: Sequence[Stage], out_dir: str | Path | None, config: LongForm
+) -> list[Clip]:
+    """The bounded-memory path for long files (see :mod:`prep.longform`)."""
+    downmix = next((s for s in stages if s.name == "downmix"), Downmix())
+    rest = [s for s in stages if s.name != "downmix"]
+    try:
+        fscan = scan(
+            job.path,
+            dead_channel_db=downmix.dead_channel_db,  # type: ignore[attr-defined]
+            inverted_corr=downmix.inverted_corr,  # type: ignore[attr-defined]
+            block_s=config.block_s,
+        )
+    except PrepError as err:
+        return [_error_clip(job, sha, str(err))]
+    info = dataclasses.replace(info, duration_s=fscan.n_samples / fscan.sample_rate)
+    base = _base_clip(job, sha, info, None)
+    out: list[Clip] = []
+    try:
+        for piece in piece_clips(base, job.path, fscan, config):
+            piece = _sanitize(piece).with_history(downmix.name, stage_config(downmix))
+            for item in run_stages(piece, rest):
+                out.append(_write_clip(item, out_dir) if out_dir is not None else dataclasses.replace(item, audio=None))
+    except PrepError as err:
+        out.append(_error_clip(job, sha, str(err)))
+    if not out:
+        rejected = base.with_metrics(long_file=True, speech_s=0.0, speech_ratio=0.0)
+        out.append(rejected.with_verdict("rejected", f"no signal in {info.duration_s:.0f} s of audio (digital silence)"))
+    return out
+
+
+def process_job(
+    job: Job, stages: Sequence[Stage], *, out_dir: str | Path | None = None, longform: LongForm | None = None
+) -> list[Clip]:
     """The serial path: decode one file, run the stages, write the clips.
 
     Parameters
@@ -194,33 +259,31 @@ def process_job(job: Job, stages: Sequence[Stage], *, out_dir: str | Path | None
     out_dir : str or Path, optional
         When given, each non-error clip is written (atomically) to
         ``out_dir/clips/<speaker>/<id>.wav`` as 16-bit PCM and returned
-        without audio, with ``output`` set; otherwise clips keep their audio.
+        without audio, with ``output`` set; otherwise clips keep their audio
+        (except pieces of long files, which are never held all at once).
+    longform : LongForm, optional
+        Files longer than ``longform.long_file_s`` are streamed in pieces in
+        bounded memory; default :class:`~prep.longform.LongForm()`.
 
     Returns
     -------
     list of Clip
     """
+    config = longform or LongForm()
+    sha, failed = _source_sha(job)
+    if failed is not None:
+        return [failed]
+    try:
+        info = probe(job.path)
+    except PrepError as err:
+        return [_error_clip(job, sha, str(err))]
+    if info.duration_s > config.long_file_s:
+        return _process_long(job, sha, info, stages, out_dir, config)
     clip = load_clip(job)
     clips = [clip] if clip.verdict == "error" else run_stages(clip, stages)
     if out_dir is None:
         return clips
-    written = []
-    for item in clips:
-        if item.audio is not None and item.verdict != "error":
-            rel = Path(CLIPS_DIR) / item.speaker / f"{item.id}.wav"
-            try:
-                audio = item.audio
-                peak = float(np.max(np.abs(audio))) if audio.size else 0.0
-                if peak > 1.0:  # integer PCM would wrap/clip: scale into range and say so
-                    audio = audio / np.float32(peak)
-                    item = item.with_verdict("warning", f"output peak {peak:.2f} > full scale; scaled down")
-                write_wav_atomic(Path(out_dir) / rel, audio, item.sample_rate)
-            except OutputError as err:
-                item = item.with_verdict("error", str(err))
-            else:
-                item = dataclasses.replace(item, output=rel.as_posix())
-        written.append(dataclasses.replace(item, audio=None))
-    return written
+    return [_write_clip(item, out_dir) for item in clips]
 
 
 class RunLock:
@@ -314,6 +377,7 @@ def run_jobs(
     executor: Executor | None = None,
     on_result: Callable[[Job, list[Clip]], None] | None = None,
     resume: bool = True,
+    longform: LongForm | None = None,
 ) -> list[Clip]:
     """Process ``jobs`` into ``out_dir`` and return all clips (without audio).
 
@@ -332,6 +396,8 @@ def run_jobs(
     on_result : callable, optional
         Called as ``on_result(job, clips)`` for each finished job (progress).
     resume : bool
+    longform : LongForm, optional
+        Long-file settings (see :func:`process_job`).
 
     Returns
     -------
@@ -339,7 +405,8 @@ def run_jobs(
         Ordered by job, then clip id: independent of completion order.
     """
     out = Path(out_dir)
-    fingerprint = pipeline_fingerprint(stages)
+    config = longform or LongForm()
+    fingerprint = pipeline_fingerprint(stages, config)
     manifest = out / MANIFEST
     executor = executor or SerialExecutor()
     results: dict[int, list[Clip]] = {}
@@ -356,7 +423,7 @@ def run_jobs(
             else:
                 todo.append((index, job))
         with open(manifest, "a", encoding="utf-8") as journal:
-            futures = {executor.submit(process_job, job, tuple(stages), out_dir=str(out)): (i, job) for i, job in todo}
+            futures = {executor.submit(process_job, job, tuple(stages), out_dir=str(out), longform=config): (i, job) for i, job in todo}
             for future in as_completed(futures):
                 index, job = futures[future]
                 try:
