@@ -78,29 +78,25 @@ def scan(path: str, *, dead_channel_db: float, inverted_corr: float, block_s: fl
     block = frame * max(1, round(block_s / _FRAME_S))
     rate, blocks = stream(path, block_frames=block)
     grams: list[np.ndarray] = []
-    total_gram: np.ndarray | None = None
     sums: np.ndarray | None = None
     n = 0
     carry: np.ndarray | None = None
     for chunk in blocks:
         x = chunk.astype(np.float64)
-        if total_gram is None:
-            total_gram = np.zeros((x.shape[0], x.shape[0]))
-            sums = np.zeros(x.shape[0])
-        total_gram += x @ x.T
-        sums += x.sum(axis=1)
+        sums = x.sum(axis=1) if sums is None else sums + x.sum(axis=1)
         n += x.shape[1]
         if carry is not None and carry.shape[1]:
             x = np.concatenate([carry, x], axis=1)
         k = x.shape[1] // frame
-        framed = x[:, : k * frame].reshape(x.shape[0], k, frame)
-        grams.append(np.einsum("ikf,jkf->kij", framed, framed))
+        framed = x[:, : k * frame].reshape(x.shape[0], k, frame).transpose(1, 0, 2)  # (k, channels, frame)
+        grams.append(np.matmul(framed, framed.transpose(0, 2, 1)))
         carry = x[:, k * frame :]
-    if total_gram is None or sums is None:
+    if sums is None:
         return FileScan(rate, 0, None, np.zeros(0))
     if carry is not None and carry.shape[1]:
-        grams.append(np.einsum("if,jf->ij", carry, carry)[None])
-    per_frame = np.concatenate(grams, axis=0)
+        grams.append((carry @ carry.T)[None])
+    per_frame = np.concatenate(grams, axis=0)  # (frames, channels, channels)
+    total_gram = per_frame.sum(axis=0)
     channels = total_gram.shape[0]
     if channels == 1:
         report = None

@@ -89,7 +89,9 @@ def discover(inputs: Iterable[str | Path], *, speaker: str | None = None) -> lis
     """Expand files and folders (recursively) into jobs.
 
     Files named explicitly are taken whatever their ending (a bad one then
-    gets an ``error`` verdict); inside folders only audio endings count.
+    gets an ``error`` verdict); inside folders only audio endings count.  A
+    folder holding no audio is kept as one entry, which then gets an
+    ``error`` verdict saying so.
     The speaker is ``speaker`` if given, else the file's parent folder name.
 
     Parameters
@@ -109,7 +111,7 @@ def discover(inputs: Iterable[str | Path], *, speaker: str | None = None) -> lis
         p = Path(item)
         if p.is_dir():
             found = [q for q in p.rglob("*") if q.suffix.lower() in AUDIO_EXTENSIONS and q.is_file()]
-            paths.extend(sorted(found))
+            paths.extend(sorted(found) or [p])  # an empty folder becomes an error entry, not silence
         else:
             paths.append(p)
     seen: set[Path] = set()
@@ -144,7 +146,7 @@ def _source_sha(job: Job) -> tuple[str, Clip | None]:
     try:
         return file_sha256(job.path), None
     except IsADirectoryError:
-        return "", _error_clip(job, "", f"{job.path}: is a directory, not an audio file")
+        return "", _error_clip(job, "", f"{job.path}: is a directory with no audio files in it")
     except FileNotFoundError:
         return "", _error_clip(job, "", f"{job.path}: no such file")
     except OSError as err:
@@ -297,7 +299,10 @@ class RunLock:
         self._held = False
 
     def __enter__(self) -> RunLock:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise OutputError(f"{self.path.parent}: cannot create the output folder: {err.strerror or err}") from err
         for _ in range(2):
             try:
                 fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
@@ -313,8 +318,8 @@ class RunLock:
                     ) from None
                 self.path.unlink(missing_ok=True)  # stale lock
                 continue
-            except PermissionError as err:
-                raise OutputError(f"{self.path.parent}: output folder is not writable") from err
+            except OSError as err:
+                raise OutputError(f"{self.path.parent}: output folder is not writable: {err.strerror or err}") from err
             with os.fdopen(fd, "w") as fh:
                 fh.write(str(os.getpid()))
             self._held = True
