@@ -144,7 +144,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if out.exists() and not out.is_dir():
         raise ConfigError(f"-o {out}: exists and is not a folder")
     jobs = discover(args.inputs, speaker=args.speaker)
-    if not jobs:
+    if all(Path(job.path).is_dir() for job in jobs):
         raise ConfigError(f"no audio files found in {' '.join(args.inputs)}")
     err_console = Console(stderr=True)
     show_progress = not args.quiet and sys.stderr.isatty() and len(jobs) > 1
@@ -173,7 +173,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
         with _executor(args, len(jobs)) as executor, progress:
             task = progress.add_task("processing", total=len(jobs))
             clips = run_jobs(
-                jobs, profile.stages, out_dir=out, executor=executor, on_result=on_result, resume=not args.no_resume
+                jobs,
+                profile.stages,
+                out_dir=out,
+                executor=executor,
+                on_result=on_result,
+                resume=not args.no_resume,
+                longform=profile.longform,
             )
     except KeyboardInterrupt:
         print(
@@ -215,7 +221,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
     jobs = discover(args.files)
     clips = []
     for job in jobs:
-        results = process_job(job, profile.stages, out_dir=None)
+        results = process_job(job, profile.stages, out_dir=None, longform=profile.longform)
         clips.extend(results)
         for clip in results:
             if args.json:
@@ -228,7 +234,104 @@ def _cmd_check(args: argparse.Namespace) -> int:
     return _exit_status(clips, args.strict)
 
 
-_COMMANDS = [_add_run, _add_check]
+def _add_submit(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("submit", help="create a Fish Audio voice model (POST /model) from a speaker's best clips")
+    p.add_argument("out", metavar="OUT", help="output folder of `voiceprep run`")
+    p.add_argument("--speaker", required=True, help="speaker whose clips are sent")
+    p.add_argument("--title", required=True, help="model title")
+    p.add_argument("--visibility", default="private", choices=("private", "unlist", "public"),
+                   help="model visibility (default private; always sent, the API's own default is public)")
+    p.add_argument("--description", default=None, help="model description")
+    p.add_argument("--tag", dest="tags", action="append", default=[], metavar="TAG", help="model tag (repeatable)")
+    p.add_argument("--enhance-audio-quality", action="store_true",
+                   help="ask the API to denoise again (off by default: voiceprep already cleaned the audio)")
+    p.add_argument("--max-clips", type=int, default=20, help="at most this many clips (1..20, default 20)")
+    p.add_argument("--include-warning", action="store_true", help="also consider clips with a warning verdict")
+    p.add_argument("--dry-run", action="store_true",
+                   help="write the exact request to OUT/submit.dry-run.json instead of sending it")
+    p.add_argument("--force", action="store_true", help="create a new model even if OUT/submit.json has one")
+    p.add_argument("--base-url", default="https://api.fish.audio", help="API root (default https://api.fish.audio)")
+    p.add_argument("--no-wait", action="store_true", help="do not poll the model until it is trained")
+    p.add_argument("--wait-timeout", type=float, default=600.0, metavar="S", help="stop polling after S s (600)")
+    p.add_argument("--poll-interval", type=float, default=5.0, metavar="S", help="seconds between polls (5)")
+    p.add_argument("--timeout", type=float, default=120.0, metavar="S", help="per-request timeout in s (120)")
+    p.add_argument("--retries", type=int, default=4, help="retries on 429/5xx/timeouts (default 4)")
+    p.add_argument("--backoff", type=float, default=1.0, metavar="S",
+                   help="first retry wait in s, doubled each retry (default 1)")
+    p.set_defaults(func=_cmd_submit)
+
+
+def _cmd_submit(args: argparse.Namespace) -> int:
+    from .submit import RetryPolicy, SubmitOptions, submit
+
+    options = SubmitOptions(
+        title=args.title,
+        visibility=args.visibility,
+        enhance_audio_quality=args.enhance_audio_quality,
+        description=args.description,
+        tags=tuple(args.tags),
+        max_clips=args.max_clips,
+        include_warning=args.include_warning,
+        base_url=args.base_url,
+        timeout_s=args.timeout,
+        retry=RetryPolicy(max_retries=args.retries, backoff_s=args.backoff, backoff_max_s=max(30.0, args.backoff)),
+        wait=not args.no_wait,
+        poll_interval_s=args.poll_interval,
+        poll_timeout_s=args.wait_timeout,
+    )
+    if not Path(args.out).is_dir():
+        raise ConfigError(f"OUT {args.out}: no such folder")
+    result = submit(args.out, args.speaker, options, force=args.force, dry_run=args.dry_run)
+    plan = result.plan
+    sent = f"{len(plan.clips)} clip(s), {plan.total_s:.1f} s, {'with' if plan.texts else 'without'} texts" if plan else ""
+    for note in plan.notes if plan else ():
+        print(f"note: {note}", file=sys.stderr)
+    if args.dry_run:
+        print(f"dry run: {sent}; request written to {result.record_path} (nothing sent)")
+    else:
+        print(f"model {result.model_id} for {args.speaker}: state {result.state} ({sent}); "
+              f"recorded in {result.record_path}")
+    return EXIT_OK
+
+
+def _add_export(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("export", help="export approved clips + transcripts as a TTS dataset")
+    p.add_argument("out", metavar="OUT", help="output folder of `voiceprep run`")
+    p.add_argument("--format", required=True, choices=("fish-speech", "ljspeech", "nemo", "audiofolder"),
+                   help="dataset layout")
+    p.add_argument("-d", "--dest", required=True, metavar="DEST", help="export folder (empty or an earlier export)")
+    p.add_argument("--speaker", default=None, help="only this speaker")
+    p.add_argument("--include-warning", action="store_true", help="also export clips with a warning verdict")
+    p.add_argument("--allow-missing-text", action="store_true",
+                   help="export clips without a transcript (empty text) instead of skipping them")
+    p.add_argument("--absolute-paths", action="store_true", help="nemo: absolute audio_filepath values")
+    p.set_defaults(func=_cmd_export)
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from .export import export_clips
+
+    if not Path(args.out).is_dir():
+        raise ConfigError(f"OUT {args.out}: no such folder")
+    result = export_clips(
+        args.out,
+        args.format,
+        args.dest,
+        include_warning=args.include_warning,
+        speaker=args.speaker,
+        require_text=not args.allow_missing_text,
+        absolute_paths=args.absolute_paths,
+    )
+    for note in result.notes:
+        print(f"note: {note}", file=sys.stderr)
+    print(f"exported {len(result.exported)} clip(s) as {result.format} to {result.dest}"
+          + (f"; skipped {len(result.skipped)}" if result.skipped else ""))
+    for clip_id, why in result.skipped:
+        print(f"  skipped {clip_id}: {why}", file=sys.stderr)
+    return EXIT_OK
+
+
+_COMMANDS = [_add_run, _add_check, _add_submit, _add_export]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -240,13 +240,13 @@ def _stream_av(path: Path, block_frames: int) -> Iterator[np.ndarray]:
         for chunk in frames():
             pending.append(chunk.astype(np.float32, copy=False))
             count += chunk.shape[1]
-            while count >= block_frames:
+            while count >= block_frames + _MAX_PADDING:  # hold back what may be end padding
                 block = np.concatenate(pending, axis=1)
                 yield np.ascontiguousarray(block[:, :block_frames])
                 total += block_frames
                 rest = block[:, block_frames:]
                 pending, count = ([rest] if rest.shape[1] else []), rest.shape[1]
-        if count:
+        if count:  # the last block may be up to _MAX_PADDING longer than block_frames
             last = np.concatenate(pending, axis=1)
             # Encoders pad the last frame (AAC: 1024 samples); the container's
             # duration says where the real signal ends.

@@ -7,10 +7,11 @@ training data.  Stages that are not built are absent, never faked.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .downmix import Downmix
 from .errors import ConfigError
+from .longform import LongForm
 from .pipeline import Stage
 from .resample import Resample
 
@@ -19,11 +20,12 @@ __all__ = ["Profile", "PROFILES", "get_profile"]
 
 @dataclass(frozen=True)
 class Profile:
-    """A named, ordered tuple of stages."""
+    """A named, ordered tuple of stages, and how long files are cut before them."""
 
     name: str
     description: str
     stages: tuple[Stage, ...]
+    longform: LongForm = field(default_factory=LongForm)
 
 
 def _fish() -> Profile:

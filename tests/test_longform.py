@@ -1,0 +1,95 @@
+"""Long files: streamed in two passes and cut at pauses, never decoded whole."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from prep.decode import load, stream
+from prep.longform import LongForm, cut_points, scan
+from prep.profiles import get_profile
+from prep.runner import Job, process_job
+
+RATE = 22050
+
+
+@pytest.fixture(scope="module")
+def long_stereo(tmp_path_factory, demo_dir, truth):
+    """About 70 s of demo speech, stereo with the right channel inverted; known speech regions."""
+    parts, regions, pos = [], [], 0.0
+    for name in ("alice/a01.wav", "alice/a02.flac", "alice/a06.ogg", "bob/b05.ogg", "bob/b03.mp3",
+                 "alice/a03.mp3", "bob/b04.m4a"):
+        audio, rate = load(demo_dir / name)
+        assert rate == RATE
+        parts.append(audio[0])
+        regions += [(pos + a, pos + b) for a, b in truth[name]["speech_regions_s"]]
+        pos += audio.shape[1] / rate
+    mono = np.concatenate(parts)
+    path = tmp_path_factory.mktemp("long") / "long.flac"
+    sf.write(path, np.stack([mono, -mono]).T, RATE, subtype="PCM_16")
+    return path, mono, regions
+
+
+def test_stream_yields_the_same_samples_as_load(demo_dir):
+    for name in ("bob/b01.wav", "alice/a04.m4a", "alice/a05.opus", "alice/a03.mp3"):
+        whole, rate = load(demo_dir / name)
+        rate2, blocks = stream(demo_dir / name, block_frames=7777)
+        joined = np.concatenate(list(blocks), axis=1)
+        assert rate2 == rate
+        np.testing.assert_allclose(joined, whole, atol=1e-6)  # libmpg123 rounds block reads differently
+
+
+def test_scan_decides_downmix_from_the_whole_file(long_stereo):
+    path, mono, _ = long_stereo
+    fscan = scan(str(path), dead_channel_db=40.0, inverted_corr=0.3, block_s=3.0)
+    assert fscan.report is not None and fscan.report.inverted == (1,)
+    assert fscan.n_samples == mono.size
+    frame = round(0.05 * RATE)
+    k = mono.size // frame
+    expected = 10 * np.log10(np.mean(mono[: k * frame].astype(np.float64).reshape(k, frame) ** 2, axis=1) + 1e-30)
+    finite = np.isfinite(fscan.frame_db[:k]) & (expected > -100)
+    np.testing.assert_allclose(fscan.frame_db[:k][finite], expected[finite], atol=0.05)
+
+
+def test_cut_points_respect_lengths_and_skip_silence():
+    frames = np.full(2400, -30.0)  # 120 s of "speech" at 50 ms
+    frames[900:906] = -90.0  # a pause at 45 s
+    frames[1500:] = -np.inf  # 45 s of digital silence at the end
+    bounds = cut_points(frames, min_piece_s=20.0, max_piece_s=50.0)
+    assert bounds[0] == (0.0, pytest.approx(45.15, abs=0.2))
+    for a, b in bounds:
+        assert b - a <= 50.0 + 1e-9
+    assert bounds[-1][1] <= 1500 * 0.05 + 50.0
+    assert all(b <= 120.0 for _, b in bounds)
+    assert cut_points(np.full(100, -np.inf), min_piece_s=1.0, max_piece_s=2.0) == []
+
+
+def test_long_file_becomes_pieces_without_losing_speech(tmp_path, long_stereo):
+    path, _, regions = long_stereo
+    config = LongForm(long_file_s=30.0, min_piece_s=8.0, max_piece_s=20.0, block_s=2.0)
+    stages = get_profile("fish").stages
+    clips = process_job(Job(str(path), "spk"), stages, out_dir=tmp_path, longform=config)
+    assert len(clips) >= 4
+    assert all(c.verdict != "error" for c in clips), [c.reasons for c in clips]
+    assert all(c.metrics["downmix_mode"] == "polarity_corrected" for c in clips)
+    assert all(c.history[0].stage == "downmix" for c in clips)
+    spans = sorted(c.span_s for c in clips)
+    pieces = sorted({(c.metrics["piece_index"], c.span_s) for c in clips if "piece_index" in c.metrics})
+    assert pieces
+    # every second of known speech lies inside some clip's span: no speech lost at the cuts
+    for a, b in regions:
+        covered = sum(max(0.0, min(b, hi) - max(a, lo)) for lo, hi in spans)
+        assert covered >= 0.97 * (b - a), (a, b)
+    for clip in clips:
+        audio, rate = sf.read(str(tmp_path / clip.output), dtype="float32")
+        assert audio.ndim == 1 and audio.size > 0
+
+
+def test_silent_long_file_is_one_rejected_clip(tmp_path):
+    path = tmp_path / "silence.flac"
+    sf.write(path, np.zeros(8000 * 90, np.int16), 8000)
+    clips = process_job(Job(str(path), "spk"), get_profile("fish").stages, out_dir=tmp_path,
+                        longform=LongForm(long_file_s=30.0, min_piece_s=8.0, max_piece_s=20.0))
+    assert len(clips) == 1 and clips[0].verdict == "rejected"
+    assert "no signal" in clips[0].reasons[0] and "90 s" in clips[0].reasons[0]
