@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from .downmix import Downmix
 from .errors import ConfigError
 from .longform import LongForm
+from .loudness import Loudness
 from .pipeline import Stage
 from .resample import Resample
 
@@ -32,7 +33,7 @@ def _fish() -> Profile:
     return Profile(
         name="fish",
         description="pre-flight cleanup for Fish Audio voice cloning (POST /model)",
-        stages=(Downmix(), Resample(target_rate=44100)),
+        stages=(Downmix(), Resample(target_rate=44100), Loudness(target_lufs=-23.0, true_peak_dbtp=-1.0)),
     )
 
 
@@ -40,7 +41,7 @@ def _dataset() -> Profile:
     return Profile(
         name="dataset",
         description="TTS dataset curation: mono 24 kHz clips",
-        stages=(Downmix(), Resample(target_rate=24000)),
+        stages=(Downmix(), Resample(target_rate=24000), Loudness(target_lufs=-23.0, true_peak_dbtp=-1.0)),
     )
 
 

@@ -18,7 +18,7 @@ import os
 import re
 import unicodedata
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import Executor, Future, as_completed
+from concurrent.futures import FIRST_COMPLETED, Executor, Future, as_completed, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -428,9 +428,8 @@ def run_jobs(
             else:
                 todo.append((index, job))
         with open(manifest, "a", encoding="utf-8") as journal:
-            futures = {executor.submit(process_job, job, tuple(stages), out_dir=str(out), longform=config): (i, job) for i, job in todo}
-            for future in as_completed(futures):
-                index, job = futures[future]
+
+            def record(index: int, job: Job, future: Future) -> None:
                 try:
                     clips = future.result()
                 except Exception as err:  # noqa: BLE001 - a worker crash is one file's error
@@ -442,6 +441,20 @@ def run_jobs(
                     append_line(journal, json.dumps(data, ensure_ascii=False) + "\n")
                 if on_result:
                     on_result(job, clips)
+
+            # Keep a bounded number of files in flight, journaling each as it finishes
+            # (an in-process executor finishes each at submit, so nothing waits).
+            in_flight = max(2, 2 * (getattr(executor, "_max_workers", None) or os.cpu_count() or 1))
+            pending: dict[Future, tuple[int, Job]] = {}
+            for index, job in todo:
+                future = executor.submit(process_job, job, tuple(stages), out_dir=str(out), longform=config)
+                pending[future] = (index, job)
+                if len(pending) >= in_flight:
+                    wait(pending, return_when=FIRST_COMPLETED)
+                for f in [f for f in pending if f.done()]:
+                    record(*pending.pop(f), f)
+            for f in as_completed(pending):
+                record(*pending[f], f)
     ordered = []
     for index in sorted(results):
         ordered.extend(sorted(results[index], key=lambda c: c.id))

@@ -1,0 +1,106 @@
+#!/usr/bin/env python3
+"""Long recordings: peak RSS and x-realtime of ``voiceprep run`` on 10 min, 1 h and 2 h inputs.
+
+Inputs are 48 kHz stereo FLAC built from real speech (../shared/corpus when
+present) with pauses and background noise.  Each run is a separate process
+(``--jobs 1``, fish profile, denoise on) whose peak RSS is read from
+``getrusage``.  The numba cache is warmed first.
+
+    python benchmarks/long.py [--durations 600 3600 7200]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from benchmarks._audio import program  # noqa: E402
+from benchmarks._results import write_section  # noqa: E402
+
+RATE = 48000
+_RUNNER = r"""
+import json, resource, sys, time
+from prep.cli import main
+t0 = time.perf_counter()
+status = main(["run", sys.argv[1], "-o", sys.argv[2], "-q", "--jobs", "1"])
+wall = time.perf_counter() - t0
+print(json.dumps({"status": status, "wall_s": wall,
+                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+
+def make_input(path: Path, seconds: float) -> None:
+    """Write ``seconds`` of 48 kHz stereo FLAC in 10-minute chunks (bounded memory here too)."""
+    chunk_s = 600.0
+    with sf.SoundFile(path, "w", RATE, 2, subtype="PCM_16") as fh:
+        done, k = 0.0, 0
+        while done < seconds:
+            n = min(chunk_s, seconds - done)
+            mono = program(n, RATE, seed=k)
+            right = np.roll(mono, 24) * 0.8  # a second mic: delayed and quieter
+            fh.write(np.stack([mono, right]).T)
+            done += n
+            k += 1
+
+
+def run_one(path: Path, out: Path) -> dict:
+    done = subprocess.run([sys.executable, "-c", _RUNNER, str(path), str(out)], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"run failed: {done.stderr[-2000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--durations", type=float, nargs="+", default=[600.0, 3600.0, 7200.0])
+    args = parser.parse_args()
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        tmpdir = Path(tmp)
+        warm = tmpdir / "warm.flac"
+        make_input(warm, 20.0)
+        run_one(warm, tmpdir / "warm_out")
+        for seconds in args.durations:
+            path = tmpdir / f"long_{int(seconds)}s.flac"
+            t0 = time.perf_counter()
+            make_input(path, seconds)
+            print(f"made {seconds:.0f} s input in {time.perf_counter() - t0:.0f} s", flush=True)
+            res = run_one(path, tmpdir / f"out_{int(seconds)}")
+            res["duration_s"] = seconds
+            res["x_realtime"] = seconds / res["wall_s"]
+            clips = sum(1 for _ in (tmpdir / f"out_{int(seconds)}" / "clips").rglob("*.wav"))
+            res["clips"] = clips
+            print(json.dumps(res), flush=True)
+            rows.append(res)
+            path.unlink()
+    table = ["| input | wall s | x realtime | peak RSS MB | clips written |", "|---|---|---|---|---|"]
+    for r in rows:
+        table.append(
+            f"| {r['duration_s'] / 60:.0f} min 48 kHz stereo FLAC | {r['wall_s']:.1f} | {r['x_realtime']:.1f} "
+            f"| {r['peak_rss_mb']:.0f} | {r['clips']} |"
+        )
+    linear = ""
+    if len(rows) >= 2:
+        per_s = [r["wall_s"] / r["duration_s"] for r in rows]
+        linear = f"\nWall time per input second: {', '.join(f'{p * 1000:.1f} ms' for p in per_s)} (linear if equal).\n"
+    md = (
+        "## Long recordings (benchmarks/long.py)\n\n"
+        "`voiceprep run FILE -o OUT --jobs 1` (fish profile, denoise on) in its own process; peak RSS from "
+        "getrusage. Target: peak RSS <= 600 MB on 2 h 48 kHz stereo, time linear in duration.\n\n"
+        + "\n".join(table) + "\n" + linear
+    )
+    write_section("long", md)
+    print(md)
+
+
+if __name__ == "__main__":
+    main()
