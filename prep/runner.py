@@ -32,6 +32,7 @@ from .errors import OutputError, PrepError
 from .io import append_line, write_wav_atomic
 from .longform import LongForm, piece_clips, scan
 from .pipeline import Stage, pipeline_fingerprint, run_stages, stage_config
+from .transcripts import TranscriptIndex, flag_transcript_rates
 
 __all__ = [
     "Job",
@@ -92,7 +93,9 @@ def discover(inputs: Iterable[str | Path], *, speaker: str | None = None) -> lis
     gets an ``error`` verdict); inside folders only audio endings count.  A
     folder holding no audio is kept as one entry, which then gets an
     ``error`` verdict saying so.
-    The speaker is ``speaker`` if given, else the file's parent folder name.
+    The speaker is ``speaker`` if given, else a metadata file's speaker
+    column, else the file's parent folder name.  Transcripts come from
+    sidecar files or metadata files (see :mod:`prep.transcripts`).
 
     Parameters
     ----------
@@ -104,8 +107,6 @@ def discover(inputs: Iterable[str | Path], *, speaker: str | None = None) -> lis
     list of Job
         In a stable order: inputs in the order given, folder contents sorted.
     """
-    from .transcripts import TranscriptIndex
-
     paths: list[Path] = []
     for item in inputs:
         p = Path(item)
@@ -121,11 +122,14 @@ def discover(inputs: Iterable[str | Path], *, speaker: str | None = None) -> lis
         if key not in seen:
             seen.add(key)
             unique.append(p)
-    transcripts = TranscriptIndex.from_audio_paths(unique)
+    roots = [Path(item) for item in inputs if Path(item).is_dir()]
+    transcripts = TranscriptIndex.from_audio_paths(unique, roots=roots)
+    for problem in transcripts.problems:
+        log.warning("transcripts: %s", problem)
     jobs = []
     for p in unique:
-        spk = speaker or _slug(p.resolve().parent.name)
-        jobs.append(Job(path=str(p), speaker=spk, transcript=transcripts.lookup(p)))
+        spk = speaker or transcripts.speaker(p) or _slug(p.resolve().parent.name)
+        jobs.append(Job(path=str(p), speaker=_slug(spk), transcript=transcripts.lookup(p)))
     return jobs
 
 
@@ -455,6 +459,18 @@ def run_jobs(
                     record(*pending.pop(f), f)
             for f in as_completed(pending):
                 record(*pending[f], f)
+            # Checks across a speaker's clips; changed records are journaled
+            # (untagged, so a resumed run recomputes them from the tagged ones).
+            merged = [c for index in sorted(results) for c in results[index]]
+            checked = flag_transcript_rates(merged)
+            changed = {c.id: c for old, c in zip(merged, checked) if c is not old}
+            journal.flush()
+            latest = {c.id: c.to_dict() for c in final_clips(out)}
+            for clip in changed.values():
+                if latest.get(clip.id) != clip.to_dict():
+                    append_line(journal, json.dumps(clip.to_dict(), ensure_ascii=False) + "\n")
+            for index, clips in results.items():
+                results[index] = [changed.get(c.id, c) for c in clips]
     ordered = []
     for index in sorted(results):
         ordered.extend(sorted(results[index], key=lambda c: c.id))
