@@ -45,7 +45,7 @@ def noise_bank(sample_rate: int) -> list[np.ndarray]:
     for path in noise_sources():
         try:
             audio, rate = load(path)
-        except Exception:  # noqa: BLE001 - skip unreadable corpus files
+        except Exception:
             continue
         mono = audio.mean(axis=0)
         bank.append(soxr.resample(mono, rate, sample_rate).astype(np.float32) if rate != sample_rate else mono)

@@ -23,8 +23,8 @@ import numpy as np
 import soundfile as sf
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from benchmarks._audio import program  # noqa: E402
-from benchmarks._results import write_section  # noqa: E402
+from benchmarks._audio import program
+from benchmarks._results import write_section
 
 RATE = 48000
 _RUNNER = r"""

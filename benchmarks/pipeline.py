@@ -27,8 +27,8 @@ import numpy as np
 import soundfile as sf
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from benchmarks._audio import program  # noqa: E402
-from benchmarks._results import write_section  # noqa: E402
+from benchmarks._audio import program
+from benchmarks._results import write_section
 
 FORMATS = [
     (".wav", 44100, 1, ()),
@@ -72,7 +72,8 @@ def make_inputs(folder: Path, minutes: float) -> float:
         if ff:
             tmp = folder / f".tmp{k}.wav"
             sf.write(tmp, audio.T, rate, subtype="FLOAT")
-            subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-i", str(tmp), *ff, str(dst)], check=True)
+            cmd = ["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-i", str(tmp), *ff, str(dst)]
+            subprocess.run(cmd, check=True)
             tmp.unlink()
         else:
             sf.write(dst, audio.T, rate, subtype="PCM_16")

@@ -137,6 +137,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from .pipeline import stage_config
     from .profiles import get_profile
     from .report import build_report, write_report_json
+    from .report_html import write_report_html
     from .runner import discover, run_jobs
 
     profile = get_profile(args.profile)
@@ -191,26 +192,16 @@ def _cmd_run(args: argparse.Namespace) -> int:
     stages = [{"stage": s.name, "config": stage_config(s)} for s in profile.stages]
     report = build_report(clips, profile=profile.name, stages=stages)
     write_report_json(report, out)
+    write_report_html(report, out)
     if not args.quiet:
         _print_summary(report, out)
     return _exit_status(clips, args.strict)
 
 
 def _print_summary(report: dict, out: Path) -> None:
-    from rich.console import Console
-    from rich.table import Table
+    from .report import print_summary
 
-    console = Console()
-    table = Table(title=f"voiceprep: {report['summary']['clips']} clip(s) -> {out}")
-    table.add_column("speaker")
-    table.add_column("clips", justify="right")
-    table.add_column("approved", justify="right")
-    table.add_column("approved s", justify="right")
-    for speaker, entry in sorted(report["summary"]["speakers"].items()):
-        table.add_row(speaker, str(entry["clips"]), str(entry["approved"]), f"{entry['approved_s']:.1f}")
-    console.print(table)
-    verdicts = ", ".join(f"{k}: {v}" for k, v in sorted(report["summary"]["verdicts"].items()))
-    console.print(f"verdicts: {verdicts}", highlight=False)
+    print_summary(report, out)
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
@@ -283,7 +274,8 @@ def _cmd_submit(args: argparse.Namespace) -> int:
         raise ConfigError(f"OUT {args.out}: no such folder")
     result = submit(args.out, args.speaker, options, force=args.force, dry_run=args.dry_run)
     plan = result.plan
-    sent = f"{len(plan.clips)} clip(s), {plan.total_s:.1f} s, {'with' if plan.texts else 'without'} texts" if plan else ""
+    texts = "with" if plan and plan.texts else "without"
+    sent = f"{len(plan.clips)} clip(s), {plan.total_s:.1f} s, {texts} texts" if plan else ""
     for note in plan.notes if plan else ():
         print(f"note: {note}", file=sys.stderr)
     if args.dry_run:
@@ -331,7 +323,32 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-_COMMANDS = [_add_run, _add_check, _add_submit, _add_export]
+def _add_report(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("report", help="regenerate OUT/report.html from OUT/report.json and print the summary")
+    p.add_argument("out", metavar="OUT", help="output folder of `voiceprep run`")
+    p.add_argument("--max-plots", type=int, default=500, metavar="N",
+                   help="draw before/after plots for at most N clips (default 500)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no summary")
+    p.set_defaults(func=_cmd_report)
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from .report import print_summary, read_report
+    from .report_html import write_report_html
+
+    if args.max_plots < 0:
+        raise ConfigError(f"--max-plots must be >= 0, got {args.max_plots}")
+    out = Path(args.out)
+    report = read_report(out)
+    path = write_report_html(report, out, max_plots=args.max_plots)
+    if not args.quiet:
+        print_summary(report, out)
+    else:
+        print(path)
+    return EXIT_OK
+
+
+_COMMANDS = [_add_run, _add_check, _add_submit, _add_export, _add_report]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

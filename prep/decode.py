@@ -131,7 +131,7 @@ def probe(path: str | Path) -> InputInfo:
             return reader(p)
         except DecodeError:
             raise
-        except Exception as err:  # noqa: BLE001 - both libraries raise assorted types
+        except Exception as err:
             errors.append(_one_line(err, p))
     raise DecodeError(f"{p}: not a readable audio file ({'; '.join(dict.fromkeys(errors))})")
 
@@ -182,7 +182,7 @@ def load(path: str | Path) -> tuple[np.ndarray, int]:
             raise
         except MemoryError as err:
             raise DecodeError(f"{p}: too large to decode in memory") from err
-        except Exception as err:  # noqa: BLE001 - both libraries raise assorted types
+        except Exception as err:
             errors.append(_one_line(err, p))
             continue
         if audio.shape[1] == 0:
@@ -283,7 +283,7 @@ def stream(path: str | Path, *, block_frames: int = 1 << 20) -> tuple[int, Itera
     if not use_av:
         try:
             sf.info(str(p))
-        except Exception:  # noqa: BLE001 - libsndfile refuses: FFmpeg reads it
+        except Exception:
             use_av = True
     reader = _stream_av if use_av else _stream_sf
 
@@ -292,7 +292,7 @@ def stream(path: str | Path, *, block_frames: int = 1 << 20) -> tuple[int, Itera
             yield from reader(p, block_frames)
         except DecodeError:
             raise
-        except Exception as err:  # noqa: BLE001
+        except Exception as err:
             raise DecodeError(f"{p}: decoding failed mid-file: {_one_line(err, p)}") from err
 
     return info.sample_rate, guarded()

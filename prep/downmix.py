@@ -140,7 +140,9 @@ def mix_weights(report: ChannelReport) -> np.ndarray:
     return weights
 
 
-def downmix(audio: np.ndarray, *, dead_channel_db: float = 40.0, inverted_corr: float = 0.3) -> tuple[np.ndarray, ChannelReport]:
+def downmix(
+    audio: np.ndarray, *, dead_channel_db: float = 40.0, inverted_corr: float = 0.3
+) -> tuple[np.ndarray, ChannelReport]:
     """Mix to mono without cancelling an inverted channel or diluting with a dead one.
 
     Dead channels are dropped, inverted channels are flipped, and the live

@@ -22,6 +22,12 @@ from .errors import OutputError
 __all__ = ["atomic_path", "write_text_atomic", "write_bytes_atomic", "write_wav_atomic", "read_wav"]
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temp path beside ``path``; on success rename it onto ``path``.
@@ -41,6 +47,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         raise OutputError(f"{dst}: cannot write: {err.strerror or err}") from err
     os.close(fd)
     tmp = Path(tmp_name)
+    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; outputs get the usual mode
     try:
         yield tmp
         with open(tmp, "rb+") as fh:

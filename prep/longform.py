@@ -14,6 +14,7 @@ bounded by the piece length, not by the file length.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -136,7 +137,7 @@ def cut_points(frame_db: np.ndarray, *, min_piece_s: float, max_piece_s: float) 
         bounds.append(start + lo_frames + int(np.argmin(window)))
     bounds.append(n)
     out = []
-    for a, b in zip(bounds[:-1], bounds[1:]):
+    for a, b in itertools.pairwise(bounds):
         if np.max(level[a:b]) >= _SILENCE_DBFS:
             out.append((a * _FRAME_S, b * _FRAME_S))
     return out
@@ -200,5 +201,7 @@ def piece_clips(base: Clip, path: str, fscan: FileScan, config: LongForm) -> Ite
         if reasons:
             clip = clip.with_verdict("approved", *reasons)
         if base.transcript:
-            clip = clip.with_verdict("warning", "long file cut into pieces: its transcript cannot be split and is dropped")
+            clip = clip.with_verdict(
+                "warning", "long file cut into pieces: its transcript cannot be split and is dropped"
+            )
         yield clip

@@ -75,7 +75,7 @@ def run_stages(clip: Clip, stages: Sequence[Stage]) -> list[Clip]:
             except PrepError as err:
                 out.append(item.with_verdict("error", f"{stage.name}: {err}"))
                 continue
-            except Exception as err:  # noqa: BLE001 - one bad clip must not stop a run
+            except Exception as err:
                 log.exception("stage %s failed on %s", stage.name, item.source)
                 out.append(item.with_verdict("error", f"{stage.name}: internal error: {type(err).__name__}: {err}"))
                 continue

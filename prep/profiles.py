@@ -9,12 +9,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .denoise import Denoise
 from .downmix import Downmix
 from .errors import ConfigError
 from .longform import LongForm
 from .loudness import Loudness
 from .pipeline import Stage
+from .quality import Measure, Score
 from .resample import Resample
+from .vad import Slice, Trim
 
 __all__ = ["Profile", "PROFILES", "get_profile"]
 
@@ -33,7 +36,16 @@ def _fish() -> Profile:
     return Profile(
         name="fish",
         description="pre-flight cleanup for Fish Audio voice cloning (POST /model)",
-        stages=(Downmix(), Resample(target_rate=44100), Loudness(target_lufs=-23.0, true_peak_dbtp=-1.0)),
+        stages=(
+            Downmix(),
+            Measure(),
+            Resample(target_rate=44100),
+            Denoise(),
+            Trim(),
+            Slice(min_s=10.0, max_s=30.0),
+            Loudness(target_lufs=-23.0, true_peak_dbtp=-1.0),
+            Score(),
+        ),
     )
 
 
@@ -41,7 +53,16 @@ def _dataset() -> Profile:
     return Profile(
         name="dataset",
         description="TTS dataset curation: mono 24 kHz clips",
-        stages=(Downmix(), Resample(target_rate=24000), Loudness(target_lufs=-23.0, true_peak_dbtp=-1.0)),
+        stages=(
+            Downmix(),
+            Measure(),
+            Resample(target_rate=24000),
+            Denoise(mode="nonstationary"),
+            Trim(),
+            Slice(min_s=3.0, max_s=30.0),
+            Loudness(target_lufs=-23.0, true_peak_dbtp=-1.0),
+            Score(min_duration_s=0.5, warn_duration_s=1.0, max_duration_s=30.0),
+        ),
     )
 
 

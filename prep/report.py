@@ -1,7 +1,35 @@
-"""Run reports: ``OUT/report.json``.
+"""Run reports: ``OUT/report.json`` (and ``OUT/report.html`` via :mod:`prep.report_html`).
 
-The JSON report holds one entry per clip (id, source, speaker, output path,
-input format facts, metrics, verdict, reasons) plus a summary.
+Schema of ``report.json`` (``report_version`` 2; times in seconds, levels
+in dB; a non-finite number is ``null`` for NaN, ``"inf"``/``"-inf"``
+otherwise):
+
+``report_version``, ``voiceprep_version``, ``created`` (UTC ISO 8601), ``python``
+    Provenance.
+``profile`` : str, ``pipeline`` : list of ``{"stage", "config"}``
+    The stages run, with their configs.
+``thresholds`` : dict or null
+    Config of the ``score`` stage (the verdict thresholds), if it ran.
+``summary`` : dict
+    ``clips`` (count), ``verdicts`` (count per verdict), ``speakers``
+    (per speaker: ``clips``, ``approved``, ``approved_s``).
+``speakers`` : dict of speaker -> dict
+    :func:`prep.select.speaker_summary`: ``clips``, ``verdicts``,
+    ``duration_s``, ``speech_s``, ``approved_s``, ``approved_speech_s``,
+    ``usable_s`` (approved + warning), ``mean_score``, ``consistency``
+    (``input_lufs`` / ``bandwidth_hz`` / ``snr_db`` as ``{min, max, std}``,
+    ``sample_rates``, ``codecs``, ``notes``), ``selection`` (``clips``: ids
+    best first, ``count``, ``total_s``, ``min_total_s``, ``max_total_s``,
+    ``enough``, ``notes``), ``ready``
+    and ``notes``.
+``clips`` : list of dict
+    One per clip: ``id``, ``source``, ``source_sha256``, ``speaker``,
+    ``output`` (path relative to OUT, or null), ``transcript``, ``span_s``
+    (``[start, end]`` in the source), ``duration_s`` (of the written clip),
+    ``sample_rate``, ``input`` (source format facts), ``metrics`` (see
+    :mod:`prep.quality` for the quality ones), ``verdict`` (``approved``,
+    ``warning``, ``rejected`` or ``error``), ``reasons`` (worst first),
+    ``selected`` (in its speaker's selection) and ``history`` (stages run).
 """
 
 from __future__ import annotations
@@ -14,15 +42,17 @@ from pathlib import Path
 from typing import Any
 
 from .clip import Clip
+from .errors import ConfigError
 from .io import write_text_atomic
 
-__all__ = ["REPORT_VERSION", "build_report", "write_report_json", "read_report"]
+__all__ = ["REPORT_VERSION", "build_report", "print_summary", "read_report", "write_report_json"]
 
-REPORT_VERSION = 1
+REPORT_VERSION = 2
 
 
-def _clip_entry(clip: Clip) -> dict[str, Any]:
+def _clip_entry(clip: Clip, selected: bool = False) -> dict[str, Any]:
     data = clip.to_dict()
+    duration = data["metrics"].get("duration_s")
     return {
         "id": data["id"],
         "source": data["source"],
@@ -31,12 +61,13 @@ def _clip_entry(clip: Clip) -> dict[str, Any]:
         "output": data["output"],
         "transcript": data["transcript"],
         "span_s": data["span_s"],
-        "duration_s": data["duration_s"],
+        "duration_s": duration if isinstance(duration, (int, float)) else data["duration_s"],
         "sample_rate": data["sample_rate"],
         "input": data["input"],
         "metrics": data["metrics"],
         "verdict": data["verdict"],
         "reasons": data["reasons"],
+        "selected": selected,
         "history": data["history"],
     }
 
@@ -54,7 +85,11 @@ def build_report(clips: Sequence[Clip], *, profile: str, stages: Sequence[dict[s
     """
     from . import __version__
     from .runner import summarize
+    from .select import summarize_speakers
 
+    speakers = summarize_speakers(clips)
+    chosen = {(name, cid) for name, entry in speakers.items() for cid in entry["selection"]["clips"]}
+    thresholds = next((dict(s.get("config") or {}) for s in stages if s.get("stage") == "score"), None)
     return {
         "report_version": REPORT_VERSION,
         "voiceprep_version": __version__,
@@ -62,8 +97,10 @@ def build_report(clips: Sequence[Clip], *, profile: str, stages: Sequence[dict[s
         "python": platform.python_version(),
         "profile": profile,
         "pipeline": list(stages),
+        "thresholds": thresholds,
         "summary": summarize(clips),
-        "clips": [_clip_entry(c) for c in clips],
+        "speakers": speakers,
+        "clips": [_clip_entry(c, (c.speaker, c.id) in chosen) for c in clips],
     }
 
 
@@ -75,9 +112,115 @@ def write_report_json(report: dict[str, Any], out_dir: str | Path) -> Path:
 
 
 def read_report(out_dir: str | Path) -> dict[str, Any]:
-    """Read ``out_dir/report.json`` (or a path to the file itself)."""
+    """Read ``out_dir/report.json`` (or a path to the file itself).
+
+    Raises
+    ------
+    ConfigError
+        If the file is missing or is not a voiceprep report.
+    """
     path = Path(out_dir)
     if path.is_dir():
         path = path / "report.json"
-    with open(path, encoding="utf-8") as fh:
-        return json.load(fh)
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = json.load(fh)
+    except FileNotFoundError as err:
+        raise ConfigError(f"{path}: no such report; run `voiceprep run ... -o OUT` first") from err
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ConfigError(f"{path}: cannot read the report: {err}") from err
+    if not isinstance(data, dict) or not isinstance(data.get("clips"), list):
+        raise ConfigError(f"{path}: not a voiceprep report (no 'clips' list)")
+    return data
+
+
+_STYLE = {"approved": "green", "warning": "yellow", "rejected": "red", "error": "magenta"}
+
+
+def _reason_kind(reason: str) -> str:
+    """The reason's kind: the text before its first colon ("short: 8.6 s ..." -> "short")."""
+    return reason.split(":", 1)[0].strip()
+
+
+def print_summary(report: dict[str, Any], out_dir: str | Path, *, console: Any = None, max_clip_rows: int = 40) -> None:
+    """Print the end-of-run summary: speakers, clips (or the commonest reasons) and where the reports are.
+
+    Parameters
+    ----------
+    report : dict
+        As built by :func:`build_report`.
+    out_dir : str or Path
+        The output folder (for the paths printed).
+    console : rich.console.Console, optional
+        Where to print (stdout by default).
+    max_clip_rows : int
+        List every clip when there are at most this many; otherwise count
+        the reasons instead.
+    """
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    console = console or Console()
+    out = Path(out_dir)
+    clips = report.get("clips") or []
+    speakers = report.get("speakers") or {}
+    table = Table(title=f"voiceprep: {len(clips)} clip(s) -> {out}", title_justify="left")
+    for name, justify in (("speaker", "left"), ("clips", "right"), ("approved", "right"), ("warning", "right"),
+                          ("rejected", "right"), ("error", "right"), ("approved s", "right"), ("usable s", "right"),
+                          ("selected", "right"), ("status", "left")):
+        table.add_column(name, justify=justify)  # type: ignore[arg-type]
+    for name, s in speakers.items():
+        v = s.get("verdicts") or {}
+        sel = s.get("selection") or {}
+        if s.get("ready"):
+            status = Text("ready", style="green")
+        else:
+            missing = float(sel.get("min_total_s") or 0.0) - float(sel.get("total_s") or 0.0)
+            status = Text(f"needs {max(0.0, missing):.0f} s more", style="yellow")
+        table.add_row(
+            name,
+            str(s.get("clips", 0)),
+            str(v.get("approved", 0)),
+            str(v.get("warning", 0)),
+            str(v.get("rejected", 0)),
+            str(v.get("error", 0)),
+            f"{s.get('approved_s', 0.0):.1f}",
+            f"{s.get('usable_s', 0.0):.1f}",
+            f"{sel.get('count', 0)} / {float(sel.get('total_s') or 0.0):.1f} s",
+            status,
+        )
+    console.print(table)
+    if clips and len(clips) <= max_clip_rows:
+        detail = Table(show_edge=False, box=None, padding=(0, 1))
+        for name, justify in (("clip", "left"), ("verdict", "left"), ("score", "right"), ("s", "right"),
+                              ("SNR", "right"), ("reasons", "left")):
+            detail.add_column(name, justify=justify, overflow="fold")  # type: ignore[arg-type]
+        for c in clips:
+            metrics = c.get("metrics") or {}
+            score = metrics.get("score")
+            snr = metrics.get("input_snr_db", metrics.get("snr_db"))
+            verdict = str(c.get("verdict", ""))
+            detail.add_row(
+                f"{c.get('speaker')}/{c.get('id')}",
+                Text(verdict, style=_STYLE.get(verdict, "")),
+                f"{score:.0f}" if isinstance(score, (int, float)) else "–",
+                f"{c['duration_s']:.1f}" if isinstance(c.get("duration_s"), (int, float)) else "–",
+                f"{snr:.0f}" if isinstance(snr, (int, float)) else "–",
+                Text("; ".join(c.get("reasons") or []) or "ok"),
+            )
+        console.print(detail)
+    elif clips:
+        counts: dict[str, int] = {}
+        for c in clips:
+            for kind in {_reason_kind(r) for r in c.get("reasons") or []}:
+                counts[kind] = counts.get(kind, 0) + 1
+        if counts:
+            top = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:8]
+            console.print(Text("commonest reasons: " + ", ".join(f"{k} ({n})" for k, n in top)))
+    for name, s in speakers.items():
+        for note in s.get("notes") or []:
+            console.print(Text.assemble((name, "bold"), ": ", note))
+    paths = [p for p in (out / "report.json", out / "report.html") if p.exists()]
+    if paths:
+        console.print(Text("reports: " + ", ".join(str(p) for p in paths)))

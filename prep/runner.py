@@ -68,7 +68,7 @@ class SerialExecutor(Executor):
         future: Future = Future()
         try:
             future.set_result(fn(*args, **kwargs))
-        except BaseException as err:  # noqa: BLE001 - delivered through the future
+        except BaseException as err:
             if isinstance(err, KeyboardInterrupt):
                 raise
             future.set_exception(err)
@@ -249,7 +249,8 @@ def _process_long(
         out.append(_error_clip(job, sha, str(err)))
     if not out:
         rejected = base.with_metrics(long_file=True, speech_s=0.0, speech_ratio=0.0)
-        out.append(rejected.with_verdict("rejected", f"no signal in {info.duration_s:.0f} s of audio (digital silence)"))
+        reason = f"no signal in {info.duration_s:.0f} s of audio (digital silence)"
+        out.append(rejected.with_verdict("rejected", reason))
     return out
 
 
@@ -436,7 +437,7 @@ def run_jobs(
             def record(index: int, job: Job, future: Future) -> None:
                 try:
                     clips = future.result()
-                except Exception as err:  # noqa: BLE001 - a worker crash is one file's error
+                except Exception as err:
                     clips = [_error_clip(job, _safe_sha(job.path), f"{job.path}: worker failed: {err}")]
                 results[index] = clips
                 for clip in clips:
@@ -463,7 +464,7 @@ def run_jobs(
             # (untagged, so a resumed run recomputes them from the tagged ones).
             merged = [c for index in sorted(results) for c in results[index]]
             checked = flag_transcript_rates(merged)
-            changed = {c.id: c for old, c in zip(merged, checked) if c is not old}
+            changed = {c.id: c for old, c in zip(merged, checked, strict=False) if c is not old}
             journal.flush()
             latest = {c.id: c.to_dict() for c in final_clips(out)}
             for clip in changed.values():

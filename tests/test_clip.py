@@ -57,7 +57,8 @@ def test_roundtrip_through_manifest_drops_audio_keeps_everything_else(tmp_path):
     assert len(back) == 2
     b = back[0]
     assert b.audio is None
-    assert (b.id, b.source, b.speaker, b.transcript, b.span_s) == (clip.id, clip.source, "alice", "héllo wörld", (0.5, 1.5))
+    expected = (clip.id, clip.source, "alice", "héllo wörld", (0.5, 1.5))
+    assert (b.id, b.source, b.speaker, b.transcript, b.span_s) == expected
     assert b.input == clip.input
     assert b.metrics["lufs"] == -math.inf and b.metrics["peak"] == 0.5 and b.metrics["flags"] == [1, 2]
     assert b.metrics["nan"] is None
@@ -72,7 +73,7 @@ def test_torn_last_line_is_skipped_but_corrupt_middle_line_is_an_error(tmp_path)
     path.write_text(line + line[: len(line) // 2], encoding="utf-8")
     assert len(list(read_manifest(path))) == 1
     path.write_text(line[: len(line) // 2] + "\n" + line, encoding="utf-8")
-    with pytest.raises(PrepError, match="m.jsonl:1"):
+    with pytest.raises(PrepError, match=r"m\.jsonl:1"):
         list(read_manifest(path))
 
 

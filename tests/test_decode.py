@@ -118,7 +118,7 @@ def test_header_only_wav(tmp_path):
 
 
 def test_corrupt_mp3(fixtures_dir):
-    with pytest.raises(DecodeError, match="corrupt.mp3: not a readable audio file"):
+    with pytest.raises(DecodeError, match=r"corrupt\.mp3: not a readable audio file"):
         load(fixtures_dir / "bad" / "corrupt.mp3")
 
 

@@ -62,7 +62,7 @@ def test_digital_silence_channel_is_dead():
 
 
 def test_all_silent_input_gives_silence_without_error():
-    mono, rep = downmix(np.zeros((2, 1001), np.float32))
+    mono, _rep = downmix(np.zeros((2, 1001), np.float32))
     assert mono.shape == (1001,) and not mono.any()
 
 
@@ -118,7 +118,7 @@ def _clip(audio: np.ndarray) -> Clip:
 
 
 def test_stage_records_what_it_did_on_fixture(demo_dir):
-    audio, rate = load(demo_dir / "bob" / "b01.wav")  # right channel inverted
+    audio, _ = load(demo_dir / "bob" / "b01.wav")  # right channel inverted
     out = Downmix().apply(_clip(audio))
     assert out.audio.ndim == 1
     assert out.metrics["downmix_mode"] == "polarity_corrected"
@@ -126,7 +126,7 @@ def test_stage_records_what_it_did_on_fixture(demo_dir):
     assert _rms(out.audio) == pytest.approx(_rms(audio[0]), rel=0.01)
     assert any("polarity" in r for r in out.reasons)
 
-    audio, rate = load(demo_dir / "bob" / "b02.flac")  # dead right channel
+    audio, _rate = load(demo_dir / "bob" / "b02.flac")  # dead right channel
     out = Downmix().apply(_clip(audio))
     assert out.metrics["downmix_mode"] == "single_live_channel"
     assert out.metrics["dead_channels"] == [1]

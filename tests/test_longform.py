@@ -82,7 +82,7 @@ def test_long_file_becomes_pieces_without_losing_speech(tmp_path, long_stereo):
         covered = sum(max(0.0, min(b, hi) - max(a, lo)) for lo, hi in spans)
         assert covered >= 0.97 * (b - a), (a, b)
     for clip in clips:
-        audio, rate = sf.read(str(tmp_path / clip.output), dtype="float32")
+        audio, _rate = sf.read(str(tmp_path / clip.output), dtype="float32")
         assert audio.ndim == 1 and audio.size > 0
 
 

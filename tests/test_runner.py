@@ -145,7 +145,7 @@ def test_ctrl_c_stops_cleanly_with_summary(tmp_path, corpus):
     proc = _spawn_run(corpus, out)
     _wait_for_lines(proc, out, 2)
     proc.send_signal(signal.SIGINT)
-    stdout, stderr = proc.communicate(timeout=120)
+    _stdout, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 130, stderr
     assert "interrupted" in stderr and "resume" in stderr
     assert "Traceback" not in stderr

@@ -1,0 +1,496 @@
+"""``OUT/report.html``: one self-contained page built from the report dict.
+
+No network: CSS and the few lines of table-sorting JavaScript are inline,
+plots are PNGs drawn with matplotlib's Agg canvas and embedded as base64.
+The page shows a per-speaker summary (totals, selection, consistency), the
+score / loudness / SNR distributions, a table of clips sortable by any
+column, and per clip its reasons, metrics and waveform + spectrogram
+before (the source over the clip's span) and after (the written clip).
+Audio players point at the clip files relative to the page.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .io import write_text_atomic
+
+__all__ = ["render_html", "write_report_html"]
+
+_COLORS = {"approved": "#2e7d32", "warning": "#b26a00", "rejected": "#c62828", "error": "#6a1b9a"}
+_MAX_FRAMES = 500  # spectrogram columns per panel
+_WAVE_POINTS = 1200  # min/max pairs per waveform panel
+
+_CSS = """
+body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;background:#f6f7f9;color:#1d2330}
+header{background:#1d2330;color:#fff;padding:18px 28px}
+header h1{margin:0 0 4px;font-size:22px}
+header .meta{opacity:.8;font-size:13px}
+main{padding:18px 28px;max-width:1500px}
+h2{margin:28px 0 10px;font-size:18px}
+.badge{display:inline-block;padding:1px 8px;border-radius:10px;color:#fff;font-size:12px;font-weight:600}
+.cards{display:flex;flex-wrap:wrap;gap:14px}
+.card{background:#fff;border-radius:8px;box-shadow:0 1px 3px rgba(0,0,0,.12);padding:14px 18px;min-width:320px;flex:1}
+.card h3{margin:0 0 8px;font-size:16px}
+.kv{display:grid;grid-template-columns:auto auto;gap:2px 14px;font-size:13px}
+.kv > span:nth-child(odd){color:#5b6475}
+ul.notes{margin:6px 0 0 18px;padding:0;font-size:13px}
+table.clips{border-collapse:collapse;background:#fff;width:100%;font-size:13px;box-shadow:0 1px 3px rgba(0,0,0,.12)}
+table.clips th{position:sticky;top:0;background:#e8ebf0;cursor:pointer;user-select:none;padding:6px 8px;text-align:left;
+white-space:nowrap}
+table.clips th:after{content:" \\2195";opacity:.35}
+table.clips td{padding:5px 8px;border-top:1px solid #eceef2;vertical-align:top}
+table.clips td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
+table.clips tr:hover td{background:#f3f6fb}
+.reasons{color:#5b6475;font-size:12px;min-width:360px}
+.wrap{overflow-x:auto}
+table.clips td:first-child{white-space:nowrap}
+section.clip{background:#fff;border-radius:8px;box-shadow:0 1px 3px rgba(0,0,0,.12);padding:12px 18px;margin:14px 0}
+section.clip h3{margin:0 0 6px;font-size:15px}
+section.clip img{max-width:100%;height:auto;display:block;margin:8px 0}
+.muted{color:#5b6475;font-size:12px}
+details table{font-size:12px;border-collapse:collapse}
+details td{padding:1px 10px 1px 0}
+img.dist{max-width:100%;height:auto;background:#fff;border-radius:8px}
+.caps{display:grid;grid-template-columns:576px 560px;font-size:12px;color:#5b6475}
+"""
+
+_JS = """
+document.querySelectorAll('table.clips th').forEach(function(th, col){
+  th.addEventListener('click', function(){
+    var table = th.closest('table'), body = table.tBodies[0];
+    var asc = th.dataset.dir !== 'asc';
+    table.querySelectorAll('th').forEach(function(h){ delete h.dataset.dir; });
+    th.dataset.dir = asc ? 'asc' : 'desc';
+    var rows = Array.prototype.slice.call(body.rows);
+    rows.sort(function(a, b){
+      var x = a.cells[col].dataset.v, y = b.cells[col].dataset.v;
+      var nx = parseFloat(x), ny = parseFloat(y);
+      var c = (!isNaN(nx) && !isNaN(ny)) ? nx - ny : String(x).localeCompare(String(y));
+      return asc ? c : -c;
+    });
+    rows.forEach(function(r){ body.appendChild(r); });
+  });
+});
+"""
+
+
+def _e(value: Any) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _num(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
+def _fmt(value: Any, spec: str = ".1f", unit: str = "") -> str:
+    v = _num(value)
+    return "–" if v is None else f"{v:{spec}}{unit}"
+
+
+def _badge(verdict: str) -> str:
+    color = _COLORS.get(verdict, "#555")
+    return f'<span class="badge" style="background:{color}">{_e(verdict)}</span>'
+
+
+def _png(fig: Any) -> str:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    FigureCanvasAgg(fig)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+# -- audio for the plots ---------------------------------------------------------------
+class _SourceCache:
+    """The last decoded source file (slices of one long file come in a row)."""
+
+    def __init__(self) -> None:
+        self.path: str | None = None
+        self.audio: tuple[np.ndarray, int] | None = None
+
+    def get(self, path: str) -> tuple[np.ndarray, int] | None:
+        from .decode import load
+        from .errors import PrepError
+
+        if path != self.path:
+            self.path = path
+            try:
+                audio, rate = load(path)
+                self.audio = (audio.mean(axis=0, dtype=np.float32), rate)
+            except PrepError:
+                self.audio = None
+        return self.audio
+
+
+def _before(entry: Mapping[str, Any], cache: _SourceCache) -> tuple[np.ndarray, int] | None:
+    loaded = cache.get(str(entry.get("source", "")))
+    if loaded is None:
+        return None
+    audio, rate = loaded
+    span = entry.get("span_s") or [0.0, audio.size / rate]
+    i0 = max(0, int(float(span[0]) * rate))
+    i1 = min(audio.size, math.ceil(float(span[1]) * rate))
+    return (audio[i0:i1], rate) if i1 > i0 else None
+
+
+def _after(entry: Mapping[str, Any], out_dir: Path) -> tuple[np.ndarray, int] | None:
+    import soundfile as sf
+
+    output = entry.get("output")
+    if not output:
+        return None
+    try:
+        data, rate = sf.read(str(out_dir / output), dtype="float32", always_2d=True)
+    except (OSError, RuntimeError, sf.LibsndfileError):
+        return None
+    return np.ascontiguousarray(data.mean(axis=1)), int(rate)
+
+
+_PANEL_W, _WAVE_H, _SPEC_H, _GAP = 560, 64, 128, 16
+
+
+def _wave_image(audio: np.ndarray, color: tuple[int, int, int]) -> np.ndarray:
+    """Min/max waveform drawn into an RGB array, shape (_WAVE_H, _PANEL_W, 3), full scale = full height."""
+    img = np.full((_WAVE_H, _PANEL_W, 3), 255, np.uint8)
+    img[_WAVE_H // 2, :] = 220
+    if audio.size == 0:
+        return img
+    edges = np.linspace(0, audio.size, _PANEL_W + 1).astype(int)
+    edges[1:] = np.maximum(edges[1:], edges[:-1] + 1)
+    edges = np.minimum(edges, audio.size)
+    ok = edges[1:] > edges[:-1]
+    starts = edges[:-1][ok]
+    lo = np.full(_PANEL_W, 0.0, np.float32)
+    hi = np.full(_PANEL_W, 0.0, np.float32)
+    lo[ok] = np.minimum.reduceat(audio, starts)
+    hi[ok] = np.maximum.reduceat(audio, starts)
+    half = (_WAVE_H - 1) / 2
+    top = np.clip(np.round(half - np.clip(hi, -1, 1) * half), 0, _WAVE_H - 1).astype(int)
+    bottom = np.clip(np.round(half - np.clip(lo, -1, 1) * half), 0, _WAVE_H - 1).astype(int)
+    rows = np.arange(_WAVE_H)[:, None]
+    inside = (rows >= top[None, :]) & (rows <= bottom[None, :])
+    img[inside] = color
+    return img
+
+
+def _spec_image(audio: np.ndarray, rate: int) -> np.ndarray:
+    """Spectrogram (0 Hz at the bottom, Nyquist at the top, 90 dB range) as RGB, shape (_SPEC_H, _PANEL_W, 3)."""
+    from matplotlib import colormaps
+    from scipy import signal
+
+    nper = 512 if rate <= 24000 else 1024
+    if audio.size < nper:
+        audio = np.pad(audio, (0, nper - audio.size))
+    hop = max(nper // 4, audio.size // _MAX_FRAMES)
+    _, _, sxx = signal.spectrogram(audio, rate, nperseg=nper, noverlap=max(0, nper - hop), mode="psd")
+    level = 10 * np.log10(sxx + 1e-14)
+    top = float(np.max(level))
+    norm = np.clip((level - (top - 90.0)) / 90.0, 0.0, 1.0)
+    rows = np.linspace(norm.shape[0] - 1, 0, _SPEC_H).round().astype(int)
+    cols = np.linspace(0, norm.shape[1] - 1, _PANEL_W).round().astype(int)
+    rgba = colormaps["magma"](norm[np.ix_(rows, cols)], bytes=True)
+    return np.ascontiguousarray(rgba[..., :3])
+
+
+def _panel(data: tuple[np.ndarray, int] | None, color: tuple[int, int, int]) -> np.ndarray:
+    height = _WAVE_H + 4 + _SPEC_H
+    if data is None or data[0].size == 0:
+        img = np.full((height, _PANEL_W, 3), 240, np.uint8)
+        img[::8, ::8] = 200  # dotted: nothing to show
+        return img
+    audio, rate = data
+    img = np.full((height, _PANEL_W, 3), 255, np.uint8)
+    img[:_WAVE_H] = _wave_image(audio, color)
+    img[_WAVE_H + 4 :] = _spec_image(audio, rate)
+    return img
+
+
+def _clip_figure(before: tuple[np.ndarray, int] | None, after: tuple[np.ndarray, int] | None) -> str:
+    """One image (a JPEG data URI): before (left) and after (right), each a waveform over a spectrogram."""
+    from matplotlib.image import imsave
+
+    left = _panel(before, (122, 133, 153))
+    right = _panel(after, (31, 95, 168))
+    gap = np.full((left.shape[0], _GAP, 3), 255, np.uint8)
+    buf = io.BytesIO()
+    # JPEG: spectrograms are photo-like; 5-10x smaller and faster to encode than PNG
+    imsave(buf, np.concatenate([left, gap, right], axis=1), format="jpeg", pil_kwargs={"quality": 85})
+    return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _caption(label: str, data: tuple[np.ndarray, int] | None) -> str:
+    if data is None or data[0].size == 0:
+        return f"{label}: not available"
+    audio, rate = data
+    return f"{label}: {audio.size / rate:.1f} s, spectrogram 0–{rate / 2000:g} kHz"
+
+
+def _distributions(clips: Sequence[Mapping[str, Any]]) -> str | None:
+    from matplotlib.figure import Figure
+
+    def values(*names: str) -> list[float]:
+        out = []
+        for c in clips:
+            for name in names:
+                v = _num((c.get("metrics") or {}).get(name))
+                if v is not None:
+                    out.append(v)
+                    break
+        return out
+
+    panels = [
+        ("score (0–100)", [("score", values("score"), "#1f5fa8")]),
+        ("loudness (LUFS)", [("input", values("input_lufs"), "#9aa5b8"), ("output", values("output_lufs"), "#1f5fa8")]),
+        ("SNR (dB)", [("source", values("input_snr_db"), "#9aa5b8"), ("output", values("snr_db"), "#1f5fa8")]),
+    ]
+    panels = [(title, [s for s in series if s[1]]) for title, series in panels]
+    panels = [(title, series) for title, series in panels if series]
+    if not panels:
+        return None
+    fig = Figure(figsize=(4 * len(panels), 2.6), dpi=72)
+    axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    fig.subplots_adjust(left=0.06, right=0.98, bottom=0.12, top=0.88, wspace=0.25)
+    for ax, (title, series) in zip(axes, panels, strict=True):
+        everything = np.concatenate([np.asarray(v) for _, v, _ in series])
+        lo, hi = float(everything.min()), float(everything.max())
+        bins = np.linspace(lo - 0.5, hi + 0.5, min(30, max(5, len(everything))) + 1)
+        for label, data, color in series:
+            ax.hist(data, bins=bins, color=color, alpha=0.75, label=label)
+        ax.set_title(title, fontsize=10)
+        ax.tick_params(labelsize=8)
+        if len(series) > 1:
+            ax.legend(fontsize=8)
+    return _png(fig)
+
+
+# -- page ------------------------------------------------------------------------------
+_TABLE = [
+    # header, metric name (or key), format, unit
+    ("score", "score", ".0f", ""),
+    ("dur", "duration_s", ".1f", " s"),
+    ("speech", "speech_ratio", ".0%", ""),
+    ("SNR src", "input_snr_db", ".0f", " dB"),
+    ("SNR out", "snr_db", ".0f", " dB"),
+    ("band", "bandwidth_khz", ".1f", " kHz"),
+    ("clip", "clipping_pct", ".2f", " %"),
+    ("reverb", "reverb", ".2f", " s"),
+    ("tonal", "tonal", ".2f", ""),
+    ("LUFS in", "input_lufs", ".1f", ""),
+    ("LUFS out", "output_lufs", ".1f", ""),
+    ("TP out", "output_true_peak_dbtp", ".1f", ""),
+]
+
+
+def _derived(metrics: Mapping[str, Any], name: str) -> float | None:
+    def first(*names: str) -> float | None:
+        for n in names:
+            v = _num(metrics.get(n))
+            if v is not None:
+                return v
+        return None
+
+    if name == "bandwidth_khz":
+        v = first("input_bandwidth_hz", "bandwidth_hz")
+        return None if v is None else v / 1000
+    if name == "clipping_pct":
+        vals = [v for v in (first("input_clipping_ratio"), first("clipping_ratio")) if v is not None]
+        return 100 * max(vals) if vals else None
+    if name == "reverb":
+        return first("input_reverb_s", "reverb_s")
+    if name == "tonal":
+        return first("input_tonal_ratio", "tonal_ratio")
+    return first(name)
+
+
+def _anchor(entry: Mapping[str, Any], index: int) -> str:
+    return f"clip-{index}"
+
+
+def _speaker_cards(speakers: Mapping[str, Any], anchors: Mapping[tuple[str, str], str]) -> str:
+    if not speakers:
+        return '<p class="muted">No speaker summary in this report.</p>'
+    cards = []
+    for name, s in speakers.items():
+        sel = s.get("selection") or {}
+        ready = s.get("ready")
+        status = _badge("approved") .replace(">approved<", ">ready<") if ready else _badge("warning").replace(
+            ">warning<", ">needs more audio<"
+        )
+        verdicts = " ".join(f"{_badge(v)}&nbsp;{n}" for v, n in (s.get("verdicts") or {}).items())
+        links = ", ".join(
+            f'<a href="#{anchors.get((name, cid), "")}">{_e(cid)}</a>' for cid in sel.get("clips", [])
+        ) or "none"
+        notes = list(s.get("notes") or []) + list((s.get("consistency") or {}).get("notes") or [])
+        notes_html = "".join(f"<li>{_e(n)}</li>" for n in notes)
+        cons = s.get("consistency") or {}
+        rates = ", ".join(f"{r / 1000:g} kHz" for r in cons.get("sample_rates") or [])
+        cards.append(
+            f'<div class="card"><h3>{_e(name)} {status}</h3><div class="kv">'
+            f"<span>clips</span><span>{s.get('clips', 0)} &nbsp; {verdicts}</span>"
+            f"<span>approved</span><span>{_fmt(s.get('approved_s'), '.1f', ' s')} "
+            f"({_fmt(s.get('approved_speech_s'), '.1f', ' s')} speech)</span>"
+            f"<span>usable (approved + warning)</span><span>{_fmt(s.get('usable_s'), '.1f', ' s')}</span>"
+            f"<span>mean score</span><span>{_fmt(s.get('mean_score'), '.0f')}</span>"
+            f"<span>selection</span><span>{sel.get('count', 0)} clip(s), {_fmt(sel.get('total_s'), '.1f', ' s')}</span>"
+            f"<span>sources</span><span>{_e(', '.join(cons.get('codecs') or []))} {_e(rates)}</span>"
+            f"</div><p class='muted'>selected: {links}</p>"
+            + (f'<ul class="notes">{notes_html}</ul>' if notes_html else "")
+            + "</div>"
+        )
+    return '<div class="cards">' + "".join(cards) + "</div>"
+
+
+def _clip_table(clips: Sequence[Mapping[str, Any]], anchors: Sequence[str]) -> str:
+    names = ("clip", "speaker", "verdict", *[t[0] for t in _TABLE], "sel", "reasons")
+    head = "".join(f"<th>{_e(h)}</th>" for h in names)
+    rows = []
+    order = {v: i for i, v in enumerate(_COLORS)}
+    for entry, anchor in zip(clips, anchors, strict=True):
+        metrics = entry.get("metrics") or {}
+        verdict = str(entry.get("verdict", ""))
+        cells = [
+            f'<td data-v="{_e(entry.get("id", ""))}"><a href="#{anchor}">{_e(entry.get("id", ""))}</a></td>',
+            f'<td data-v="{_e(entry.get("speaker", ""))}">{_e(entry.get("speaker", ""))}</td>',
+            f'<td data-v="{order.get(verdict, 9)}">{_badge(verdict)}</td>',
+        ]
+        for _, name, spec, unit in _TABLE:
+            v = _derived(metrics, name) if name != "duration_s" else _num(entry.get("duration_s"))
+            if name == "duration_s" and v is None:
+                v = _num(metrics.get("duration_s"))
+            sort_v = "" if v is None else repr(v)
+            cells.append(f'<td class="num" data-v="{sort_v}">{_fmt(v, spec, unit)}</td>')
+        selected = bool(entry.get("selected"))
+        cells.append(f'<td data-v="{int(selected)}">{"✓" if selected else ""}</td>')
+        reasons = "; ".join(entry.get("reasons") or [])
+        cells.append(f'<td class="reasons" data-v="{_e(reasons)}">{_e(reasons)}</td>')
+        rows.append("<tr>" + "".join(cells) + "</tr>")
+    return (
+        f'<div class="wrap"><table class="clips" id="clips"><thead><tr>{head}</tr></thead>'
+        f'<tbody>{"".join(rows)}</tbody></table></div>'
+    )
+
+
+def _metrics_table(metrics: Mapping[str, Any]) -> str:
+    rows = []
+    for key in sorted(metrics):
+        value = metrics[key]
+        if isinstance(value, float):
+            text = f"{value:.4g}"
+        elif isinstance(value, (dict, list)):
+            text = json.dumps(value, ensure_ascii=False)
+        else:
+            text = str(value)
+        rows.append(f"<tr><td>{_e(key)}</td><td>{_e(text)}</td></tr>")
+    return "<details><summary>all metrics</summary><table>" + "".join(rows) + "</table></details>"
+
+
+def _clip_section(entry: Mapping[str, Any], anchor: str, figure: tuple[str, str, str] | None) -> str:
+    reasons = entry.get("reasons") or []
+    reasons_html = "".join(f"<li>{_e(r)}</li>" for r in reasons) or "<li>no problems found</li>"
+    span = entry.get("span_s") or []
+    span_text = f"{_fmt(span[0], '.2f')}–{_fmt(span[1], '.2f')} s" if len(span) == 2 else ""
+    output = entry.get("output")
+    player = f'<audio controls preload="none" src="{_e(output)}"></audio>' if output else ""
+    transcript = entry.get("transcript")
+    metrics = entry.get("metrics") or {}
+    parts = [
+        f'<section class="clip" id="{anchor}"><h3>{_e(entry.get("id", ""))} {_badge(str(entry.get("verdict", "")))} '
+        f'<span class="muted">score {_fmt(metrics.get("score"), ".0f")} · {_e(entry.get("speaker", ""))}</span></h3>',
+        f'<div class="muted">{_e(entry.get("source", ""))} {_e(span_text)} → {_e(output or "not written")}</div>',
+        f'<ul class="notes">{reasons_html}</ul>',
+    ]
+    if transcript:
+        parts.append(f'<p class="muted">“{_e(transcript)}”</p>')
+    if figure:
+        png, left, right = figure
+        parts.append(
+            f'<img alt="waveform and spectrogram of {_e(entry.get("id", ""))}, before and after" src="{png}" '
+            f'width="{2 * _PANEL_W + _GAP}">'
+            f'<div class="caps"><span>{_e(left)}</span><span>{_e(right)}</span></div>'
+        )
+    parts.append(player)
+    parts.append(_metrics_table(metrics))
+    parts.append("</section>")
+    return "".join(parts)
+
+
+def render_html(report: Mapping[str, Any], out_dir: str | Path, *, max_plots: int = 500) -> str:
+    """Render the report page.
+
+    Parameters
+    ----------
+    report : Mapping
+        As built by :func:`prep.report.build_report` (or read back with
+        :func:`prep.report.read_report`).
+    out_dir : str or Path
+        The run's output folder (clip paths in the report are relative to it).
+    max_plots : int
+        Draw before/after plots for at most this many clips (the first ones).
+
+    Returns
+    -------
+    str
+        The whole HTML document.
+    """
+    out = Path(out_dir)
+    clips = list(report.get("clips") or [])
+    anchors = [_anchor(c, i) for i, c in enumerate(clips)]
+    anchor_of = {(str(c.get("speaker")), str(c.get("id"))): a for c, a in zip(clips, anchors, strict=True)}
+    summary = report.get("summary") or {}
+    verdicts = " ".join(f"{_badge(v)}&nbsp;{n}" for v, n in (summary.get("verdicts") or {}).items())
+    cache = _SourceCache()
+    order = sorted(range(len(clips)), key=lambda i: (str(clips[i].get("source")), i))
+    figures: dict[int, tuple[str, str, str] | None] = {}
+    for i in order[: max(0, max_plots)]:
+        entry = clips[i]
+        if entry.get("verdict") == "error" and not entry.get("output"):
+            figures[i] = None
+            continue
+        before, after = _before(entry, cache), _after(entry, out)
+        figures[i] = (_clip_figure(before, after), _caption("before (source)", before), _caption("after (clip)", after))
+    dist = _distributions(clips)
+    title = f"voiceprep report: {out.resolve().name}"
+    body = [
+        f"<header><h1>{_e(title)}</h1><div class='meta'>profile {_e(report.get('profile', '?'))} · "
+        f"{len(clips)} clip(s) · {verdicts} · created {_e(report.get('created', '?'))} · "
+        f"voiceprep {_e(report.get('voiceprep_version', '?'))}</div></header><main>",
+        "<h2>Speakers</h2>",
+        _speaker_cards(report.get("speakers") or {}, anchor_of),
+    ]
+    if dist:
+        body += ["<h2>Distributions</h2>", f'<img class="dist" alt="score, loudness and SNR histograms" src="{dist}">']
+    body += [
+        "<h2>Clips</h2><p class='muted'>Click a column header to sort. Source (src) values were measured "
+        "before processing.</p>",
+        _clip_table(clips, anchors),
+        "<h2>Clip details</h2>",
+    ]
+    body += [_clip_section(c, a, figures.get(i)) for i, (c, a) in enumerate(zip(clips, anchors, strict=True))]
+    body.append("</main>")
+    return (
+        "<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
+        "<meta name='viewport' content='width=device-width, initial-scale=1'>"
+        f"<title>{_e(title)}</title><style>{_CSS}</style></head><body>"
+        + "".join(body)
+        + f"<script>{_JS}</script></body></html>\n"
+    )
+
+
+def write_report_html(report: Mapping[str, Any], out_dir: str | Path, *, max_plots: int = 500) -> Path:
+    """Write ``out_dir/report.html`` atomically and return its path (see :func:`render_html`)."""
+    path = Path(out_dir) / "report.html"
+    write_text_atomic(path, render_html(report, out_dir, max_plots=max_plots))
+    return path

@@ -1,0 +1,468 @@
+"""Quality metrics on constructed signals with known truth, the score, verdict rules and selection."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+import pytest
+import soxr
+from scipy import signal
+
+from prep.clip import Clip, InputInfo
+from prep.errors import ConfigError
+from prep.quality import (
+    MAX_SNR_DB,
+    Measure,
+    Score,
+    bandwidth_hz,
+    clipping,
+    dc_offset,
+    dnsmos,
+    judge,
+    measure_quality,
+    quality_score,
+    reverb_decay_s,
+    snr_estimate,
+    tonal_ratio,
+)
+from prep.select import Selection, consistency, select_clips, speaker_summary
+
+RATE = 16000
+
+
+# -- constructed signals ---------------------------------------------------------------
+def _formant_filter(rate: int, rng: np.random.Generator) -> np.ndarray:
+    a = np.array([1.0])
+    for f, bw in ((rng.uniform(300, 800), 80), (rng.uniform(900, 2200), 120), (rng.uniform(2400, 3200), 200)):
+        r = math.exp(-math.pi * bw / rate)
+        a = np.convolve(a, [1.0, -2 * r * math.cos(2 * math.pi * f / rate), r * r])
+    return a
+
+
+def _phrase(n: int, rate: int, rng: np.random.Generator) -> np.ndarray:
+    """Syllables: gliding harmonic source through formants, some with a fricative onset."""
+    y = np.zeros(n)
+    pos = 0
+    while pos < n:
+        syl = min(int(rng.uniform(0.12, 0.3) * rate), n - pos)
+        if syl < int(0.03 * rate):
+            break
+        t = np.arange(syl) / rate
+        f0 = rng.uniform(100, 220) * (1 + rng.uniform(-0.15, 0.15) * t / max(t[-1], 1e-3))
+        phase = 2 * np.pi * np.cumsum(f0) / rate
+        n_harm = int(min(5000, rate / 2 - 100) / f0.max())
+        source = sum(np.sin(k * phase) / k for k in range(1, n_harm + 1))
+        voiced = signal.lfilter([1.0], _formant_filter(rate, rng), source)
+        voiced /= np.std(voiced) + 1e-12
+        if rng.random() < 0.4:
+            nf = int(0.06 * rate)
+            sos = signal.butter(2, min(2500 / (rate / 2), 0.9), "high", output="sos")
+            fric = signal.sosfilt(sos, rng.standard_normal(syl))
+            voiced = voiced + 0.5 * fric / (np.std(fric[:nf]) + 1e-12) * (np.arange(syl) < nf)
+        env = np.ones(syl)
+        ramp = int(0.015 * rate)
+        env[:ramp] = np.linspace(0, 1, ramp)
+        env[-ramp:] = np.linspace(1, 0, ramp)
+        y[pos : pos + syl] = voiced * env * 10 ** (rng.uniform(-6, 0) / 20)
+        pos += syl + int(rng.uniform(0.0, 0.05) * rate)
+    return 0.1 * y
+
+
+def speechlike(duration_s: float = 10.0, *, rate: int = RATE, seed: int = 0) -> tuple[np.ndarray, list]:
+    """Speech-like phrases (1.5-3 s) separated by 0.4-0.8 s pauses; returns audio and phrase regions."""
+    rng = np.random.default_rng(seed)
+    out = np.zeros(int(duration_s * rate))
+    regions = []
+    t = 0.5
+    while t < duration_s - 1.0:
+        length = min(rng.uniform(1.5, 3.0), duration_s - 0.5 - t)
+        i0, i1 = int(t * rate), int((t + length) * rate)
+        out[i0:i1] = _phrase(i1 - i0, rate, rng)
+        regions.append((i0 / rate, i1 / rate))
+        t += length + rng.uniform(0.4, 0.8)
+    return out.astype(np.float32), regions
+
+
+def pink_noise(n: int, rng: np.random.Generator) -> np.ndarray:
+    spec = np.fft.rfft(rng.standard_normal(n))
+    f = np.arange(spec.size, dtype=np.float64)
+    f[0] = 1.0
+    x = np.fft.irfft(spec / np.sqrt(f), n)
+    return x / np.std(x)
+
+
+def mix_at_snr(clean: np.ndarray, regions: list, noise: np.ndarray, snr_db: float, rate: int = RATE) -> np.ndarray:
+    """Scale ``noise`` so that speech power over ``regions`` / noise power = ``snr_db``."""
+    mask = np.zeros(clean.size, bool)
+    for s, e in regions:
+        mask[int(s * rate) : int(e * rate)] = True
+    speech_power = np.mean(clean[mask].astype(np.float64) ** 2)
+    noise = noise / np.sqrt(np.mean(noise**2)) * math.sqrt(speech_power / 10 ** (snr_db / 10))
+    return (clean + noise).astype(np.float32)
+
+
+def exponential_rir(t60_s: float, rate: int, rng: np.random.Generator, drr_db: float = 0.0) -> np.ndarray:
+    """Gaussian noise under a 60 dB / t60_s envelope, with a direct path drr_db above the tail's energy."""
+    n = int(1.2 * t60_s * rate)
+    t = np.arange(n) / rate
+    h = rng.standard_normal(n) * 10 ** (-3 * t / t60_s)
+    h[0] = 0.0
+    h[0] = math.sqrt(np.sum(h**2) * 10 ** (drr_db / 10))
+    return h
+
+
+@pytest.fixture(scope="module")
+def speech() -> tuple[np.ndarray, list]:
+    return speechlike(10.0, seed=1)
+
+
+# -- SNR -----------------------------------------------------------------------------------
+@pytest.mark.parametrize("kind", ["white", "pink"])
+@pytest.mark.parametrize("snr_db", [0, 10, 20, 30])
+def test_snr_estimate_within_3_db(speech, kind, snr_db):
+    clean, regions = speech
+    rng = np.random.default_rng(snr_db + (100 if kind == "pink" else 0))
+    noise = rng.standard_normal(clean.size) if kind == "white" else pink_noise(clean.size, rng)
+    noisy = mix_at_snr(clean, regions, noise, snr_db)
+    est = snr_estimate(noisy, RATE)
+    assert est.noise_from == "pauses"
+    assert abs(est.snr_db - snr_db) <= 3.0, est
+
+
+def test_snr_orders_mixtures(speech):
+    clean, regions = speech
+    rng = np.random.default_rng(7)
+    noise = rng.standard_normal(clean.size)
+    values = [snr_estimate(mix_at_snr(clean, regions, noise, s), RATE).snr_db for s in (5, 15, 25)]
+    assert values == sorted(values)
+
+
+def test_snr_digital_silence_and_no_speech(speech):
+    clean, _ = speech
+    assert snr_estimate(clean, RATE).snr_db == MAX_SNR_DB  # pauses are exact zeros
+    noise = np.random.default_rng(0).standard_normal(RATE * 3).astype(np.float32) * 0.01
+    assert math.isnan(snr_estimate(np.zeros(RATE * 3, np.float32), RATE).snr_db)
+    noise_only = snr_estimate(noise, RATE)  # stationary noise: no speech, or no speech above the noise
+    assert noise_only.speech_frames == 0 or noise_only.snr_db < 10
+
+
+# -- clipping and DC ---------------------------------------------------------------------------
+@pytest.mark.parametrize(("fraction", "rel"), [(0.002, 0.5), (0.01, 0.2), (0.05, 0.2)])
+def test_clipping_ratio_matches_construction(speech, fraction, rel):
+    clean, _ = speech
+    x = clean / np.max(np.abs(clean))
+    level = float(np.quantile(np.abs(x), 1 - fraction))
+    clipped = np.clip(x, -level, level)
+    truth = float(np.mean(np.abs(x) >= level))
+    rep = clipping(clipped * np.float32(0.5))  # clipped, then turned down: the rail is not full scale
+    assert rep.ratio == pytest.approx(truth, rel=rel)  # single-sample overshoots look like natural peaks
+    assert rep.runs > 0
+    assert rep.level == pytest.approx(0.5 * level, rel=1e-5)
+
+
+def test_clipping_quantized_full_scale(speech):
+    clean, _ = speech
+    x = np.clip(clean / np.max(np.abs(clean)) * 3.0, -1.0, 1.0)
+    pcm = np.round(x * 32767) / 32767  # 16-bit at full scale
+    truth = float(np.mean(np.abs(clean / np.max(np.abs(clean)) * 3.0) >= 1.0))
+    assert clipping(pcm.astype(np.float32)).ratio == pytest.approx(truth, rel=0.2)
+
+
+def test_clipping_absent_on_clean_signals(speech):
+    clean, _ = speech
+    assert clipping(clean).ratio < 1e-4
+    t = np.arange(RATE) / RATE
+    assert clipping(np.sin(2 * np.pi * 440 * t).astype(np.float32)).runs == 0
+    assert clipping(np.zeros(1000, np.float32)).ratio == 0.0
+    assert clipping(np.full(1000, 1e-5, np.float32)).ratio == 0.0  # below min_level
+
+
+def test_clipping_multichannel_counts_all_channels(speech):
+    clean, _ = speech
+    x = clean / np.max(np.abs(clean))
+    level = float(np.quantile(np.abs(x), 0.98))
+    stereo = np.stack([np.clip(x, -level, level), x])
+    single = clipping(np.clip(x, -level, level)).ratio
+    assert clipping(stereo).ratio == pytest.approx(single / 2, rel=0.05)
+
+
+def test_clipping_rejects_bad_parameters(speech):
+    with pytest.raises(ConfigError, match="min_run"):
+        clipping(speech[0], min_run=1)
+
+
+def test_dc_offset(speech):
+    clean, _ = speech
+    assert abs(dc_offset(clean)) < 1e-3
+    assert dc_offset(clean + np.float32(0.03)) == pytest.approx(0.03 + float(np.mean(clean)), abs=1e-6)
+    assert dc_offset(np.stack([clean, clean - np.float32(0.05)])) == pytest.approx(-0.05, abs=2e-3)
+
+
+# -- bandwidth ---------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def wideband() -> np.ndarray:
+    rate = 44100
+    clean, _ = speechlike(6.0, rate=rate, seed=2)
+    floor = np.random.default_rng(3).standard_normal(clean.size) * 0.003  # a flat floor up to Nyquist
+    return (clean + floor).astype(np.float32)
+
+
+@pytest.mark.parametrize("cutoff_hz", [4000.0, 8000.0, 12000.0])
+def test_bandwidth_of_lowpassed_audio(wideband, cutoff_hz):
+    sos = signal.butter(12, cutoff_hz, "low", fs=44100, output="sos")
+    low = signal.sosfilt(sos, wideband).astype(np.float32)
+    bw = bandwidth_hz(low, 44100)
+    assert 0.85 * cutoff_hz <= bw <= 1.25 * cutoff_hz
+
+
+def test_bandwidth_full_band_and_upsampled_phone(wideband):
+    assert bandwidth_hz(wideband, 44100) > 18000
+    phone = soxr.resample(soxr.resample(wideband, 44100, 8000), 8000, 44100).astype(np.float32)
+    assert bandwidth_hz(phone, 44100) < 4200
+    assert bandwidth_hz(np.zeros(44100, np.float32), 44100) == 0.0
+
+
+# -- reverberation ---------------------------------------------------------------------------
+def test_added_reverb_is_flagged(speech):
+    clean, _ = speech
+    rng = np.random.default_rng(11)
+    dry = clean + rng.standard_normal(clean.size).astype(np.float32) * 1e-4
+    threshold = Score().warn_reverb_s
+    dry_s, n_dry = reverb_decay_s(dry, RATE)
+    assert n_dry >= 2
+    assert dry_s < threshold
+    decays = []
+    for t60 in (0.6, 1.2):
+        wet = signal.fftconvolve(dry, exponential_rir(t60, RATE, rng, drr_db=-3.0))[: dry.size]
+        wet = (wet / np.max(np.abs(wet)) * 0.5).astype(np.float32)
+        decays.append(reverb_decay_s(wet, RATE)[0])
+    assert decays[0] > threshold
+    assert decays[1] > decays[0]
+    _, reasons = judge({"reverb_s": decays[1]}, Score())
+    assert any("reverberant" in r for r in reasons)
+
+
+# -- music / hum -------------------------------------------------------------------------------
+def test_tonal_ratio_separates_music_and_hum_from_noise(speech):
+    clean, regions = speech
+    rng = np.random.default_rng(5)
+    t = np.arange(clean.size) / RATE
+    noisy = mix_at_snr(clean, regions, rng.standard_normal(clean.size), 25)
+    assert tonal_ratio(noisy, RATE) < 0.3
+    hum = sum(np.sin(2 * np.pi * 50 * k * t) / k for k in (1, 2, 3, 4))
+    assert tonal_ratio(mix_at_snr(clean, regions, hum, 15), RATE) > 0.5
+    chords = np.zeros(clean.size)
+    note = int(0.6 * RATE)
+    for i0 in range(0, clean.size, note):  # a new three-note chord every 0.6 s
+        root = 220 * 2 ** (rng.integers(0, 12) / 12)
+        tt = t[i0 : i0 + note]
+        chords[i0 : i0 + note] = sum(np.sin(2 * np.pi * root * r * tt) for r in (1, 1.26, 1.5))
+    assert tonal_ratio(mix_at_snr(clean, regions, chords, 15), RATE) > 0.5
+
+
+# -- all metrics, score, verdict ---------------------------------------------------------------
+def test_measure_quality_keys_and_skip(speech):
+    clean, regions = speech
+    noisy = mix_at_snr(clean, regions, np.random.default_rng(0).standard_normal(clean.size), 20)
+    found = measure_quality(noisy, RATE)
+    for key in ("duration_s", "speech_s", "speech_ratio", "snr_db", "clipping_ratio", "clipped_runs", "dc_offset",
+                "bandwidth_hz", "reverb_s", "tonal_ratio"):
+        assert key in found
+    assert found["duration_s"] == pytest.approx(10.0)
+    truth_speech = sum(e - s for s, e in regions)
+    assert abs(found["speech_s"] - truth_speech) < 1.5
+    assert "snr_db" not in measure_quality(noisy, RATE, skip={"snr_db"})
+
+
+def test_measure_quality_survives_tiny_and_silent_clips():
+    for audio in (np.zeros(0, np.float32), np.zeros(100, np.float32), np.zeros(RATE, np.float32)):
+        found = measure_quality(audio, RATE)
+        assert found["speech_s"] == 0.0
+        assert found["clipping_ratio"] == 0.0
+
+
+def test_score_is_100_for_clean_metrics_and_drops_with_problems():
+    good = {"snr_db": 40.0, "clipping_ratio": 0.0, "bandwidth_hz": 20000.0, "reverb_s": 0.1, "tonal_ratio": 0.0,
+            "speech_ratio": 0.9, "duration_s": 12.0, "dc_offset": 0.0}
+    assert quality_score(good) == (100.0, {})
+    assert quality_score({})[0] == 100.0  # nothing measured, nothing held against the clip
+    noisy = quality_score({**good, "snr_db": 15.0})
+    noisier = quality_score({**good, "snr_db": 8.0})
+    assert 0 <= noisier[0] < noisy[0] < 100
+    assert set(noisy[1]) == {"snr_db"}
+    assert quality_score({**good, "input_snr_db": 8.0})[0] == noisier[0]  # the source SNR wins
+    worst = {"snr_db": -5.0, "clipping_ratio": 0.5, "bandwidth_hz": 1000.0, "reverb_s": 3.0, "tonal_ratio": 1.0,
+             "speech_ratio": 0.0, "duration_s": 0.5, "dc_offset": 0.3}
+    assert quality_score(worst)[0] == 0.0
+
+
+CLEAN = {"duration_s": 12.0, "speech_ratio": 0.85, "snr_db": 35.0, "clipping_ratio": 0.0, "bandwidth_hz": 16000.0,
+         "reverb_s": 0.15, "tonal_ratio": 0.05, "dc_offset": 0.0}
+
+
+@pytest.mark.parametrize(
+    ("change", "verdict", "word"),
+    [
+        ({}, "approved", None),
+        ({"duration_s": 7.0}, "warning", "short"),
+        ({"duration_s": 1.0}, "rejected", "too short"),
+        ({"speech_ratio": 0.5}, "warning", "pauses"),
+        ({"speech_ratio": 0.1}, "rejected", "mostly silence"),
+        ({"snr_db": 15.0}, "warning", "noise"),
+        ({"snr_db": 5.0}, "rejected", "too noisy"),
+        ({"clipping_ratio": 0.003}, "warning", "clipping"),
+        ({"clipping_ratio": 0.05}, "rejected", "heavy clipping"),
+        ({"bandwidth_hz": 3800.0}, "warning", "narrowband"),
+        ({"bandwidth_hz": 1500.0}, "rejected", "muffled"),
+        ({"reverb_s": 0.7}, "warning", "reverberant"),
+        ({"reverb_s": 2.0}, "rejected", "very reverberant"),
+        ({"tonal_ratio": 0.8}, "warning", "music"),
+        ({"dc_offset": -0.05}, "warning", "DC offset"),
+        ({"dnsmos_ovrl": 1.8}, "warning", "DNSMOS"),
+    ],
+)
+def test_verdict_rules(change, verdict, word):
+    got, reasons = judge({**CLEAN, **change}, Score())
+    assert got == verdict
+    if word is None:
+        assert reasons == ()
+    else:
+        assert any(word in r for r in reasons), reasons
+
+
+def test_verdict_prefers_source_metrics_and_puts_rejections_first():
+    metrics = {**CLEAN, "snr_db": 40.0, "input_snr_db": 6.0, "duration_s": 7.0}
+    verdict, reasons = judge(metrics, Score())
+    assert verdict == "rejected"
+    assert reasons[0].startswith("too noisy")
+    assert any(r.startswith("short") for r in reasons[1:])
+    # a clipped source stays clipped even though the processed output is clean
+    assert judge({**CLEAN, "input_clipping_ratio": 0.05}, Score())[0] == "rejected"
+
+
+def test_thresholds_are_configurable_and_validated():
+    assert judge({**CLEAN, "duration_s": 7.0}, Score(warn_duration_s=5.0))[0] == "approved"
+    assert judge({**CLEAN, "duration_s": 40.0}, Score(max_duration_s=30.0))[0] == "warning"
+    with pytest.raises(ConfigError, match="min_snr_db"):
+        Score(min_snr_db=30.0, warn_snr_db=20.0)
+    with pytest.raises(ConfigError, match="warn_reverb_s"):
+        Score(warn_reverb_s=2.0, max_reverb_s=1.0)
+
+
+# -- stages ------------------------------------------------------------------------------------------
+def _clip(audio: np.ndarray, **metrics) -> Clip:
+    return Clip(id="c1", source="x.wav", source_sha256="0" * 64, speaker="s", sample_rate=RATE, audio=audio,
+                metrics=metrics)
+
+
+def test_measure_stage_records_input_metrics_and_keeps_audio(speech):
+    clean, regions = speech
+    noisy = mix_at_snr(clean, regions, np.random.default_rng(1).standard_normal(clean.size), 15)
+    out = Measure().apply(_clip(noisy))
+    assert out.audio is not None and np.array_equal(out.audio, noisy)
+    assert abs(out.metrics["input_snr_db"] - 15.0) <= 3.0
+    assert {"input_clipping_ratio", "input_bandwidth_hz", "input_reverb_s", "input_tonal_ratio"} <= set(out.metrics)
+
+
+def test_score_stage_scores_and_judges(speech):
+    clean, regions = speech
+    noisy = mix_at_snr(clean, regions, np.random.default_rng(2).standard_normal(clean.size), 5)
+    out = Score(mos=False).apply(_clip(noisy))
+    assert out.verdict == "rejected"
+    assert any("too noisy" in r for r in out.reasons)
+    assert 0 <= out.metrics["score"] < 80
+    assert math.isfinite(out.metrics["output_lufs"]) and math.isfinite(out.metrics["output_true_peak_dbtp"])
+    kept = Score(mos=False).apply(_clip(clean, speech_s=1.0, speech_ratio=0.1))
+    assert kept.metrics["speech_s"] == 1.0  # recorded by an earlier stage (Trim): not re-measured
+    assert kept.verdict == "rejected"
+
+
+def test_dnsmos_is_optional(speech):
+    pytest.importorskip("speechmos", reason="checks the [mos] extra only when installed")
+    scores = dnsmos(speech[0], RATE)
+    assert scores is not None and 1.0 <= scores["dnsmos_ovrl"] <= 5.0
+
+
+def test_dnsmos_absent_returns_none(speech, monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_speechmos(name, *args, **kwargs):
+        if name.startswith("speechmos"):
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_speechmos)
+    assert dnsmos(speech[0], RATE) is None
+
+
+# -- selection ---------------------------------------------------------------------------------
+def _rec(cid: str, seconds: float, score: float, verdict: str = "approved", speaker: str = "s", **metrics) -> Clip:
+    return Clip(id=cid, source=f"{cid}.wav", source_sha256="0" * 64, speaker=speaker, sample_rate=RATE,
+                verdict=verdict, metrics={"duration_s": seconds, "score": score, **metrics})
+
+
+def test_select_prefers_approved_long_clips_by_score_within_budget():
+    clips = [_rec(f"a{i}", 12.0, 90 - i) for i in range(20)] + [_rec("w", 30.0, 99, "warning")]
+    sel = select_clips(clips)
+    assert isinstance(sel, Selection)
+    assert sel.ids == [f"a{i}" for i in range(15)]  # 15 x 12 s = 180 s: the budget is full
+    assert sel.total_s == pytest.approx(180.0)
+    assert sel.enough and sel.notes == ()
+    assert list(sel) == list(sel.clips) and len(sel) == 15
+
+
+def test_select_fills_up_with_short_then_warning_clips_only_when_needed():
+    clips = [
+        _rec("long1", 25.0, 80), _rec("long2", 20.0, 70), _rec("short", 6.0, 95),
+        _rec("warn", 15.0, 99, "warning"), _rec("bad", 40.0, 100, "rejected"), _rec("err", 40.0, 100, "error"),
+    ]
+    sel = select_clips(clips)
+    assert sel.ids == ["long1", "long2", "short", "warn"]
+    assert sel.total_s == pytest.approx(66.0)
+    assert sel.enough
+    enough = select_clips(clips, min_total_s=40.0)
+    assert enough.ids == ["long1", "long2"]  # short and warning clips are not needed
+    assert any("warnings" in n for n in sel.notes) and any("shorter than" in n for n in sel.notes)
+
+
+def test_select_respects_max_clips_and_skips_overflowing_clips():
+    clips = [_rec("huge", 400.0, 100)] + [_rec(f"c{i}", 10.0, 50 + i) for i in range(30)]
+    sel = select_clips(clips, max_clips=5)
+    assert len(sel) == 5 and "huge" not in sel.ids
+    assert sel.ids == ["c29", "c28", "c27", "c26", "c25"]
+    assert any("longer than" in n for n in sel.notes)
+
+
+def test_select_validates_and_reports_shortfall():
+    with pytest.raises(ConfigError, match="one speaker"):
+        select_clips([_rec("a", 12, 90, speaker="x"), _rec("b", 12, 90, speaker="y")])
+    with pytest.raises(ConfigError, match="max_clips"):
+        select_clips([], max_clips=0)
+    empty = select_clips([_rec("r", 12, 90, "rejected")])
+    assert empty.ids == [] and not empty.enough
+    assert "record more" in empty.notes[0]
+
+
+def test_speaker_summary_and_consistency():
+    info = InputInfo(format="wav", codec="pcm_s16", sample_rate=44100, channels=1, duration_s=12.0)
+    clips = [
+        dataclasses.replace(_rec("a", 12.0, 90, input_lufs=-20.0, input_bandwidth_hz=16000.0, speech_s=10.0),
+                            input=info),
+        dataclasses.replace(_rec("b", 12.0, 80, input_lufs=-35.0, input_bandwidth_hz=3800.0, speech_s=9.0),
+                            input=info),
+        _rec("c", 5.0, 20, "rejected"),
+    ]
+    notes = consistency(clips[:2])["notes"]
+    assert any("level varies" in n for n in notes) and any("bandwidth varies" in n for n in notes)
+    summary = speaker_summary(clips)
+    assert summary["clips"] == 3
+    assert summary["verdicts"] == {"approved": 2, "rejected": 1}
+    assert summary["approved_s"] == pytest.approx(24.0)
+    assert summary["approved_speech_s"] == pytest.approx(19.0)
+    assert summary["selection"]["clips"] == ["a", "b"]
+    assert summary["ready"] is False
+    assert summary["consistency"]["sample_rates"] == [44100]
