@@ -2,8 +2,34 @@
 
 from __future__ import annotations
 
-from .clip import Clip, InputInfo, StageRecord
-from .errors import ConfigError, DecodeError, OutputError, PrepError, SubmitError
+import importlib.util as _ilu
+import sys as _sys
+from pathlib import Path as _Path
+
+
+def _map_source_kernels() -> None:
+    """In a source checkout ``kernels/`` sits beside ``prep/``: map it to ``prep.kernels``.
+
+    Installs do the same with setuptools' package-dir mapping, so there is
+    never a top-level ``kernels`` module; this only makes ``python -m prep``
+    work from a checkout that is not installed.
+    """
+    here = _Path(__file__).resolve().parent
+    beside = here.parent / "kernels" / "__init__.py"
+    if (here / "kernels").is_dir() or not beside.is_file() or "prep.kernels" in _sys.modules:
+        return
+    spec = _ilu.spec_from_file_location("prep.kernels", beside, submodule_search_locations=[str(beside.parent)])
+    if spec is None or spec.loader is None:
+        return
+    module = _ilu.module_from_spec(spec)
+    _sys.modules["prep.kernels"] = module
+    spec.loader.exec_module(module)
+
+
+_map_source_kernels()
+
+from .clip import Clip, InputInfo, StageRecord  # noqa: E402
+from .errors import ConfigError, DecodeError, OutputError, PrepError, SubmitError  # noqa: E402
 
 __version__ = "0.1.0"
 

@@ -108,7 +108,7 @@ def _spawn_run(corpus: Path, out: Path) -> subprocess.Popen:
     code = "import sys; from prep.cli import main; raise SystemExit(main(sys.argv[1:]))"
     return subprocess.Popen(
         [sys.executable, "-c", code, "run", str(corpus), "-o", str(out), "-q", "--jobs", "1"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=out.parent,
     )
 
 
