@@ -72,7 +72,6 @@ def build_parser() -> argparse.ArgumentParser:
 def _executor(args: argparse.Namespace, n_files: int) -> Iterator[Executor]:
     """The executor a run uses: in-process, a process pool, or a Dask client's."""
     from concurrent.futures import ProcessPoolExecutor
-    from multiprocessing import get_context
 
     from .runner import SerialExecutor
 
@@ -87,13 +86,24 @@ def _executor(args: argparse.Namespace, n_files: int) -> Iterator[Executor]:
     if workers <= 1:
         yield SerialExecutor()
         return
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"))
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=_mp_context())
     try:
         yield pool
     except BaseException:
         pool.shutdown(wait=True, cancel_futures=True)
         raise
     pool.shutdown(wait=True)
+
+
+def _mp_context():
+    """Worker start method: a fork server that has already imported the pipeline (fast, thread-safe)."""
+    import multiprocessing
+
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        ctx = multiprocessing.get_context("forkserver")
+        ctx.set_forkserver_preload(["prep.profiles", "prep.runner"])
+        return ctx
+    return multiprocessing.get_context("spawn")
 
 
 def _dask_executor(args: argparse.Namespace) -> Iterator[Executor]:

@@ -17,7 +17,7 @@ import soundfile as sf
 from .clip import InputInfo
 from .errors import DecodeError
 
-__all__ = ["AUDIO_EXTENSIONS", "load", "probe", "stream"]
+__all__ = ["AUDIO_EXTENSIONS", "load", "load_span", "probe", "stream"]
 
 #: File name endings treated as audio when scanning folders.
 AUDIO_EXTENSIONS = frozenset(
@@ -296,3 +296,38 @@ def stream(path: str | Path, *, block_frames: int = 1 << 20) -> tuple[int, Itera
             raise DecodeError(f"{p}: decoding failed mid-file: {_one_line(err, p)}") from err
 
     return info.sample_rate, guarded()
+
+
+def load_span(path: str | Path, start_s: float, end_s: float) -> tuple[np.ndarray, int]:
+    """Decode only ``[start_s, end_s)`` of a file, in memory bounded by the span.
+
+    libsndfile formats seek; others are streamed from the start and the
+    blocks before the span are dropped.
+
+    Returns
+    -------
+    audio : np.ndarray, float32, shape (channels, samples)
+    sample_rate : int
+    """
+    p = Path(path)
+    rate, blocks = stream(p, block_frames=1 << 16)
+    i0, i1 = max(0, int(start_s * rate)), max(0, int(np.ceil(end_s * rate)))
+    try:
+        with sf.SoundFile(str(p)) as fh:
+            if fh.seekable() and fh.samplerate == rate:
+                fh.seek(min(i0, fh.frames))
+                data = fh.read(max(0, i1 - i0), dtype="float32", always_2d=True)
+                return np.ascontiguousarray(data.T), rate
+    except Exception:  # not a libsndfile file: stream it below
+        pass
+    parts, pos = [], 0
+    for block in blocks:
+        n = block.shape[1]
+        if pos + n > i0 and pos < i1:
+            parts.append(block[:, max(0, i0 - pos) : min(n, i1 - pos)])
+        pos += n
+        if pos >= i1:
+            break
+    if not parts:
+        return np.zeros((1, 0), np.float32), rate
+    return np.ascontiguousarray(np.concatenate(parts, axis=1)), rate

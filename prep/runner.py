@@ -451,6 +451,8 @@ def run_jobs(
             # (an in-process executor finishes each at submit, so nothing waits).
             in_flight = max(2, 2 * (getattr(executor, "_max_workers", None) or os.cpu_count() or 1))
             pending: dict[Future, tuple[int, Job]] = {}
+            # Biggest files first, so the last worker does not finish long after the others.
+            todo.sort(key=lambda item: -_size(item[1].path))
             for index, job in todo:
                 future = executor.submit(process_job, job, tuple(stages), out_dir=str(out), longform=config)
                 pending[future] = (index, job)
@@ -476,6 +478,13 @@ def run_jobs(
     for index in sorted(results):
         ordered.extend(sorted(results[index], key=lambda c: c.id))
     return ordered
+
+
+def _size(path: str) -> int:
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return 0
 
 
 def _safe_sha(path: str) -> str:

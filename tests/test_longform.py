@@ -93,3 +93,16 @@ def test_silent_long_file_is_one_rejected_clip(tmp_path):
                         longform=LongForm(long_file_s=30.0, min_piece_s=8.0, max_piece_s=20.0))
     assert len(clips) == 1 and clips[0].verdict == "rejected"
     assert "no signal" in clips[0].reasons[0] and "90 s" in clips[0].reasons[0]
+
+
+@pytest.mark.parametrize("name", ["alice/a01.wav", "alice/a04.m4a", "alice/a05.opus", "bob/b02.flac"])
+def test_load_span_equals_a_slice_of_the_whole(demo_dir, name):
+    from prep.decode import load_span
+
+    whole, rate = load(demo_dir / name)
+    part, rate2 = load_span(demo_dir / name, 1.5, 4.25)
+    assert rate2 == rate
+    i0, i1 = int(1.5 * rate), int(np.ceil(4.25 * rate))
+    np.testing.assert_allclose(part, whole[:, i0:i1], atol=1e-6)
+    empty, _ = load_span(demo_dir / name, 999.0, 1000.0)
+    assert empty.shape[1] == 0
