@@ -24,6 +24,7 @@ def _map_source_kernels() -> None:
     module = _ilu.module_from_spec(spec)
     _sys.modules["prep.kernels"] = module
     spec.loader.exec_module(module)
+    globals()["kernels"] = module  # as the import system does for a submodule
 
 
 _map_source_kernels()

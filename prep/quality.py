@@ -48,6 +48,7 @@ Metrics (units in the names; ``input_`` prefix for the :class:`Measure` copy)
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 from collections.abc import Iterator, Mapping
@@ -55,9 +56,11 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
+import scipy.fft as sp_fft
 import soxr
-from scipy import ndimage, signal
+from scipy import ndimage
 
+from . import spectral
 from .audio import as_audio, check_sample_rate
 from .clip import Clip
 from .errors import ConfigError
@@ -363,8 +366,7 @@ def ltas_db(audio: np.ndarray, sample_rate: int, *, segment_s: float = 0.04) -> 
         seg = x[part]
         if seg.size < nper:  # a short last block (the first one is always long enough)
             continue
-        _, psd = signal.welch(seg, rate, nperseg=nper, noverlap=nper // 2, detrend=False)
-        total += psd * seg.size
+        total += spectral.welch(seg, rate, nper) * seg.size
         weight += seg.size
     return freqs, 10.0 * np.log10(total / weight + 1e-30)
 
@@ -415,24 +417,71 @@ def bandwidth_hz(
 
 # -- reverberation ---------------------------------------------------------------
 _ENV_HOP_S = 0.005
+_ENV_FFT_BITS = 15  # overlap-save blocks of 2**15 samples (~2 s at 16 kHz)
+
+
+def _butter_bandpass_zpk(band_hz: tuple[float, float], rate: float, order: int) -> tuple[np.ndarray, np.ndarray, float]:
+    """Digital Butterworth band-pass (zeros, poles, gain).
+
+    Equals ``scipy.signal.butter(order, band_hz, "bandpass", fs=rate, output="zpk")``:
+    analog prototype poles, pre-warped edges, low-pass to band-pass, bilinear
+    transform; a few lines of NumPy instead of importing :mod:`scipy.signal`.
+    """
+    lo, hi = (2.0 * rate * math.tan(math.pi * f / rate) for f in band_hz)
+    k = np.arange(-order + 1, order, 2)
+    proto = -np.exp(1j * np.pi * k / (2 * order))  # unit-circle left-half-plane poles
+    bw, w0 = hi - lo, math.sqrt(lo * hi)
+    scaled = proto * bw / 2
+    root = np.sqrt(scaled**2 - w0**2)
+    poles_a = np.concatenate([scaled + root, scaled - root])
+    gain_a = bw**order  # order zeros at s = 0
+    fs2 = 2.0 * rate
+    zeros = np.concatenate([np.ones(order), -np.ones(order)])  # s = 0 -> z = 1, s = inf -> z = -1
+    poles = (fs2 + poles_a) / (fs2 - poles_a)
+    gain = float(np.real(gain_a * fs2**order / np.prod(fs2 - poles_a)))
+    return zeros, poles, gain
+
+
+@functools.lru_cache(maxsize=16)
+def _bandpass_response(band_hz: tuple[float, float], nfft: int) -> tuple[int, np.ndarray]:
+    """Samples of history the filter needs, and its frequency response on an ``nfft``-point grid."""
+    zeros, poles, gain = _butter_bandpass_zpk(band_hz, ANALYSIS_RATE, 4)
+    # history: long enough for the slowest pole to decay by e^-40 (twice, for the repeated poles)
+    hist = 2 * math.ceil(40.0 / -math.log(float(np.max(np.abs(poles)))))
+    z = np.exp(2j * np.pi * np.arange(nfft // 2 + 1) / nfft)
+    response = np.full(z.size, gain, complex)
+    for zero, pole in zip(zeros, poles, strict=True):
+        response *= (z - zero) / (z - pole)
+    response.setflags(write=False)
+    return hist, response
 
 
 def _band_envelope(x: np.ndarray, band_hz: tuple[float, float]) -> np.ndarray:
-    """Power envelope of ``x`` (at ANALYSIS_RATE) in ``band_hz``: 10 ms windows every 5 ms."""
+    """Power envelope of ``x`` (at ANALYSIS_RATE) in ``band_hz``: 10 ms windows every 5 ms.
+
+    The band is a 4th-order Butterworth band-pass applied causally from a
+    zero state (what ``scipy.signal.sosfilt`` gives), computed in the
+    frequency domain block by block (overlap-save; the filter's memory is
+    shorter than the history kept), then squared and averaged.
+    """
     hop = int(_ENV_HOP_S * ANALYSIS_RATE)
     if x.size < 2 * hop:
         return np.zeros(0)
-    sos = signal.butter(4, band_hz, "bandpass", fs=ANALYSIS_RATE, output="sos")
-    zi = np.zeros((sos.shape[0], 2))
-    parts = []
-    carry = np.zeros(0)
-    for part in _chunks(x.size, int(_CHUNK_S * ANALYSIS_RATE)):
-        y, zi = signal.sosfilt(sos, x[part].astype(np.float64), zi=zi)
-        y = np.concatenate([carry, y]) if carry.size else y
-        whole = y.size // hop * hop
-        parts.append(np.mean(y[:whole].reshape(-1, hop) ** 2, axis=1))
-        carry = y[whole:]
-    hops = np.concatenate(parts) if parts else np.zeros(0)
+    band = (float(band_hz[0]), float(band_hz[1]))
+    hist, _ = _bandpass_response(band, 2)
+    nfft = 1 << max(_ENV_FFT_BITS, (2 * hist).bit_length())  # overlap-save blocks
+    while nfft // 2 >= x.size + hist:  # short signals: one smaller transform
+        nfft //= 2
+    _, response = _bandpass_response(band, nfft)
+    step = (nfft - hist) // hop * hop  # output samples per block, whole hops (nfft > 2 * hist)
+    hops = np.empty(x.size // hop)
+    for start in range(0, hops.size * hop, step):
+        seg = x[max(0, start - hist) : start + step].astype(np.float64)
+        if start < hist:  # zero initial state
+            seg = np.concatenate([np.zeros(hist - start), seg])
+        y = sp_fft.irfft(sp_fft.rfft(seg, nfft) * response, nfft)[hist : hist + step]
+        k = min(y.size // hop, hops.size - start // hop)
+        hops[start // hop : start // hop + k] = np.mean(y[: k * hop].reshape(-1, hop) ** 2, axis=1)
     if hops.size < 2:
         return hops
     return 0.5 * (hops[:-1] + hops[1:])
@@ -528,12 +577,64 @@ def reverb_decay_s(
 
 
 # -- music / hum ---------------------------------------------------------------
+def _prominent(a: np.ndarray, size: int, prom_db: float) -> np.ndarray:
+    """``a - ndimage.median_filter(a, size=(size, 1, ...), mode="nearest") >= prom_db``, without the median.
+
+    Along axis 0 the median of a window is its ``size // 2``-th smallest
+    value (ndimage's rank for odd and even sizes; the window spans
+    ``-(size // 2) .. size - 1 - size // 2``).  As ``a - w`` does not grow
+    with ``w`` (also in floating point), ``a - median >= prom_db`` exactly
+    when at least ``size // 2 + 1`` window values ``w`` have ``a - w >= prom_db``:
+    ``size`` vectorised comparisons instead of a 2-D rank filter (10x faster).
+    """
+    a = np.asarray(a)
+    if size < 1:
+        raise ConfigError(f"size must be >= 1, got {size!r}")
+    before = size // 2
+    n = a.shape[0]
+    padded = np.pad(a, [(before, size - 1 - before)] + [(0, 0)] * (a.ndim - 1), mode="edge")
+    count = np.zeros(a.shape, np.uint8 if size < 256 else np.int32)
+    for j in range(size):
+        count += (a - padded[j : j + n]) >= prom_db
+    return count >= before + 1
+
+
+def _max3(a: np.ndarray) -> np.ndarray:
+    """``ndimage.maximum_filter1d(a, 3, axis=0)``: its default border (reflect) repeats the edge value."""
+    out = a.copy()
+    np.maximum(out[1:], a[:-1], out=out[1:])
+    np.maximum(out[:-1], a[1:], out=out[:-1])
+    return out
+
+
+def _long_runs_any(mask: np.ndarray, length: int) -> np.ndarray:
+    """``ndimage.binary_opening(mask, structure=np.ones((1, length), bool)).any(axis=0)`` for a 2-D ``mask``.
+
+    An opening with a flat line keeps the pixels of runs (along axis 1) at
+    least ``length`` long; a frame is kept when any row keeps it.  With
+    cumulative sums: the starts of all-True windows, OR-ed over the rows,
+    then spread over the windows they start.
+    """
+    n = mask.shape[1]
+    if n < length or mask.shape[0] == 0:
+        return np.zeros(n, bool)
+    cs = np.zeros((mask.shape[0], n + 1), np.int32)
+    np.cumsum(mask, axis=1, out=cs[:, 1:])
+    starts = ((cs[:, length:] - cs[:, :-length]) == length).any(axis=0)  # window [i, i + length) all True
+    cs1 = np.concatenate([[0], np.cumsum(starts)])
+    t = np.arange(n)
+    lo = np.maximum(t - length + 1, 0)
+    hi = np.minimum(t, n - length) + 1
+    return (hi > lo) & (cs1[np.maximum(hi, lo)] - cs1[lo] > 0)
+
+
 def _tonal_block(y: np.ndarray, *, quiet_frac: float, prom_db: float, min_tone_s: float) -> tuple[float, int]:
     """Tonal indicator of one block at ANALYSIS_RATE and its frame count."""
     nper, hop = 1024, 256  # 64 ms windows every 16 ms
     if y.size < nper + 4 * hop:
         return 0.0, 0
-    freqs, _, z = signal.stft(y, ANALYSIS_RATE, nperseg=nper, noverlap=nper - hop, boundary=None, padded=False)
+    z = spectral.stft(y, nper, hop).T  # (bins, frames), as scipy.signal.stft
+    freqs = np.fft.rfftfreq(nper, 1.0 / ANALYSIS_RATE)
     power = (np.abs(z) ** 2).astype(np.float64)
     band = (freqs >= 40.0) & (freqs <= 4000.0)
     width = round(300.0 / (freqs[1] - freqs[0])) | 1
@@ -542,18 +643,16 @@ def _tonal_block(y: np.ndarray, *, quiet_frac: float, prom_db: float, min_tone_s
     quiet = np.argsort(frame_energy)[:n_quiet]
     # (a) steady peaks: a spectral peak on the same bin (+-1) for >= min_tone_s
     spec = 10.0 * np.log10(power[band] + 1e-20)
-    prominent = spec - ndimage.median_filter(spec, size=(width, 1), mode="nearest") >= prom_db
-    peaks = prominent & (spec >= ndimage.maximum_filter1d(spec, 3, axis=0))
-    peaks = ndimage.maximum_filter1d(peaks.astype(np.uint8), 3, axis=0).astype(bool)
+    prominent = _prominent(spec, width, prom_db)
+    peaks = _max3(prominent & (spec >= _max3(spec)))
     length = max(2, round(min_tone_s * ANALYSIS_RATE / hop))
-    steady = ndimage.binary_opening(peaks, structure=np.ones((1, length), bool)).any(axis=0)
+    steady = _long_runs_any(peaks, length)
     tracks = float(steady[quiet].mean())
     # (b) tonal share of the background spectrum (average of the quiet frames)
     background = power[:, quiet].mean(axis=1)
     bg_db = 10.0 * np.log10(background + 1e-20)
-    prom = bg_db - ndimage.median_filter(bg_db, size=width, mode="nearest")
-    bg_peaks = (prom >= prom_db) & (bg_db >= ndimage.maximum_filter1d(bg_db, 3)) & band
-    bg_peaks = ndimage.maximum_filter1d(bg_peaks.astype(np.uint8), 3).astype(bool) & band
+    bg_peaks = _prominent(bg_db, width, prom_db) & (bg_db >= _max3(bg_db)) & band
+    bg_peaks = _max3(bg_peaks) & band
     share = float(background[bg_peaks].sum() / max(background[band].sum(), 1e-30))
     return max(tracks, share), int(frame_energy.size)
 
@@ -683,10 +782,13 @@ def measure_quality(
         out["dc_offset"] = dc_offset(x)
     if "bandwidth_hz" not in skip:
         out["bandwidth_hz"] = bandwidth_hz(mono, rate)
-    if "reverb_s" not in skip:
-        out["reverb_s"] = reverb_decay_s(mono, rate, regions=_regions_from_mask(mask, _VAD_FRAME_S))[0]
-    if "tonal_ratio" not in skip:
-        out["tonal_ratio"] = tonal_ratio(mono, rate)
+    if "reverb_s" not in skip or "tonal_ratio" not in skip:
+        analysis = _to_analysis_rate(mono, rate)  # resampled once for both
+        if "reverb_s" not in skip:
+            regions = _regions_from_mask(mask, _VAD_FRAME_S)
+            out["reverb_s"] = reverb_decay_s(analysis, ANALYSIS_RATE, regions=regions)[0]
+        if "tonal_ratio" not in skip:
+            out["tonal_ratio"] = tonal_ratio(analysis, ANALYSIS_RATE)
     if mos and "dnsmos_ovrl" not in skip:
         try:
             scores = dnsmos(mono, rate)

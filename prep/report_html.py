@@ -135,12 +135,27 @@ class _SourceCache:
         return self.audio
 
 
+#: Sources longer than this are read span by span, never whole (bounded memory).
+_WHOLE_SOURCE_MAX_S = 300.0
+
+
 def _before(entry: Mapping[str, Any], cache: _SourceCache) -> tuple[np.ndarray, int] | None:
-    loaded = cache.get(str(entry.get("source", "")))
+    source = str(entry.get("source", ""))
+    span = entry.get("span_s")
+    if span and (entry.get("input") or {}).get("duration_s", 0.0) > _WHOLE_SOURCE_MAX_S:
+        from .decode import load_span
+        from .errors import PrepError
+
+        try:
+            audio, rate = load_span(source, float(span[0]), float(span[1]))
+        except PrepError:
+            return None
+        return (audio.mean(axis=0, dtype=np.float32), rate) if audio.shape[1] else None
+    loaded = cache.get(source)
     if loaded is None:
         return None
     audio, rate = loaded
-    span = entry.get("span_s") or [0.0, audio.size / rate]
+    span = span or [0.0, audio.size / rate]
     i0 = max(0, int(float(span[0]) * rate))
     i1 = min(audio.size, math.ceil(float(span[1]) * rate))
     return (audio[i0:i1], rate) if i1 > i0 else None
@@ -189,13 +204,14 @@ def _wave_image(audio: np.ndarray, color: tuple[int, int, int]) -> np.ndarray:
 def _spec_image(audio: np.ndarray, rate: int) -> np.ndarray:
     """Spectrogram (0 Hz at the bottom, Nyquist at the top, 90 dB range) as RGB, shape (_SPEC_H, _PANEL_W, 3)."""
     from matplotlib import colormaps
-    from scipy import signal
+
+    from .spectral import spectrogram
 
     nper = 512 if rate <= 24000 else 1024
     if audio.size < nper:
         audio = np.pad(audio, (0, nper - audio.size))
     hop = max(nper // 4, audio.size // _MAX_FRAMES)
-    _, _, sxx = signal.spectrogram(audio, rate, nperseg=nper, noverlap=max(0, nper - hop), mode="psd")
+    sxx = spectrogram(audio, rate, nper, min(hop, nper))  # frames never overlap less than back to back
     level = 10 * np.log10(sxx + 1e-14)
     top = float(np.max(level))
     norm = np.clip((level - (top - 90.0)) / 90.0, 0.0, 1.0)

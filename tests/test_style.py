@@ -58,3 +58,27 @@ def test_no_top_level_kernels_module_is_installed():
         [sys.executable, "-c", "import kernels"], capture_output=True, text=True, cwd=Path("/")
     )
     assert done.returncode != 0 and "No module named 'kernels'" in done.stderr
+
+
+def test_prep_never_imports_scipy_signal():
+    """scipy.signal (and scipy.stats behind it) cost ~0.7 s of start-up: prep/ uses prep.spectral instead."""
+    offenders = []
+    for path in (ROOT / "prep").rglob("*.py"):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names = [f"{node.module}.{alias.name}" for alias in node.names]
+            else:
+                continue
+            if any(n.startswith(("scipy.signal", "scipy.stats")) for n in names):
+                offenders.append(f"{path.name}:{node.lineno}")
+    assert offenders == []
+    code = (
+        "import sys, prep.profiles, prep.report_html; "
+        "print(sorted(m for m in sys.modules if m.startswith(('scipy.signal', 'scipy.stats'))))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
