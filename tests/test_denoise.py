@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
 import math
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
+import speechlike
+import twins_denoise as twins
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from prep.kernels.denoise import gate_frames, overlap_add, track_noise
@@ -25,18 +24,6 @@ from prep.denoise import (
 from prep.errors import ConfigError
 from prep.pipeline import run_stages
 from prep.vad import speech_mask
-
-
-def _load(name: str):
-    spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name(f"{name}.py"))
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault(name, module)
-    spec.loader.exec_module(module)
-    return module
-
-
-twins = _load("twins_denoise")
-speechlike = _load("speechlike")
 
 SETTINGS = settings(max_examples=40, deadline=None)
 

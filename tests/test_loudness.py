@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import itertools
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
+import twins_loudness as twins
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.signal import lfilter, sosfreqz
@@ -30,11 +29,6 @@ from prep.loudness import (
     true_peak,
 )
 from prep.pipeline import run_stages
-
-_spec = importlib.util.spec_from_file_location("twins_loudness", Path(__file__).with_name("twins_loudness.py"))
-assert _spec is not None and _spec.loader is not None
-twins = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(twins)
 
 RATES = (8000, 16000, 22050, 24000, 44100, 48000, 96000)
 

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 import itertools
 import math
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 import soxr
+import speechlike
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -31,17 +29,6 @@ from prep.vad import (
     trim,
     vad_frames,
 )
-
-
-def _load(name: str):
-    spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name(f"{name}.py"))
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault(name, module)
-    spec.loader.exec_module(module)
-    return module
-
-
-speechlike = _load("speechlike")
 
 DEMO_FILES = [
     "alice/a01.wav", "alice/a02.flac", "alice/a03.mp3", "alice/a04.m4a", "alice/a05.opus", "alice/a06.ogg",
