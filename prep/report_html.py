@@ -234,8 +234,15 @@ def _panel(data: tuple[np.ndarray, int] | None, color: tuple[int, int, int]) -> 
     return img
 
 
-def _clip_figure(before: tuple[np.ndarray, int] | None, after: tuple[np.ndarray, int] | None) -> str:
-    """One image (a JPEG data URI): before (left) and after (right), each a waveform over a spectrogram."""
+def clip_figure_jpeg(before: tuple[np.ndarray, int] | None, after: tuple[np.ndarray, int] | None) -> bytes:
+    """One JPEG image: before (left) and after (right), each a waveform over a spectrogram.
+
+    Parameters
+    ----------
+    before, after : (np.ndarray, int) or None
+        Mono float32 audio ``(samples,)`` and its sample rate; ``None`` draws
+        an empty panel.
+    """
     from matplotlib.image import imsave
 
     left = _panel(before, (122, 133, 153))
@@ -244,7 +251,48 @@ def _clip_figure(before: tuple[np.ndarray, int] | None, after: tuple[np.ndarray,
     buf = io.BytesIO()
     # JPEG: spectrograms are photo-like; 5-10x smaller and faster to encode than PNG
     imsave(buf, np.concatenate([left, gap, right], axis=1), format="jpeg", pil_kwargs={"quality": 85})
-    return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+    return buf.getvalue()
+
+
+def _clip_figure(before: tuple[np.ndarray, int] | None, after: tuple[np.ndarray, int] | None) -> str:
+    """:func:`clip_figure_jpeg` as a data URI."""
+    return _jpeg_uri(clip_figure_jpeg(before, after))
+
+
+def _jpeg_uri(data: bytes) -> str:
+    return "data:image/jpeg;base64," + base64.b64encode(data).decode("ascii")
+
+
+#: Folder (in OUT) where workers leave each clip's before/after figure, ``<speaker>/<id>.jpg``.
+PLOTS_DIR = "plots"
+
+
+def plot_path(out_dir: str | Path, speaker: str, clip_id: str) -> Path:
+    """Where the figure of a clip is kept."""
+    return Path(out_dir) / PLOTS_DIR / speaker / f"{clip_id}.jpg"
+
+
+def _span_caption(label: str, seconds: float | None, rate: Any) -> str:
+    if not seconds or not rate:
+        return f"{label}: not available"
+    return f"{label}: {seconds:.1f} s, spectrogram 0–{float(rate) / 2000:g} kHz"
+
+
+def _stored_figure(entry: Mapping[str, Any], out: Path) -> tuple[str, str, str] | None:
+    """The figure a worker drew while it had the audio (no second decode), with captions."""
+    path = plot_path(out, str(entry.get("speaker")), str(entry.get("id")))
+    output = entry.get("output")
+    if not output or not path.is_file() or not (out / output).is_file():
+        return None
+    if path.stat().st_mtime < (out / output).stat().st_mtime - 1.0:
+        return None  # older than the clip it shows
+    span = entry.get("span_s") or [0.0, 0.0]
+    src_rate = (entry.get("input") or {}).get("sample_rate")
+    return (
+        _jpeg_uri(path.read_bytes()),
+        _span_caption("before (source)", float(span[1]) - float(span[0]), src_rate),
+        _span_caption("after (clip)", entry.get("duration_s"), entry.get("sample_rate")),
+    )
 
 
 def _caption(label: str, data: tuple[np.ndarray, int] | None) -> str:
@@ -474,6 +522,10 @@ def render_html(report: Mapping[str, Any], out_dir: str | Path, *, max_plots: in
         entry = clips[i]
         if entry.get("verdict") == "error" and not entry.get("output"):
             figures[i] = None
+            continue
+        stored = _stored_figure(entry, out)
+        if stored is not None:
+            figures[i] = stored
             continue
         before, after = _before(entry, cache), _after(entry, out)
         figures[i] = (_clip_figure(before, after), _caption("before (source)", before), _caption("after (clip)", after))

@@ -29,7 +29,7 @@ from .clip import Clip, InputInfo, file_sha256, read_manifest
 from .decode import AUDIO_EXTENSIONS, load, probe
 from .downmix import Downmix
 from .errors import OutputError, PrepError
-from .io import append_line, write_wav_atomic
+from .io import append_line, write_bytes_atomic, write_wav_atomic
 from .longform import LongForm, piece_clips, scan
 from .pipeline import Stage, pipeline_fingerprint, run_stages, stage_config
 from .transcripts import TranscriptIndex, flag_transcript_rates
@@ -205,6 +205,29 @@ def load_clip(job: Job) -> Clip:
     return _sanitize(_base_clip(job, sha, info, audio))
 
 
+def _source_mono(audio: np.ndarray) -> np.ndarray:
+    return audio if audio.ndim == 1 else audio.mean(axis=0, dtype=np.float32)
+
+
+def _write_plot(item: Clip, source: np.ndarray, rate: int, offset_s: float, out_dir: str | Path) -> None:
+    """Draw the clip's before/after figure for the report while both signals are in memory.
+
+    ``source`` is the mono source audio at ``rate`` starting at ``offset_s``
+    seconds into the file.  A failure only costs the report a redraw.
+    """
+    from .report_html import clip_figure_jpeg, plot_path
+
+    if item.audio is None or item.output is None:
+        return
+    i0 = max(0, round((item.span_s[0] - offset_s) * rate))
+    i1 = max(i0, min(source.shape[-1], round((item.span_s[1] - offset_s) * rate)))
+    try:
+        data = clip_figure_jpeg((source[i0:i1], rate), (_source_mono(item.audio), item.sample_rate))
+        write_bytes_atomic(plot_path(out_dir, item.speaker, item.id), data)
+    except (OSError, ValueError, PrepError) as err:
+        log.warning("%s: no figure for the report: %s", item.id, err)
+
+
 def _write_clip(item: Clip, out_dir: str | Path | None) -> Clip:
     """Write a finished clip under ``out_dir`` (atomically) and drop its audio."""
     if out_dir is None or item.audio is None or item.verdict == "error":
@@ -219,7 +242,7 @@ def _write_clip(item: Clip, out_dir: str | Path | None) -> Clip:
         write_wav_atomic(Path(out_dir) / rel, audio, item.sample_rate)
     except OutputError as err:
         return dataclasses.replace(item.with_verdict("error", str(err)), audio=None)
-    return dataclasses.replace(item, output=rel.as_posix(), audio=None)
+    return dataclasses.replace(item, output=rel.as_posix())
 
 
 def _process_long(
@@ -244,7 +267,10 @@ def _process_long(
         for piece in piece_clips(base, job.path, fscan, config):
             piece = _sanitize(piece).with_history(downmix.name, stage_config(downmix))
             for item in run_stages(piece, rest):
-                out.append(_write_clip(item, out_dir) if out_dir is not None else dataclasses.replace(item, audio=None))
+                if out_dir is not None:
+                    item = _write_clip(item, out_dir)
+                    _write_plot(item, piece.require_audio(), fscan.sample_rate, piece.span_s[0], out_dir)
+                out.append(dataclasses.replace(item, audio=None))
     except PrepError as err:
         out.append(_error_clip(job, sha, str(err)))
     if not out:
@@ -290,7 +316,13 @@ def process_job(
     clips = [clip] if clip.verdict == "error" else run_stages(clip, stages)
     if out_dir is None:
         return clips
-    return [_write_clip(item, out_dir) for item in clips]
+    written = []
+    for item in clips:
+        item = _write_clip(item, out_dir)
+        if clip.audio is not None:
+            _write_plot(item, _source_mono(clip.audio), clip.sample_rate, 0.0, out_dir)
+        written.append(dataclasses.replace(item, audio=None))
+    return written
 
 
 class RunLock:

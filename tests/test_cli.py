@@ -142,3 +142,20 @@ def test_console_script_and_module_entry_points(tmp_path, demo_dir):
     )
     assert done.returncode == 0, done.stderr
     assert "a06.ogg" in done.stdout
+
+
+def test_workers_draw_the_report_figures_once(demo_run):
+    import base64
+
+    _, out = demo_run
+    report = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    html = (out / "report.html").read_text(encoding="utf-8")
+    drawn = 0
+    for e in report["clips"]:
+        if not e["output"]:
+            continue
+        plot = out / "plots" / e["speaker"] / f"{e['id']}.jpg"
+        assert plot.read_bytes()[:3] == b"\xff\xd8\xff", "a JPEG"
+        assert base64.b64encode(plot.read_bytes()).decode("ascii") in html  # embedded, not redrawn
+        drawn += 1
+    assert drawn == sum(1 for e in report["clips"] if e["output"]) > 0
