@@ -99,11 +99,26 @@ def _mp_context():
     """Worker start method: a fork server that has already imported the pipeline (fast, thread-safe)."""
     import multiprocessing
 
+    # One worker per core: keep each worker's BLAS/OpenMP pools to one thread (set before the
+    # fork server starts, so only workers see it; the parent's pools are already initialised).
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(var, "1")
     if "forkserver" in multiprocessing.get_all_start_methods():
         ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload(["prep.profiles", "prep.runner"])
+        ctx.set_forkserver_preload(["prep.runner", "prep.warm"])
         return ctx
     return multiprocessing.get_context("spawn")
+
+
+def _start_workers_early(args: argparse.Namespace) -> None:
+    """Start (and warm) the fork server now, so it overlaps the parent's own start-up."""
+    if args.engine != "local" or args.jobs == 1:
+        return
+    ctx = _mp_context()
+    if ctx.get_start_method() == "forkserver":
+        from multiprocessing import forkserver
+
+        forkserver.ensure_running()
 
 
 def _dask_executor(args: argparse.Namespace) -> Iterator[Executor]:
@@ -141,6 +156,7 @@ def _exit_status(clips, strict: bool) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    _start_workers_early(args)
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
