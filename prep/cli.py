@@ -99,10 +99,6 @@ def _mp_context():
     """Worker start method: a fork server that has already imported the pipeline (fast, thread-safe)."""
     import multiprocessing
 
-    # One worker per core: keep each worker's BLAS/OpenMP pools to one thread (set before the
-    # fork server starts, so only workers see it; the parent's pools are already initialised).
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ.setdefault(var, "1")
     if "forkserver" in multiprocessing.get_all_start_methods():
         ctx = multiprocessing.get_context("forkserver")
         ctx.set_forkserver_preload(["prep.runner", "prep.warm"])
@@ -118,7 +114,16 @@ def _start_workers_early(args: argparse.Namespace) -> None:
     if ctx.get_start_method() == "forkserver":
         from multiprocessing import forkserver
 
-        forkserver.ensure_running()
+        # One worker per core: each worker's BLAS/OpenMP pools get one thread.  The fork
+        # server inherits this environment; the parent's is restored right after.
+        saved = dict(os.environ)
+        for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+            os.environ.setdefault(var, "1")
+        try:
+            forkserver.ensure_running()
+        finally:
+            os.environ.clear()
+            os.environ.update(saved)
 
 
 def _dask_executor(args: argparse.Namespace) -> Iterator[Executor]:

@@ -121,7 +121,9 @@ def measure_channels(audio: np.ndarray, *, dead_channel_db: float = 40.0, invert
         x = x[None, :]
     x64 = x.astype(np.float64)
     return channel_report(
-        x64 @ x64.T, x64.sum(axis=1), x.shape[1], dead_channel_db=dead_channel_db, inverted_corr=inverted_corr
+        # einsum, not BLAS: the same sums in the same order whatever the thread count (parallel == serial)
+        np.einsum("in,jn->ij", x64, x64), x64.sum(axis=1), x.shape[1],
+        dead_channel_db=dead_channel_db, inverted_corr=inverted_corr,
     )
 
 
@@ -167,7 +169,7 @@ def downmix(
     if x.ndim == 1:
         return x, ChannelReport((float("nan"),), (), (), (1.0,))
     report = measure_channels(x, dead_channel_db=dead_channel_db, inverted_corr=inverted_corr)
-    mono = mix_weights(report) @ x
+    mono = np.einsum("c,cn->n", mix_weights(report), x)
     return np.ascontiguousarray(mono, dtype=np.float32), report
 
 

@@ -90,12 +90,12 @@ def scan(path: str, *, dead_channel_db: float, inverted_corr: float, block_s: fl
             x = np.concatenate([carry, x], axis=1)
         k = x.shape[1] // frame
         framed = x[:, : k * frame].reshape(x.shape[0], k, frame).transpose(1, 0, 2)  # (k, channels, frame)
-        grams.append(np.matmul(framed, framed.transpose(0, 2, 1)))
+        grams.append(np.einsum("kif,kjf->kij", framed, framed))  # no BLAS: thread-count independent
         carry = x[:, k * frame :]
     if sums is None:
         return FileScan(rate, 0, None, np.zeros(0))
     if carry is not None and carry.shape[1]:
-        grams.append((carry @ carry.T)[None])
+        grams.append(np.einsum("if,jf->ij", carry, carry)[None])
     per_frame = np.concatenate(grams, axis=0)  # (frames, channels, channels)
     total_gram = per_frame.sum(axis=0)
     channels = total_gram.shape[0]
@@ -160,7 +160,7 @@ def pieces(
     for chunk in blocks:
         if current is None:
             break
-        mono = chunk[0] if weights is None else weights @ chunk
+        mono = chunk[0] if weights is None else np.einsum("c,cn->n", weights, chunk)
         buf = np.concatenate([buf, mono.astype(np.float32, copy=False)])
         while current is not None:
             a, b = current
