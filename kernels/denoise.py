@@ -14,7 +14,7 @@ __all__ = ["gate_frames", "overlap_add", "track_noise"]
 
 # Fast-math without the no-NaN/no-Inf assumptions (inputs are not checked for them here);
 # error_model="numpy" drops the ZeroDivisionError branch that stops loops from vectorising.
-_FAST = {"nsz", "arcp", "contract", "afn", "reassoc"}
+_FAST = {"nsz", "contract"}  # deterministic: no "reassoc"/"afn"/"arcp" (JIT-fresh and cache-loaded code must agree)
 
 
 @njit(cache=True, nogil=True, fastmath=_FAST, error_model="numpy")
