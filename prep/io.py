@@ -19,7 +19,7 @@ import soundfile as sf
 from .audio import as_audio
 from .errors import OutputError
 
-__all__ = ["atomic_path", "write_text_atomic", "write_bytes_atomic", "write_wav_atomic", "read_wav"]
+__all__ = ["atomic_path", "write_text_atomic", "write_bytes_atomic", "write_wav_atomic", "append_line"]
 
 
 def _umask() -> int:
@@ -89,13 +89,6 @@ def write_wav_atomic(path: str | Path, audio: np.ndarray, sample_rate: int, *, s
             sf.write(str(tmp), frames, int(sample_rate), subtype=subtype, format="WAV")
         except (sf.LibsndfileError, RuntimeError, ValueError) as err:
             raise OutputError(f"{path}: cannot write WAV: {err}") from err
-
-
-def read_wav(path: str | Path) -> tuple[np.ndarray, int]:
-    """Read a WAV written by voiceprep back in the prep convention (1-D when mono)."""
-    data, rate = sf.read(str(path), dtype="float32", always_2d=True)
-    audio = np.ascontiguousarray(data.T)
-    return (audio[0] if audio.shape[0] == 1 else audio), int(rate)
 
 
 def append_line(fh: IO[str], line: str) -> None:

@@ -59,6 +59,7 @@ class Job:
     path: str
     speaker: str
     transcript: str | None = None
+    sha256: str | None = None  # content hash, when the caller has already computed it
 
 
 class SerialExecutor(Executor):
@@ -147,6 +148,8 @@ def _error_clip(job: Job, sha: str, message: str) -> Clip:
 
 
 def _source_sha(job: Job) -> tuple[str, Clip | None]:
+    if job.sha256:
+        return job.sha256, None
     try:
         return file_sha256(job.path), None
     except IsADirectoryError:
@@ -187,17 +190,18 @@ def _sanitize(clip: Clip) -> Clip:
     return clip
 
 
-def load_clip(job: Job) -> Clip:
+def load_clip(job: Job, *, info: InputInfo | None = None) -> Clip:
     """Decode a job's file into a fresh clip (before any stage).
 
     Non-finite samples are zeroed and reported; decoding problems become an
-    ``error`` clip whose reason names the file and the cause.
+    ``error`` clip whose reason names the file and the cause.  ``info`` is
+    the file's :func:`~prep.decode.probe` result when the caller has it.
     """
     sha, failed = _source_sha(job)
     if failed is not None:
         return failed
     try:
-        info = probe(job.path)
+        info = info or probe(job.path)
         audio, rate = load(job.path)
     except PrepError as err:
         return _error_clip(job, sha, str(err))
@@ -312,7 +316,7 @@ def process_job(
         return [_error_clip(job, sha, str(err))]
     if info.duration_s > config.long_file_s:
         return _process_long(job, sha, info, stages, out_dir, config)
-    clip = load_clip(job)
+    clip = load_clip(dataclasses.replace(job, sha256=sha), info=info)
     clips = [clip] if clip.verdict == "error" else run_stages(clip, stages)
     if out_dir is None:
         return clips
@@ -457,7 +461,8 @@ def run_jobs(
         done = _done_sources(manifest, fingerprint, out) if resume else {}
         todo: list[tuple[int, Job]] = []
         for index, job in enumerate(jobs):
-            key = (job.path, _safe_sha(job.path))
+            job = dataclasses.replace(job, sha256=job.sha256 or _safe_sha(job.path) or None)  # hashed once
+            key = (job.path, job.sha256 or "")
             if key in done:
                 results[index] = done[key]
                 if on_result:
@@ -470,7 +475,7 @@ def run_jobs(
                 try:
                     clips = future.result()
                 except Exception as err:
-                    clips = [_error_clip(job, _safe_sha(job.path), f"{job.path}: worker failed: {err}")]
+                    clips = [_error_clip(job, job.sha256 or "", f"{job.path}: worker failed: {err}")]
                 results[index] = clips
                 for clip in clips:
                     data = clip.to_dict()
