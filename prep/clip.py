@@ -132,6 +132,12 @@ class Clip:
         Human-readable reasons for the verdict, worst first.
     output : str or None
         Path of the written clip, relative to the output folder.
+    speech : tuple of (float, float) or None
+        Speech regions of ``audio`` in seconds from its start, as an earlier
+        stage detected them, so later stages need not run the VAD again.
+        Not serialised.  :func:`~prep.pipeline.run_stages` drops them when a
+        stage changes the audio without declaring ``keeps_timing`` (and
+        without setting new regions).
     """
 
     id: str
@@ -148,6 +154,7 @@ class Clip:
     verdict: str = "approved"
     reasons: tuple[str, ...] = ()
     output: str | None = None
+    speech: tuple[tuple[float, float], ...] | None = field(default=None, repr=False)
 
     # -- functional updates -------------------------------------------------
     def with_metrics(self, **metrics: Any) -> Clip:

@@ -45,7 +45,7 @@ from .audio import as_audio, as_mono, check_sample_rate
 from .clip import Clip
 from .errors import ConfigError
 from .kernels.denoise import gate_frames, overlap_add, track_noise
-from .vad import speech_mask
+from .vad import regions_to_mask, speech_mask
 
 __all__ = [
     "MODES",
@@ -701,11 +701,14 @@ class Denoise:
     ``noise_profile`` (where the profile came from),
     ``noise_reduction_db`` and, when skipped or softened, ``denoise_note``.
     Multichannel audio is gated channel by channel, each with its own
-    profile, with the VAD run once on the channel mean; the metrics are
-    those of the first channel.
+    profile, with the VAD run once on the channel mean (or the clip's
+    :attr:`~prep.clip.Clip.speech` regions used, when an earlier stage such
+    as :class:`~prep.quality.Measure` found them); the metrics are those of
+    the first channel.
     """
 
     name: ClassVar[str] = "denoise"
+    keeps_timing: ClassVar[bool] = True  # speech stays where it was (see run_stages)
     mode: str = "stationary"
     strength: float = 1.0
     soften_above_snr_db: float = 20.0
@@ -718,7 +721,10 @@ class Denoise:
         rate = clip.sample_rate
         channels = audio.reshape(1, -1) if audio.ndim == 1 else audio
         mono = channels[0] if channels.shape[0] == 1 else channels.mean(axis=0, dtype=np.float32)
-        speech = speech_mask(mono, rate, frame_s=_VAD_FRAME_S) if mono.size else np.zeros(0, bool)
+        if clip.speech is not None:  # found by an earlier stage (Measure) on this audio
+            speech = regions_to_mask(clip.speech, frame_s=_VAD_FRAME_S, duration_s=mono.size / float(rate))
+        else:
+            speech = speech_mask(mono, rate, frame_s=_VAD_FRAME_S) if mono.size else np.zeros(0, bool)
         outs, reports = [], []
         for ch in channels:
             y, rep = denoise(

@@ -806,6 +806,7 @@ class Loudness:
     """
 
     name: ClassVar[str] = "loudness"
+    keeps_timing: ClassVar[bool] = True  # speech stays where it was (see run_stages)
     target_lufs: float = -23.0
     true_peak_dbtp: float = -1.0
     lookahead_ms: float = 5.0

@@ -50,8 +50,21 @@ def pipeline_fingerprint(stages: Sequence[Stage], *extra: Any) -> str:
     return hashlib.sha256(blob).hexdigest()[:16]
 
 
+def _drop_stale_speech(before: Clip, after: Clip) -> Clip:
+    """``after`` without the speech regions it inherited from ``before`` if its audio changed."""
+    if after.speech is not None and after.speech is before.speech and after.audio is not before.audio:
+        return dataclasses.replace(after, speech=None)
+    return after
+
+
 def run_stages(clip: Clip, stages: Sequence[Stage]) -> list[Clip]:
     """Run ``stages`` over ``clip`` in order.
+
+    A stage whose class sets ``keeps_timing = True`` promises that its
+    output audio has its speech where its input had it (gain, resampling,
+    denoising), so the clip's :attr:`~prep.clip.Clip.speech` regions stay
+    valid; after any other stage that changes the audio they are dropped
+    unless the stage set new ones.
 
     A stage that raises :class:`PrepError` (or anything else) turns that clip
     into an ``error`` verdict naming the stage and the cause; later stages
@@ -80,6 +93,8 @@ def run_stages(clip: Clip, stages: Sequence[Stage]) -> list[Clip]:
                 out.append(item.with_verdict("error", f"{stage.name}: internal error: {type(err).__name__}: {err}"))
                 continue
             results = [result] if isinstance(result, Clip) else list(result)
+            if not getattr(stage, "keeps_timing", False):
+                results = [_drop_stale_speech(item, r) for r in results]
             out.extend(r.with_history(stage.name, config) for r in results)
         clips = out
     return clips

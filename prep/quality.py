@@ -48,10 +48,11 @@ Metrics (units in the names; ``input_`` prefix for the :class:`Measure` copy)
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -742,7 +743,12 @@ def dnsmos(audio: np.ndarray, sample_rate: int) -> dict[str, float] | None:
 
 # -- all metrics ---------------------------------------------------------------
 def measure_quality(
-    audio: np.ndarray, sample_rate: int, *, skip: frozenset[str] | set[str] = frozenset(), mos: bool = False
+    audio: np.ndarray,
+    sample_rate: int,
+    *,
+    skip: frozenset[str] | set[str] = frozenset(),
+    mos: bool = False,
+    speech: Sequence[tuple[float, float]] | None = None,
 ) -> dict[str, Any]:
     """Measure every quality metric of a clip (one VAD pass).
 
@@ -754,6 +760,9 @@ def measure_quality(
         Metric names not to compute (already known).
     mos : bool
         Also run DNSMOS when ``speechmos`` is installed.
+    speech : sequence of (start_s, end_s), optional
+        Speech regions of ``audio`` already known (a clip's
+        :attr:`~prep.clip.Clip.speech`); the VAD runs when omitted.
 
     Returns
     -------
@@ -768,7 +777,12 @@ def measure_quality(
     mono = _mono(x)
     duration = mono.size / float(rate)
     out: dict[str, Any] = {"duration_s": duration}
-    mask = _speech_mask(mono, rate)
+    if speech is None:
+        mask = _speech_mask(mono, rate)
+    else:
+        from .vad import regions_to_mask
+
+        mask = regions_to_mask(speech, frame_s=_VAD_FRAME_S, duration_s=duration)
     speech_s = float(mask.sum()) * _VAD_FRAME_S
     out["speech_s"] = min(speech_s, duration)
     out["speech_ratio"] = min(1.0, speech_s / duration) if duration > 0 else 0.0
@@ -1001,6 +1015,9 @@ QUALITY_METRICS = (
     "tonal_ratio",
     "dnsmos_ovrl",
 )
+#: Properties of the recording (room, background, source bandwidth) that :class:`Score` does not
+#: measure again when :class:`Measure` recorded them as ``input_*``.
+RECORDING_METRICS = ("bandwidth_hz", "reverb_s", "tonal_ratio")
 #: Metrics :class:`Measure` records (with the ``input_`` prefix).
 INPUT_METRICS = ("snr_db", "clipping_ratio", "clipped_runs", "dc_offset", "bandwidth_hz", "reverb_s", "tonal_ratio")
 
@@ -1013,14 +1030,26 @@ class Measure:
     trimming, denoising and loudness: ``input_snr_db``,
     ``input_clipping_ratio``, ``input_clipped_runs``, ``input_dc_offset``,
     ``input_bandwidth_hz``, ``input_reverb_s``, ``input_tonal_ratio``.
+    The speech regions it finds are kept on the clip
+    (:attr:`~prep.clip.Clip.speech`) for :class:`~prep.denoise.Denoise`.
     """
 
     name: ClassVar[str] = "measure_input"
+    keeps_timing: ClassVar[bool] = True  # speech stays where it was (see run_stages)
 
     def apply(self, clip: Clip) -> Clip:
+        from .vad import mask_to_regions
+
         audio = clip.require_audio()
-        found = measure_quality(audio, clip.sample_rate, skip={"dnsmos_ovrl"})
-        return clip.with_metrics(**{f"input_{k}": found[k] for k in INPUT_METRICS})
+        rate = clip.sample_rate
+        speech = clip.speech
+        if speech is None:  # found once here; Denoise uses the same regions
+            mono = _mono(audio)
+            mask = _speech_mask(mono, rate)
+            speech = tuple(mask_to_regions(mask, frame_s=_VAD_FRAME_S, duration_s=mono.size / float(rate)))
+        found = measure_quality(audio, rate, skip={"dnsmos_ovrl"}, speech=speech)
+        measured = clip.with_metrics(**{f"input_{k}": found[k] for k in INPUT_METRICS})
+        return dataclasses.replace(measured, speech=speech)
 
 
 def _check_order(low_name: str, low: float, high_name: str, high: float) -> None:
@@ -1032,8 +1061,9 @@ def _check_order(low_name: str, low: float, high_name: str, high: float) -> None
 class Score:
     """Pipeline stage: measure the processed clip, score it 0–100 and give the verdict.
 
-    Computes the metrics of :func:`measure_quality` not already recorded,
-    the output loudness when no :class:`~prep.loudness.Loudness` stage ran,
+    Computes the metrics of :func:`measure_quality` not already recorded
+    (nor, for :data:`RECORDING_METRICS`, recorded from the source by
+    :class:`Measure`), the output loudness when no :class:`~prep.loudness.Loudness` stage ran,
     ``score`` and ``score_penalties``, then the verdict by :func:`judge`.
     Thresholds (a value beyond ``min_*``/``max_*`` rejects, beyond
     ``warn_*`` warns):
@@ -1065,6 +1095,7 @@ class Score:
     """
 
     name: ClassVar[str] = "score"
+    keeps_timing: ClassVar[bool] = True  # speech stays where it was (see run_stages)
     min_duration_s: float = 2.0
     warn_duration_s: float = 10.0
     max_duration_s: float | None = None
@@ -1103,7 +1134,10 @@ class Score:
         audio = clip.require_audio()
         known = {k for k, v in clip.metrics.items() if v is not None}
         skip = known & set(QUALITY_METRICS)  # e.g. speech_s from Trim/Slice describes the kept audio
-        found = measure_quality(audio, clip.sample_rate, skip=skip, mos=self.mos)
+        # The room, the background music and the source bandwidth are properties of the recording that
+        # processing does not change: measured once, on the source, by Measure.
+        skip |= {name for name in RECORDING_METRICS if f"input_{name}" in known}
+        found = measure_quality(audio, clip.sample_rate, skip=skip, mos=self.mos, speech=clip.speech)
         if "output_lufs" not in known or "output_true_peak_dbtp" not in known:
             from .loudness import integrated_loudness, true_peak
 

@@ -1,7 +1,10 @@
 """``OUT/report.html``: one self-contained page built from the report dict.
 
 No network: CSS and the few lines of table-sorting JavaScript are inline,
-plots are PNGs drawn with matplotlib's Agg canvas and embedded as base64.
+the per-clip figures are JPEGs embedded as base64 (drawn by the workers and
+kept in ``OUT/plots``; drawn here only when one is missing) and the
+distributions are a hand-written inline SVG (no matplotlib for a report whose
+figures are all stored).
 The page shows a per-speaker summary (totals, selection, consistency), the
 score / loudness / SNR distributions, a table of clips sortable by any
 column, and per clip its reasons, metrics and waveform + spectrogram
@@ -12,6 +15,7 @@ Audio players point at the clip files relative to the page.
 from __future__ import annotations
 
 import base64
+import functools
 import html
 import io
 import json
@@ -60,7 +64,7 @@ section.clip img{max-width:100%;height:auto;display:block;margin:8px 0}
 .muted{color:#5b6475;font-size:12px}
 details table{font-size:12px;border-collapse:collapse}
 details td{padding:1px 10px 1px 0}
-img.dist{max-width:100%;height:auto;background:#fff;border-radius:8px}
+svg.dist{display:block;height:auto;background:#fff;border-radius:8px;box-shadow:0 1px 3px rgba(0,0,0,.12)}
 .caps{display:grid;grid-template-columns:576px 560px;font-size:12px;color:#5b6475}
 """
 
@@ -102,15 +106,6 @@ def _fmt(value: Any, spec: str = ".1f", unit: str = "") -> str:
 def _badge(verdict: str) -> str:
     color = _COLORS.get(verdict, "#555")
     return f'<span class="badge" style="background:{color}">{_e(verdict)}</span>'
-
-
-def _png(fig: Any) -> str:
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-
-    FigureCanvasAgg(fig)
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
 # -- audio for the plots ---------------------------------------------------------------
@@ -203,8 +198,6 @@ def _wave_image(audio: np.ndarray, color: tuple[int, int, int]) -> np.ndarray:
 
 def _spec_image(audio: np.ndarray, rate: int) -> np.ndarray:
     """Spectrogram (0 Hz at the bottom, Nyquist at the top, 90 dB range) as RGB, shape (_SPEC_H, _PANEL_W, 3)."""
-    from matplotlib import colormaps
-
     from .spectral import spectrogram
 
     nper = 512 if rate <= 24000 else 1024
@@ -212,13 +205,24 @@ def _spec_image(audio: np.ndarray, rate: int) -> np.ndarray:
         audio = np.pad(audio, (0, nper - audio.size))
     hop = max(nper // 4, audio.size // _MAX_FRAMES)
     sxx = spectrogram(audio, rate, nper, min(hop, nper))  # frames never overlap less than back to back
-    level = 10 * np.log10(sxx + 1e-14)
-    top = float(np.max(level))
+    top = 10 * np.log10(float(np.max(sxx)) + 1e-14)
+    rows = np.linspace(sxx.shape[0] - 1, 0, _SPEC_H).round().astype(int)
+    cols = np.linspace(0, sxx.shape[1] - 1, _PANEL_W).round().astype(int)
+    level = 10 * np.log10(sxx[np.ix_(rows, cols)] + 1e-14)  # only the pixels shown
     norm = np.clip((level - (top - 90.0)) / 90.0, 0.0, 1.0)
-    rows = np.linspace(norm.shape[0] - 1, 0, _SPEC_H).round().astype(int)
-    cols = np.linspace(0, norm.shape[1] - 1, _PANEL_W).round().astype(int)
-    rgba = colormaps["magma"](norm[np.ix_(rows, cols)], bytes=True)
-    return np.ascontiguousarray(rgba[..., :3])
+    lut = _magma()
+    # the colormap's own lookup: value * N, truncated, the top value in the last colour
+    index = np.minimum((norm * lut.shape[0]).astype(np.intp), lut.shape[0] - 1)
+    return np.ascontiguousarray(lut[index])
+
+
+@functools.cache
+def _magma() -> np.ndarray:
+    """matplotlib's magma colormap as an RGB lookup table, shape (N, 3) uint8."""
+    from matplotlib import colormaps
+
+    cmap = colormaps["magma"]
+    return np.ascontiguousarray(cmap(np.arange(cmap.N), bytes=True)[:, :3])
 
 
 def _panel(data: tuple[np.ndarray, int] | None, color: tuple[int, int, int]) -> np.ndarray:
@@ -302,8 +306,160 @@ def _caption(label: str, data: tuple[np.ndarray, int] | None) -> str:
     return f"{label}: {audio.size / rate:.1f} s, spectrogram 0–{rate / 2000:g} kHz"
 
 
+#: One distributions panel: viewBox units (~px at 100 % zoom), plot area inside the margins.
+_DIST_W, _DIST_H = 320, 190
+_DIST_LEFT, _DIST_RIGHT, _DIST_TOP, _DIST_BOTTOM = 34, 12, 26, 30
+_DIST_ALPHA = 0.75
+
+
+def _short(value: float) -> str:
+    """A bin edge for a tooltip: at most two decimals, no trailing zeros, no ``-0``."""
+    text = f"{value:.2f}".rstrip("0").rstrip(".")
+    return "0" if text == "-0" else text
+
+
+def _nice_ticks(lo: float, hi: float, target: int = 5) -> list[tuple[float, str]]:
+    """Round tick values in ``[lo, hi]``, with labels.
+
+    The step is 1, 2 or 5 times a power of ten, whichever gives the number of
+    ticks closest to `target` (ties: the coarser step).
+
+    Parameters
+    ----------
+    lo, hi : float
+        The axis range, ``lo < hi``.
+    target : int
+        How many ticks are wanted (about).
+
+    Returns
+    -------
+    list of (float, str)
+        Tick values in increasing order and their labels.
+    """
+    span = hi - lo
+    if not span > 0:
+        return [(lo, _short(lo))]
+    power = math.floor(math.log10(span / target))
+    best: tuple[int, float, int] | None = None  # (distance to target, -step, count)
+    for exp in (power - 1, power, power + 1):
+        for mult in (1, 2, 5):
+            step = mult * 10.0**exp
+            count = math.floor(hi / step + 1e-9) - math.ceil(lo / step - 1e-9) + 1
+            key = (abs(count - target), -step, count)
+            if best is None or key < best:
+                best = key
+    assert best is not None
+    step = -best[1]
+    decimals = max(0, -math.floor(math.log10(step) + 1e-9))
+    first, last = math.ceil(lo / step - 1e-9), math.floor(hi / step + 1e-9)
+    ticks = []
+    for k in range(first, last + 1):
+        value = round(k * step, decimals)
+        label = f"{value:.{decimals}f}"
+        ticks.append((value, "0" if label.strip("-0.") == "" else label))
+    return ticks
+
+
+def _hist_panel(key: str, title: str, series: Sequence[tuple[str, list[float], str]]) -> str:
+    """One histogram panel (an SVG ``<g>`` at the origin, `_DIST_W` x `_DIST_H`), series overlaid.
+
+    Parameters
+    ----------
+    key : str
+        Short name of the metric, kept in ``data-metric``.
+    title : str
+        Shown above the plot.
+    series : sequence of (label, values, color)
+        Non-empty lists of finite values; all share the bins
+        ``np.linspace(lo - 0.5, hi + 0.5, min(30, max(5, n)) + 1)`` over
+        the ``n`` values of every series.
+
+    Returns
+    -------
+    str
+        SVG markup. Every non-empty bin is a ``<rect>`` with ``data-series``,
+        ``data-bin``, ``data-count`` and a ``<title>`` tooltip.
+    """
+    everything = np.concatenate([np.asarray(v, dtype=float) for _, v, _ in series])
+    lo, hi = float(everything.min()), float(everything.max())
+    bins = np.linspace(lo - 0.5, hi + 0.5, min(30, max(5, everything.size)) + 1)
+    counts = [np.histogram(np.asarray(v, dtype=float), bins=bins)[0] for _, v, _ in series]
+    top = max(1, max(int(c.max()) for c in counts))
+    x0, x1 = _DIST_LEFT, _DIST_W - _DIST_RIGHT
+    y0, y1 = _DIST_TOP, _DIST_H - _DIST_BOTTOM
+    e0, e1 = float(bins[0]), float(bins[-1])
+
+    def x(value: float) -> float:
+        return x0 + (value - e0) / (e1 - e0) * (x1 - x0)
+
+    parts = [
+        f'<g class="panel" data-metric="{_e(key)}" data-bins="{_e(" ".join(repr(float(b)) for b in bins))}">',
+        f'<text x="{_DIST_W / 2:.1f}" y="16" text-anchor="middle" font-size="12" font-weight="600">{_e(title)}</text>',
+        f'<line x1="{x0}" y1="{y0}" x2="{x1}" y2="{y0}" stroke="#d5d9e0" stroke-dasharray="3 3"/>',
+        f'<text x="{x0 - 4}" y="{y0 + 4}" text-anchor="end" font-size="10" fill="#5b6475">{top}</text>',
+        f'<text x="{x0 - 4}" y="{y1}" text-anchor="end" font-size="10" fill="#5b6475">0</text>',
+    ]
+    last = len(bins) - 2
+    for (label, _, color), count in zip(series, counts, strict=True):
+        for i, c in enumerate(count.tolist()):
+            if c == 0:
+                continue
+            left, right = x(float(bins[i])), x(float(bins[i + 1]))
+            height = c / top * (y1 - y0)
+            close = "]" if i == last else ")"  # np.histogram: the last bin holds its right edge
+            tip = f"{label}: {c} clip{'s' if c != 1 else ''} in [{_short(bins[i])}, {_short(bins[i + 1])}{close}"
+            parts.append(
+                f'<rect x="{left:.2f}" y="{y1 - height:.2f}" width="{right - left:.2f}" height="{height:.2f}" '
+                f'fill="{color}" fill-opacity="{_DIST_ALPHA}" data-series="{_e(label)}" data-bin="{i}" '
+                f'data-count="{c}"><title>{_e(tip)}</title></rect>'
+            )
+    parts.append(f'<line x1="{x0}" y1="{y1}" x2="{x1}" y2="{y1}" stroke="#5b6475"/>')
+    parts.append(f'<line x1="{x0}" y1="{y0}" x2="{x0}" y2="{y1}" stroke="#5b6475"/>')
+    for value, label in _nice_ticks(e0, e1):
+        tx = x(value)
+        parts.append(f'<line x1="{tx:.2f}" y1="{y1}" x2="{tx:.2f}" y2="{y1 + 4}" stroke="#5b6475"/>')
+        parts.append(
+            f'<text x="{tx:.2f}" y="{y1 + 15}" text-anchor="middle" font-size="10" fill="#5b6475">{_e(label)}</text>'
+        )
+    if len(series) > 1:
+        width = 14 + 7 * max(len(label) for label, _, _ in series)
+        tallest = np.max(np.stack(counts), axis=0)
+        centers = [x(float(b)) for b in (bins[:-1] + bins[1:]) / 2]
+
+        def under(a: float, b: float) -> int:
+            return max((int(t) for t, c in zip(tallest, centers, strict=True) if a - 6 <= c <= b + 6), default=0)
+
+        # top right, unless the bars there are taller than at the top left
+        right = under(x1 - width - 8, x1) <= under(x0, x0 + width + 8)
+        lx, ly = (x1 - width - 4 if right else x0 + 8), y0 + 4
+        parts.append(
+            f'<rect x="{lx - 4}" y="{ly - 2}" width="{width + 8}" height="{13 * len(series) + 3}" '
+            'fill="#fff" fill-opacity="0.8" stroke="#d5d9e0"/>'
+        )
+        for j, (label, _, color) in enumerate(series):
+            parts.append(
+                f'<rect x="{lx}" y="{ly + 13 * j + 1}" width="9" height="9" fill="{color}" '
+                f'fill-opacity="{_DIST_ALPHA}"/>'
+                f'<text x="{lx + 13}" y="{ly + 13 * j + 10}" font-size="10">{_e(label)}</text>'
+            )
+    parts.append("</g>")
+    return "".join(parts)
+
+
 def _distributions(clips: Sequence[Mapping[str, Any]]) -> str | None:
-    from matplotlib.figure import Figure
+    """Score, loudness and SNR histograms as one inline SVG, one panel per metric side by side.
+
+    Parameters
+    ----------
+    clips : sequence of Mapping
+        Report clip entries; values are read from each one's ``metrics``.
+
+    Returns
+    -------
+    str or None
+        A standalone ``<svg>`` element (valid XML, scales with its container
+        through ``viewBox``), or ``None`` when no clip has any of the metrics.
+    """
 
     def values(*names: str) -> list[float]:
         out = []
@@ -316,28 +472,30 @@ def _distributions(clips: Sequence[Mapping[str, Any]]) -> str | None:
         return out
 
     panels = [
-        ("score (0–100)", [("score", values("score"), "#1f5fa8")]),
-        ("loudness (LUFS)", [("input", values("input_lufs"), "#9aa5b8"), ("output", values("output_lufs"), "#1f5fa8")]),
-        ("SNR (dB)", [("source", values("input_snr_db"), "#9aa5b8"), ("output", values("snr_db"), "#1f5fa8")]),
+        ("score", "score (0–100)", [("score", values("score"), "#1f5fa8")]),
+        (
+            "loudness",
+            "loudness (LUFS)",
+            [("input", values("input_lufs"), "#9aa5b8"), ("output", values("output_lufs"), "#1f5fa8")],
+        ),
+        ("snr", "SNR (dB)", [("source", values("input_snr_db"), "#9aa5b8"), ("output", values("snr_db"), "#1f5fa8")]),
     ]
-    panels = [(title, [s for s in series if s[1]]) for title, series in panels]
-    panels = [(title, series) for title, series in panels if series]
+    panels = [(key, title, [s for s in series if s[1]]) for key, title, series in panels]
+    panels = [(key, title, series) for key, title, series in panels if series]
     if not panels:
         return None
-    fig = Figure(figsize=(4 * len(panels), 2.6), dpi=72)
-    axes = fig.subplots(1, len(panels), squeeze=False)[0]
-    fig.subplots_adjust(left=0.06, right=0.98, bottom=0.12, top=0.88, wspace=0.25)
-    for ax, (title, series) in zip(axes, panels, strict=True):
-        everything = np.concatenate([np.asarray(v) for _, v, _ in series])
-        lo, hi = float(everything.min()), float(everything.max())
-        bins = np.linspace(lo - 0.5, hi + 0.5, min(30, max(5, len(everything))) + 1)
-        for label, data, color in series:
-            ax.hist(data, bins=bins, color=color, alpha=0.75, label=label)
-        ax.set_title(title, fontsize=10)
-        ax.tick_params(labelsize=8)
-        if len(series) > 1:
-            ax.legend(fontsize=8)
-    return _png(fig)
+    width = _DIST_W * len(panels)
+    label = "score, loudness and SNR histograms"
+    body = "".join(
+        f'<g transform="translate({_DIST_W * i},0)">{_hist_panel(key, title, series)}</g>'
+        for i, (key, title, series) in enumerate(panels)
+    )
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="dist" viewBox="0 0 {width} {_DIST_H}" width="100%" '
+        f'style="max-width:{round(width * 1.5)}px" role="img" aria-label="{label}" '
+        f'font-family="system-ui,-apple-system,Segoe UI,Roboto,sans-serif" fill="#1d2330">'
+        f"<title>{label}</title>{body}</svg>"
+    )
 
 
 # -- page ------------------------------------------------------------------------------
@@ -539,7 +697,7 @@ def render_html(report: Mapping[str, Any], out_dir: str | Path, *, max_plots: in
         _speaker_cards(report.get("speakers") or {}, anchor_of),
     ]
     if dist:
-        body += ["<h2>Distributions</h2>", f'<img class="dist" alt="score, loudness and SNR histograms" src="{dist}">']
+        body += ["<h2>Distributions</h2>", dist]  # inline SVG
     body += [
         "<h2>Clips</h2><p class='muted'>Click a column header to sort. Source (src) values were measured "
         "before processing.</p>",

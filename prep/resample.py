@@ -52,6 +52,7 @@ class Resample:
     """Pipeline stage: resample to ``target_rate`` (never up unless ``allow_upsample``)."""
 
     name: ClassVar[str] = "resample"
+    keeps_timing: ClassVar[bool] = True  # speech stays where it was (see run_stages)
     target_rate: int = 44100
     allow_upsample: bool = False
     quality: str = "HQ"

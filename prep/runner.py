@@ -460,8 +460,12 @@ def run_jobs(
         _remove_stale_temps(out)
         done = _done_sources(manifest, fingerprint, out) if resume else {}
         todo: list[tuple[int, Job]] = []
+        done_paths = {path for path, _ in done}
         for index, job in enumerate(jobs):
-            job = dataclasses.replace(job, sha256=job.sha256 or _safe_sha(job.path) or None)  # hashed once
+            # Only a file the journal has finished needs its hash here (to see whether it changed);
+            # the others are hashed once, by the worker that decodes them.
+            if job.path in done_paths and not job.sha256:
+                job = dataclasses.replace(job, sha256=_safe_sha(job.path) or None)
             key = (job.path, job.sha256 or "")
             if key in done:
                 results[index] = done[key]

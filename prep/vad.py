@@ -49,6 +49,7 @@ __all__ = [
     "VadFrames",
     "compress_pauses",
     "mask_to_regions",
+    "regions_to_mask",
     "slice_bounds",
     "speech_mask",
     "speech_regions",
@@ -58,6 +59,7 @@ __all__ = [
 
 #: Rate (Hz) at which webrtcvad runs; other rates are resampled to it.
 VAD_RATE = 16000
+_FADE_S = 0.01  # crossfade where compress_pauses joins audio
 _FRAME_CHOICES_S = (0.01, 0.02, 0.03)
 _BLOCK_S = 30.0  # resample/classify in blocks of this many seconds (bounded memory)
 _TARGET_LEVEL_DB = -20.0  # speech level webrtcvad sees after level normalisation
@@ -348,6 +350,40 @@ def mask_to_regions(mask: np.ndarray, *, frame_s: float, duration_s: float, pad_
     return out
 
 
+def regions_to_mask(regions: Sequence[Region], *, frame_s: float, duration_s: float) -> np.ndarray:
+    """Frame decisions from ``(start_s, end_s)`` regions: the inverse of :func:`mask_to_regions`.
+
+    Frame ``k`` covers ``[k * frame_s, (k + 1) * frame_s)`` clipped to
+    ``duration_s``; it is speech when the middle of that span lies in a
+    region.  ``mask_to_regions`` followed by ``regions_to_mask`` (same
+    ``frame_s``, no padding) gives the mask back exactly.
+
+    Parameters
+    ----------
+    regions : sequence of (float, float)
+        Sorted, disjoint regions in seconds.
+    frame_s : float
+        Frame length in seconds, > 0.
+    duration_s : float
+        Signal duration.
+
+    Returns
+    -------
+    np.ndarray, bool, shape (ceil(duration_s / frame_s),)
+    """
+    if not frame_s > 0:
+        raise ConfigError(f"frame_s must be > 0, got {frame_s!r}")
+    n = max(0, int(np.ceil(duration_s / frame_s - 1e-9)))
+    k = np.arange(n, dtype=np.float64)
+    mid = (k * frame_s + np.minimum((k + 1) * frame_s, duration_s)) / 2
+    if not len(regions) or n == 0:
+        return np.zeros(n, bool)
+    starts = np.array([float(r[0]) for r in regions])
+    ends = np.array([float(r[1]) for r in regions])
+    idx = np.searchsorted(starts, mid, side="right") - 1
+    return (idx >= 0) & (mid < ends[np.maximum(idx, 0)])
+
+
 def speech_regions(
     audio: np.ndarray,
     sample_rate: int,
@@ -410,6 +446,8 @@ class TrimReport:
         Internal pauses shortened by :func:`compress_pauses`.
     pause_removed_s : float
         Seconds removed from those pauses.
+    regions : tuple of (float, float)
+        The speech regions in the trimmed audio (seconds from its start).
     """
 
     start_s: float
@@ -417,6 +455,7 @@ class TrimReport:
     speech_s: float
     pauses_compressed: int = 0
     pause_removed_s: float = 0.0
+    regions: tuple[Region, ...] = ()
 
 
 def _check_regions(regions: Sequence[Region], duration_s: float) -> list[Region]:
@@ -432,6 +471,24 @@ def _check_regions(regions: Sequence[Region], duration_s: float) -> list[Region]
     return out
 
 
+def _pause_cuts(spans: Sequence[Region], rate: int, max_pause_s: float, keep_pause_s: float) -> list[tuple[int, int]]:
+    """Sample ranges ``[cut_from, cut_to)`` :func:`compress_pauses` removes."""
+    cuts = []
+    for (_, prev_end), (next_start, _) in itertools.pairwise(spans):
+        if next_start - prev_end > max_pause_s:
+            cuts.append((round((prev_end + keep_pause_s / 2) * rate), round((next_start - keep_pause_s / 2) * rate)))
+    return cuts
+
+
+def _shift_regions(spans: Sequence[Region], cuts: Sequence[tuple[int, int]], n_fade: int, rate: int) -> list[Region]:
+    """Where ``spans`` (all outside the cuts) are after the cuts and ``n_fade``-sample crossfades."""
+    out = []
+    for s, e in spans:
+        removed = sum(c1 - c0 + n_fade for c0, c1 in cuts if c1 <= s * rate)
+        out.append((s - removed / rate, e - removed / rate))
+    return out
+
+
 def compress_pauses(
     audio: np.ndarray,
     *,
@@ -439,7 +496,7 @@ def compress_pauses(
     regions: Sequence[Region],
     max_pause_s: float,
     keep_pause_s: float = 0.5,
-    fade_s: float = 0.01,
+    fade_s: float = _FADE_S,
 ) -> tuple[np.ndarray, int, float]:
     """Shorten pauses between speech regions that are longer than ``max_pause_s``.
 
@@ -476,19 +533,15 @@ def compress_pauses(
     duration = x.shape[-1] / rate
     spans = _check_regions(regions, duration)
     n_fade = round(fade_s * rate)
-    pieces = []
-    pos = 0
-    count = 0
-    for (_, prev_end), (next_start, _) in itertools.pairwise(spans):
-        if next_start - prev_end <= max_pause_s:
-            continue
-        cut_from = round((prev_end + keep_pause_s / 2) * rate)
-        cut_to = round((next_start - keep_pause_s / 2) * rate)
-        pieces.append((pos, cut_from))
-        pos = cut_to
-        count += 1
+    cuts = _pause_cuts(spans, rate, max_pause_s, keep_pause_s)
+    count = len(cuts)
     if count == 0:
         return x, 0, 0.0
+    pieces = []
+    pos = 0
+    for cut_from, cut_to in cuts:
+        pieces.append((pos, cut_from))
+        pos = cut_to
     pieces.append((pos, x.shape[-1]))
     ramp = (0.5 - 0.5 * np.cos(np.pi * (np.arange(n_fade) + 0.5) / max(n_fade, 1))).astype(np.float32)
     out = [x[..., pieces[0][0] : pieces[0][1]].copy()]
@@ -552,12 +605,18 @@ def trim(
     y = np.ascontiguousarray(x[..., i0:i1])
     speech_s = float(sum(e - s for s, e in spans))
     count, removed = 0, 0.0
+    local = [(s - i0 / rate, e - i0 / rate) for s, e in spans]
+    kept = local
     if max_pause_s is not None:
-        local = [(s - i0 / rate, e - i0 / rate) for s, e in spans]
         y, count, removed = compress_pauses(
             y, sample_rate=rate, regions=local, max_pause_s=max_pause_s, keep_pause_s=keep_pause_s
         )
-    return y, TrimReport(i0 / rate, i1 / rate, speech_s, count, removed)
+        if count:
+            cuts = _pause_cuts(local, rate, max_pause_s, keep_pause_s)
+            kept = _shift_regions(local, cuts, round(_FADE_S * rate), rate)
+    out_s = y.shape[-1] / rate
+    kept = [(max(0.0, s), min(out_s, e)) for s, e in kept if min(out_s, e) > max(0.0, s)]
+    return y, TrimReport(i0 / rate, i1 / rate, speech_s, count, removed, tuple(kept))
 
 
 def slice_bounds(
@@ -651,10 +710,12 @@ class Trim:
 
     Records ``trimmed_start_s``, ``trimmed_end_s``, ``speech_s``,
     ``speech_ratio`` (of the kept audio), ``pauses_compressed`` and
-    ``pause_removed_s``; updates ``span_s``.  A clip with no speech is
-    rejected.  Pauses are never compressed in a clip with a transcript
-    unless ``compress_with_transcript`` is set (a VAD miss would cut a word
-    the transcript still contains).
+    ``pause_removed_s``; updates ``span_s`` and sets the clip's
+    :attr:`~prep.clip.Clip.speech` to the regions it found, moved to the kept
+    audio (the score uses them).  A clip with no speech is rejected.
+    Pauses are never compressed in a clip with a transcript unless
+    ``compress_with_transcript`` is set (a VAD miss would cut a word the
+    transcript still contains).
     """
 
     name: ClassVar[str] = "trim"
@@ -686,7 +747,7 @@ class Trim:
         offset = _span_offset(clip)
         kept_s = out.shape[-1] / float(rate)
         return dataclasses.replace(
-            clip, audio=out, span_s=(offset + rep.start_s, offset + rep.end_s)
+            clip, audio=out, span_s=(offset + rep.start_s, offset + rep.end_s), speech=rep.regions
         ).with_metrics(
             trimmed_start_s=rep.start_s,
             trimmed_end_s=duration - rep.end_s,
@@ -704,7 +765,8 @@ class Slice:
     Each slice is a new clip with id ``f"{clip.id}-{k:03d}"`` and its own
     ``span_s`` in the source, trimmed to its speech plus ``pad_s``.  A
     transcript cannot be split without alignment, so slicing drops it (with
-    a reason).  A clip no longer than ``max_s`` passes through unchanged.
+    a reason); its speech regions (:attr:`~prep.clip.Clip.speech`) come
+    along.  A clip no longer than ``max_s`` passes through unchanged.
     No speech at all gives the clip back rejected.
     """
 
@@ -732,12 +794,16 @@ class Slice:
         for k, (start_s, end_s) in enumerate(bounds):
             i0, i1 = int(np.floor(start_s * rate)), int(np.ceil(end_s * rate))
             start_s, end_s = i0 / rate, i1 / rate
-            speech = sum(max(0.0, min(e, end_s) - max(s, start_s)) for s, e in regions)
+            inside = [
+                (max(s, start_s) - start_s, min(e, end_s) - start_s) for s, e in regions if s < end_s and e > start_s
+            ]
+            speech = sum(e - s for s, e in inside)
             piece = dataclasses.replace(
                 clip,
                 id=f"{clip.id}-{k:03d}",
                 audio=np.ascontiguousarray(audio[..., i0:i1]),
                 span_s=(offset + start_s, offset + end_s),
+                speech=tuple(inside),
             ).with_metrics(
                 slice_index=k,
                 slice_count=len(bounds),

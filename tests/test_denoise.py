@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -23,7 +24,8 @@ from prep.denoise import (
 )
 from prep.errors import ConfigError
 from prep.pipeline import run_stages
-from prep.vad import speech_mask
+from prep.quality import Measure
+from prep.vad import mask_to_regions, speech_mask
 
 SETTINGS = settings(max_examples=40, deadline=None)
 
@@ -402,3 +404,32 @@ def test_stage_uses_the_vad_mask_it_is_documented_to_use():
     out = Denoise().apply(_clip(noisy, rate))
     assert out.metrics["noise_floor_dbfs"] == pytest.approx(est.noise_floor_dbfs)
     assert out.metrics["snr_before_db"] == pytest.approx(est.snr_db)
+
+
+def test_stage_uses_the_speech_regions_an_earlier_stage_found():
+    """Regions carried on the clip replace the stage's own VAD run; the same mask gives the same audio."""
+    rate = 16000
+    clean, _ = speechlike.utterance(rate, seed=35)
+    noisy = speechlike.mix(clean, speechlike.colored_noise(clean.size, seed=36), 5.0)
+    regions = tuple(mask_to_regions(speech_mask(noisy, rate, frame_s=0.03), frame_s=0.03, duration_s=noisy.size / rate))
+    own = Denoise().apply(_clip(noisy, rate))
+    given = Denoise().apply(dataclasses.replace(_clip(noisy, rate), speech=regions))
+    np.testing.assert_array_equal(given.audio, own.audio)
+    # regions that call everything speech leave no pause to measure the noise in
+    everything = Denoise().apply(dataclasses.replace(_clip(noisy, rate), speech=((0.0, noisy.size / rate),)))
+    assert everything.metrics["noise_profile"] != "non-speech frames"
+
+
+def test_measure_then_denoise_runs_the_vad_once(monkeypatch):
+    import prep.vad as vad
+
+    rate = 16000
+    clean, _ = speechlike.utterance(rate, seed=37)
+    noisy = speechlike.mix(clean, speechlike.colored_noise(clean.size, seed=38), 5.0)
+    calls = []
+    real = vad.vad_frames
+    monkeypatch.setattr(vad, "vad_frames", lambda *a, **k: calls.append(1) or real(*a, **k))
+    (out,) = run_stages(_clip(noisy, rate), [Measure(), Denoise()])
+    assert len(calls) == 1 and out.speech is not None
+    assert out.metrics["denoise_applied"] and out.metrics["noise_profile"] == "non-speech frames"
+    assert speechlike.si_sdr(out.audio, clean) > speechlike.si_sdr(noisy, clean) + 3.0

@@ -421,6 +421,14 @@ def test_measure_stage_records_input_metrics_and_keeps_audio(speech):
     assert out.audio is not None and np.array_equal(out.audio, noisy)
     assert abs(out.metrics["input_snr_db"] - 15.0) <= 3.0
     assert {"input_clipping_ratio", "input_bandwidth_hz", "input_reverb_s", "input_tonal_ratio"} <= set(out.metrics)
+    # the speech it found travels with the clip, exactly the VAD's 20 ms decisions
+    from prep.vad import regions_to_mask, speech_mask
+
+    mask = regions_to_mask(out.speech, frame_s=0.02, duration_s=noisy.size / RATE)
+    np.testing.assert_array_equal(mask, speech_mask(noisy, RATE, frame_s=0.02))
+    # and measuring with those regions gives what measuring from scratch gives
+    again = measure_quality(noisy, RATE, speech=out.speech)
+    assert again["snr_db"] == pytest.approx(out.metrics["input_snr_db"])
 
 
 def test_score_stage_scores_and_judges(speech):
@@ -434,6 +442,17 @@ def test_score_stage_scores_and_judges(speech):
     kept = Score(mos=False).apply(_clip(clean, speech_s=1.0, speech_ratio=0.1))
     assert kept.metrics["speech_s"] == 1.0  # recorded by an earlier stage (Trim): not re-measured
     assert kept.verdict == "rejected"
+
+
+def test_score_measures_recording_properties_only_without_source_values(speech):
+    clean, _ = speech
+    alone = Score(mos=False).apply(_clip(clean))
+    assert {"bandwidth_hz", "reverb_s", "tonal_ratio", "snr_db"} <= set(alone.metrics)
+    source = {"input_bandwidth_hz": 3000.0, "input_reverb_s": 0.2, "input_tonal_ratio": 0.1}
+    after = Score(mos=False).apply(_clip(clean, **source))
+    assert not {"bandwidth_hz", "reverb_s", "tonal_ratio"} & set(after.metrics)
+    assert "snr_db" in after.metrics  # the output SNR shows what denoising did
+    assert any("narrowband" in r for r in after.reasons)  # judged on the source value
 
 
 def test_dnsmos_is_optional(speech):

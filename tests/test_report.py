@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import json
+import math
 import os
+import re
 import shutil
 import subprocess
+import sys
+import xml.etree.ElementTree as ET
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -18,7 +22,7 @@ from prep.errors import ConfigError
 from prep.pipeline import stage_config
 from prep.quality import Measure, Score
 from prep.report import REPORT_VERSION, build_report, print_summary, read_report, write_report_json
-from prep.report_html import render_html, write_report_html
+from prep.report_html import _distributions, _nice_ticks, plot_path, render_html, write_report_html
 from prep.resample import Resample
 from prep.runner import Job, run_jobs
 from prep.vad import Trim
@@ -81,6 +85,7 @@ class _Page(HTMLParser):
         self.headers: list[str] = []
         self.links: list[str] = []
         self.scripts = 0
+        self.svgs = 0
         self._in_table = self._in_body = self._in_th = False
 
     def handle_starttag(self, tag, attrs):
@@ -97,6 +102,8 @@ class _Page(HTMLParser):
         elif tag == "script":
             self.scripts += 1
             assert "src" not in a, "scripts must be inline"
+        elif tag == "svg":
+            self.svgs += 1
         for key in ("src", "href"):
             if a.get(key):
                 self.links.append(a[key])
@@ -120,7 +127,8 @@ def test_html_is_self_contained_with_one_row_per_clip(run_out):
     assert {"clip", "verdict", "score", "reasons"} <= set(page.headers)
     assert page.scripts == 1
     images = [link for link in page.links if link.startswith("data:image/")]
-    assert len(images) == len(report["clips"]) + 1  # one before/after figure per clip + distributions
+    assert len(images) == len(report["clips"])  # one before/after figure per clip
+    assert page.svgs == 1  # the distributions, inline
     external = [link for link in page.links if "://" in link]
     assert external == []
     audio = [link for link in page.links if link.endswith(".wav")]
@@ -139,6 +147,135 @@ def test_html_handles_missing_audio_and_empty_reports(run_out, tmp_path):
     page = _Page()
     page.feed(render_html(empty, tmp_path))
     assert page.rows == 0
+
+
+_SVG = "{http://www.w3.org/2000/svg}"
+
+#: Synthetic clips for the distributions: (score, input LUFS, output LUFS, source SNR, output SNR), None = missing.
+_DIST_CLIPS = [
+    (10, -30.2, -23.0, 31.0, 35.5),
+    (50, -24.0, -23.0, 12.0, None),
+    (50, -23.1, -23.0, 8.5, float("nan")),
+    (90, None, -22.6, 20.0, 30.0),
+]
+_DIST_SERIES = {  # panel -> series -> index in _DIST_CLIPS rows
+    "score": {"score": 0},
+    "loudness": {"input": 1, "output": 2},
+    "snr": {"source": 3, "output": 4},
+}
+_TIP = re.compile(r"^(\w+): (\d+) clips? in \[(-?[\d.]+), (-?[\d.]+)[)\]]$")
+
+
+def _dist_report() -> dict:
+    names = ("score", "input_lufs", "output_lufs", "input_snr_db", "snr_db")
+    clips = [
+        {
+            "id": f"c{i}",
+            "speaker": "s",
+            "verdict": "approved",
+            "metrics": {n: v for n, v in zip(names, row, strict=True) if v is not None},
+        }
+        for i, row in enumerate(_DIST_CLIPS)
+    ]
+    clips.append({"id": "bare", "speaker": "s", "verdict": "error", "metrics": {}})  # no metrics: in no histogram
+    return {"clips": clips}
+
+
+def _series_values(column: int) -> list[float]:
+    values = [row[column] for row in _DIST_CLIPS]
+    return [float(v) for v in values if v is not None and math.isfinite(v)]
+
+
+def _svg_of(page: str) -> ET.Element:
+    found = re.findall(r"<svg\b.*?</svg>", page, flags=re.DOTALL)
+    assert len(found) == 1, "one distributions SVG"
+    return ET.fromstring(found[0])  # valid standalone XML
+
+
+def test_distributions_svg_counts_match_np_histogram(tmp_path):
+    page = render_html(_dist_report(), tmp_path, max_plots=0)
+    assert "matplotlib" not in page and "data:image/png" not in page
+    svg = _svg_of(page)
+    assert svg.tag == _SVG + "svg" and svg.get("width") == "100%"
+    assert [float(v) for v in svg.get("viewBox").split()][:2] == [0.0, 0.0]
+    panels = {g.get("data-metric"): g for g in svg.iter(_SVG + "g") if g.get("class") == "panel"}
+    assert list(panels) == list(_DIST_SERIES)  # one panel per metric, in order
+    for metric, series in _DIST_SERIES.items():
+        panel = panels[metric]
+        every = [v for column in series.values() for v in _series_values(column)]
+        bins = np.linspace(min(every) - 0.5, max(every) + 0.5, min(30, max(5, len(every))) + 1)
+        np.testing.assert_allclose([float(b) for b in panel.get("data-bins").split()], bins)
+        bars = [r for r in panel.iter(_SVG + "rect") if r.get("data-series")]
+        assert {r.get("data-series") for r in bars} == set(series)
+        per_count = set()
+        for label, column in series.items():
+            values = _series_values(column)
+            counts = np.zeros(len(bins) - 1, dtype=int)
+            for bar in (r for r in bars if r.get("data-series") == label):
+                i, count = int(bar.get("data-bin")), int(bar.get("data-count"))
+                assert count > 0 and counts[i] == 0  # empty bins are not drawn, no bin twice
+                counts[i] = count
+                tip = _TIP.match(bar.find(_SVG + "title").text)
+                assert tip, bar.find(_SVG + "title").text
+                assert tip[1] == label and int(tip[2]) == count
+                assert float(tip[3]) == pytest.approx(bins[i], abs=0.006)
+                assert float(tip[4]) == pytest.approx(bins[i + 1], abs=0.006)
+                per_count.add(round(float(bar.get("height")) / count, 1))  # heights proportional to counts
+            assert counts.sum() == len(values)
+            np.testing.assert_array_equal(counts, np.histogram(values, bins=bins)[0])
+        assert len(per_count) == 1
+        texts = [t.text for t in panel.iter(_SVG + "text")]
+        assert (len(series) > 1) == all(label in texts for label in series)  # legend only when overlaid
+        assert str(max(np.histogram(_series_values(c), bins=bins)[0].max() for c in series.values())) in texts
+    # scores 10, 50, 50, 90: five bins of 16.2 over [9.5, 90.5]; the last one is closed, as in np.histogram
+    tips = [t.text for t in panels["score"].iter(_SVG + "title")]
+    assert tips == ["score: 1 clip in [9.5, 25.7)", "score: 2 clips in [41.9, 58.1)", "score: 1 clip in [74.3, 90.5]"]
+
+
+def test_nice_ticks_are_round_and_few():
+    for lo, hi in [(9.5, 90.5), (-30.7, -22.1), (49.5, 50.5), (-0.3, 0.4), (0.0, 1234.0), (7.9, 8.1)]:
+        ticks = _nice_ticks(lo, hi)
+        assert 3 <= len(ticks) <= 7, (lo, hi, ticks)
+        values = [v for v, _ in ticks]
+        assert values == sorted(values) and lo - 1e-9 <= values[0] and values[-1] <= hi + 1e-9
+        steps = np.diff(values)
+        step = steps[0]
+        np.testing.assert_allclose(steps, step)
+        assert round(step / 10 ** math.floor(math.log10(step)), 6) in (1, 2, 5)
+        for v, label in ticks:
+            assert float(label) == pytest.approx(v) and label != "-0"
+    assert [label for _, label in _nice_ticks(9.5, 90.5)] == ["20", "40", "60", "80"]
+
+
+def test_no_distributions_without_metrics(tmp_path):
+    assert _distributions([]) is None
+    bare = [{}, {"metrics": None}, {"metrics": {}}, {"metrics": {"score": float("nan"), "snr_db": "loud", "x": True}}]
+    assert _distributions(bare) is None
+    clips = [dict(c, id=f"c{i}", verdict="error") for i, c in enumerate(bare)]
+    text = render_html({"clips": clips}, tmp_path, max_plots=0)
+    page = _Page()
+    page.feed(text)
+    assert page.rows == len(clips) and page.svgs == 0
+    assert "Distributions" not in text
+    text = render_html(build_report([], profile="test"), tmp_path)
+    assert "<svg" not in text and text.rstrip().endswith("</html>")
+
+
+def test_writing_the_report_does_not_import_matplotlib(run_out):
+    out, report = run_out
+    drawn = [c for c in report["clips"] if c.get("output")]
+    assert drawn and all(plot_path(out, c["speaker"], c["id"]).is_file() for c in drawn), "workers store figures"
+    code = (
+        "import sys\n"
+        "from prep.report import read_report\n"
+        "from prep.report_html import write_report_html\n"
+        "page = write_report_html(read_report(sys.argv[1]), sys.argv[1])\n"
+        "assert '<svg' in page.read_text(encoding='utf-8')\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'matplotlib'))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code, str(out)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
 
 
 def _chromium() -> str | None:

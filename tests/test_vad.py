@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 
@@ -23,6 +24,7 @@ from prep.vad import (
     Trim,
     compress_pauses,
     mask_to_regions,
+    regions_to_mask,
     slice_bounds,
     speech_mask,
     speech_regions,
@@ -330,3 +332,81 @@ def test_slice_stage_rejects_no_speech():
 def test_bad_slice_options():
     with pytest.raises(ConfigError, match="min_s"):
         slice_bounds([(0.0, 1.0)], duration_s=2.0, min_s=10.0, max_s=5.0)
+
+
+# -- speech regions carried on the clip ------------------------------------------------------
+@settings(max_examples=80, deadline=None)
+@given(
+    st.lists(st.booleans(), max_size=300),
+    st.sampled_from([0.01, 0.02, 0.03]),
+    st.floats(0.0, 0.999),
+)
+def test_regions_to_mask_inverts_mask_to_regions(bits, frame_s, last_fraction):
+    mask = np.array(bits, bool)
+    # the last frame may be partial: the signal ends inside it
+    duration = max(0.0, (mask.size - 1 + max(last_fraction, 0.01)) * frame_s) if mask.size else 0.0
+    regions = mask_to_regions(mask, frame_s=frame_s, duration_s=duration)
+    np.testing.assert_array_equal(regions_to_mask(regions, frame_s=frame_s, duration_s=duration), mask)
+
+
+def test_regions_to_mask_by_frame_middles():
+    got = regions_to_mask([(0.05, 0.1), (0.31, 0.33)], frame_s=0.1, duration_s=0.35)
+    # frames [0, .1) mid .05 (in), [.1, .2) mid .15, [.2, .3) mid .25, [.3, .35) mid .325 (in)
+    np.testing.assert_array_equal(got, [True, False, False, True])
+    with pytest.raises(ConfigError, match="frame_s"):
+        regions_to_mask([], frame_s=0.0, duration_s=1.0)
+
+
+def test_trim_carries_the_speech_through_compressed_pauses():
+    rate = 16000
+    clean, known = speechlike.utterance(rate, phrases_s=(1.0, 1.2, 0.8), pauses_s=(3.0, 0.6), lead_s=1.0, seed=60)
+    (out,) = run_stages(_clip(clean, rate), [Trim(pad_s=0.2, max_pause_s=1.0)])
+    assert out.metrics["pauses_compressed"] == 1 and out.speech is not None
+    # the regions it carries are where speech is in the trimmed audio, as a fresh detection finds it
+    fresh = speech_regions(out.audio, rate)
+    assert len(out.speech) == len(fresh) == len(known)
+    for (s, e), (fs, fe) in zip(out.speech, fresh, strict=True):
+        assert abs(s - fs) <= 0.04 and abs(e - fe) <= 0.04, (out.speech, fresh)
+    assert sum(e - s for s, e in out.speech) == pytest.approx(out.metrics["speech_s"], abs=1e-9)
+
+
+def test_slice_gives_each_piece_its_speech():
+    rate = 16000
+    clean, _ = _long_recording(rate)
+    slices = run_stages(_clip(clean, rate), [Slice(min_s=3.0, max_s=15.0)])
+    for piece in slices:
+        assert piece.speech is not None
+        assert sum(e - s for s, e in piece.speech) == pytest.approx(piece.metrics["speech_s"], abs=1e-9)
+        assert all(0.0 <= s < e <= piece.duration_s + 1e-9 for s, e in piece.speech)
+        fresh = speech_regions(piece.audio, rate)
+        assert _overlap((0.0, piece.duration_s), fresh) == pytest.approx(piece.metrics["speech_s"], abs=0.3)
+
+
+def test_run_stages_drops_regions_a_stage_may_have_invalidated():
+    rate = 16000
+    clean, _ = speechlike.utterance(rate, seed=61)
+    clip = dataclasses.replace(_clip(clean, rate), speech=((0.5, 1.0),))
+
+    class Reverse:  # moves the speech and does not say it keeps the timing
+        name = "reverse"
+
+        def apply(self, c):
+            return dataclasses.replace(c, audio=np.ascontiguousarray(c.audio[::-1]))
+
+    class Gain:
+        name = "gain"
+        keeps_timing = True
+
+        def apply(self, c):
+            return dataclasses.replace(c, audio=c.audio * np.float32(0.5))
+
+    class Peek:  # reads only: same audio
+        name = "peek"
+
+        def apply(self, c):
+            return c.with_metrics(peeked=True)
+
+    assert run_stages(clip, [Reverse()])[0].speech is None
+    assert run_stages(clip, [Gain()])[0].speech == ((0.5, 1.0),)
+    assert run_stages(clip, [Peek()])[0].speech == ((0.5, 1.0),)
+    assert "speech" not in run_stages(clip, [Gain()])[0].to_dict()  # never serialised
