@@ -636,21 +636,21 @@ def _tonal_block(y: np.ndarray, *, quiet_frac: float, prom_db: float, min_tone_s
         return 0.0, 0
     z = spectral.stft(y, nper, hop).T  # (bins, frames), as scipy.signal.stft
     freqs = np.fft.rfftfreq(nper, 1.0 / ANALYSIS_RATE)
-    power = (np.abs(z) ** 2).astype(np.float64)
+    power = z.real**2 + z.imag**2  # float32; sums below in float64
     band = (freqs >= 40.0) & (freqs <= 4000.0)
     width = round(300.0 / (freqs[1] - freqs[0])) | 1
-    frame_energy = power.sum(axis=0)
+    frame_energy = power.sum(axis=0, dtype=np.float64)
     n_quiet = max(4, int(quiet_frac * frame_energy.size))
     quiet = np.argsort(frame_energy)[:n_quiet]
     # (a) steady peaks: a spectral peak on the same bin (+-1) for >= min_tone_s
-    spec = 10.0 * np.log10(power[band] + 1e-20)
-    prominent = _prominent(spec, width, prom_db)
+    spec = 10.0 * np.log10(power[band] + np.float32(1e-20))  # dB in float32: plenty, and 2x faster
+    prominent = _prominent(spec, width, np.float32(prom_db))
     peaks = _max3(prominent & (spec >= _max3(spec)))
     length = max(2, round(min_tone_s * ANALYSIS_RATE / hop))
     steady = _long_runs_any(peaks, length)
     tracks = float(steady[quiet].mean())
     # (b) tonal share of the background spectrum (average of the quiet frames)
-    background = power[:, quiet].mean(axis=1)
+    background = power[:, quiet].mean(axis=1, dtype=np.float64)
     bg_db = 10.0 * np.log10(background + 1e-20)
     bg_peaks = _prominent(bg_db, width, prom_db) & (bg_db >= _max3(bg_db)) & band
     bg_peaks = _max3(bg_peaks) & band

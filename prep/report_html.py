@@ -247,14 +247,14 @@ def clip_figure_jpeg(before: tuple[np.ndarray, int] | None, after: tuple[np.ndar
         Mono float32 audio ``(samples,)`` and its sample rate; ``None`` draws
         an empty panel.
     """
-    from matplotlib.image import imsave
+    from PIL import Image
 
     left = _panel(before, (122, 133, 153))
     right = _panel(after, (31, 95, 168))
     gap = np.full((left.shape[0], _GAP, 3), 255, np.uint8)
     buf = io.BytesIO()
     # JPEG: spectrograms are photo-like; 5-10x smaller and faster to encode than PNG
-    imsave(buf, np.concatenate([left, gap, right], axis=1), format="jpeg", pil_kwargs={"quality": 85})
+    Image.fromarray(np.concatenate([left, gap, right], axis=1)).save(buf, format="JPEG", quality=85)
     return buf.getvalue()
 
 

@@ -18,8 +18,11 @@ __all__ = ["warm"]
 
 def warm() -> None:
     """Run the fish profile on 1.5 s of a synthetic tone burst in noise; import the plotting parts."""
-    from matplotlib import colormaps  # noqa: F401 - report figures are drawn in the workers
-    from matplotlib.image import imsave  # noqa: F401
+    from PIL import Image  # noqa: F401 - report figures are drawn in the workers
+
+    from .report_html import _magma
+
+    _magma()
 
     rate = 16000
     t = np.arange(int(1.5 * rate)) / rate
