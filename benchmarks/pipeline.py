@@ -96,7 +96,14 @@ def timed(cmd: list[str]) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=10.0)
+    parser.add_argument("--repeats", type=int, default=3, help="best of this many runs of each command")
     args = parser.parse_args()
+    out_count = iter(range(1_000_000))
+
+    def best(cmd: list[str], outputs: Path) -> float:
+        """Fastest of ``--repeats`` runs, each into a fresh output folder (no resume)."""
+        return min(timed([*cmd, str(outputs / f"run{next(out_count)}")]) for _ in range(args.repeats))
+
     exe = [sys.executable, "-m", "prep"]
     with tempfile.TemporaryDirectory() as tmp:
         tmpdir = Path(tmp)
@@ -111,15 +118,12 @@ def main() -> None:
             ("voiceprep run --jobs 1", [*exe, "run", "-q", "--jobs", "1"]),
             ("voiceprep run --jobs 2", [*exe, "run", "-q", "--jobs", "2"]),
         ):
-            tag = name.split()[-1]
-            short = timed([*cmd, str(first), "-o", str(tmpdir / f"o{tag}")])
-            both = timed([*cmd, str(first), str(second), "-o", str(tmpdir / f"oo{tag}")])
+            short = best([*cmd, str(first), "-o"], tmpdir)
+            both = best([*cmd, str(first), str(second), "-o"], tmpdir)
             walls[name] = (short, both)
         base_name = "baseline: librosa + noisereduce + pyloudnorm (1 process)"
-        walls[base_name] = (
-            timed([sys.executable, "-c", BASELINE, str(first), str(tmpdir / "base")]),
-            timed([sys.executable, "-c", BASELINE, str(first), str(second), str(tmpdir / "base2")]),
-        )
+        base = [sys.executable, "-c", BASELINE]
+        walls[base_name] = (best([*base, str(first)], tmpdir), best([*base, str(first), str(second)], tmpdir))
         clip20 = tmpdir / "clip20.wav"
         sf.write(clip20, program(20.0, 44100, seed=3), 44100, subtype="PCM_16")
         check = min(timed([*exe, "check", str(clip20)]) for _ in range(3))
@@ -151,8 +155,9 @@ def main() -> None:
         f"Two sets of {seconds / 60:.1f} and {more / 60:.1f} min of mixed-format audio ({n_files} files each: "
         "wav/flac/mp3/m4a/ogg/opus, 16-48 kHz, mono/stereo, real speech + noise at 5-30 dB SNR when "
         "../shared/corpus is present). Fish profile with denoise on; warm numba cache. Wall time of the whole "
-        "command, start-up included, on the first set and on both sets; *marginal* is the extra audio over the "
-        "extra wall time (both minus first), in which start-up and other fixed costs cancel.\n\n"
+        f"command (best of {args.repeats}), start-up included, on the first set and on both sets; *marginal* is "
+        "the extra audio over the extra wall time (both minus first), in which start-up and other fixed costs "
+        "cancel.\n\n"
         + "\n".join(table)
         + f"\n\nSpeed-up from 2 workers: {one[0] / two[0]:.2f}x on {seconds / 60:.0f} min, "
         f"{one[1] / two[1]:.2f}x on {total / 60:.0f} min, {scaling:.2f}x marginal. "

@@ -348,7 +348,8 @@ def _nice_ticks(lo: float, hi: float, target: int = 5) -> list[tuple[float, str]
             key = (abs(count - target), -step, count)
             if best is None or key < best:
                 best = key
-    assert best is not None
+    if best is None:  # unreachable: the loops always run; keeps the type checker honest without assert
+        return [(lo, _short(lo))]
     step = -best[1]
     decimals = max(0, -math.floor(math.log10(step) + 1e-9))
     first, last = math.ceil(lo / step - 1e-9), math.floor(hi / step + 1e-9)
