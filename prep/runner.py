@@ -492,8 +492,10 @@ def run_jobs(
             # (an in-process executor finishes each at submit, so nothing waits).
             in_flight = max(2, 2 * (getattr(executor, "_max_workers", None) or os.cpu_count() or 1))
             pending: dict[Future, tuple[int, Job]] = {}
-            # Biggest files first, so the last worker does not finish long after the others.
-            todo.sort(key=lambda item: -_size(item[1].path))
+            # Longest files first, so the last worker does not finish long after the others.
+            if not isinstance(executor, SerialExecutor):
+                work = _expected_work([job.path for _, job in todo])
+                todo.sort(key=lambda item: -work[item[1].path])
             for index, job in todo:
                 future = executor.submit(process_job, job, tuple(stages), out_dir=str(out), longform=config)
                 pending[future] = (index, job)
@@ -519,6 +521,33 @@ def run_jobs(
     for index in sorted(results):
         ordered.extend(sorted(results[index], key=lambda c: c.id))
     return ordered
+
+
+#: Up to this many files, the parent reads each one's duration (a header read, ~3 ms) to order
+#: the work; a bigger batch is ordered by size (its tail is a small share of the run).
+PROBE_TO_ORDER_MAX_FILES = 1000
+
+
+def _expected_work(paths: Sequence[str]) -> dict[str, float]:
+    """A relative cost per file for longest-first ordering: its duration, or its size.
+
+    Compressed files are small for their length (a 35 s Opus file is smaller
+    than a 15 s WAV), so sizes alone put long files last.  A file that
+    cannot be probed ranks by size after the probed ones (its worker
+    reports the error).
+    """
+    out: dict[str, float] = {}
+    probe_all = len(paths) <= PROBE_TO_ORDER_MAX_FILES
+    for path in paths:
+        duration = None
+        if probe_all:
+            try:
+                duration = probe(path).duration_s
+            except PrepError:
+                duration = None
+        # any duration outranks any size: a terabyte scales to one second
+        out[path] = duration if duration is not None and math.isfinite(duration) else _size(path) * 1e-12
+    return out
 
 
 def _size(path: str) -> int:

@@ -10,10 +10,11 @@ import signal
 import subprocess
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
 
+import numpy as np
 import pytest
 import soundfile as sf
 
@@ -163,3 +164,37 @@ def test_second_run_into_same_output_is_refused(tmp_path, demo_dir, capsys):
     (out / LOCK).write_text("999999999")  # stale: that process is gone
     assert main(["run", str(demo_dir / "alice" / "a01.wav"), "-o", str(out), "-q"]) == 0
     assert not (out / LOCK).exists()
+
+
+class _RecordingExecutor(Executor):
+    """Runs each call in-process at submit, remembering the order of the files (a parallel executor's API)."""
+
+    def __init__(self) -> None:
+        self.order: list[str] = []
+
+    def submit(self, fn, /, *args, **kwargs):
+        self.order.append(Path(args[0].path).name)
+        future: Future = Future()
+        future.set_result(fn(*args, **kwargs))
+        return future
+
+
+def test_parallel_runs_start_with_the_longest_files(tmp_path, monkeypatch, formats_dir):
+    import prep.runner as runner
+    from prep.decode import probe
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    shutil.copy(formats_dir / "opus.opus", folder / "long.opus")  # small file, long audio
+    rate = 48000
+    seconds = probe(folder / "long.opus").duration_s / 3
+    sf.write(folder / "short.wav", np.zeros((round(seconds * rate), 2), np.float32), rate, subtype="FLOAT")
+    assert (folder / "short.wav").stat().st_size > 5 * (folder / "long.opus").stat().st_size
+    jobs = discover([folder])
+    by_duration = _RecordingExecutor()
+    run_jobs(jobs, [], out_dir=tmp_path / "a", executor=by_duration)
+    assert by_duration.order == ["long.opus", "short.wav"]
+    monkeypatch.setattr(runner, "PROBE_TO_ORDER_MAX_FILES", 1)  # too many files to probe: by size
+    by_size = _RecordingExecutor()
+    run_jobs(jobs, [], out_dir=tmp_path / "b", executor=by_size)
+    assert by_size.order == ["short.wav", "long.opus"]
