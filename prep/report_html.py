@@ -340,19 +340,17 @@ def _nice_ticks(lo: float, hi: float, target: int = 5) -> list[tuple[float, str]
     if not span > 0:
         return [(lo, _short(lo))]
     power = math.floor(math.log10(span / target))
-    best: tuple[int, float, int] | None = None  # (distance to target, -step, count)
-    for exp in (power - 1, power, power + 1):
-        for mult in (1, 2, 5):
-            step = mult * 10.0**exp
-            count = math.floor(hi / step + 1e-9) - math.ceil(lo / step - 1e-9) + 1
-            key = (abs(count - target), -step, count)
-            if best is None or key < best:
-                best = key
-    if best is None:  # unreachable: the loops always run; keeps the type checker honest without assert
-        return [(lo, _short(lo))]
-    step = -best[1]
+
+    def first_last(step: float) -> tuple[int, int]:
+        return math.ceil(lo / step - 1e-9), math.floor(hi / step + 1e-9)
+
+    def distance(step: float) -> tuple[int, float]:
+        first, last = first_last(step)
+        return abs(last - first + 1 - target), -step  # ties: the coarser step
+
+    step = min((mult * 10.0**exp for exp in (power - 1, power, power + 1) for mult in (1, 2, 5)), key=distance)
     decimals = max(0, -math.floor(math.log10(step) + 1e-9))
-    first, last = math.ceil(lo / step - 1e-9), math.floor(hi / step + 1e-9)
+    first, last = first_last(step)
     ticks = []
     for k in range(first, last + 1):
         value = round(k * step, decimals)
