@@ -29,8 +29,23 @@ def _map_source_kernels() -> None:
 
 _map_source_kernels()
 
-from .clip import Clip, InputInfo, StageRecord  # noqa: E402
+from typing import TYPE_CHECKING  # noqa: E402
+
 from .errors import ConfigError, DecodeError, OutputError, PrepError, SubmitError  # noqa: E402
+
+if TYPE_CHECKING:
+    from .clip import Clip, InputInfo, StageRecord
+
+_LAZY = {"Clip", "InputInfo", "StageRecord"}
+
+
+def __getattr__(name: str):
+    """The record types load numpy: imported on first use, so ``voiceprep`` starts its workers sooner."""
+    if name in _LAZY:
+        from . import clip
+
+        return getattr(clip, name)
+    raise AttributeError(f"module 'prep' has no attribute {name!r}")
 
 __version__ = "0.1.0"
 

@@ -65,6 +65,7 @@ from . import spectral
 from .audio import as_audio, check_sample_rate
 from .clip import Clip
 from .errors import ConfigError
+from .metrics import source_metrics
 
 __all__ = [
     "ANALYSIS_RATE",
@@ -815,22 +816,6 @@ def measure_quality(
 
 
 # -- score and verdict -------------------------------------------------------------
-def _finite(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        return None
-    value = float(value)
-    return value if math.isfinite(value) else None
-
-
-def _pick(metrics: Mapping[str, Any], *names: str) -> float | None:
-    """The first finite metric among ``names``."""
-    for name in names:
-        value = _finite(metrics.get(name))
-        if value is not None:
-            return value
-    return None
-
-
 def _ramp(value: float | None, good: float, bad: float, points: float) -> float:
     """0 points at ``good`` (or better), ``points`` at ``bad`` (or worse), linear between."""
     if value is None:
@@ -850,25 +835,6 @@ PENALTIES: dict[str, tuple[float, float, float]] = {
     "duration_s": (10.0, 2.0, 15.0),
     "dc_offset_abs": (0.005, 0.05, 5.0),
 }
-
-
-def _source_metrics(metrics: Mapping[str, Any]) -> dict[str, float | None]:
-    """The values the score and the verdict judge: source quality where measured, else output."""
-    clip_in = _pick(metrics, "input_clipping_ratio")
-    clip_out = _pick(metrics, "clipping_ratio")
-    clip_ratio = max((v for v in (clip_in, clip_out) if v is not None), default=None)
-    dc = _pick(metrics, "input_dc_offset", "dc_offset")
-    return {
-        "duration_s": _pick(metrics, "duration_s"),
-        "speech_ratio": _pick(metrics, "speech_ratio"),
-        "snr_db": _pick(metrics, "input_snr_db", "snr_db"),
-        "clipping_ratio": clip_ratio,
-        "bandwidth_hz": _pick(metrics, "input_bandwidth_hz", "bandwidth_hz"),
-        "reverb_s": _pick(metrics, "input_reverb_s", "reverb_s"),
-        "tonal_ratio": _pick(metrics, "input_tonal_ratio", "tonal_ratio"),
-        "dc_offset": dc,
-        "dnsmos_ovrl": _pick(metrics, "dnsmos_ovrl"),
-    }
 
 
 def quality_score(metrics: Mapping[str, Any]) -> tuple[float, dict[str, float]]:
@@ -894,7 +860,7 @@ def quality_score(metrics: Mapping[str, Any]) -> tuple[float, dict[str, float]]:
     penalties : dict of str to float
         Points lost per metric (only those > 0).
     """
-    src = _source_metrics(metrics)
+    src = source_metrics(metrics)
     clip_ratio = src["clipping_ratio"]
     values = {
         "snr_db": src["snr_db"],
@@ -936,7 +902,7 @@ def judge(metrics: Mapping[str, Any], rules: Score) -> tuple[str, tuple[str, ...
     reasons : tuple of str
         Rejections first, then warnings.
     """
-    src = _source_metrics(metrics)
+    src = source_metrics(metrics)
     rejected: list[str] = []
     warned: list[str] = []
 

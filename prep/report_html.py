@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from .io import write_text_atomic
+from .metrics import finite, source_metrics
 
 __all__ = ["render_html", "write_report_html"]
 
@@ -92,14 +93,8 @@ def _e(value: Any) -> str:
     return html.escape(str(value), quote=True)
 
 
-def _num(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    return float(value) if math.isfinite(value) else None
-
-
 def _fmt(value: Any, spec: str = ".1f", unit: str = "") -> str:
-    v = _num(value)
+    v = finite(value)
     return "–" if v is None else f"{v:{spec}}{unit}"
 
 
@@ -464,7 +459,7 @@ def _distributions(clips: Sequence[Mapping[str, Any]]) -> str | None:
         out = []
         for c in clips:
             for name in names:
-                v = _num((c.get("metrics") or {}).get(name))
+                v = finite((c.get("metrics") or {}).get(name))
                 if v is not None:
                     out.append(v)
                     break
@@ -516,24 +511,17 @@ _TABLE = [
 
 
 def _derived(metrics: Mapping[str, Any], name: str) -> float | None:
-    def first(*names: str) -> float | None:
-        for n in names:
-            v = _num(metrics.get(n))
-            if v is not None:
-                return v
-        return None
-
+    """A table column's value: the same source-over-output values the score judged."""
+    src = source_metrics(metrics)
     if name == "bandwidth_khz":
-        v = first("input_bandwidth_hz", "bandwidth_hz")
-        return None if v is None else v / 1000
+        return None if src["bandwidth_hz"] is None else src["bandwidth_hz"] / 1000
     if name == "clipping_pct":
-        vals = [v for v in (first("input_clipping_ratio"), first("clipping_ratio")) if v is not None]
-        return 100 * max(vals) if vals else None
+        return None if src["clipping_ratio"] is None else 100 * src["clipping_ratio"]
     if name == "reverb":
-        return first("input_reverb_s", "reverb_s")
+        return src["reverb_s"]
     if name == "tonal":
-        return first("input_tonal_ratio", "tonal_ratio")
-    return first(name)
+        return src["tonal_ratio"]
+    return finite(metrics.get(name))
 
 
 def _anchor(entry: Mapping[str, Any], index: int) -> str:
@@ -588,9 +576,9 @@ def _clip_table(clips: Sequence[Mapping[str, Any]], anchors: Sequence[str]) -> s
             f'<td data-v="{order.get(verdict, 9)}">{_badge(verdict)}</td>',
         ]
         for _, name, spec, unit in _TABLE:
-            v = _derived(metrics, name) if name != "duration_s" else _num(entry.get("duration_s"))
+            v = _derived(metrics, name) if name != "duration_s" else finite(entry.get("duration_s"))
             if name == "duration_s" and v is None:
-                v = _num(metrics.get("duration_s"))
+                v = finite(metrics.get("duration_s"))
             sort_v = "" if v is None else repr(v)
             cells.append(f'<td class="num" data-v="{sort_v}">{_fmt(v, spec, unit)}</td>')
         selected = bool(entry.get("selected"))

@@ -18,6 +18,7 @@ import numpy as np
 
 from .clip import VERDICTS, Clip
 from .errors import ConfigError
+from .metrics import finite
 
 __all__ = [
     "MAX_CLIPS",
@@ -44,13 +45,6 @@ BANDWIDTH_SPREAD_RATIO = 1.5
 SNR_SPREAD_DB = 15.0
 
 
-def _finite(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        return None
-    value = float(value)
-    return value if math.isfinite(value) else None
-
-
 def clip_seconds(clip: Clip) -> float:
     """A clip's length: the ``duration_s`` metric (the written audio), else its audio or span.
 
@@ -59,14 +53,14 @@ def clip_seconds(clip: Clip) -> float:
     float
         Seconds; ``0.0`` when unknown.
     """
-    value = _finite(clip.metrics.get("duration_s"))
+    value = finite(clip.metrics.get("duration_s"))
     if value is None:
-        value = _finite(clip.duration_s)
+        value = finite(clip.duration_s)
     return max(0.0, value or 0.0)
 
 
 def _score(clip: Clip) -> float:
-    value = _finite(clip.metrics.get("score"))
+    value = finite(clip.metrics.get("score"))
     return -math.inf if value is None else value
 
 
@@ -223,7 +217,7 @@ def _spread(values: Sequence[float]) -> dict[str, float] | None:
 
 def _metric(clip: Clip, *names: str) -> float | None:
     for name in names:
-        value = _finite(clip.metrics.get(name))
+        value = finite(clip.metrics.get(name))
         if value is not None:
             return value
     return None
@@ -310,7 +304,7 @@ def speaker_summary(clips: Sequence[Clip], **budget: Any) -> dict[str, Any]:
             approved_speech += spoken
         if clip.verdict in ("approved", "warning"):
             usable += seconds
-        if (score := _finite(clip.metrics.get("score"))) is not None:
+        if (score := finite(clip.metrics.get("score"))) is not None:
             scores.append(score)
     usable_clips = [c for c in clips if c.verdict in ("approved", "warning")]
     selection = select_clips(clips, **budget)

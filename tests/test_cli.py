@@ -159,3 +159,14 @@ def test_workers_draw_the_report_figures_once(demo_run):
         assert base64.b64encode(plot.read_bytes()).decode("ascii") in html  # embedded, not redrawn
         drawn += 1
     assert drawn == sum(1 for e in report["clips"] if e["output"]) > 0
+
+
+def test_importing_the_command_line_does_not_load_numpy():
+    # `voiceprep run` starts its worker pool before any heavy import; `import prep` must stay light,
+    # and the record types still resolve on first use.
+    code = (
+        "import sys, prep.cli; heavy = [m for m in ('numpy', 'numba', 'scipy') if m in sys.modules]; "
+        "from prep import Clip; print(heavy, Clip.__module__)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["[]", "prep.clip"]

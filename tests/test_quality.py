@@ -542,3 +542,24 @@ def test_speaker_summary_and_consistency():
     assert summary["selection"]["clips"] == ["a", "b"]
     assert summary["ready"] is False
     assert summary["consistency"]["sample_rates"] == [44100]
+
+
+def test_source_metrics_prefer_the_source_and_take_the_worse_clipping():
+    from prep.metrics import source_metrics
+
+    metrics = {
+        "input_snr_db": 12.0, "snr_db": 40.0,          # source wins
+        "bandwidth_hz": 7900.0,                        # only the output measured: it stands
+        "input_reverb_s": float("nan"), "reverb_s": 0.2,  # a non-finite source falls back
+        "input_clipping_ratio": 1e-4, "clipping_ratio": 3e-3,
+        "speech_ratio": True,                          # a bool is not a number
+        "dc_offset": np.float32(0.01),                 # numpy scalars are
+    }
+    src = source_metrics(metrics)
+    assert src["snr_db"] == 12.0
+    assert src["bandwidth_hz"] == 7900.0
+    assert src["reverb_s"] == 0.2
+    assert src["clipping_ratio"] == 3e-3
+    assert src["speech_ratio"] is None
+    assert src["dc_offset"] == pytest.approx(0.01)
+    assert src["tonal_ratio"] is None and src["duration_s"] is None
