@@ -198,11 +198,13 @@ def _spec_image(audio: np.ndarray, rate: int) -> np.ndarray:
     nper = 512 if rate <= 24000 else 1024
     if audio.size < nper:
         audio = np.pad(audio, (0, nper - audio.size))
-    hop = max(nper // 4, audio.size // _MAX_FRAMES)
-    sxx = spectrogram(audio, rate, nper, min(hop, nper))  # frames never overlap less than back to back
+    hop = min(max(nper // 4, audio.size // _MAX_FRAMES), nper)  # frames never overlap less than back to back
+    n_frames = (audio.size - nper) // hop + 1
+    # only the frames a pixel column shows (a long clip has more frames than columns)
+    shown, cols = np.unique(np.linspace(0, n_frames - 1, _PANEL_W).round().astype(np.intp), return_inverse=True)
+    sxx = spectrogram(audio, rate, nper, hop, select=shown)
     top = 10 * np.log10(float(np.max(sxx)) + 1e-14)
     rows = np.linspace(sxx.shape[0] - 1, 0, _SPEC_H).round().astype(int)
-    cols = np.linspace(0, sxx.shape[1] - 1, _PANEL_W).round().astype(int)
     level = 10 * np.log10(sxx[np.ix_(rows, cols)] + 1e-14)  # only the pixels shown
     norm = np.clip((level - (top - 90.0)) / 90.0, 0.0, 1.0)
     lut = _magma()

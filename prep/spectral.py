@@ -99,17 +99,21 @@ def welch(x: np.ndarray, rate: float, nper: int) -> np.ndarray:
     return one_sided_density(total / max(view.shape[0], 1), nper, rate, win)
 
 
-def spectrogram(x: np.ndarray, rate: float, nper: int, hop: int) -> np.ndarray:
-    """PSD spectrogram, shape (bins, frames).
+def spectrogram(x: np.ndarray, rate: float, nper: int, hop: int, *, select: np.ndarray | None = None) -> np.ndarray:
+    """PSD spectrogram, shape (bins, frames), or (bins, len(select)) with ``select``.
 
     Equals ``scipy.signal.spectrogram(x, rate, nperseg=nper, noverlap=nper - hop)``
     with its defaults: periodic Tukey(0.25) window, mean removed per frame,
     density scaling, one-sided.  In ``x``'s precision, as scipy.  Needs ``x.size >= nper``.
+    ``select`` (frame indices) computes only those columns, e.g. the ones a
+    picture shows.
     """
     win = tukey(nper, 0.25)
     dtype = np.float32 if x.dtype == np.float32 else np.float64
     w = win.astype(dtype)
     view = frames(x, nper, hop)
+    if select is not None:
+        view = view[np.asarray(select, np.intp)]
     out = np.empty((view.shape[0], nper // 2 + 1), dtype)
     step = _BLOCK // nper
     for i in _batches(view.shape[0], nper):

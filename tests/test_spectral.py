@@ -42,3 +42,10 @@ def test_spectrogram_matches_scipy(size, nper, hop):
     ours = spectral.spectrogram(x, 22050, nper, hop)
     assert ours.shape == ref.shape
     np.testing.assert_allclose(ours, ref, rtol=2e-3, atol=1e-4 * ref.max())  # scipy works in float32 here
+
+
+def test_spectrogram_of_selected_frames_equals_those_columns_of_the_full_one():
+    x = np.random.default_rng(5).standard_normal(30001).astype(np.float32)
+    full = spectral.spectrogram(x, 16000, 512, 300)
+    pick = np.array([0, 3, 3, 40, full.shape[1] - 1])
+    np.testing.assert_array_equal(spectral.spectrogram(x, 16000, 512, 300, select=pick), full[:, pick])
