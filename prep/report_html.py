@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from .io import write_text_atomic
-from .metrics import finite, source_metrics
+from .metrics import finite, pick, source_metrics
 
 __all__ = ["render_html", "write_report_html"]
 
@@ -458,14 +458,7 @@ def _distributions(clips: Sequence[Mapping[str, Any]]) -> str | None:
     """
 
     def values(*names: str) -> list[float]:
-        out = []
-        for c in clips:
-            for name in names:
-                v = finite((c.get("metrics") or {}).get(name))
-                if v is not None:
-                    out.append(v)
-                    break
-        return out
+        return [v for c in clips if (v := pick(c.get("metrics") or {}, *names)) is not None]
 
     panels = [
         ("score", "score (0–100)", [("score", values("score"), "#1f5fa8")]),

@@ -18,7 +18,7 @@ import numpy as np
 
 from .clip import VERDICTS, Clip
 from .errors import ConfigError
-from .metrics import finite
+from .metrics import finite, pick
 
 __all__ = [
     "MAX_CLIPS",
@@ -215,14 +215,6 @@ def _spread(values: Sequence[float]) -> dict[str, float] | None:
     }
 
 
-def _metric(clip: Clip, *names: str) -> float | None:
-    for name in names:
-        value = finite(clip.metrics.get(name))
-        if value is not None:
-            return value
-    return None
-
-
 def consistency(clips: Sequence[Clip]) -> dict[str, Any]:
     """How alike a speaker's clips were recorded.
 
@@ -242,9 +234,9 @@ def consistency(clips: Sequence[Clip]) -> dict[str, Any]:
         ``None``; ``sample_rates`` and ``codecs`` of the sources; ``notes``:
         human-readable findings.
     """
-    lufs = [v for c in clips if (v := _metric(c, "input_lufs")) is not None]
-    bandwidth = [v for c in clips if (v := _metric(c, "input_bandwidth_hz", "bandwidth_hz")) is not None and v > 0]
-    snr = [v for c in clips if (v := _metric(c, "input_snr_db", "snr_db")) is not None]
+    lufs = [v for c in clips if (v := pick(c.metrics, "input_lufs")) is not None]
+    bandwidth = [v for c in clips if (v := pick(c.metrics, "input_bandwidth_hz", "bandwidth_hz")) is not None and v > 0]
+    snr = [v for c in clips if (v := pick(c.metrics, "input_snr_db", "snr_db")) is not None]
     rates = sorted({c.input.sample_rate for c in clips if c.input is not None})
     codecs = sorted({c.input.codec for c in clips if c.input is not None})
     notes = []
@@ -295,7 +287,7 @@ def speaker_summary(clips: Sequence[Clip], **budget: Any) -> dict[str, Any]:
     for clip in clips:
         verdicts[clip.verdict] = verdicts.get(clip.verdict, 0) + 1
         seconds = clip_seconds(clip)
-        spoken = _metric(clip, "speech_s")
+        spoken = pick(clip.metrics, "speech_s")
         spoken = seconds if spoken is None else min(spoken, seconds)
         duration += seconds
         speech += spoken

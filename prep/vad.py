@@ -525,18 +525,24 @@ def compress_pauses(
     removed_s : float
     """
     rate = check_sample_rate(sample_rate)
+    x = np.ascontiguousarray(audio, dtype=np.float32)
+    y, cuts = _compress_pauses(x, rate, regions, max_pause_s, keep_pause_s, fade_s)
+    return y, len(cuts), (x.shape[-1] - y.shape[-1]) / rate
+
+
+def _compress_pauses(
+    x: np.ndarray, rate: int, regions: Sequence[Region], max_pause_s: float, keep_pause_s: float, fade_s: float
+) -> tuple[np.ndarray, list[tuple[int, int]]]:
+    """:func:`compress_pauses` on float32 ``x``; returns the audio and the sample ranges it cut."""
     if not 0 < keep_pause_s <= max_pause_s:
         raise ConfigError(f"need 0 < keep_pause_s <= max_pause_s, got {keep_pause_s!r} and {max_pause_s!r}")
     if not 0 <= fade_s * 2 < keep_pause_s:
         raise ConfigError(f"fade_s must be in [0, keep_pause_s / 2), got {fade_s!r}")
-    x = np.ascontiguousarray(audio, dtype=np.float32)
-    duration = x.shape[-1] / rate
-    spans = _check_regions(regions, duration)
+    spans = _check_regions(regions, x.shape[-1] / rate)
     n_fade = round(fade_s * rate)
     cuts = _pause_cuts(spans, rate, max_pause_s, keep_pause_s)
-    count = len(cuts)
-    if count == 0:
-        return x, 0, 0.0
+    if not cuts:
+        return x, cuts
     pieces = []
     pos = 0
     for cut_from, cut_to in cuts:
@@ -552,8 +558,7 @@ def compress_pauses(
             prev[..., -n_fade:] = prev[..., -n_fade:] * ramp[::-1] + nxt[..., :n_fade] * ramp
             nxt = nxt[..., n_fade:]
         out.append(nxt)
-    y = np.ascontiguousarray(np.concatenate(out, axis=-1))
-    return y, count, (x.shape[-1] - y.shape[-1]) / rate
+    return np.ascontiguousarray(np.concatenate(out, axis=-1)), cuts
 
 
 def trim(
@@ -604,19 +609,17 @@ def trim(
     i0, i1 = int(np.floor(start_s * rate)), int(np.ceil(end_s * rate))
     y = np.ascontiguousarray(x[..., i0:i1])
     speech_s = float(sum(e - s for s, e in spans))
-    count, removed = 0, 0.0
     local = [(s - i0 / rate, e - i0 / rate) for s, e in spans]
-    kept = local
+    cuts: list[tuple[int, int]] = []
+    removed = 0.0
     if max_pause_s is not None:
-        y, count, removed = compress_pauses(
-            y, sample_rate=rate, regions=local, max_pause_s=max_pause_s, keep_pause_s=keep_pause_s
-        )
-        if count:
-            cuts = _pause_cuts(local, rate, max_pause_s, keep_pause_s)
-            kept = _shift_regions(local, cuts, round(_FADE_S * rate), rate)
+        before = y.shape[-1]
+        y, cuts = _compress_pauses(y, rate, local, max_pause_s, keep_pause_s, _FADE_S)
+        removed = (before - y.shape[-1]) / rate
+    kept = _shift_regions(local, cuts, round(_FADE_S * rate), rate) if cuts else local
     out_s = y.shape[-1] / rate
     kept = [(max(0.0, s), min(out_s, e)) for s, e in kept if min(out_s, e) > max(0.0, s)]
-    return y, TrimReport(i0 / rate, i1 / rate, speech_s, count, removed, tuple(kept))
+    return y, TrimReport(i0 / rate, i1 / rate, speech_s, len(cuts), removed, tuple(kept))
 
 
 def slice_bounds(
