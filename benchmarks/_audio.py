@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import soxr
 
-from prep.decode import load
+from prep.run.decode import load
 
 from ._results import CORPUS
 

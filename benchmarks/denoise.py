@@ -11,7 +11,7 @@ pauses) and synthetic noise are used, and the section says so.
 
 Peers, all on the same mixtures, in the same run:
 
-* ``voiceprep`` -- :func:`prep.denoise.denoise`, stationary and
+* ``voiceprep`` -- :func:`prep.stages.denoise.denoise`, stationary and
   non-stationary, default settings, VAD included;
 * ``noisereduce`` 3.x ``reduce_noise`` with default settings, stationary and
   non-stationary (it has no VAD: the stationary mode takes its statistics
@@ -161,8 +161,8 @@ def si_sdr(estimate: np.ndarray, reference: np.ndarray) -> float:
 def peers():
     import noisereduce as nr
 
-    from prep.denoise import denoise, estimate_noise
-    from prep.vad import speech_mask
+    from prep.dsp.vad import speech_mask
+    from prep.stages.denoise import denoise, estimate_noise
 
     def ours(mode):
         return lambda y, sr: denoise(y, sample_rate=sr, mode=mode)[0]
@@ -226,8 +226,8 @@ def speed(rate: int, repeats: int, quick: bool) -> dict[str, float]:
         fn = fns[name]
         fn(program[: 5 * rate], rate)  # warm-up (and numba cache load)
         out[name] = 60.0 / best_of(lambda fn=fn: fn(program, rate), repeat=repeats)
-    from prep.denoise import estimate_noise, spectral_gate
-    from prep.vad import speech_mask
+    from prep.dsp.vad import speech_mask
+    from prep.stages.denoise import estimate_noise, spectral_gate
 
     est = estimate_noise(program, rate, speech=speech_mask(program, rate))
     out["voiceprep gate only (given the VAD)"] = 60.0 / best_of(
@@ -240,7 +240,7 @@ def cold_compile_s() -> float:
     """Seconds for import + first gate in both modes with an empty numba cache (subprocess)."""
     code = (
         "import time; t=time.perf_counter(); import numpy as np; "
-        "from prep.denoise import estimate_noise, spectral_gate; "
+        "from prep.stages.denoise import estimate_noise, spectral_gate; "
         "x=np.random.default_rng(0).standard_normal(16000).astype(np.float32); "
         "e=estimate_noise(x, 16000, speech=np.zeros(34, bool)); "
         "spectral_gate(x, sample_rate=16000, noise=e); "

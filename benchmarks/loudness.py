@@ -95,7 +95,7 @@ def _prepare(peer: str, x: np.ndarray, rate: int):
     """Return a zero-argument callable measuring ``x`` with ``peer`` (inputs in the peer's native layout)."""
     channels = x.shape[0]
     if peer.startswith("voiceprep"):
-        from prep.loudness import LoudnessMeter, integrated_loudness
+        from prep.dsp.loudness import LoudnessMeter, integrated_loudness
 
         audio = x if channels > 1 else x[0]
         if peer == "voiceprep":
@@ -175,7 +175,7 @@ def worker(peer: str, scenario: str, minutes: float, repeats: int) -> dict:
 def compile_worker() -> dict:
     """Cold numba compile time of the loudness kernels (fresh, empty cache directory)."""
     t0 = time.perf_counter()
-    from prep import loudness
+    from prep.dsp import loudness
 
     t_import = time.perf_counter() - t0
     x = np.random.default_rng(0).standard_normal(48000).astype(np.float32) * 0.1

@@ -13,7 +13,7 @@ mixed with the corpus noises and white/pink noise at 0, 5, 10 and 20 dB
 SNR, 0.75 s of silence added before and after, truth = first and last
 frame of the clean recording within 35 dB of its speech level.
 
-Peers, same inputs, same run: ``voiceprep`` (:func:`prep.vad.speech_regions`:
+Peers, same inputs, same run: ``voiceprep`` (:func:`prep.dsp.vad.speech_regions`:
 webrtcvad + spectral energy detector + hysteresis), ``webrtcvad`` alone
 (mode 3, 30 ms frames at 16 kHz, first to last speech frame), and
 ``librosa.effects.trim`` (default ``top_db=60``, and ``top_db=30``).
@@ -45,7 +45,7 @@ FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 
 # -- detectors: each returns (first_s, last_s) of speech, or None ---------------------------
 def ours(x: np.ndarray, rate: int):
-    from prep.vad import speech_regions
+    from prep.dsp.vad import speech_regions
 
     regions = speech_regions(x, rate)
     return (regions[0][0], regions[-1][1]) if regions else None
@@ -95,8 +95,8 @@ def score(found, truth: tuple[float, float], duration: float) -> tuple[float, fl
 
 # -- inputs ---------------------------------------------------------------------------
 def fixture_cases():
-    from prep.decode import load
-    from prep.downmix import downmix
+    from prep.run.decode import load
+    from prep.stages.downmix import downmix
 
     truth = json.loads((FIXTURES / "truth.json").read_text(encoding="utf-8"))
     for name, info in truth.items():

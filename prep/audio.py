@@ -3,7 +3,7 @@
 Inside :mod:`prep` audio is ``float32``, C-contiguous, shaped
 ``(channels, samples)``; a 1-D array means mono.  Conversion from other
 layouts (soundfile's ``(frames, channels)``, PyAV planes) happens only at the
-edges, in :mod:`prep.decode` and :mod:`prep.io`.
+edges, in :mod:`prep.run.decode` and :mod:`prep.io`.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import numpy as np
 
 from .errors import ConfigError
 
-__all__ = ["as_audio", "as_mono", "n_samples", "n_channels", "duration_s", "check_sample_rate"]
+__all__ = ["as_audio", "as_mono", "mix_to_mono", "n_samples", "n_channels", "duration_s", "check_sample_rate"]
 
 
 def as_audio(audio: np.ndarray, *, name: str = "audio") -> np.ndarray:
@@ -57,6 +57,24 @@ def as_mono(audio: np.ndarray) -> np.ndarray:
             raise ConfigError(f"expected mono audio, got {arr.shape[0]} channels; downmix first")
         arr = arr[0]
     return arr
+
+
+def mix_to_mono(audio: np.ndarray) -> np.ndarray:
+    """1-D float32 analysis signal: the audio itself when mono, else the channel mean.
+
+    Parameters
+    ----------
+    audio : np.ndarray, shape (samples,) or (channels, samples)
+
+    Returns
+    -------
+    np.ndarray, float32, shape (samples,)
+        Contiguous; a view of ``audio`` when it is already mono float32.
+    """
+    x = as_audio(audio)
+    if x.ndim == 2:
+        x = x[0] if x.shape[0] == 1 else x.mean(axis=0, dtype=np.float32)
+    return np.ascontiguousarray(x)
 
 
 def n_channels(audio: np.ndarray) -> int:

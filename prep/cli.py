@@ -73,7 +73,7 @@ def _executor(args: argparse.Namespace, n_files: int) -> Iterator[Executor]:
     """The executor a run uses: in-process, a process pool, or a Dask client's."""
     from concurrent.futures import ProcessPoolExecutor
 
-    from .runner import SerialExecutor
+    from .run.runner import SerialExecutor
 
     if args.jobs is not None and args.jobs < 1:
         raise ConfigError(f"--jobs must be >= 1, got {args.jobs}")
@@ -101,7 +101,7 @@ def _mp_context():
 
     if "forkserver" in multiprocessing.get_all_start_methods():
         ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload(["prep.runner", "prep.warm"])
+        ctx.set_forkserver_preload(["prep.run.runner", "prep.run.warm"])
         return ctx
     return multiprocessing.get_context("spawn")
 
@@ -165,11 +165,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from .pipeline import stage_config
-    from .profiles import get_profile
-    from .report import build_report, write_report_json
-    from .report_html import write_report_html
-    from .runner import discover, run_jobs
+    from .report.html import write_report_html
+    from .report.summary import build_report, write_report_json
+    from .run.pipeline import stage_config
+    from .run.profiles import get_profile
+    from .run.runner import discover, run_jobs
 
     profile = get_profile(args.profile)
     out = Path(args.out)
@@ -230,14 +230,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _print_summary(report: dict, out: Path) -> None:
-    from .report import print_summary
+    from .report.summary import print_summary
 
     print_summary(report, out)
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
-    from .profiles import get_profile
-    from .runner import discover, process_job
+    from .run.profiles import get_profile
+    from .run.runner import discover, process_job
 
     profile = get_profile(args.profile)
     jobs = discover(args.files)
@@ -284,7 +284,7 @@ def _add_submit(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_submit(args: argparse.Namespace) -> int:
-    from .submit import RetryPolicy, SubmitOptions, submit
+    from .deliver.submit import RetryPolicy, SubmitOptions, submit
 
     options = SubmitOptions(
         title=args.title,
@@ -332,7 +332,7 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from .export import export_clips
+    from .deliver.export import export_clips
 
     if not Path(args.out).is_dir():
         raise ConfigError(f"OUT {args.out}: no such folder")
@@ -364,8 +364,8 @@ def _add_report(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from .report import print_summary, read_report
-    from .report_html import write_report_html
+    from .report.html import write_report_html
+    from .report.summary import print_summary, read_report
 
     if args.max_plots < 0:
         raise ConfigError(f"--max-plots must be >= 0, got {args.max_plots}")

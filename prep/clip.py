@@ -51,7 +51,7 @@ def file_sha256(path: str | Path, *, chunk_bytes: int = 1 << 20) -> str:
 
 @dataclass(frozen=True)
 class InputInfo:
-    """What :func:`prep.decode.probe` learnt about a source file."""
+    """What :func:`prep.run.decode.probe` learnt about a source file."""
 
     format: str
     codec: str
@@ -135,7 +135,7 @@ class Clip:
     speech : tuple of (float, float) or None
         Speech regions of ``audio`` in seconds from its start, as an earlier
         stage detected them, so later stages need not run the VAD again.
-        Not serialised.  :func:`~prep.pipeline.run_stages` drops them when a
+        Not serialised.  :func:`~prep.run.pipeline.run_stages` drops them when a
         stage changes the audio without declaring ``keeps_timing`` (and
         without setting new regions).
     """

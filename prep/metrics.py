@@ -35,7 +35,7 @@ def pick(metrics: Mapping[str, Any], *names: str) -> float | None:
 def source_metrics(metrics: Mapping[str, Any]) -> dict[str, float | None]:
     """The values the score, the verdict and the report judge a clip on.
 
-    The source quality (``input_*``, recorded by :class:`prep.quality.Measure`
+    The source quality (``input_*``, recorded by :class:`prep.stages.measure.Measure`
     before processing) where measured, else the output's; clipping is the
     worse of the two.
 

@@ -15,7 +15,7 @@ import soundfile as sf
 import soxr
 
 from prep.cli import main
-from prep.decode import load
+from prep.run.decode import load
 
 
 @pytest.fixture(scope="module")

@@ -10,8 +10,8 @@ import pytest
 import soxr
 
 from prep.clip import file_sha256
-from prep.decode import load, probe
 from prep.errors import DecodeError
+from prep.run.decode import load, probe
 
 SOURCE_RATE = 22050
 SOURCE_S = 3.0

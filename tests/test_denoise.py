@@ -1,4 +1,4 @@
-"""Tests of prep.denoise: kernels vs NumPy twins, reconstruction, quality on mixtures, do-no-harm, the stage."""
+"""Tests of prep.stages.denoise: kernels vs NumPy twins, reconstruction, quality on mixtures, do-no-harm, the stage."""
 
 from __future__ import annotations
 
@@ -14,18 +14,11 @@ from hypothesis import strategies as st
 from prep.kernels.denoise import gate_frames, overlap_add, track_noise
 
 from prep.clip import Clip
-from prep.denoise import (
-    Denoise,
-    NoiseEstimate,
-    denoise,
-    estimate_noise,
-    spectral_gate,
-    stft_size,
-)
+from prep.dsp.vad import mask_to_regions, speech_mask
 from prep.errors import ConfigError
-from prep.pipeline import run_stages
-from prep.quality import Measure
-from prep.vad import mask_to_regions, speech_mask
+from prep.run.pipeline import run_stages
+from prep.stages.denoise import Denoise, NoiseEstimate, denoise, estimate_noise, spectral_gate, stft_size
+from prep.stages.measure import Measure
 
 SETTINGS = settings(max_examples=40, deadline=None)
 
@@ -421,7 +414,7 @@ def test_stage_uses_the_speech_regions_an_earlier_stage_found():
 
 
 def test_measure_then_denoise_runs_the_vad_once(monkeypatch):
-    import prep.vad as vad
+    import prep.dsp.vad as vad
 
     rate = 16000
     clean, _ = speechlike.utterance(rate, seed=37)

@@ -8,9 +8,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from prep.clip import Clip
-from prep.decode import load
-from prep.downmix import Downmix, downmix, measure_channels
 from prep.errors import ConfigError
+from prep.run.decode import load
+from prep.stages.downmix import Downmix, downmix, measure_channels
 
 RATE = 16000
 

@@ -1,6 +1,6 @@
 """Dataset exports, each re-read by a parser of its format.
 
-The reference values come from outside prep.export: the fixtures' transcripts
+The reference values come from outside prep.deliver.export: the fixtures' transcripts
 (``fixtures/truth.json``) and the clip WAVs of the run folder.
 """
 
@@ -18,11 +18,11 @@ import soundfile as sf
 
 from prep.cli import main
 from prep.clip import Clip
+from prep.deliver.export import MARKER, export_clips
 from prep.errors import ConfigError, PrepError
-from prep.export import MARKER, export_clips
 from prep.io import write_wav_atomic
-from prep.report import build_report, write_report_json
-from prep.transcripts import TranscriptIndex
+from prep.report.summary import build_report, write_report_json
+from prep.run.transcripts import TranscriptIndex
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +34,7 @@ def run_dir(tmp_path_factory, demo_dir) -> Path:
 
 @pytest.fixture(scope="module")
 def expected(run_dir, truth) -> dict[str, tuple[str, str, str]]:
-    """sha256 of each exportable clip file -> (speaker, truth transcript, clip id), read without prep.export."""
+    """sha256 of each exportable clip file -> (speaker, truth transcript, clip id), read without prep.deliver.export."""
     report = json.loads((run_dir / "report.json").read_text())
     out = {}
     for entry in report["clips"]:

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from prep.decode import load, stream
-from prep.longform import LongForm, cut_points, scan
-from prep.profiles import get_profile
-from prep.runner import Job, process_job
+from prep.run.decode import load, stream
+from prep.run.longform import LongForm, cut_points, scan
+from prep.run.profiles import get_profile
+from prep.run.runner import Job, process_job
 
 RATE = 22050
 
@@ -97,7 +97,7 @@ def test_silent_long_file_is_one_rejected_clip(tmp_path):
 
 @pytest.mark.parametrize("name", ["alice/a01.wav", "alice/a04.m4a", "alice/a05.opus", "bob/b02.flac"])
 def test_load_span_equals_a_slice_of_the_whole(demo_dir, name):
-    from prep.decode import load_span
+    from prep.run.decode import load_span
 
     whole, rate = load(demo_dir / name)
     part, rate2 = load_span(demo_dir / name, 1.5, 4.25)

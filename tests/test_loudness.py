@@ -1,4 +1,4 @@
-"""Tests of prep.loudness: EBU conformance signals, agreement with libebur128, kernels vs twins, normalisation."""
+"""Tests of prep.dsp.loudness: EBU conformance signals, agreement with libebur128, kernels vs twins, normalisation."""
 
 from __future__ import annotations
 
@@ -14,21 +14,18 @@ from hypothesis import strategies as st
 from scipy.signal import lfilter, sosfreqz
 
 from prep.clip import Clip
-from prep.errors import ConfigError, PrepError
-from prep.loudness import (
-    Loudness,
+from prep.dsp.loudness import (
     LoudnessMeter,
     integrated_loudness,
     kweighting_sos,
-    limiter_gain,
     loudness_range,
     momentary,
-    normalize,
-    peak_envelope,
     short_term,
     true_peak,
 )
-from prep.pipeline import run_stages
+from prep.errors import ConfigError, PrepError
+from prep.run.pipeline import run_stages
+from prep.stages.loudness import Loudness, limiter_gain, normalize, peak_envelope
 
 RATES = (8000, 16000, 22050, 24000, 44100, 48000, 96000)
 

@@ -11,23 +11,21 @@ import soxr
 from scipy import signal
 
 from prep.clip import Clip, InputInfo
-from prep.errors import ConfigError
-from prep.quality import (
+from prep.deliver.select import Selection, consistency, select_clips, speaker_summary
+from prep.dsp.estimators import (
     MAX_SNR_DB,
-    Measure,
-    Score,
     bandwidth_hz,
     clipping,
     dc_offset,
     dnsmos,
-    judge,
     measure_quality,
-    quality_score,
     reverb_decay_s,
     snr_estimate,
     tonal_ratio,
 )
-from prep.select import Selection, consistency, select_clips, speaker_summary
+from prep.errors import ConfigError
+from prep.stages.measure import Measure
+from prep.stages.score import Score, judge, quality_score
 
 RATE = 16000
 
@@ -266,7 +264,7 @@ def test_tonal_ratio_separates_music_and_hum_from_noise(speech):
 def test_prominent_equals_median_filter_rule(size):
     from scipy import ndimage
 
-    from prep.quality import _prominent
+    from prep.dsp.filters import prominent
 
     rng = np.random.default_rng(size)
     for shape in ((30, 17), (254, 60), (7,), (1, 5)):
@@ -276,35 +274,35 @@ def test_prominent_equals_median_filter_rule(size):
         footprint = (size,) + (1,) * (a.ndim - 1)
         for prom_db in (0.0, 3.0, 8.0):
             expected = a - ndimage.median_filter(a, size=footprint, mode="nearest") >= prom_db
-            np.testing.assert_array_equal(_prominent(a, size, prom_db), expected)
+            np.testing.assert_array_equal(prominent(a, size, prom_db), expected)
 
 
 def test_tonal_filters_equal_ndimage():
     from scipy import ndimage
 
-    from prep.quality import _long_runs_any, _max3
+    from prep.dsp.filters import long_runs_any, max3
 
     rng = np.random.default_rng(9)
     for shape in ((40, 300), (1, 20), (3, 5), (12,), (1,)):
         a = np.round(rng.standard_normal(shape), 1)
-        np.testing.assert_array_equal(_max3(a), ndimage.maximum_filter1d(a, 3, axis=0))
+        np.testing.assert_array_equal(max3(a), ndimage.maximum_filter1d(a, 3, axis=0))
         b = rng.random(shape) < 0.5
-        np.testing.assert_array_equal(_max3(b), ndimage.maximum_filter1d(b.astype(np.uint8), 3, axis=0).astype(bool))
+        np.testing.assert_array_equal(max3(b), ndimage.maximum_filter1d(b.astype(np.uint8), 3, axis=0).astype(bool))
     for density in (0.5, 0.9, 0.97):
         for shape in ((40, 300), (1, 30), (5, 7), (0, 9)):
             mask = rng.random(shape) < density
             for length in (2, 3, 4, 7, 16, 31):
                 expected = ndimage.binary_opening(mask, structure=np.ones((1, length), bool)).any(axis=0)
-                np.testing.assert_array_equal(_long_runs_any(mask, length), expected, err_msg=f"{shape} {length}")
+                np.testing.assert_array_equal(long_runs_any(mask, length), expected, err_msg=f"{shape} {length}")
 
 
 def test_band_envelope_equals_butterworth_sosfilt():
-    from prep.quality import _band_envelope, _butter_bandpass_zpk
+    from prep.dsp.filters import band_envelope, butter_bandpass_zpk
 
     rng = np.random.default_rng(4)
     for band in ((500.0, 2000.0), (100.0, 300.0), (3000.0, 7000.0)):
         z, p, k = signal.butter(4, band, "bandpass", fs=RATE, output="zpk")
-        z2, p2, k2 = _butter_bandpass_zpk(band, RATE, 4)
+        z2, p2, k2 = butter_bandpass_zpk(band, RATE, 4)
         np.testing.assert_allclose(np.sort_complex(p2), np.sort_complex(p), rtol=1e-12)
         np.testing.assert_allclose(np.sort_complex(z2), np.sort_complex(z), atol=1e-12)
         assert k2 == pytest.approx(k, rel=1e-12)
@@ -314,7 +312,7 @@ def test_band_envelope_equals_butterworth_sosfilt():
             y = signal.sosfilt(sos, x.astype(np.float64))
             hops = np.mean(y[: n // 80 * 80].reshape(-1, 80) ** 2, axis=1)
             expected = 0.5 * (hops[:-1] + hops[1:]) if n >= 160 else np.zeros(0)  # 10 ms windows every 5 ms
-            ours = _band_envelope(x, band)
+            ours = band_envelope(x, band)
             assert ours.shape == expected.shape
             np.testing.assert_allclose(ours, expected, rtol=1e-9, atol=1e-12 * max(float(expected.max(initial=0)), 1))
 
@@ -422,7 +420,7 @@ def test_measure_stage_records_input_metrics_and_keeps_audio(speech):
     assert abs(out.metrics["input_snr_db"] - 15.0) <= 3.0
     assert {"input_clipping_ratio", "input_bandwidth_hz", "input_reverb_s", "input_tonal_ratio"} <= set(out.metrics)
     # the speech it found travels with the clip, exactly the VAD's 20 ms decisions
-    from prep.vad import regions_to_mask, speech_mask
+    from prep.dsp.vad import regions_to_mask, speech_mask
 
     mask = regions_to_mask(out.speech, frame_s=0.02, duration_s=noisy.size / RATE)
     np.testing.assert_array_equal(mask, speech_mask(noisy, RATE, frame_s=0.02))

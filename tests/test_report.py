@@ -17,15 +17,16 @@ import numpy as np
 import pytest
 
 from prep.cli import main
-from prep.downmix import Downmix
 from prep.errors import ConfigError
-from prep.pipeline import stage_config
-from prep.quality import Measure, Score
-from prep.report import REPORT_VERSION, build_report, print_summary, read_report, write_report_json
-from prep.report_html import _distributions, _nice_ticks, plot_path, render_html, write_report_html
-from prep.resample import Resample
-from prep.runner import Job, run_jobs
-from prep.vad import Trim
+from prep.report.html import _distributions, _nice_ticks, plot_path, render_html, write_report_html
+from prep.report.summary import REPORT_VERSION, build_report, print_summary, read_report, write_report_json
+from prep.run.pipeline import stage_config
+from prep.run.runner import Job, run_jobs
+from prep.stages.downmix import Downmix
+from prep.stages.measure import Measure
+from prep.stages.resample import Resample
+from prep.stages.score import Score
+from prep.stages.trim import Trim
 
 FILES = [("alice", "alice/a01.wav"), ("alice", "alice/a02.flac"), ("bob", "bob/b01.wav"), ("bob", "bob/b03.mp3")]
 STAGES = (Downmix(), Measure(), Resample(target_rate=24000), Trim(), Score(mos=False))
@@ -267,8 +268,8 @@ def test_writing_the_report_does_not_import_matplotlib(run_out):
     assert drawn and all(plot_path(out, c["speaker"], c["id"]).is_file() for c in drawn), "workers store figures"
     code = (
         "import sys\n"
-        "from prep.report import read_report\n"
-        "from prep.report_html import write_report_html\n"
+        "from prep.report.summary import read_report\n"
+        "from prep.report.html import write_report_html\n"
         "page = write_report_html(read_report(sys.argv[1]), sys.argv[1])\n"
         "assert '<svg' in page.read_text(encoding='utf-8')\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] == 'matplotlib'))\n"

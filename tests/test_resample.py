@@ -5,7 +5,7 @@ import pytest
 
 from prep.clip import Clip
 from prep.errors import ConfigError
-from prep.resample import Resample, resample
+from prep.stages.resample import Resample, resample
 
 
 def _tone(freq: float, rate: int, seconds: float = 1.0) -> np.ndarray:

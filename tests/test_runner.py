@@ -19,8 +19,8 @@ import pytest
 import soundfile as sf
 
 from prep.cli import main
-from prep.profiles import get_profile
-from prep.runner import LOCK, discover, final_clips, run_jobs
+from prep.run.profiles import get_profile
+from prep.run.runner import LOCK, discover, final_clips, run_jobs
 
 
 def _fingerprint(out: Path) -> dict:
@@ -180,8 +180,8 @@ class _RecordingExecutor(Executor):
 
 
 def test_parallel_runs_start_with_the_longest_files(tmp_path, monkeypatch, formats_dir):
-    import prep.runner as runner
-    from prep.decode import probe
+    import prep.run.runner as runner
+    from prep.run.decode import probe
 
     folder = tmp_path / "in"
     folder.mkdir()

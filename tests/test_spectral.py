@@ -1,4 +1,4 @@
-"""prep.spectral against the scipy.signal functions it replaces."""
+"""prep.dsp.spectral against the scipy.signal functions it replaces."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import signal
 
-from prep import spectral
+from prep.dsp import spectral
 
 
 @pytest.mark.parametrize("n", [1, 2, 5, 16, 17, 160, 1000, 1024])

@@ -61,7 +61,7 @@ def test_no_top_level_kernels_module_is_installed():
 
 
 def test_prep_never_imports_scipy_signal():
-    """scipy.signal (and scipy.stats behind it) cost ~0.7 s of start-up: prep/ uses prep.spectral instead."""
+    """scipy.signal (and scipy.stats behind it) cost ~0.7 s of start-up: prep/ uses prep.dsp.spectral instead."""
     offenders = []
     for path in (ROOT / "prep").rglob("*.py"):
         tree = ast.parse(path.read_text(encoding="utf-8"))
@@ -76,7 +76,7 @@ def test_prep_never_imports_scipy_signal():
                 offenders.append(f"{path.name}:{node.lineno}")
     assert offenders == []
     code = (
-        "import sys, prep.profiles, prep.report_html; "
+        "import sys, prep.run.profiles, prep.report.html; "
         "print(sorted(m for m in sys.modules if m.startswith(('scipy.signal', 'scipy.stats'))))"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)

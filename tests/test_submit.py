@@ -28,8 +28,7 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from prep.cli import main
-from prep.errors import ConfigError, SubmitError
-from prep.submit import (
+from prep.deliver.submit import (
     DRY_RUN_FILE,
     SUBMIT_FILE,
     RetryPolicy,
@@ -39,6 +38,7 @@ from prep.submit import (
     reference_audio,
     submit,
 )
+from prep.errors import ConfigError, SubmitError
 
 KEY = "sk-test-" + uuid.uuid4().hex  # a fresh secret per session: must never appear in any output
 
@@ -211,7 +211,7 @@ def _options(fish: FishApiServer, **kw) -> SubmitOptions:
 
 
 def _alice_files(out: Path) -> dict[str, Path]:
-    """sha256 -> clip file of alice, read independently of prep.submit."""
+    """sha256 -> clip file of alice, read independently of prep.deliver.submit."""
     return {hashlib.sha256(p.read_bytes()).hexdigest(): p for p in (out / "clips" / "alice").glob("*.wav")}
 
 
@@ -489,7 +489,7 @@ def test_selection_uses_verdict_and_score(tmp_path):
 
     from prep.clip import Clip
     from prep.io import write_wav_atomic
-    from prep.report import build_report, write_report_json
+    from prep.report.summary import build_report, write_report_json
 
     out = tmp_path / "out"
     specs = [("low", "approved", 10.0), ("top", "approved", 90.0), ("mid", "approved", 50.0),

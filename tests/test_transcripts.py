@@ -13,13 +13,7 @@ from hypothesis import strategies as st
 
 from prep.clip import Clip
 from prep.errors import ConfigError
-from prep.transcripts import (
-    TranscriptIndex,
-    clean_text,
-    flag_transcript_rates,
-    read_metadata,
-    text_chars,
-)
+from prep.run.transcripts import TranscriptIndex, clean_text, flag_transcript_rates, read_metadata, text_chars
 
 # -- cleaning --------------------------------------------------------------------------------------------
 
@@ -62,7 +56,7 @@ def _touch_wav(path: Path) -> Path:
 
 
 def test_demo_fixture_transcripts_match_truth(demo_dir, truth):
-    from prep.runner import discover
+    from prep.run.runner import discover
 
     jobs = discover([demo_dir])
     assert len(jobs) == len(truth)
@@ -224,19 +218,18 @@ def test_flagging_never_improves_a_verdict_or_reorders(specs):
 
 def test_trim_keeps_and_slice_drops_the_transcript(demo_dir, truth):
     """End to end with the real VAD stages: trimming keeps the text, slicing without alignment drops it."""
-    vad = pytest.importorskip("prep.vad")
-    if not (hasattr(vad, "Trim") and hasattr(vad, "Slice")):
-        pytest.skip("prep.vad has no Trim/Slice stages yet")
-    from prep.runner import discover, load_clip
+    from prep.run.runner import discover, load_clip
+    from prep.stages.slice import Slice
+    from prep.stages.trim import Trim
 
     (job,) = [j for j in discover([demo_dir / "alice"]) if j.path.endswith("a01.wav")]
     clip = load_clip(job)
-    trimmed = vad.Trim().apply(clip)
+    trimmed = Trim().apply(clip)
     assert trimmed.transcript == truth["alice/a01.wav"]["transcript"]
     speech = sum(e - s for s, e in truth["alice/a01.wav"]["speech_regions_s"])
     assert trimmed.metrics["speech_s"] == pytest.approx(speech, rel=0.25)
     (rated,) = flag_transcript_rates([trimmed])
     assert rated.metrics["chars_per_s"] == pytest.approx(_letters(trimmed.transcript) / trimmed.metrics["speech_s"])
-    pieces = vad.Slice(min_s=1.0, max_s=4.0).apply(dataclasses.replace(clip))
+    pieces = Slice(min_s=1.0, max_s=4.0).apply(dataclasses.replace(clip))
     assert len(pieces) > 1
     assert all(p.transcript is None and any("transcript dropped" in r for r in p.reasons) for p in pieces)

@@ -1,4 +1,4 @@
-"""Tests of prep.vad: speech regions, trimming, pause compression and slicing, on fixtures with known speech."""
+"""Tests of prep.dsp.vad: speech regions, trimming, pause compression and slicing, on fixtures with known speech."""
 
 from __future__ import annotations
 
@@ -14,23 +14,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from prep.clip import Clip
-from prep.decode import load
-from prep.downmix import downmix
+from prep.dsp.vad import mask_to_regions, regions_to_mask, speech_mask, speech_regions, vad_frames
 from prep.errors import ConfigError
-from prep.pipeline import run_stages
-from prep.resample import resample
-from prep.vad import (
-    Slice,
-    Trim,
-    compress_pauses,
-    mask_to_regions,
-    regions_to_mask,
-    slice_bounds,
-    speech_mask,
-    speech_regions,
-    trim,
-    vad_frames,
-)
+from prep.run.decode import load
+from prep.run.pipeline import run_stages
+from prep.stages.downmix import downmix
+from prep.stages.resample import resample
+from prep.stages.slice import Slice, slice_bounds
+from prep.stages.trim import Trim, compress_pauses, trim
 
 DEMO_FILES = [
     "alice/a01.wav", "alice/a02.flac", "alice/a03.mp3", "alice/a04.m4a", "alice/a05.opus", "alice/a06.ogg",

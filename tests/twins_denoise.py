@@ -101,7 +101,7 @@ def noise_psd_twin(x, n, hop, noise_frames):
 
 def spectral_gate_twin(x, *, n, hop, psd, noise_frames, mode, alpha, threshold, half_time, half_freq, floor,
                        strength, track_alpha):
-    """Whole-signal twin of ``prep.denoise.spectral_gate``: STFT, gate, weighted overlap-add; float64."""
+    """Whole-signal twin of ``prep.stages.denoise.spectral_gate``: STFT, gate, weighted overlap-add; float64."""
     x = np.asarray(x, dtype=np.float64)
     spec = stft_twin(x, n, hop)
     if mode == "nonstationary":

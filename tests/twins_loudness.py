@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import signal
 
-from prep.loudness import kweighting_sos
+from prep.dsp.loudness import kweighting_sos
 
 ABS_GATE_LUFS = -70.0
 

@@ -41,11 +41,11 @@ from typing import ClassVar
 import numpy as np
 import scipy.fft as sp_fft
 
-from .audio import as_audio, as_mono, check_sample_rate
-from .clip import Clip
-from .errors import ConfigError
-from .kernels.denoise import gate_frames, overlap_add, track_noise
-from .vad import regions_to_mask, speech_mask
+from ..audio import as_audio, as_mono, check_sample_rate
+from ..clip import Clip
+from ..dsp.vad import regions_to_mask, speech_mask
+from ..errors import ConfigError
+from ..kernels.denoise import gate_frames, overlap_add, track_noise
 
 __all__ = [
     "MODES",
@@ -228,7 +228,7 @@ def estimate_noise(
         In Hz.
     speech : np.ndarray of bool, shape (vad_frames,), optional
         Speech decisions on frames of ``speech_frame_s`` (from
-        :func:`prep.vad.speech_mask`); computed when omitted.
+        :func:`prep.dsp.vad.speech_mask`); computed when omitted.
     speech_frame_s : float
         Frame length of ``speech``.
     frame_s : float
@@ -636,7 +636,7 @@ def denoise(
         Above the first, the strength falls linearly with the estimated SNR,
         reaching 0 (no processing) at the second.
     speech : np.ndarray of bool, optional
-        VAD decisions on 30 ms frames (:func:`prep.vad.speech_mask`);
+        VAD decisions on 30 ms frames (:func:`prep.dsp.vad.speech_mask`);
         computed when omitted.
     guard_s, frame_s, overlap
         See :func:`estimate_noise`.
@@ -703,7 +703,7 @@ class Denoise:
     Multichannel audio is gated channel by channel, each with its own
     profile, with the VAD run once on the channel mean (or the clip's
     :attr:`~prep.clip.Clip.speech` regions used, when an earlier stage such
-    as :class:`~prep.quality.Measure` found them); the metrics are those of
+    as :class:`~prep.stages.measure.Measure` found them); the metrics are those of
     the first channel.
     """
 

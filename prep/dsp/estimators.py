@@ -16,8 +16,8 @@ Metrics (units in the names; ``input_`` prefix for the :class:`Measure` copy)
 
 ==================  =========================================================
 ``duration_s``      length of the clip.
-``speech_s``        speech detected by :mod:`prep.vad` (kept from
-                    :class:`prep.vad.Trim` when it ran).
+``speech_s``        speech detected by :mod:`prep.dsp.vad` (kept from
+                    :class:`prep.stages.trim.Trim` when it ran).
 ``speech_ratio``    ``speech_s / duration_s``.
 ``snr_db``          active-speech SNR: mean power of the VAD speech frames
                     (minus the noise) over the mean power of the frames away
@@ -48,41 +48,33 @@ Metrics (units in the names; ``input_`` prefix for the :class:`Measure` copy)
 
 from __future__ import annotations
 
-import dataclasses
-import functools
 import logging
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
-import scipy.fft as sp_fft
 import soxr
 from scipy import ndimage
 
+from ..audio import as_audio, check_sample_rate, mix_to_mono
+from ..errors import ConfigError
 from . import spectral
-from .audio import as_audio, check_sample_rate
-from .clip import Clip
-from .errors import ConfigError
-from .metrics import source_metrics
+from .filters import ANALYSIS_RATE, ENV_HOP_S, band_envelope, long_runs_any, max3, prominent
 
 __all__ = [
     "ANALYSIS_RATE",
     "MAX_SNR_DB",
     "ClippingReport",
-    "Measure",
-    "Score",
     "SnrEstimate",
     "bandwidth_hz",
     "clipping",
     "dc_offset",
     "dnsmos",
     "frame_powers",
-    "judge",
     "ltas_db",
     "measure_quality",
-    "quality_score",
     "reverb_decay_s",
     "snr_estimate",
     "tonal_ratio",
@@ -90,24 +82,14 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: Rate (Hz) of the analysis signal for reverb and tonality.
-ANALYSIS_RATE = 16000
 #: SNR reported when the pauses are digital silence.
 MAX_SNR_DB = 100.0
 _CHUNK_S = 30.0  # long signals are analysed in blocks of this many seconds
-_VAD_FRAME_S = 0.02
+VAD_FRAME_S = 0.02
 _POWER_FLOOR = 1e-12  # -120 dBFS
 
 
 # -- helpers -----------------------------------------------------------------
-def _mono(audio: np.ndarray) -> np.ndarray:
-    """1-D float32 analysis signal: the channel mean of multichannel audio."""
-    x = as_audio(audio)
-    if x.ndim == 2:
-        x = x[0] if x.shape[0] == 1 else x.mean(axis=0, dtype=np.float32)
-    return np.ascontiguousarray(x)
-
-
 def _db(power: float) -> float:
     return 10.0 * math.log10(max(power, _POWER_FLOOR))
 
@@ -129,12 +111,12 @@ def _runs(mask: np.ndarray) -> np.ndarray:
     return np.flatnonzero(padded[1:] != padded[:-1]).reshape(-1, 2)
 
 
-def _speech_mask(x: np.ndarray, sample_rate: int) -> np.ndarray:
+def vad_mask(x: np.ndarray, sample_rate: int) -> np.ndarray:
     from .vad import speech_mask
 
-    if x.size < int(_VAD_FRAME_S * sample_rate):
+    if x.size < int(VAD_FRAME_S * sample_rate):
         return np.zeros(0, bool)
-    return speech_mask(x, sample_rate, frame_s=_VAD_FRAME_S)
+    return speech_mask(x, sample_rate, frame_s=VAD_FRAME_S)
 
 
 # -- SNR ---------------------------------------------------------------------
@@ -164,7 +146,7 @@ class SnrEstimate:
     noise_from: str
 
 
-def frame_powers(audio: np.ndarray, sample_rate: int, *, frame_s: float = _VAD_FRAME_S) -> np.ndarray:
+def frame_powers(audio: np.ndarray, sample_rate: int, *, frame_s: float = VAD_FRAME_S) -> np.ndarray:
     """Mean power of consecutive non-overlapping frames.
 
     Parameters
@@ -182,7 +164,7 @@ def frame_powers(audio: np.ndarray, sample_rate: int, *, frame_s: float = _VAD_F
     rate = check_sample_rate(sample_rate)
     if frame_s <= 0:
         raise ConfigError(f"frame_s must be > 0, got {frame_s!r}")
-    x = _mono(audio)
+    x = mix_to_mono(audio)
     n = max(1, round(frame_s * rate))
     m = x.size // n
     frames = x[: m * n].reshape(m, n)
@@ -210,7 +192,7 @@ def snr_estimate(
     audio : np.ndarray, shape (samples,) or (channels, samples)
     sample_rate : int
     speech : np.ndarray of bool, shape (frames,), optional
-        VAD decisions on 20 ms frames (:func:`prep.vad.speech_mask` with
+        VAD decisions on 20 ms frames (:func:`prep.dsp.vad.speech_mask` with
         ``frame_s=0.02``); computed when omitted.
     guard_s : float
         Margin around speech excluded from the noise estimate.
@@ -222,10 +204,10 @@ def snr_estimate(
     SnrEstimate
     """
     rate = check_sample_rate(sample_rate)
-    x = _mono(audio)
-    power = frame_powers(x, rate, frame_s=_VAD_FRAME_S)
+    x = mix_to_mono(audio)
+    power = frame_powers(x, rate, frame_s=VAD_FRAME_S)
     if speech is None:
-        speech = _speech_mask(x, rate)
+        speech = vad_mask(x, rate)
     mask = np.zeros(power.size, bool)
     k = min(power.size, np.asarray(speech).size)
     mask[:k] = np.asarray(speech, bool)[:k]
@@ -233,10 +215,10 @@ def snr_estimate(
     if not mask.any():
         noise = float(np.mean(power)) if power.size else 0.0
         return SnrEstimate(nan, nan, _db(noise), 0, int(power.size), "pauses")
-    guard = math.ceil(guard_s / _VAD_FRAME_S)
+    guard = math.ceil(guard_s / VAD_FRAME_S)
     near = ndimage.binary_dilation(mask, structure=np.ones(2 * guard + 1, bool)) if guard else mask
     quiet = ~near
-    if quiet.sum() * _VAD_FRAME_S >= min_noise_s:
+    if quiet.sum() * VAD_FRAME_S >= min_noise_s:
         noise = float(np.mean(power[quiet]))
         noise_frames, source = int(quiet.sum()), "pauses"
     else:
@@ -357,7 +339,7 @@ def ltas_db(audio: np.ndarray, sample_rate: int, *, segment_s: float = 0.04) -> 
         Power spectral density in dB (re full scale squared per Hz).
     """
     rate = check_sample_rate(sample_rate)
-    x = _mono(audio)
+    x = mix_to_mono(audio)
     nper = 1 << max(4, math.ceil(math.log2(segment_s * rate)))
     if x.size < nper:
         x = np.pad(x, (0, nper - x.size))
@@ -404,7 +386,7 @@ def bandwidth_hz(
     """
     if drop_db <= 0:
         raise ConfigError(f"drop_db must be > 0, got {drop_db!r}")
-    x = _mono(audio)
+    x = mix_to_mono(audio)
     if not np.any(x):
         return 0.0
     freqs, level = ltas_db(x, sample_rate)
@@ -415,78 +397,6 @@ def bandwidth_hz(
     ref = float(np.max(smooth[band]))
     above = np.flatnonzero(smooth >= ref - drop_db)
     return float(freqs[above[-1]]) if above.size else 0.0
-
-
-# -- reverberation ---------------------------------------------------------------
-_ENV_HOP_S = 0.005
-_ENV_FFT_BITS = 15  # overlap-save blocks of 2**15 samples (~2 s at 16 kHz)
-
-
-def _butter_bandpass_zpk(band_hz: tuple[float, float], rate: float, order: int) -> tuple[np.ndarray, np.ndarray, float]:
-    """Digital Butterworth band-pass (zeros, poles, gain).
-
-    Equals ``scipy.signal.butter(order, band_hz, "bandpass", fs=rate, output="zpk")``:
-    analog prototype poles, pre-warped edges, low-pass to band-pass, bilinear
-    transform; a few lines of NumPy instead of importing :mod:`scipy.signal`.
-    """
-    lo, hi = (2.0 * rate * math.tan(math.pi * f / rate) for f in band_hz)
-    k = np.arange(-order + 1, order, 2)
-    proto = -np.exp(1j * np.pi * k / (2 * order))  # unit-circle left-half-plane poles
-    bw, w0 = hi - lo, math.sqrt(lo * hi)
-    scaled = proto * bw / 2
-    root = np.sqrt(scaled**2 - w0**2)
-    poles_a = np.concatenate([scaled + root, scaled - root])
-    gain_a = bw**order  # order zeros at s = 0
-    fs2 = 2.0 * rate
-    zeros = np.concatenate([np.ones(order), -np.ones(order)])  # s = 0 -> z = 1, s = inf -> z = -1
-    poles = (fs2 + poles_a) / (fs2 - poles_a)
-    gain = float(np.real(gain_a * fs2**order / np.prod(fs2 - poles_a)))
-    return zeros, poles, gain
-
-
-@functools.lru_cache(maxsize=16)
-def _bandpass_response(band_hz: tuple[float, float], nfft: int) -> tuple[int, np.ndarray]:
-    """Samples of history the filter needs, and its frequency response on an ``nfft``-point grid."""
-    zeros, poles, gain = _butter_bandpass_zpk(band_hz, ANALYSIS_RATE, 4)
-    # history: long enough for the slowest pole to decay by e^-40 (twice, for the repeated poles)
-    hist = 2 * math.ceil(40.0 / -math.log(float(np.max(np.abs(poles)))))
-    z = np.exp(2j * np.pi * np.arange(nfft // 2 + 1) / nfft)
-    response = np.full(z.size, gain, complex)
-    for zero, pole in zip(zeros, poles, strict=True):
-        response *= (z - zero) / (z - pole)
-    response.setflags(write=False)
-    return hist, response
-
-
-def _band_envelope(x: np.ndarray, band_hz: tuple[float, float]) -> np.ndarray:
-    """Power envelope of ``x`` (at ANALYSIS_RATE) in ``band_hz``: 10 ms windows every 5 ms.
-
-    The band is a 4th-order Butterworth band-pass applied causally from a
-    zero state (what ``scipy.signal.sosfilt`` gives), computed in the
-    frequency domain block by block (overlap-save; the filter's memory is
-    shorter than the history kept), then squared and averaged.
-    """
-    hop = int(_ENV_HOP_S * ANALYSIS_RATE)
-    if x.size < 2 * hop:
-        return np.zeros(0)
-    band = (float(band_hz[0]), float(band_hz[1]))
-    hist, _ = _bandpass_response(band, 2)
-    nfft = 1 << max(_ENV_FFT_BITS, (2 * hist).bit_length())  # overlap-save blocks
-    while nfft // 2 >= x.size + hist:  # short signals: one smaller transform
-        nfft //= 2
-    _, response = _bandpass_response(band, nfft)
-    step = (nfft - hist) // hop * hop  # output samples per block, whole hops (nfft > 2 * hist)
-    hops = np.empty(x.size // hop)
-    for start in range(0, hops.size * hop, step):
-        seg = x[max(0, start - hist) : start + step].astype(np.float64)
-        if start < hist:  # zero initial state
-            seg = np.concatenate([np.zeros(hist - start), seg])
-        y = sp_fft.irfft(sp_fft.rfft(seg, nfft) * response, nfft)[hist : hist + step]
-        k = min(y.size // hop, hops.size - start // hop)
-        hops[start // hop : start // hop + k] = np.mean(y[: k * hop].reshape(-1, hop) ** 2, axis=1)
-    if hops.size < 2:
-        return hops
-    return 0.5 * (hops[:-1] + hops[1:])
 
 
 def _regions_from_mask(mask: np.ndarray, frame_s: float) -> list[tuple[float, float]]:
@@ -537,13 +447,13 @@ def reverb_decay_s(
     rate = check_sample_rate(sample_rate)
     if not 0 < min_drop_db <= max_drop_db:
         raise ConfigError(f"need 0 < min_drop_db <= max_drop_db, got {min_drop_db!r}, {max_drop_db!r}")
-    x = _mono(audio)
+    x = mix_to_mono(audio)
     if regions is None:
-        regions = _regions_from_mask(_speech_mask(x, rate), _VAD_FRAME_S)
+        regions = _regions_from_mask(vad_mask(x, rate), VAD_FRAME_S)
     if not regions:
         return float("nan"), 0
     y = _to_analysis_rate(x, rate)
-    power = _band_envelope(y, band_hz)
+    power = band_envelope(y, band_hz)
     if power.size < 10 or not regions:
         return float("nan"), 0
     noise = float(np.mean(np.sort(power)[: max(1, power.size // 10)]))
@@ -551,12 +461,12 @@ def reverb_decay_s(
     env = 10.0 * np.log10(np.maximum(power - noise, noise * 1e-2))
     floor_db = 10.0 * math.log10(noise)
     times = []
-    end_of_signal = power.size * _ENV_HOP_S
+    end_of_signal = power.size * ENV_HOP_S
     for i, (start, end) in enumerate(regions):
         following = regions[i + 1][0] if i + 1 < len(regions) else end_of_signal
-        k0 = int(max(start, end - 0.5) / _ENV_HOP_S)
-        k1 = min(int(end / _ENV_HOP_S), power.size)
-        k2 = min(int(following / _ENV_HOP_S), power.size)
+        k0 = int(max(start, end - 0.5) / ENV_HOP_S)
+        k1 = min(int(end / ENV_HOP_S), power.size)
+        k2 = min(int(following / ENV_HOP_S), power.size)
         if k1 - k0 < 4:
             continue
         ref = float(np.percentile(env[k0:k1], 90))
@@ -569,65 +479,13 @@ def reverb_decay_s(
             continue
         hit = np.flatnonzero(tail <= ref - target)
         if hit.size:
-            elapsed, drop = hit[0] * _ENV_HOP_S, target
+            elapsed, drop = hit[0] * ENV_HOP_S, target
         else:  # cut short by the next region: the drop reached so far
-            elapsed, drop = tail.size * _ENV_HOP_S, max(ref - float(tail[-1]), 1.0)
-        times.append(60.0 * max(elapsed, _ENV_HOP_S) / drop)
+            elapsed, drop = tail.size * ENV_HOP_S, max(ref - float(tail[-1]), 1.0)
+        times.append(60.0 * max(elapsed, ENV_HOP_S) / drop)
     if not times:
         return float("nan"), 0
     return float(np.percentile(times, percentile)), len(times)
-
-
-# -- music / hum ---------------------------------------------------------------
-def _prominent(a: np.ndarray, size: int, prom_db: float) -> np.ndarray:
-    """``a - ndimage.median_filter(a, size=(size, 1, ...), mode="nearest") >= prom_db``, without the median.
-
-    Along axis 0 the median of a window is its ``size // 2``-th smallest
-    value (ndimage's rank for odd and even sizes; the window spans
-    ``-(size // 2) .. size - 1 - size // 2``).  As ``a - w`` does not grow
-    with ``w`` (also in floating point), ``a - median >= prom_db`` exactly
-    when at least ``size // 2 + 1`` window values ``w`` have ``a - w >= prom_db``:
-    ``size`` vectorised comparisons instead of a 2-D rank filter (10x faster).
-    """
-    a = np.asarray(a)
-    if size < 1:
-        raise ConfigError(f"size must be >= 1, got {size!r}")
-    before = size // 2
-    n = a.shape[0]
-    padded = np.pad(a, [(before, size - 1 - before)] + [(0, 0)] * (a.ndim - 1), mode="edge")
-    count = np.zeros(a.shape, np.uint8 if size < 256 else np.int32)
-    for j in range(size):
-        count += (a - padded[j : j + n]) >= prom_db
-    return count >= before + 1
-
-
-def _max3(a: np.ndarray) -> np.ndarray:
-    """``ndimage.maximum_filter1d(a, 3, axis=0)``: its default border (reflect) repeats the edge value."""
-    out = a.copy()
-    np.maximum(out[1:], a[:-1], out=out[1:])
-    np.maximum(out[:-1], a[1:], out=out[:-1])
-    return out
-
-
-def _long_runs_any(mask: np.ndarray, length: int) -> np.ndarray:
-    """``ndimage.binary_opening(mask, structure=np.ones((1, length), bool)).any(axis=0)`` for a 2-D ``mask``.
-
-    An opening with a flat line keeps the pixels of runs (along axis 1) at
-    least ``length`` long; a frame is kept when any row keeps it.  With
-    cumulative sums: the starts of all-True windows, OR-ed over the rows,
-    then spread over the windows they start.
-    """
-    n = mask.shape[1]
-    if n < length or mask.shape[0] == 0:
-        return np.zeros(n, bool)
-    cs = np.zeros((mask.shape[0], n + 1), np.int32)
-    np.cumsum(mask, axis=1, out=cs[:, 1:])
-    starts = ((cs[:, length:] - cs[:, :-length]) == length).any(axis=0)  # window [i, i + length) all True
-    cs1 = np.concatenate([[0], np.cumsum(starts)])
-    t = np.arange(n)
-    lo = np.maximum(t - length + 1, 0)
-    hi = np.minimum(t, n - length) + 1
-    return (hi > lo) & (cs1[np.maximum(hi, lo)] - cs1[lo] > 0)
 
 
 def _tonal_block(y: np.ndarray, *, quiet_frac: float, prom_db: float, min_tone_s: float) -> tuple[float, int]:
@@ -645,16 +503,16 @@ def _tonal_block(y: np.ndarray, *, quiet_frac: float, prom_db: float, min_tone_s
     quiet = np.argsort(frame_energy)[:n_quiet]
     # (a) steady peaks: a spectral peak on the same bin (+-1) for >= min_tone_s
     spec = 10.0 * np.log10(power[band] + np.float32(1e-20))  # dB in float32: plenty, and 2x faster
-    prominent = _prominent(spec, width, np.float32(prom_db))
-    peaks = _max3(prominent & (spec >= _max3(spec)))
+    strong = prominent(spec, width, np.float32(prom_db))
+    peaks = max3(strong & (spec >= max3(spec)))
     length = max(2, round(min_tone_s * ANALYSIS_RATE / hop))
-    steady = _long_runs_any(peaks, length)
+    steady = long_runs_any(peaks, length)
     tracks = float(steady[quiet].mean())
     # (b) tonal share of the background spectrum (average of the quiet frames)
     background = power[:, quiet].mean(axis=1, dtype=np.float64)
     bg_db = 10.0 * np.log10(background + 1e-20)
-    bg_peaks = _prominent(bg_db, width, prom_db) & (bg_db >= _max3(bg_db)) & band
-    bg_peaks = _max3(bg_peaks) & band
+    bg_peaks = prominent(bg_db, width, prom_db) & (bg_db >= max3(bg_db)) & band
+    bg_peaks = max3(bg_peaks) & band
     share = float(background[bg_peaks].sum() / max(background[band].sum(), 1e-30))
     return max(tracks, share), int(frame_energy.size)
 
@@ -699,7 +557,7 @@ def tonal_ratio(
     rate = check_sample_rate(sample_rate)
     if not 0 < quiet_frac <= 1:
         raise ConfigError(f"quiet_frac must be in (0, 1], got {quiet_frac!r}")
-    y = _to_analysis_rate(_mono(audio), rate)
+    y = _to_analysis_rate(mix_to_mono(audio), rate)
     total = weight = 0.0
     for part in _chunks(y.size, int(_CHUNK_S * ANALYSIS_RATE)):
         value, frames = _tonal_block(y[part], quiet_frac=quiet_frac, prom_db=prom_db, min_tone_s=min_tone_s)
@@ -729,7 +587,7 @@ def dnsmos(audio: np.ndarray, sample_rate: int) -> dict[str, float] | None:
     except ImportError:
         return None
     rate = check_sample_rate(sample_rate)
-    x = _mono(audio)
+    x = mix_to_mono(audio)
     if x.size < rate // 2:
         return None
     y = np.clip(soxr.resample(x, rate, 16000) if rate != 16000 else x, -1.0, 1.0)
@@ -775,16 +633,16 @@ def measure_quality(
     """
     rate = check_sample_rate(sample_rate)
     x = as_audio(audio)
-    mono = _mono(x)
+    mono = mix_to_mono(x)
     duration = mono.size / float(rate)
     out: dict[str, Any] = {"duration_s": duration}
     if speech is None:
-        mask = _speech_mask(mono, rate)
+        mask = vad_mask(mono, rate)
     else:
         from .vad import regions_to_mask
 
-        mask = regions_to_mask(speech, frame_s=_VAD_FRAME_S, duration_s=duration)
-    speech_s = float(mask.sum()) * _VAD_FRAME_S
+        mask = regions_to_mask(speech, frame_s=VAD_FRAME_S, duration_s=duration)
+    speech_s = float(mask.sum()) * VAD_FRAME_S
     out["speech_s"] = min(speech_s, duration)
     out["speech_ratio"] = min(1.0, speech_s / duration) if duration > 0 else 0.0
     if "snr_db" not in skip:
@@ -800,7 +658,7 @@ def measure_quality(
     if "reverb_s" not in skip or "tonal_ratio" not in skip:
         analysis = _to_analysis_rate(mono, rate)  # resampled once for both
         if "reverb_s" not in skip:
-            regions = _regions_from_mask(mask, _VAD_FRAME_S)
+            regions = _regions_from_mask(mask, VAD_FRAME_S)
             out["reverb_s"] = reverb_decay_s(analysis, ANALYSIS_RATE, regions=regions)[0]
         if "tonal_ratio" not in skip:
             out["tonal_ratio"] = tonal_ratio(analysis, ANALYSIS_RATE)
@@ -813,308 +671,3 @@ def measure_quality(
         if scores:
             out.update(scores)
     return {k: v for k, v in out.items() if k not in skip}
-
-
-# -- score and verdict -------------------------------------------------------------
-def _ramp(value: float | None, good: float, bad: float, points: float) -> float:
-    """0 points at ``good`` (or better), ``points`` at ``bad`` (or worse), linear between."""
-    if value is None:
-        return 0.0
-    frac = (value - good) / (bad - good)
-    return points * min(1.0, max(0.0, frac))
-
-
-#: Score penalty curves: metric -> (value with no penalty, value with full penalty, points).
-PENALTIES: dict[str, tuple[float, float, float]] = {
-    "snr_db": (35.0, 5.0, 40.0),
-    "clipping_log10": (-5.0, -2.0, 30.0),  # log10(clipping_ratio): 0.001 % .. 1 %
-    "bandwidth_hz": (11000.0, 3500.0, 25.0),
-    "reverb_s": (0.3, 1.0, 25.0),
-    "tonal_ratio": (0.3, 0.9, 20.0),
-    "speech_ratio": (0.7, 0.2, 20.0),
-    "duration_s": (10.0, 2.0, 15.0),
-    "dc_offset_abs": (0.005, 0.05, 5.0),
-}
-
-
-def quality_score(metrics: Mapping[str, Any]) -> tuple[float, dict[str, float]]:
-    """The 0–100 quality score and the points each problem cost.
-
-    ``100`` minus penalties that grow linearly between a harmless and a bad
-    value (:data:`PENALTIES`): SNR 35 → 5 dB (40 points), clipped samples
-    0.001 % → 1 % on a log scale (30), bandwidth 11 → 3.5 kHz (25), decay
-    time 0.3 → 1.0 s (25), tonal background 0.3 → 0.9 (20), speech ratio
-    0.7 → 0.2 (20), duration 10 → 2 s (15), DC offset 0.005 → 0.05 (5).
-    Source (``input_*``) values are used where :class:`Measure` recorded
-    them.  Missing metrics cost nothing.
-
-    Parameters
-    ----------
-    metrics : Mapping
-        A clip's metrics.
-
-    Returns
-    -------
-    score : float
-        In [0, 100], rounded to 0.1.
-    penalties : dict of str to float
-        Points lost per metric (only those > 0).
-    """
-    src = source_metrics(metrics)
-    clip_ratio = src["clipping_ratio"]
-    values = {
-        "snr_db": src["snr_db"],
-        "clipping_log10": math.log10(max(clip_ratio, 1e-12)) if clip_ratio is not None else None,
-        "bandwidth_hz": src["bandwidth_hz"],
-        "reverb_s": src["reverb_s"],
-        "tonal_ratio": src["tonal_ratio"],
-        "speech_ratio": src["speech_ratio"],
-        "duration_s": src["duration_s"],
-        "dc_offset_abs": abs(src["dc_offset"]) if src["dc_offset"] is not None else None,
-    }
-    penalties = {}
-    for name, (good, bad, points) in PENALTIES.items():
-        lost = _ramp(values[name], good, bad, points)
-        if lost > 0:
-            penalties[name] = round(lost, 1)
-    score = max(0.0, 100.0 - sum(penalties.values()))
-    return round(score, 1), penalties
-
-
-def _floor1(seconds: float) -> str:
-    """Seconds to one decimal, rounded down (9.98 s is "9.9 s", never "10.0 s" next to "< 10 s")."""
-    return f"{math.floor(seconds * 10) / 10:.1f}"
-
-
-def judge(metrics: Mapping[str, Any], rules: Score) -> tuple[str, tuple[str, ...]]:
-    """Verdict and reasons for a clip's metrics under the thresholds of ``rules``.
-
-    Parameters
-    ----------
-    metrics : Mapping
-        A clip's metrics (source ``input_*`` values are preferred where present).
-    rules : Score
-        The thresholds.
-
-    Returns
-    -------
-    verdict : {"approved", "warning", "rejected"}
-    reasons : tuple of str
-        Rejections first, then warnings.
-    """
-    src = source_metrics(metrics)
-    rejected: list[str] = []
-    warned: list[str] = []
-
-    duration = src["duration_s"]
-    if duration is not None:
-        if duration < rules.min_duration_s:
-            rejected.append(f"too short: {_floor1(duration)} s (< {rules.min_duration_s:g} s)")
-        elif duration < rules.warn_duration_s:
-            warned.append(f"short: {_floor1(duration)} s (< {rules.warn_duration_s:g} s recommended per clip)")
-        elif rules.max_duration_s is not None and duration > rules.max_duration_s:
-            warned.append(f"long: {duration:.1f} s (> {rules.max_duration_s:g} s)")
-    ratio = src["speech_ratio"]
-    if ratio is not None:
-        if ratio < rules.min_speech_ratio:
-            rejected.append(f"mostly silence: speech is {ratio:.0%} of the clip (< {rules.min_speech_ratio:.0%})")
-        elif ratio < rules.warn_speech_ratio:
-            warned.append(f"long pauses: speech is {ratio:.0%} of the clip (< {rules.warn_speech_ratio:.0%})")
-    snr = src["snr_db"]
-    if snr is not None:
-        if snr < rules.min_snr_db:
-            rejected.append(f"too noisy: SNR ≈ {snr:.0f} dB (< {rules.min_snr_db:g} dB)")
-        elif snr < rules.warn_snr_db:
-            warned.append(f"background noise: SNR ≈ {snr:.0f} dB (< {rules.warn_snr_db:g} dB)")
-    clipped = src["clipping_ratio"]
-    if clipped is not None:
-        if clipped > rules.max_clipping_ratio:
-            rejected.append(f"heavy clipping: {clipped:.2%} of samples clipped (> {rules.max_clipping_ratio:.2%})")
-        elif clipped > rules.warn_clipping_ratio:
-            warned.append(f"clipping: {clipped:.3%} of samples clipped (> {rules.warn_clipping_ratio:.3%})")
-    bandwidth = src["bandwidth_hz"]
-    if bandwidth is not None and bandwidth > 0:
-        if bandwidth < rules.min_bandwidth_hz:
-            rejected.append(
-                f"muffled: no content above {bandwidth / 1000:.1f} kHz (< {rules.min_bandwidth_hz / 1000:g} kHz)"
-            )
-        elif bandwidth < rules.warn_bandwidth_hz:
-            warned.append(
-                f"narrowband: audio stops at {bandwidth / 1000:.1f} kHz (phone or low-rate source; "
-                f"< {rules.warn_bandwidth_hz / 1000:g} kHz)"
-            )
-    reverb = src["reverb_s"]
-    if reverb is not None:
-        if reverb > rules.max_reverb_s:
-            rejected.append(f"very reverberant: decay ≈ {reverb:.2f} s (> {rules.max_reverb_s:g} s)")
-        elif reverb > rules.warn_reverb_s:
-            warned.append(
-                f"reverberant: decay ≈ {reverb:.2f} s (> {rules.warn_reverb_s:g} s); the room would be cloned"
-            )
-    tonal = src["tonal_ratio"]
-    if tonal is not None and tonal > rules.warn_tonal_ratio:
-        warned.append(f"music or hum in the background (tonal indicator {tonal:.2f} > {rules.warn_tonal_ratio:g})")
-    dc = src["dc_offset"]
-    if dc is not None and abs(dc) > rules.warn_dc_offset:
-        warned.append(f"DC offset {dc:+.3f} of full scale (> {rules.warn_dc_offset:g})")
-    mos = src["dnsmos_ovrl"]
-    if mos is not None and mos < rules.warn_dnsmos_ovrl:
-        warned.append(f"DNSMOS overall {mos:.2f} (< {rules.warn_dnsmos_ovrl:g})")
-    if rejected:
-        return "rejected", tuple(rejected + warned)
-    if warned:
-        return "warning", tuple(warned)
-    return "approved", ()
-
-
-# -- stages ------------------------------------------------------------------------
-#: Metrics :meth:`Score.measure` leaves alone when already recorded (``duration_s`` is always refreshed).
-QUALITY_METRICS = (
-    "speech_s",
-    "speech_ratio",
-    "snr_db",
-    "clipping_ratio",
-    "clipped_runs",
-    "dc_offset",
-    "bandwidth_hz",
-    "reverb_s",
-    "tonal_ratio",
-    "dnsmos_ovrl",
-)
-#: Properties of the recording (room, background, source bandwidth) that :class:`Score` does not
-#: measure again when :class:`Measure` recorded them as ``input_*``.
-RECORDING_METRICS = ("bandwidth_hz", "reverb_s", "tonal_ratio")
-#: Metrics :class:`Measure` records (with the ``input_`` prefix).
-INPUT_METRICS = ("snr_db", "clipping_ratio", "clipped_runs", "dc_offset", "bandwidth_hz", "reverb_s", "tonal_ratio")
-
-
-@dataclass(frozen=True)
-class Measure:
-    """Pipeline stage: record the source's quality as ``input_*`` metrics; the audio is unchanged.
-
-    Put it right after :class:`~prep.downmix.Downmix`, before resampling,
-    trimming, denoising and loudness: ``input_snr_db``,
-    ``input_clipping_ratio``, ``input_clipped_runs``, ``input_dc_offset``,
-    ``input_bandwidth_hz``, ``input_reverb_s``, ``input_tonal_ratio``.
-    The speech regions it finds are kept on the clip
-    (:attr:`~prep.clip.Clip.speech`) for :class:`~prep.denoise.Denoise`.
-    """
-
-    name: ClassVar[str] = "measure_input"
-    keeps_timing: ClassVar[bool] = True  # speech stays where it was (see run_stages)
-
-    def apply(self, clip: Clip) -> Clip:
-        from .vad import mask_to_regions
-
-        audio = clip.require_audio()
-        rate = clip.sample_rate
-        speech = clip.speech
-        if speech is None:  # found once here; Denoise uses the same regions
-            mono = _mono(audio)
-            mask = _speech_mask(mono, rate)
-            speech = tuple(mask_to_regions(mask, frame_s=_VAD_FRAME_S, duration_s=mono.size / float(rate)))
-        found = measure_quality(audio, rate, skip={"dnsmos_ovrl"}, speech=speech)
-        measured = clip.with_metrics(**{f"input_{k}": found[k] for k in INPUT_METRICS})
-        return dataclasses.replace(measured, speech=speech)
-
-
-def _check_order(low_name: str, low: float, high_name: str, high: float) -> None:
-    if low > high:
-        raise ConfigError(f"{low_name}={low!r} must not exceed {high_name}={high!r}")
-
-
-@dataclass(frozen=True)
-class Score:
-    """Pipeline stage: measure the processed clip, score it 0–100 and give the verdict.
-
-    Computes the metrics of :func:`measure_quality` not already recorded
-    (nor, for :data:`RECORDING_METRICS`, recorded from the source by
-    :class:`Measure`), the output loudness when no :class:`~prep.loudness.Loudness` stage ran,
-    ``score`` and ``score_penalties``, then the verdict by :func:`judge`.
-    Thresholds (a value beyond ``min_*``/``max_*`` rejects, beyond
-    ``warn_*`` warns):
-
-    Attributes
-    ----------
-    min_duration_s, warn_duration_s : float
-        Clip length; Fish Audio asks for at least 10 s per sample.
-    max_duration_s : float or None
-        Warn above this length (``None``: no limit).
-    min_speech_ratio, warn_speech_ratio : float
-        Share of the clip that is speech.
-    min_snr_db, warn_snr_db : float
-        Source SNR.
-    max_clipping_ratio, warn_clipping_ratio : float
-        Share of samples on clipped plateaus.
-    min_bandwidth_hz, warn_bandwidth_hz : float
-        Effective bandwidth (below the warning: phone / low-rate source).
-    max_reverb_s, warn_reverb_s : float
-        Decay-time estimate.
-    warn_tonal_ratio : float
-        Music / hum indicator.
-    warn_dc_offset : float
-        DC offset, fraction of full scale.
-    warn_dnsmos_ovrl : float
-        DNSMOS overall MOS (only with the ``[mos]`` extra installed).
-    mos : bool
-        Run DNSMOS when ``speechmos`` is installed.
-    """
-
-    name: ClassVar[str] = "score"
-    keeps_timing: ClassVar[bool] = True  # speech stays where it was (see run_stages)
-    min_duration_s: float = 2.0
-    warn_duration_s: float = 10.0
-    max_duration_s: float | None = None
-    min_speech_ratio: float = 0.3
-    warn_speech_ratio: float = 0.6
-    min_snr_db: float = 10.0
-    warn_snr_db: float = 20.0
-    max_clipping_ratio: float = 0.01
-    warn_clipping_ratio: float = 0.001
-    min_bandwidth_hz: float = 2000.0
-    warn_bandwidth_hz: float = 7000.0
-    max_reverb_s: float = 1.5
-    warn_reverb_s: float = 0.45
-    warn_tonal_ratio: float = 0.5
-    warn_dc_offset: float = 0.02
-    warn_dnsmos_ovrl: float = 2.5
-    mos: bool = True
-
-    def __post_init__(self) -> None:
-        _check_order("min_duration_s", self.min_duration_s, "warn_duration_s", self.warn_duration_s)
-        if self.max_duration_s is not None:
-            _check_order("warn_duration_s", self.warn_duration_s, "max_duration_s", self.max_duration_s)
-        _check_order("min_speech_ratio", self.min_speech_ratio, "warn_speech_ratio", self.warn_speech_ratio)
-        _check_order("min_snr_db", self.min_snr_db, "warn_snr_db", self.warn_snr_db)
-        _check_order("warn_clipping_ratio", self.warn_clipping_ratio, "max_clipping_ratio", self.max_clipping_ratio)
-        _check_order("min_bandwidth_hz", self.min_bandwidth_hz, "warn_bandwidth_hz", self.warn_bandwidth_hz)
-        _check_order("warn_reverb_s", self.warn_reverb_s, "max_reverb_s", self.max_reverb_s)
-        if self.min_duration_s < 0 or self.min_speech_ratio < 0 or self.warn_clipping_ratio < 0:
-            raise ConfigError(
-                "min_duration_s, min_speech_ratio and warn_clipping_ratio must be >= 0, got "
-                f"{self.min_duration_s!r}, {self.min_speech_ratio!r}, {self.warn_clipping_ratio!r}"
-            )
-
-    def measure(self, clip: Clip) -> dict[str, Any]:
-        """Metrics of the clip's audio not already in ``clip.metrics``."""
-        audio = clip.require_audio()
-        known = {k for k, v in clip.metrics.items() if v is not None}
-        skip = known & set(QUALITY_METRICS)  # e.g. speech_s from Trim/Slice describes the kept audio
-        # The room, the background music and the source bandwidth are properties of the recording that
-        # processing does not change: measured once, on the source, by Measure.
-        skip |= {name for name in RECORDING_METRICS if f"input_{name}" in known}
-        found = measure_quality(audio, clip.sample_rate, skip=skip, mos=self.mos, speech=clip.speech)
-        if "output_lufs" not in known or "output_true_peak_dbtp" not in known:
-            from .loudness import integrated_loudness, true_peak
-
-            found.setdefault("output_lufs", integrated_loudness(audio, clip.sample_rate))
-            found.setdefault("output_true_peak_dbtp", true_peak(audio, clip.sample_rate))
-        return found
-
-    def apply(self, clip: Clip) -> Clip:
-        scored = clip.with_metrics(**self.measure(clip))
-        score, penalties = quality_score(scored.metrics)
-        scored = scored.with_metrics(score=score, score_penalties=penalties)
-        verdict, reasons = judge(scored.metrics, self)
-        return scored.with_verdict(verdict, *reasons) if reasons else scored
-

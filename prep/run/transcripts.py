@@ -33,8 +33,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .clip import Clip
-from .errors import ConfigError
+from ..clip import Clip
+from ..errors import ConfigError
 
 __all__ = [
     "METADATA_NAMES",

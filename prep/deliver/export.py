@@ -41,9 +41,9 @@ from typing import Any
 
 import soundfile as sf
 
-from .clip import Clip
-from .errors import ConfigError, OutputError, PrepError
-from .io import atomic_path, write_text_atomic
+from ..clip import Clip
+from ..errors import ConfigError, OutputError, PrepError
+from ..io import atomic_path, write_text_atomic
 
 __all__ = ["FORMATS", "MARKER", "ExportResult", "export_clips", "run_clips"]
 
@@ -89,7 +89,7 @@ def run_clips(out_dir: str | Path) -> list[Clip]:
     ConfigError
         If the folder holds neither, or the report cannot be read.
     """
-    from .runner import MANIFEST, final_clips
+    from ..run.runner import MANIFEST, final_clips
 
     out = Path(out_dir)
     report = out / "report.json"

@@ -16,8 +16,8 @@ import logging
 from collections.abc import Sequence
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
-from .clip import Clip
-from .errors import PrepError
+from ..clip import Clip
+from ..errors import PrepError
 
 __all__ = ["Stage", "stage_config", "run_stages", "pipeline_fingerprint"]
 

@@ -25,11 +25,11 @@ from typing import Any
 
 import numpy as np
 
-from .clip import Clip, InputInfo, file_sha256, read_manifest
+from ..clip import Clip, InputInfo, file_sha256, read_manifest
+from ..errors import OutputError, PrepError
+from ..io import append_line, write_bytes_atomic, write_wav_atomic
+from ..stages.downmix import Downmix
 from .decode import AUDIO_EXTENSIONS, load, probe
-from .downmix import Downmix
-from .errors import OutputError, PrepError
-from .io import append_line, write_bytes_atomic, write_wav_atomic
 from .longform import LongForm, piece_clips, scan
 from .pipeline import Stage, pipeline_fingerprint, run_stages, stage_config
 from .transcripts import TranscriptIndex, flag_transcript_rates
@@ -96,7 +96,7 @@ def discover(inputs: Iterable[str | Path], *, speaker: str | None = None) -> lis
     ``error`` verdict saying so.
     The speaker is ``speaker`` if given, else a metadata file's speaker
     column, else the file's parent folder name.  Transcripts come from
-    sidecar files or metadata files (see :mod:`prep.transcripts`).
+    sidecar files or metadata files (see :mod:`prep.run.transcripts`).
 
     Parameters
     ----------
@@ -195,7 +195,7 @@ def load_clip(job: Job, *, info: InputInfo | None = None) -> Clip:
 
     Non-finite samples are zeroed and reported; decoding problems become an
     ``error`` clip whose reason names the file and the cause.  ``info`` is
-    the file's :func:`~prep.decode.probe` result when the caller has it.
+    the file's :func:`~prep.run.decode.probe` result when the caller has it.
     """
     sha, failed = _source_sha(job)
     if failed is not None:
@@ -219,7 +219,7 @@ def _write_plot(item: Clip, source: np.ndarray, rate: int, offset_s: float, out_
     ``source`` is the mono source audio at ``rate`` starting at ``offset_s``
     seconds into the file.  A failure only costs the report a redraw.
     """
-    from .report_html import clip_figure_jpeg, plot_path
+    from ..report.html import clip_figure_jpeg, plot_path
 
     if item.audio is None or item.output is None:
         return
@@ -252,7 +252,7 @@ def _write_clip(item: Clip, out_dir: str | Path | None) -> Clip:
 def _process_long(
     job: Job, sha: str, info: InputInfo, stages: Sequence[Stage], out_dir: str | Path | None, config: LongForm
 ) -> list[Clip]:
-    """The bounded-memory path for long files (see :mod:`prep.longform`)."""
+    """The bounded-memory path for long files (see :mod:`prep.run.longform`)."""
     downmix = next((s for s in stages if s.name == "downmix"), Downmix())
     rest = [s for s in stages if s.name != "downmix"]
     try:
@@ -300,7 +300,7 @@ def process_job(
         (except pieces of long files, which are never held all at once).
     longform : LongForm, optional
         Files longer than ``longform.long_file_s`` are streamed in pieces in
-        bounded memory; default :class:`~prep.longform.LongForm()`.
+        bounded memory; default :class:`~prep.run.longform.LongForm()`.
 
     Returns
     -------

@@ -20,10 +20,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .clip import Clip
+from ..clip import Clip
+from ..errors import ConfigError
+from ..stages.downmix import ChannelReport, channel_report, downmix_metrics, downmix_reasons, mix_weights
 from .decode import probe, stream
-from .downmix import ChannelReport, channel_report, downmix_metrics, downmix_reasons, mix_weights
-from .errors import ConfigError
 
 __all__ = ["LongForm", "FileScan", "scan", "cut_points", "pieces"]
 

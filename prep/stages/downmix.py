@@ -13,9 +13,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from .audio import as_audio
-from .clip import Clip
-from .errors import ConfigError
+from ..audio import as_audio
+from ..clip import Clip
+from ..errors import ConfigError
 
 __all__ = [
     "ChannelReport",

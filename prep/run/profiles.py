@@ -9,15 +9,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .denoise import Denoise
-from .downmix import Downmix
-from .errors import ConfigError
+from ..errors import ConfigError
+from ..stages.denoise import Denoise
+from ..stages.downmix import Downmix
+from ..stages.loudness import Loudness
+from ..stages.measure import Measure
+from ..stages.resample import Resample
+from ..stages.score import Score
+from ..stages.slice import Slice
+from ..stages.trim import Trim
 from .longform import LongForm
-from .loudness import Loudness
 from .pipeline import Stage
-from .quality import Measure, Score
-from .resample import Resample
-from .vad import Slice, Trim
 
 __all__ = ["Profile", "PROFILES", "get_profile"]
 

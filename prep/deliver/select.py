@@ -16,9 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from .clip import VERDICTS, Clip
-from .errors import ConfigError
-from .metrics import finite, pick
+from ..clip import VERDICTS, Clip
+from ..errors import ConfigError
+from ..metrics import finite, pick
 
 __all__ = [
     "MAX_CLIPS",

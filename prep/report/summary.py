@@ -1,4 +1,4 @@
-"""Run reports: ``OUT/report.json`` (and ``OUT/report.html`` via :mod:`prep.report_html`).
+"""Run reports: ``OUT/report.json`` (and ``OUT/report.html`` via :mod:`prep.report.html`).
 
 Schema of ``report.json`` (``report_version`` 2; times in seconds, levels
 in dB; a non-finite number is ``null`` for NaN, ``"inf"``/``"-inf"``
@@ -14,7 +14,7 @@ otherwise):
     ``clips`` (count), ``verdicts`` (count per verdict), ``speakers``
     (per speaker: ``clips``, ``approved``, ``approved_s``).
 ``speakers`` : dict of speaker -> dict
-    :func:`prep.select.speaker_summary`: ``clips``, ``verdicts``,
+    :func:`prep.deliver.select.speaker_summary`: ``clips``, ``verdicts``,
     ``duration_s``, ``speech_s``, ``approved_s``, ``approved_speech_s``,
     ``usable_s`` (approved + warning), ``mean_score``, ``consistency``
     (``input_lufs`` / ``bandwidth_hz`` / ``snr_db`` as ``{min, max, std}``,
@@ -27,7 +27,7 @@ otherwise):
     ``output`` (path relative to OUT, or null), ``transcript``, ``span_s``
     (``[start, end]`` in the source), ``duration_s`` (of the written clip),
     ``sample_rate``, ``input`` (source format facts), ``metrics`` (see
-    :mod:`prep.quality` for the quality ones), ``verdict`` (``approved``,
+    :mod:`prep.dsp.estimators` for the quality ones), ``verdict`` (``approved``,
     ``warning``, ``rejected`` or ``error``), ``reasons`` (worst first),
     ``selected`` (in its speaker's selection) and ``history`` (stages run).
 """
@@ -41,9 +41,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .clip import Clip
-from .errors import ConfigError
-from .io import write_text_atomic
+from ..clip import Clip
+from ..errors import ConfigError
+from ..io import write_text_atomic
 
 __all__ = ["REPORT_VERSION", "build_report", "print_summary", "read_report", "write_report_json"]
 
@@ -83,9 +83,9 @@ def build_report(clips: Sequence[Clip], *, profile: str, stages: Sequence[dict[s
     stages : sequence of dict
         ``{"stage": name, "config": {...}}`` for each stage of the pipeline.
     """
-    from . import __version__
-    from .runner import summarize
-    from .select import summarize_speakers
+    from .. import __version__
+    from ..deliver.select import summarize_speakers
+    from ..run.runner import summarize
 
     speakers = summarize_speakers(clips)
     chosen = {(name, cid) for name, entry in speakers.items() for cid in entry["selection"]["clips"]}

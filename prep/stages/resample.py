@@ -9,9 +9,9 @@ from typing import ClassVar
 import numpy as np
 import soxr
 
-from .audio import as_audio, check_sample_rate
-from .clip import Clip
-from .errors import ConfigError
+from ..audio import as_audio, check_sample_rate
+from ..clip import Clip
+from ..errors import ConfigError
 
 __all__ = ["resample", "Resample"]
 

@@ -26,8 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from .io import write_text_atomic
-from .metrics import finite, pick, source_metrics
+from ..io import write_text_atomic
+from ..metrics import finite, pick, source_metrics
 
 __all__ = ["render_html", "write_report_html"]
 
@@ -112,8 +112,8 @@ class _SourceCache:
         self.audio: tuple[np.ndarray, int] | None = None
 
     def get(self, path: str) -> tuple[np.ndarray, int] | None:
-        from .decode import load
-        from .errors import PrepError
+        from ..errors import PrepError
+        from ..run.decode import load
 
         if path != self.path:
             self.path = path
@@ -133,8 +133,8 @@ def _before(entry: Mapping[str, Any], cache: _SourceCache) -> tuple[np.ndarray, 
     source = str(entry.get("source", ""))
     span = entry.get("span_s")
     if span and (entry.get("input") or {}).get("duration_s", 0.0) > _WHOLE_SOURCE_MAX_S:
-        from .decode import load_span
-        from .errors import PrepError
+        from ..errors import PrepError
+        from ..run.decode import load_span
 
         try:
             audio, rate = load_span(source, float(span[0]), float(span[1]))
@@ -193,7 +193,7 @@ def _wave_image(audio: np.ndarray, color: tuple[int, int, int]) -> np.ndarray:
 
 def _spec_image(audio: np.ndarray, rate: int) -> np.ndarray:
     """Spectrogram (0 Hz at the bottom, Nyquist at the top, 90 dB range) as RGB, shape (_SPEC_H, _PANEL_W, 3)."""
-    from .spectral import spectrogram
+    from ..dsp.spectral import spectrogram
 
     nper = 512 if rate <= 24000 else 1024
     if audio.size < nper:
@@ -637,8 +637,8 @@ def render_html(report: Mapping[str, Any], out_dir: str | Path, *, max_plots: in
     Parameters
     ----------
     report : Mapping
-        As built by :func:`prep.report.build_report` (or read back with
-        :func:`prep.report.read_report`).
+        As built by :func:`prep.report.summary.build_report` (or read back with
+        :func:`prep.report.summary.read_report`).
     out_dir : str or Path
         The run's output folder (clip paths in the report are relative to it).
     max_plots : int

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .clip import Clip
+from ..clip import Clip
 from .pipeline import run_stages
 from .profiles import get_profile
 
@@ -20,7 +20,7 @@ def warm() -> None:
     """Run the fish profile on 1.5 s of a synthetic tone burst in noise; import the plotting parts."""
     from PIL import Image  # noqa: F401 - report figures are drawn in the workers
 
-    from .report_html import _magma
+    from ..report.html import _magma
 
     _magma()
 

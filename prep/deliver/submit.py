@@ -1,7 +1,7 @@
 """Submitting a speaker's clips to Fish Audio (``POST /model``).
 
 The speaker's best approved clips (at most 20, chosen by
-:func:`prep.select.select_clips`) and their transcripts are sent with the
+:func:`prep.deliver.select.select_clips`) and their transcripts are sent with the
 official ``fish-audio-sdk`` client (``fishaudio.FishAudio``,
 ``client.voices.create``); the new model is then polled
 (``client.voices.get``) until its state is ``trained`` or ``failed``.
@@ -47,9 +47,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .clip import Clip
-from .errors import ConfigError, OutputError, SubmitError
-from .io import write_text_atomic
+from ..clip import Clip
+from ..errors import ConfigError, OutputError, SubmitError
+from ..io import write_text_atomic
 from .select import select_clips
 
 __all__ = [
@@ -302,7 +302,7 @@ def speaker_clips(out_dir: str | Path, speaker: str) -> list[Clip]:
 
 
 def _select(clips: Sequence[Clip], *, max_clips: int) -> tuple[list[Clip], list[str]]:
-    """The clips :func:`prep.select.select_clips` chooses (best first) and its notes."""
+    """The clips :func:`prep.deliver.select.select_clips` chooses (best first) and its notes."""
     selection = select_clips(list(clips), max_clips=max_clips)
     return list(selection.clips), list(selection.notes)
 

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from .clip import InputInfo
-from .errors import DecodeError
+from ..clip import InputInfo
+from ..errors import DecodeError
 
 __all__ = ["AUDIO_EXTENSIONS", "load", "load_span", "probe", "stream"]
 

@@ -1,0 +1,288 @@
+"""The ``score`` stage and the score policy: metrics of the processed clip, 0–100 score, verdict.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from ..clip import Clip
+from ..dsp.estimators import measure_quality
+from ..errors import ConfigError
+from ..metrics import source_metrics
+
+__all__ = ["Score", "judge", "quality_score"]
+
+
+# -- score and verdict -------------------------------------------------------------
+def _ramp(value: float | None, good: float, bad: float, points: float) -> float:
+    """0 points at ``good`` (or better), ``points`` at ``bad`` (or worse), linear between."""
+    if value is None:
+        return 0.0
+    frac = (value - good) / (bad - good)
+    return points * min(1.0, max(0.0, frac))
+
+
+#: Score penalty curves: metric -> (value with no penalty, value with full penalty, points).
+PENALTIES: dict[str, tuple[float, float, float]] = {
+    "snr_db": (35.0, 5.0, 40.0),
+    "clipping_log10": (-5.0, -2.0, 30.0),  # log10(clipping_ratio): 0.001 % .. 1 %
+    "bandwidth_hz": (11000.0, 3500.0, 25.0),
+    "reverb_s": (0.3, 1.0, 25.0),
+    "tonal_ratio": (0.3, 0.9, 20.0),
+    "speech_ratio": (0.7, 0.2, 20.0),
+    "duration_s": (10.0, 2.0, 15.0),
+    "dc_offset_abs": (0.005, 0.05, 5.0),
+}
+
+
+def quality_score(metrics: Mapping[str, Any]) -> tuple[float, dict[str, float]]:
+    """The 0–100 quality score and the points each problem cost.
+
+    ``100`` minus penalties that grow linearly between a harmless and a bad
+    value (:data:`PENALTIES`): SNR 35 → 5 dB (40 points), clipped samples
+    0.001 % → 1 % on a log scale (30), bandwidth 11 → 3.5 kHz (25), decay
+    time 0.3 → 1.0 s (25), tonal background 0.3 → 0.9 (20), speech ratio
+    0.7 → 0.2 (20), duration 10 → 2 s (15), DC offset 0.005 → 0.05 (5).
+    Source (``input_*``) values are used where :class:`Measure` recorded
+    them.  Missing metrics cost nothing.
+
+    Parameters
+    ----------
+    metrics : Mapping
+        A clip's metrics.
+
+    Returns
+    -------
+    score : float
+        In [0, 100], rounded to 0.1.
+    penalties : dict of str to float
+        Points lost per metric (only those > 0).
+    """
+    src = source_metrics(metrics)
+    clip_ratio = src["clipping_ratio"]
+    values = {
+        "snr_db": src["snr_db"],
+        "clipping_log10": math.log10(max(clip_ratio, 1e-12)) if clip_ratio is not None else None,
+        "bandwidth_hz": src["bandwidth_hz"],
+        "reverb_s": src["reverb_s"],
+        "tonal_ratio": src["tonal_ratio"],
+        "speech_ratio": src["speech_ratio"],
+        "duration_s": src["duration_s"],
+        "dc_offset_abs": abs(src["dc_offset"]) if src["dc_offset"] is not None else None,
+    }
+    penalties = {}
+    for name, (good, bad, points) in PENALTIES.items():
+        lost = _ramp(values[name], good, bad, points)
+        if lost > 0:
+            penalties[name] = round(lost, 1)
+    score = max(0.0, 100.0 - sum(penalties.values()))
+    return round(score, 1), penalties
+
+
+def _floor1(seconds: float) -> str:
+    """Seconds to one decimal, rounded down (9.98 s is "9.9 s", never "10.0 s" next to "< 10 s")."""
+    return f"{math.floor(seconds * 10) / 10:.1f}"
+
+
+def judge(metrics: Mapping[str, Any], rules: Score) -> tuple[str, tuple[str, ...]]:
+    """Verdict and reasons for a clip's metrics under the thresholds of ``rules``.
+
+    Parameters
+    ----------
+    metrics : Mapping
+        A clip's metrics (source ``input_*`` values are preferred where present).
+    rules : Score
+        The thresholds.
+
+    Returns
+    -------
+    verdict : {"approved", "warning", "rejected"}
+    reasons : tuple of str
+        Rejections first, then warnings.
+    """
+    src = source_metrics(metrics)
+    rejected: list[str] = []
+    warned: list[str] = []
+
+    duration = src["duration_s"]
+    if duration is not None:
+        if duration < rules.min_duration_s:
+            rejected.append(f"too short: {_floor1(duration)} s (< {rules.min_duration_s:g} s)")
+        elif duration < rules.warn_duration_s:
+            warned.append(f"short: {_floor1(duration)} s (< {rules.warn_duration_s:g} s recommended per clip)")
+        elif rules.max_duration_s is not None and duration > rules.max_duration_s:
+            warned.append(f"long: {duration:.1f} s (> {rules.max_duration_s:g} s)")
+    ratio = src["speech_ratio"]
+    if ratio is not None:
+        if ratio < rules.min_speech_ratio:
+            rejected.append(f"mostly silence: speech is {ratio:.0%} of the clip (< {rules.min_speech_ratio:.0%})")
+        elif ratio < rules.warn_speech_ratio:
+            warned.append(f"long pauses: speech is {ratio:.0%} of the clip (< {rules.warn_speech_ratio:.0%})")
+    snr = src["snr_db"]
+    if snr is not None:
+        if snr < rules.min_snr_db:
+            rejected.append(f"too noisy: SNR ≈ {snr:.0f} dB (< {rules.min_snr_db:g} dB)")
+        elif snr < rules.warn_snr_db:
+            warned.append(f"background noise: SNR ≈ {snr:.0f} dB (< {rules.warn_snr_db:g} dB)")
+    clipped = src["clipping_ratio"]
+    if clipped is not None:
+        if clipped > rules.max_clipping_ratio:
+            rejected.append(f"heavy clipping: {clipped:.2%} of samples clipped (> {rules.max_clipping_ratio:.2%})")
+        elif clipped > rules.warn_clipping_ratio:
+            warned.append(f"clipping: {clipped:.3%} of samples clipped (> {rules.warn_clipping_ratio:.3%})")
+    bandwidth = src["bandwidth_hz"]
+    if bandwidth is not None and bandwidth > 0:
+        if bandwidth < rules.min_bandwidth_hz:
+            rejected.append(
+                f"muffled: no content above {bandwidth / 1000:.1f} kHz (< {rules.min_bandwidth_hz / 1000:g} kHz)"
+            )
+        elif bandwidth < rules.warn_bandwidth_hz:
+            warned.append(
+                f"narrowband: audio stops at {bandwidth / 1000:.1f} kHz (phone or low-rate source; "
+                f"< {rules.warn_bandwidth_hz / 1000:g} kHz)"
+            )
+    reverb = src["reverb_s"]
+    if reverb is not None:
+        if reverb > rules.max_reverb_s:
+            rejected.append(f"very reverberant: decay ≈ {reverb:.2f} s (> {rules.max_reverb_s:g} s)")
+        elif reverb > rules.warn_reverb_s:
+            warned.append(
+                f"reverberant: decay ≈ {reverb:.2f} s (> {rules.warn_reverb_s:g} s); the room would be cloned"
+            )
+    tonal = src["tonal_ratio"]
+    if tonal is not None and tonal > rules.warn_tonal_ratio:
+        warned.append(f"music or hum in the background (tonal indicator {tonal:.2f} > {rules.warn_tonal_ratio:g})")
+    dc = src["dc_offset"]
+    if dc is not None and abs(dc) > rules.warn_dc_offset:
+        warned.append(f"DC offset {dc:+.3f} of full scale (> {rules.warn_dc_offset:g})")
+    mos = src["dnsmos_ovrl"]
+    if mos is not None and mos < rules.warn_dnsmos_ovrl:
+        warned.append(f"DNSMOS overall {mos:.2f} (< {rules.warn_dnsmos_ovrl:g})")
+    if rejected:
+        return "rejected", tuple(rejected + warned)
+    if warned:
+        return "warning", tuple(warned)
+    return "approved", ()
+
+
+# -- stage -------------------------------------------------------------------------
+#: Metrics :meth:`Score.measure` leaves alone when already recorded (``duration_s`` is always refreshed).
+QUALITY_METRICS = (
+    "speech_s",
+    "speech_ratio",
+    "snr_db",
+    "clipping_ratio",
+    "clipped_runs",
+    "dc_offset",
+    "bandwidth_hz",
+    "reverb_s",
+    "tonal_ratio",
+    "dnsmos_ovrl",
+)
+#: Properties of the recording (room, background, source bandwidth) that :class:`Score` does not
+#: measure again when :class:`Measure` recorded them as ``input_*``.
+RECORDING_METRICS = ("bandwidth_hz", "reverb_s", "tonal_ratio")
+
+
+def _check_order(low_name: str, low: float, high_name: str, high: float) -> None:
+    if low > high:
+        raise ConfigError(f"{low_name}={low!r} must not exceed {high_name}={high!r}")
+
+
+@dataclass(frozen=True)
+class Score:
+    """Pipeline stage: measure the processed clip, score it 0–100 and give the verdict.
+
+    Computes the metrics of :func:`measure_quality` not already recorded
+    (nor, for :data:`RECORDING_METRICS`, recorded from the source by
+    :class:`Measure`), the output loudness when no :class:`~prep.stages.loudness.Loudness` stage ran,
+    ``score`` and ``score_penalties``, then the verdict by :func:`judge`.
+    Thresholds (a value beyond ``min_*``/``max_*`` rejects, beyond
+    ``warn_*`` warns):
+
+    Attributes
+    ----------
+    min_duration_s, warn_duration_s : float
+        Clip length; Fish Audio asks for at least 10 s per sample.
+    max_duration_s : float or None
+        Warn above this length (``None``: no limit).
+    min_speech_ratio, warn_speech_ratio : float
+        Share of the clip that is speech.
+    min_snr_db, warn_snr_db : float
+        Source SNR.
+    max_clipping_ratio, warn_clipping_ratio : float
+        Share of samples on clipped plateaus.
+    min_bandwidth_hz, warn_bandwidth_hz : float
+        Effective bandwidth (below the warning: phone / low-rate source).
+    max_reverb_s, warn_reverb_s : float
+        Decay-time estimate.
+    warn_tonal_ratio : float
+        Music / hum indicator.
+    warn_dc_offset : float
+        DC offset, fraction of full scale.
+    warn_dnsmos_ovrl : float
+        DNSMOS overall MOS (only with the ``[mos]`` extra installed).
+    mos : bool
+        Run DNSMOS when ``speechmos`` is installed.
+    """
+
+    name: ClassVar[str] = "score"
+    keeps_timing: ClassVar[bool] = True  # speech stays where it was (see run_stages)
+    min_duration_s: float = 2.0
+    warn_duration_s: float = 10.0
+    max_duration_s: float | None = None
+    min_speech_ratio: float = 0.3
+    warn_speech_ratio: float = 0.6
+    min_snr_db: float = 10.0
+    warn_snr_db: float = 20.0
+    max_clipping_ratio: float = 0.01
+    warn_clipping_ratio: float = 0.001
+    min_bandwidth_hz: float = 2000.0
+    warn_bandwidth_hz: float = 7000.0
+    max_reverb_s: float = 1.5
+    warn_reverb_s: float = 0.45
+    warn_tonal_ratio: float = 0.5
+    warn_dc_offset: float = 0.02
+    warn_dnsmos_ovrl: float = 2.5
+    mos: bool = True
+
+    def __post_init__(self) -> None:
+        _check_order("min_duration_s", self.min_duration_s, "warn_duration_s", self.warn_duration_s)
+        if self.max_duration_s is not None:
+            _check_order("warn_duration_s", self.warn_duration_s, "max_duration_s", self.max_duration_s)
+        _check_order("min_speech_ratio", self.min_speech_ratio, "warn_speech_ratio", self.warn_speech_ratio)
+        _check_order("min_snr_db", self.min_snr_db, "warn_snr_db", self.warn_snr_db)
+        _check_order("warn_clipping_ratio", self.warn_clipping_ratio, "max_clipping_ratio", self.max_clipping_ratio)
+        _check_order("min_bandwidth_hz", self.min_bandwidth_hz, "warn_bandwidth_hz", self.warn_bandwidth_hz)
+        _check_order("warn_reverb_s", self.warn_reverb_s, "max_reverb_s", self.max_reverb_s)
+        if self.min_duration_s < 0 or self.min_speech_ratio < 0 or self.warn_clipping_ratio < 0:
+            raise ConfigError(
+                "min_duration_s, min_speech_ratio and warn_clipping_ratio must be >= 0, got "
+                f"{self.min_duration_s!r}, {self.min_speech_ratio!r}, {self.warn_clipping_ratio!r}"
+            )
+
+    def measure(self, clip: Clip) -> dict[str, Any]:
+        """Metrics of the clip's audio not already in ``clip.metrics``."""
+        audio = clip.require_audio()
+        known = {k for k, v in clip.metrics.items() if v is not None}
+        skip = known & set(QUALITY_METRICS)  # e.g. speech_s from Trim/Slice describes the kept audio
+        # The room, the background music and the source bandwidth are properties of the recording that
+        # processing does not change: measured once, on the source, by Measure.
+        skip |= {name for name in RECORDING_METRICS if f"input_{name}" in known}
+        found = measure_quality(audio, clip.sample_rate, skip=skip, mos=self.mos, speech=clip.speech)
+        if "output_lufs" not in known or "output_true_peak_dbtp" not in known:
+            from ..dsp.loudness import integrated_loudness, true_peak
+
+            found.setdefault("output_lufs", integrated_loudness(audio, clip.sample_rate))
+            found.setdefault("output_true_peak_dbtp", true_peak(audio, clip.sample_rate))
+        return found
+
+    def apply(self, clip: Clip) -> Clip:
+        scored = clip.with_metrics(**self.measure(clip))
+        score, penalties = quality_score(scored.metrics)
+        scored = scored.with_metrics(score=score, score_penalties=penalties)
+        verdict, reasons = judge(scored.metrics, self)
+        return scored.with_verdict(verdict, *reasons) if reasons else scored

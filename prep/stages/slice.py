@@ -1,0 +1,157 @@
+"""The ``slice`` stage: cut a long recording into clips at its longest pauses.
+
+:func:`slice_bounds` chooses the cuts, :class:`Slice` is the stage.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+
+from ..audio import mix_to_mono
+from ..clip import Clip
+from ..dsp.vad import Region, check_regions, speech_regions
+from ..errors import ConfigError
+
+__all__ = ["Slice", "slice_bounds"]
+
+
+def slice_bounds(
+    regions: Sequence[Region],
+    *,
+    duration_s: float,
+    min_s: float = 3.0,
+    max_s: float = 30.0,
+    pad_s: float = 0.2,
+) -> list[Region]:
+    """Choose slices of a long recording, cutting only in pauses.
+
+    While a piece (first to last speech region, plus ``pad_s``) is longer
+    than ``max_s``, it is cut at its longest pause that leaves both sides at
+    least ``min_s`` long (the most balanced one among equals); if no pause
+    does, at its longest pause.  A piece without any pause stays whole even
+    if longer than ``max_s``: speech is never cut.
+
+    Parameters
+    ----------
+    regions : sequence of (start_s, end_s)
+        Unpadded speech regions (from :func:`speech_regions`).
+    duration_s : float
+        Duration of the recording.
+    min_s, max_s : float
+        Wanted slice length range in seconds.
+    pad_s : float
+        Non-speech kept before and after each slice's speech (never more than
+        half the neighbouring pause).
+
+    Returns
+    -------
+    list of (start_s, end_s)
+        Disjoint, sorted slices; empty when ``regions`` is.
+    """
+    if not 0 < min_s < max_s:
+        raise ConfigError(f"need 0 < min_s < max_s, got min_s={min_s!r}, max_s={max_s!r}")
+    if pad_s < 0:
+        raise ConfigError(f"pad_s must be >= 0, got {pad_s!r}")
+    spans = check_regions(regions, duration_s)
+    if not spans:
+        return []
+    starts = np.array([s for s, _ in spans])
+    ends = np.array([e for _, e in spans])
+
+    def length(i: int, j: int) -> float:
+        return float(ends[j] - starts[i] + 2 * pad_s)
+
+    groups: list[tuple[int, int]] = []
+    stack = [(0, len(spans) - 1)]
+    while stack:
+        i, j = stack.pop()
+        if length(i, j) <= max_s or i == j:
+            groups.append((i, j))
+            continue
+        ks = np.arange(i, j)
+        gaps = starts[ks + 1] - ends[ks]
+        left = ends[ks] - starts[i] + 2 * pad_s
+        right = ends[j] - starts[ks + 1] + 2 * pad_s
+        ok = (left >= min_s) & (right >= min_s)
+        if ok.any():
+            ks, gaps, left, right = ks[ok], gaps[ok], left[ok], right[ok]
+        balance = np.minimum(left, right)
+        best = int(ks[np.lexsort((-balance, -gaps))[0]])
+        stack.append((best + 1, j))
+        stack.append((i, best))
+    groups.sort()
+    out: list[Region] = []
+    for i, j in groups:
+        lo = 0.0 if i == 0 else (ends[i - 1] + starts[i]) / 2
+        hi = duration_s if j == len(spans) - 1 else (ends[j] + starts[j + 1]) / 2
+        out.append((float(max(lo, starts[i] - pad_s)), float(min(hi, ends[j] + pad_s))))
+    return out
+
+
+@dataclass(frozen=True)
+class Slice:
+    """Pipeline stage: cut a long recording into ``min_s``–``max_s`` clips at its longest pauses.
+
+    Each slice is a new clip with id ``f"{clip.id}-{k:03d}"`` and its own
+    ``span_s`` in the source, trimmed to its speech plus ``pad_s``.  A
+    transcript cannot be split without alignment, so slicing drops it (with
+    a reason); its speech regions (:attr:`~prep.clip.Clip.speech`) come
+    along.  A clip no longer than ``max_s`` passes through unchanged.
+    No speech at all gives the clip back rejected.
+    """
+
+    name: ClassVar[str] = "slice"
+    min_s: float = 3.0
+    max_s: float = 30.0
+    pad_s: float = 0.2
+    aggressiveness: int = 3
+    min_silence_s: float = 0.25
+
+    def apply(self, clip: Clip) -> list[Clip]:
+        audio = clip.require_audio()
+        rate = clip.sample_rate
+        duration = audio.shape[-1] / float(rate)
+        if duration <= self.max_s:
+            return [clip]  # short enough: no cut, same id, transcript kept (length is the scorer's business)
+        regions = speech_regions(
+            mix_to_mono(audio), rate, aggressiveness=self.aggressiveness, min_silence_s=self.min_silence_s
+        )
+        bounds = slice_bounds(regions, duration_s=duration, min_s=self.min_s, max_s=self.max_s, pad_s=self.pad_s)
+        if not bounds:
+            return [clip.with_metrics(speech_s=0.0, speech_ratio=0.0).with_verdict("rejected", "no speech detected")]
+        offset = float(clip.span_s[0])
+        out = []
+        for k, (start_s, end_s) in enumerate(bounds):
+            i0, i1 = int(np.floor(start_s * rate)), int(np.ceil(end_s * rate))
+            start_s, end_s = i0 / rate, i1 / rate
+            inside = [
+                (max(s, start_s) - start_s, min(e, end_s) - start_s) for s, e in regions if s < end_s and e > start_s
+            ]
+            speech = sum(e - s for s, e in inside)
+            piece = dataclasses.replace(
+                clip,
+                id=f"{clip.id}-{k:03d}",
+                audio=np.ascontiguousarray(audio[..., i0:i1]),
+                span_s=(offset + start_s, offset + end_s),
+                speech=tuple(inside),
+            ).with_metrics(
+                slice_index=k,
+                slice_count=len(bounds),
+                speech_s=speech,
+                speech_ratio=speech / (end_s - start_s) if end_s > start_s else 0.0,
+            )
+            if len(bounds) > 1 and clip.transcript is not None:
+                piece = dataclasses.replace(piece, transcript=None).with_verdict(
+                    "warning", "transcript dropped: sliced without alignment"
+                )
+            length = end_s - start_s
+            if length > self.max_s:
+                reason = f"slice is {length:.1f} s > max_s={self.max_s}: no pause to cut at"
+                piece = piece.with_verdict("warning", reason)
+            out.append(piece)
+        return out
