@@ -1,18 +1,339 @@
-"""Reading a clip's metrics: finite values, the first of several names, source-over-output.
+"""Every metric a clip can carry, declared once; and the one reader of metrics.
+
+The registry (:data:`METRICS`) names each metric a stage or the runner
+writes, with its unit, its meaning, who writes it and what it describes
+(its *scope*):
+
+``source``
+    The recording before processing (as :class:`~prep.stages.measure.Measure`
+    finds it right after the downmix).  These names, and only these, start
+    with ``source_``.
+``output``
+    The written clip.  A bare name (``snr_db``, ``clipping_ratio``) or an
+    ``output_`` prefix where the stage that writes it also records a level
+    before its own processing (``output_lufs`` next to ``pre_gain_lufs``).
+``process``
+    What a stage measured to decide, or did: gains, limiter reduction,
+    trimmed seconds, counts, the denoiser's own SNR estimates.  Named after
+    the stage or the action (``denoise_snr_in_db``, ``pre_gain_lufs``,
+    ``trimmed_start_s``); never ``source_`` or ``output_``.
+
+A source metric that measures the same quantity as an output metric names
+it as its pair (``source_snr_db`` -> ``snr_db``); :func:`source_metrics`
+prefers the source value of each pair.  Names end in their unit
+(``_db``, ``_dbfs``, ``_lufs``, ``_dbtp``, ``_lu``, ``_s``, ``_hz``,
+``_ratio`` for a fraction in [0, 1]) unless the unit is a count, a plain
+number or none (``score``, ``clipped_runs``, ``downmix_mode``).
+
+:func:`undeclared` is what :func:`prep.run.pipeline.run_stages` checks each
+stage's new metrics with; the README's metric tables are
+:func:`markdown_tables` (a test keeps them equal).  Reports written before
+these names (``report_version`` < 3) are read through
+:func:`upgrade_metrics`.
 
 Light on purpose (no SciPy): the report writer, selection and scoring all
-read metrics through these, so they agree on which value stands for a clip.
+read metrics through :func:`finite`, :func:`pick` and :func:`source_metrics`,
+so they agree on which value stands for a clip.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import numpy as np
 
-__all__ = ["finite", "pick", "source_metrics"]
+__all__ = [
+    "Metric",
+    "METRICS",
+    "SCOPES",
+    "KINDS",
+    "RUNNER",
+    "METRICS_VERSION",
+    "LEGACY_NAMES",
+    "metric",
+    "source_name",
+    "undeclared",
+    "upgrade_metrics",
+    "markdown_tables",
+    "finite",
+    "pick",
+    "source_metrics",
+]
+
+Scope = Literal["source", "output", "process"]
+Kind = Literal["float", "int", "bool", "str", "list", "dict"]
+#: What a metric can describe (see the module docstring).
+SCOPES: tuple[str, ...] = ("source", "output", "process")
+#: Value types: a number (``float``, ``int``; ``None`` or ``nan`` when undefined), a flag, a label,
+#: a per-channel list or a dict.
+KINDS: tuple[str, ...] = ("float", "int", "bool", "str", "list", "dict")
+#: The ``written_by`` entry of metrics the runner writes (decoding, long files, transcript checks).
+RUNNER = "runner"
+#: Bumped whenever a metric is renamed or changes meaning; part of the pipeline fingerprint, so a
+#: resumed run redoes the clips an older voiceprep recorded under other names.
+METRICS_VERSION = 3
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One declared metric.
+
+    Attributes
+    ----------
+    name : str
+        The key in :attr:`prep.clip.Clip.metrics`.
+    unit : str
+        ``dB``, ``dBFS``, ``LUFS``, ``dBTP``, ``LU``, ``s``, ``Hz``, ``ratio``
+        (fraction in [0, 1]), ``count``, ``index``, ``MOS``, ``points``,
+        ``chars/s``, ``chars``, ``z``, ``FS`` (fraction of full scale, signed),
+        or ``""`` for labels, flags and unitless values.
+    meaning : str
+        One line for the README and the report.
+    written_by : tuple of str
+        Stage names (``Stage.name``) that write it, or :data:`RUNNER`.
+    scope : {"source", "output", "process"}
+    kind : {"float", "int", "bool", "str", "list", "dict"}
+    output_pair : str or None
+        For a ``source`` metric: the ``output`` metric measuring the same
+        quantity on the written clip.
+    """
+
+    name: str
+    unit: str
+    meaning: str
+    written_by: tuple[str, ...]
+    scope: Scope
+    kind: Kind = "float"
+    output_pair: str | None = None
+
+
+_M = Metric
+_MEASURE, _SCORE = "measure_input", "score"
+
+_DECLARED: tuple[Metric, ...] = (
+    # -- source: the recording before processing (measure_input; the runner's decode check) --------
+    _M("source_snr_db", "dB", "active-speech SNR of the source (see `snr_db`)",
+       (_MEASURE,), "source", output_pair="snr_db"),
+    _M("source_clipping_ratio", "ratio", "share of source samples on clipped plateaus (see `clipping_ratio`)",
+       (_MEASURE,), "source", output_pair="clipping_ratio"),
+    _M("source_clipped_runs", "count", "clipped plateaus in the source",
+       (_MEASURE,), "source", "int", output_pair="clipped_runs"),
+    _M("source_dc_offset", "FS", "mean sample value of the source", (_MEASURE,), "source", output_pair="dc_offset"),
+    _M("source_bandwidth_hz", "Hz", "effective bandwidth of the source (see `bandwidth_hz`)",
+       (_MEASURE,), "source", output_pair="bandwidth_hz"),
+    _M("source_reverb_s", "s", "decay-time estimate of the source's room (see `reverb_s`)",
+       (_MEASURE,), "source", output_pair="reverb_s"),
+    _M("source_tonal_ratio", "ratio", "music / hum indicator of the source (see `tonal_ratio`)",
+       (_MEASURE,), "source", output_pair="tonal_ratio"),
+    _M("source_lufs", "LUFS", "BS.1770-4 integrated loudness of the (downmixed) source; `-inf` if silent",
+       (_MEASURE,), "source", output_pair="output_lufs"),
+    _M("source_peak_dbfs", "dBFS", "sample peak of the decoded source (above 0 for float files beyond full "
+       "scale; `-inf` if silent)", (RUNNER,), "source"),
+    # -- output: the written clip ----------------------------------------------------------------
+    _M("duration_s", "s", "clip length", (_SCORE,), "output"),
+    _M("speech_s", "s", "VAD speech in the clip", ("trim", "slice", _SCORE, RUNNER), "output"),
+    _M("speech_ratio", "ratio", "`speech_s` over the clip length", ("trim", "slice", _SCORE, RUNNER), "output"),
+    _M("snr_db", "dB", "active-speech SNR: VAD speech frames (noise subtracted) over the frames away from "
+       "speech; 100 dB for digital silence", (_SCORE,), "output"),
+    _M("clipping_ratio", "ratio", "samples on clipped plateaus (≥ 2 samples within 0.01 % of the positive or "
+       "negative peak, even when the rail is below full scale)", (_SCORE,), "output"),
+    _M("clipped_runs", "count", "clipped plateaus", (_SCORE,), "output", "int"),
+    _M("dc_offset", "FS", "mean sample value", (_SCORE,), "output"),
+    _M("bandwidth_hz", "Hz", "highest frequency within 50 dB of the speech band's level: ~3.5–4 kHz for phone "
+       "audio, ~8 kHz for a 16 kHz source, whatever the file's rate; not measured again when "
+       "`source_bandwidth_hz` is known", (_SCORE,), "output"),
+    _M("reverb_s", "s", "decay-time estimate (T60-like) from the fall of 500–2000 Hz energy after speech "
+       "offsets; a flag, not a room measurement; not measured again when `source_reverb_s` is known",
+       (_SCORE,), "output"),
+    _M("tonal_ratio", "ratio", "music / hum indicator: steady spectral peaks in the quietest 30 % of frames; "
+       "not measured again when `source_tonal_ratio` is known", (_SCORE,), "output"),
+    _M("output_lufs", "LUFS", "BS.1770-4 integrated loudness of the clip (from `loudness`, else measured by "
+       "`score`)", ("loudness", _SCORE), "output"),
+    _M("output_true_peak_dbtp", "dBTP", "true peak of the clip (from `loudness`, else measured by `score`)",
+       ("loudness", _SCORE), "output"),
+    _M("dnsmos_ovrl", "MOS", "DNSMOS P.835 overall (1–5), only with the optional extra "
+       "`pip install 'voiceprep[mos]'`", (_SCORE,), "output"),
+    _M("dnsmos_sig", "MOS", "DNSMOS P.835 speech signal quality (1–5), optional extra", (_SCORE,), "output"),
+    _M("dnsmos_bak", "MOS", "DNSMOS P.835 background quality (1–5), optional extra", (_SCORE,), "output"),
+    _M("dnsmos_p808", "MOS", "DNSMOS P.808 MOS (1–5), optional extra", (_SCORE,), "output"),
+    _M("score", "points", "quality score 0–100 (source values where measured)", (_SCORE,), "output"),
+    _M("score_penalties", "points", "the points each problem cost, by penalty name", (_SCORE,), "output", "dict"),
+    # -- process: what a stage measured to decide, or did -----------------------------------------
+    _M("nonfinite_samples", "count", "NaN/Inf samples of the decoded source replaced by silence",
+       (RUNNER,), "process", "int"),
+    _M("long_file", "", "the source was longer than `LongForm.long_file_s` and cut into pieces",
+       (RUNNER,), "process", "bool"),
+    _M("piece_index", "index", "which piece of a long file (from 0)", (RUNNER,), "process", "int"),
+    _M("piece_count", "count", "pieces the long file was cut into", (RUNNER,), "process", "int"),
+    _M("downmix_mode", "", "`mono`, `average`, `polarity_corrected` or `single_live_channel`",
+       ("downmix", RUNNER), "process", "str"),
+    _M("channel_rms_db", "dBFS", "RMS level of each source channel, as the downmix measured it",
+       ("downmix", RUNNER), "process", "list"),
+    _M("channel_correlation", "", "correlation of each source channel with the reference channel",
+       ("downmix", RUNNER), "process", "list"),
+    _M("dead_channels", "index", "source channels ignored as silent or dead", ("downmix", RUNNER), "process", "list"),
+    _M("inverted_channels", "index", "source channels flipped as polarity-inverted",
+       ("downmix", RUNNER), "process", "list"),
+    _M("resampled_from_hz", "Hz", "rate before resampling (`null` when the rate was kept)",
+       ("resample",), "process", "int"),
+    _M("noise_floor_dbfs", "dBFS", "the denoiser's noise-floor estimate of its input", ("denoise",), "process"),
+    _M("denoise_snr_in_db", "dB", "the denoiser's SNR estimate of its input (decides softening and skipping)",
+       ("denoise",), "process"),
+    _M("denoise_snr_out_db", "dB", "the denoiser's SNR estimate of its output (input estimate + gate change)",
+       ("denoise",), "process"),
+    _M("denoise_applied", "", "whether the spectral gate ran (do no harm may skip it)",
+       ("denoise",), "process", "bool"),
+    _M("denoise_strength", "ratio", "gate strength as used, after softening", ("denoise",), "process"),
+    _M("noise_profile", "", "where the noise profile came from", ("denoise",), "process", "str"),
+    _M("noise_reduction_db", "dB", "noise level the gate took away in the pauses", ("denoise",), "process"),
+    _M("denoise_note", "", "why denoising was skipped or softened", ("denoise",), "process", "str"),
+    _M("trimmed_start_s", "s", "non-speech cut from the start", ("trim",), "process"),
+    _M("trimmed_end_s", "s", "non-speech cut from the end", ("trim",), "process"),
+    _M("pauses_compressed", "count", "pauses over `max_pause_s` shortened", ("trim",), "process", "int"),
+    _M("pause_removed_s", "s", "time the shortened pauses lost", ("trim",), "process"),
+    _M("slice_index", "index", "which slice of the clip (from 0)", ("slice",), "process", "int"),
+    _M("slice_count", "count", "slices the clip was cut into", ("slice",), "process", "int"),
+    _M("pre_gain_lufs", "LUFS", "integrated loudness the loudness stage found before its gain (after "
+       "denoise and trim); `-inf` if silent", ("loudness",), "process"),
+    _M("pre_gain_true_peak_dbtp", "dBTP", "true peak before the loudness stage's gain", ("loudness",), "process"),
+    _M("pre_gain_lra_lu", "LU", "loudness range (EBU Tech 3342) before the loudness stage's gain",
+       ("loudness",), "process"),
+    _M("gain_db", "dB", "static gain applied, including the make-up for the limiter's loss",
+       ("loudness",), "process"),
+    _M("limiter_reduction_db", "LU", "loudness the true-peak limiter took away", ("loudness",), "process"),
+    _M("limiter_peak_reduction_db", "dB", "deepest instantaneous gain reduction of the limiter",
+       ("loudness",), "process"),
+    _M("transcript_chars", "chars", "spoken characters of the transcript", (RUNNER,), "process", "int"),
+    _M("chars_per_s", "chars/s", "transcript characters per second of speech", (RUNNER,), "process"),
+    _M("chars_per_s_z", "z", "robust z-score of `log chars_per_s` against the speaker's other clips",
+       (RUNNER,), "process"),
+)
+
+
+def _index(declared: Iterable[Metric]) -> dict[str, Metric]:
+    out: dict[str, Metric] = {}
+    for m in declared:
+        if m.name in out:
+            raise ValueError(f"metric {m.name!r} declared twice")
+        out[m.name] = m
+    return out
+
+
+#: The registry: every metric a stage or the runner writes, by name.
+METRICS: Mapping[str, Metric] = _index(_DECLARED)
+_SOURCE_OF: dict[str, str] = {m.output_pair: m.name for m in _DECLARED if m.output_pair}
+
+#: Names used before ``report_version`` 3, and their replacements.  ``input_peak`` was linear
+#: (fraction of full scale) and becomes dB; ``input_lufs`` etc. were the loudness stage's pre-gain level.
+LEGACY_NAMES: Mapping[str, str] = {
+    "input_snr_db": "source_snr_db",
+    "input_clipping_ratio": "source_clipping_ratio",
+    "input_clipped_runs": "source_clipped_runs",
+    "input_dc_offset": "source_dc_offset",
+    "input_bandwidth_hz": "source_bandwidth_hz",
+    "input_reverb_s": "source_reverb_s",
+    "input_tonal_ratio": "source_tonal_ratio",
+    "input_peak": "source_peak_dbfs",
+    "snr_before_db": "denoise_snr_in_db",
+    "snr_after_db": "denoise_snr_out_db",
+    "input_lufs": "pre_gain_lufs",
+    "input_true_peak_dbtp": "pre_gain_true_peak_dbtp",
+    "input_lra_lu": "pre_gain_lra_lu",
+}
+
+
+def metric(name: str) -> Metric:
+    """The declared metric ``name``.
+
+    Raises
+    ------
+    KeyError
+        If ``name`` is not declared.
+    """
+    try:
+        return METRICS[name]
+    except KeyError:
+        raise KeyError(f"metric {name!r} is not declared in prep.metrics.METRICS") from None
+
+
+def source_name(output: str) -> str | None:
+    """The ``source`` metric paired with the ``output`` metric ``output`` (``snr_db`` -> ``source_snr_db``)."""
+    return _SOURCE_OF.get(output)
+
+
+def undeclared(names: Iterable[str], writer: str, extra: Iterable[Metric] = ()) -> list[str]:
+    """Problems with ``writer`` writing the metrics ``names``; empty when all is well.
+
+    Parameters
+    ----------
+    names : iterable of str
+        Metric names written.
+    writer : str
+        The stage name, or :data:`RUNNER`.
+    extra : iterable of Metric
+        Metrics a stage outside this package declares itself (its ``metrics``
+        class attribute); they count as declared for that stage.
+
+    Returns
+    -------
+    list of str
+        One line per name that is not declared, or declared for other writers only.
+    """
+    own = {m.name: m for m in extra}
+    problems = []
+    for name in names:
+        m = own.get(name) or METRICS.get(name)
+        if m is None:
+            problems.append(f"{name!r} is not declared in prep.metrics.METRICS")
+        elif writer not in m.written_by:
+            problems.append(f"{name!r} is declared as written by {', '.join(m.written_by)}, not {writer}")
+    return problems
+
+
+def _peak_dbfs(value: Any) -> Any:
+    linear = finite(value)
+    if linear is None:
+        return value
+    return 20.0 * math.log10(linear) if linear > 0 else -math.inf
+
+
+def upgrade_metrics(metrics: Mapping[str, Any]) -> dict[str, Any]:
+    """``metrics`` with the names of older reports and manifests (:data:`LEGACY_NAMES`) replaced.
+
+    Idempotent: current names are left alone, and an old name whose new name
+    is already present is dropped.  Values are kept, except ``input_peak``
+    (linear) which becomes ``source_peak_dbfs`` in dB.  An old report has
+    no ``source_lufs`` (no stage measured the source level then).
+    """
+    out: dict[str, Any] = {}
+    for key, value in metrics.items():
+        new = LEGACY_NAMES.get(key)
+        if new is None:
+            out[key] = value
+        elif new not in metrics:
+            out[new] = _peak_dbfs(value) if key == "input_peak" else value
+    return out
+
+
+def markdown_tables() -> str:
+    """The README's metric tables: source and output metrics, then process metrics (one row each)."""
+
+    def row(m: Metric) -> str:
+        writers = ", ".join(f"`{w}`" for w in m.written_by)
+        unit = m.unit or "–"
+        extra = f"{m.scope}" + (f" of `{m.output_pair}`" if m.output_pair else "")
+        return f"| `{m.name}` | {unit} | {extra} | {writers} | {m.meaning} |"
+
+    head = "| metric | unit | describes | written by | meaning |\n|---|---|---|---|---|\n"
+    judged = [m for m in _DECLARED if m.scope != "process"]
+    process = [m for m in _DECLARED if m.scope == "process"]
+    return (
+        head + "\n".join(row(m) for m in judged) + "\n\nWhat the stages measured to decide, or did:\n\n"
+        + head + "\n".join(row(m) for m in process) + "\n"
+    )
 
 
 def finite(value: Any) -> float | None:
@@ -32,12 +353,19 @@ def pick(metrics: Mapping[str, Any], *names: str) -> float | None:
     return None
 
 
+def _source_first(metrics: Mapping[str, Any], output: str) -> float | None:
+    """The source value of ``output``'s pair where measured, else the output value."""
+    src = source_name(output)
+    return pick(metrics, src, output) if src else pick(metrics, output)
+
+
 def source_metrics(metrics: Mapping[str, Any]) -> dict[str, float | None]:
     """The values the score, the verdict and the report judge a clip on.
 
-    The source quality (``input_*``, recorded by :class:`prep.stages.measure.Measure`
-    before processing) where measured, else the output's; clipping is the
-    worse of the two.
+    For each output metric with a ``source`` pair in the registry
+    (``snr_db`` <- ``source_snr_db``, recorded by
+    :class:`prep.stages.measure.Measure` before processing) the source value
+    where measured, else the output's; clipping is the worse of the two.
 
     Parameters
     ----------
@@ -48,20 +376,18 @@ def source_metrics(metrics: Mapping[str, Any]) -> dict[str, float | None]:
     Returns
     -------
     dict of str to float or None
-        ``duration_s``, ``speech_ratio``, ``snr_db``, ``clipping_ratio``,
-        ``bandwidth_hz``, ``reverb_s``, ``tonal_ratio``, ``dc_offset`` and
-        ``dnsmos_ovrl``; None where not measured.
+        Keyed by the output names: ``duration_s``, ``speech_ratio``,
+        ``snr_db``, ``clipping_ratio``, ``bandwidth_hz``, ``reverb_s``,
+        ``tonal_ratio``, ``dc_offset`` and ``dnsmos_ovrl``; None where not
+        measured.
     """
-    clip_in = pick(metrics, "input_clipping_ratio")
+    clip_src = source_name("clipping_ratio")
+    clip_in = pick(metrics, clip_src) if clip_src else None
     clip_out = pick(metrics, "clipping_ratio")
-    return {
-        "duration_s": pick(metrics, "duration_s"),
-        "speech_ratio": pick(metrics, "speech_ratio"),
-        "snr_db": pick(metrics, "input_snr_db", "snr_db"),
-        "clipping_ratio": max((v for v in (clip_in, clip_out) if v is not None), default=None),
-        "bandwidth_hz": pick(metrics, "input_bandwidth_hz", "bandwidth_hz"),
-        "reverb_s": pick(metrics, "input_reverb_s", "reverb_s"),
-        "tonal_ratio": pick(metrics, "input_tonal_ratio", "tonal_ratio"),
-        "dc_offset": pick(metrics, "input_dc_offset", "dc_offset"),
-        "dnsmos_ovrl": pick(metrics, "dnsmos_ovrl"),
+    out = {
+        name: _source_first(metrics, name)
+        for name in ("duration_s", "speech_ratio", "snr_db", "clipping_ratio", "bandwidth_hz", "reverb_s",
+                     "tonal_ratio", "dc_offset", "dnsmos_ovrl")
     }
+    out["clipping_ratio"] = max((v for v in (clip_in, clip_out) if v is not None), default=None)
+    return out

@@ -361,7 +361,7 @@ def test_stage_records_what_it_did():
     (out,) = run_stages(_clip(noisy, rate), [Denoise()])
     m = out.metrics
     assert m["denoise_applied"] is True and m["denoise_strength"] == 1.0
-    assert m["snr_after_db"] > m["snr_before_db"]
+    assert m["denoise_snr_out_db"] > m["denoise_snr_in_db"]
     assert m["noise_profile"] == "non-speech frames"
     assert m["noise_floor_dbfs"] < -20 and m["noise_reduction_db"] > 10
     assert out.history[-1].stage == "denoise" and out.verdict == "approved"
@@ -396,7 +396,7 @@ def test_stage_uses_the_vad_mask_it_is_documented_to_use():
     est = estimate_noise(noisy, rate, speech=speech_mask(noisy, rate, frame_s=0.03))
     out = Denoise().apply(_clip(noisy, rate))
     assert out.metrics["noise_floor_dbfs"] == pytest.approx(est.noise_floor_dbfs)
-    assert out.metrics["snr_before_db"] == pytest.approx(est.snr_db)
+    assert out.metrics["denoise_snr_in_db"] == pytest.approx(est.snr_db)
 
 
 def test_stage_uses_the_speech_regions_an_earlier_stage_found():

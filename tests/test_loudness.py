@@ -512,11 +512,11 @@ def test_stage_normalizes_and_records_metrics():
     assert out.audio.shape == x.shape and out.audio.dtype == np.float32
     assert lufs_of_clip(out) == pytest.approx(-23.0, abs=0.1)
     m = out.metrics
-    assert m["input_lufs"] == pytest.approx(integrated_loudness(x, 22050))
+    assert m["pre_gain_lufs"] == pytest.approx(integrated_loudness(x, 22050))
     assert m["output_lufs"] == pytest.approx(-23.0, abs=0.1)
     assert m["output_true_peak_dbtp"] <= -1.0
-    assert m["input_lra_lu"] >= 0 and m["limiter_reduction_db"] == 0.0
-    assert m["gain_db"] == pytest.approx(-23.0 - m["input_lufs"])
+    assert m["pre_gain_lra_lu"] >= 0 and m["limiter_reduction_db"] == 0.0
+    assert m["gain_db"] == pytest.approx(-23.0 - m["pre_gain_lufs"])
     assert out.history[-1].stage == "loudness" and out.history[-1].config["target_lufs"] == -23.0
     np.testing.assert_array_equal(clip.audio, x)  # the input clip is untouched
 
@@ -533,7 +533,7 @@ def test_stage_flags_a_costly_limiter():
 def test_stage_rejects_silence_and_warns_on_too_short():
     silent = Loudness().apply(_clip(np.zeros(16000, np.float32), 16000))
     assert silent.verdict == "rejected" and "silent" in silent.reasons[0]
-    assert silent.metrics["input_lufs"] == -math.inf
+    assert silent.metrics["pre_gain_lufs"] == -math.inf
     short = Loudness().apply(_clip(speech_like(16000, 0.25), 16000))
     assert short.verdict == "warning" and "too short" in short.reasons[0]
     assert short.metrics["output_lufs"] == -math.inf

@@ -347,7 +347,7 @@ def test_score_is_100_for_clean_metrics_and_drops_with_problems():
     noisier = quality_score({**good, "snr_db": 8.0})
     assert 0 <= noisier[0] < noisy[0] < 100
     assert set(noisy[1]) == {"snr_db"}
-    assert quality_score({**good, "input_snr_db": 8.0})[0] == noisier[0]  # the source SNR wins
+    assert quality_score({**good, "source_snr_db": 8.0})[0] == noisier[0]  # the source SNR wins
     worst = {"snr_db": -5.0, "clipping_ratio": 0.5, "bandwidth_hz": 1000.0, "reverb_s": 3.0, "tonal_ratio": 1.0,
              "speech_ratio": 0.0, "duration_s": 0.5, "dc_offset": 0.3}
     assert quality_score(worst)[0] == 0.0
@@ -388,13 +388,13 @@ def test_verdict_rules(change, verdict, word):
 
 
 def test_verdict_prefers_source_metrics_and_puts_rejections_first():
-    metrics = {**CLEAN, "snr_db": 40.0, "input_snr_db": 6.0, "duration_s": 7.0}
+    metrics = {**CLEAN, "snr_db": 40.0, "source_snr_db": 6.0, "duration_s": 7.0}
     verdict, reasons = judge(metrics, Score())
     assert verdict == "rejected"
     assert reasons[0].startswith("too noisy")
     assert any(r.startswith("short") for r in reasons[1:])
     # a clipped source stays clipped even though the processed output is clean
-    assert judge({**CLEAN, "input_clipping_ratio": 0.05}, Score())[0] == "rejected"
+    assert judge({**CLEAN, "source_clipping_ratio": 0.05}, Score())[0] == "rejected"
 
 
 def test_thresholds_are_configurable_and_validated():
@@ -412,13 +412,13 @@ def _clip(audio: np.ndarray, **metrics) -> Clip:
                 metrics=metrics)
 
 
-def test_measure_stage_records_input_metrics_and_keeps_audio(speech):
+def test_measure_stage_records_source_metrics_and_keeps_audio(speech):
     clean, regions = speech
     noisy = mix_at_snr(clean, regions, np.random.default_rng(1).standard_normal(clean.size), 15)
     out = Measure().apply(_clip(noisy))
     assert out.audio is not None and np.array_equal(out.audio, noisy)
-    assert abs(out.metrics["input_snr_db"] - 15.0) <= 3.0
-    assert {"input_clipping_ratio", "input_bandwidth_hz", "input_reverb_s", "input_tonal_ratio"} <= set(out.metrics)
+    assert abs(out.metrics["source_snr_db"] - 15.0) <= 3.0
+    assert {"source_clipping_ratio", "source_bandwidth_hz", "source_reverb_s", "source_tonal_ratio"} <= set(out.metrics)
     # the speech it found travels with the clip, exactly the VAD's 20 ms decisions
     from prep.dsp.vad import regions_to_mask, speech_mask
 
@@ -426,7 +426,7 @@ def test_measure_stage_records_input_metrics_and_keeps_audio(speech):
     np.testing.assert_array_equal(mask, speech_mask(noisy, RATE, frame_s=0.02))
     # and measuring with those regions gives what measuring from scratch gives
     again = measure_quality(noisy, RATE, speech=out.speech)
-    assert again["snr_db"] == pytest.approx(out.metrics["input_snr_db"])
+    assert again["snr_db"] == pytest.approx(out.metrics["source_snr_db"])
 
 
 def test_score_stage_scores_and_judges(speech):
@@ -446,7 +446,7 @@ def test_score_measures_recording_properties_only_without_source_values(speech):
     clean, _ = speech
     alone = Score(mos=False).apply(_clip(clean))
     assert {"bandwidth_hz", "reverb_s", "tonal_ratio", "snr_db"} <= set(alone.metrics)
-    source = {"input_bandwidth_hz": 3000.0, "input_reverb_s": 0.2, "input_tonal_ratio": 0.1}
+    source = {"source_bandwidth_hz": 3000.0, "source_reverb_s": 0.2, "source_tonal_ratio": 0.1}
     after = Score(mos=False).apply(_clip(clean, **source))
     assert not {"bandwidth_hz", "reverb_s", "tonal_ratio"} & set(after.metrics)
     assert "snr_db" in after.metrics  # the output SNR shows what denoising did
@@ -524,9 +524,9 @@ def test_select_validates_and_reports_shortfall():
 def test_speaker_summary_and_consistency():
     info = InputInfo(format="wav", codec="pcm_s16", sample_rate=44100, channels=1, duration_s=12.0)
     clips = [
-        dataclasses.replace(_rec("a", 12.0, 90, input_lufs=-20.0, input_bandwidth_hz=16000.0, speech_s=10.0),
+        dataclasses.replace(_rec("a", 12.0, 90, source_lufs=-20.0, source_bandwidth_hz=16000.0, speech_s=10.0),
                             input=info),
-        dataclasses.replace(_rec("b", 12.0, 80, input_lufs=-35.0, input_bandwidth_hz=3800.0, speech_s=9.0),
+        dataclasses.replace(_rec("b", 12.0, 80, source_lufs=-35.0, source_bandwidth_hz=3800.0, speech_s=9.0),
                             input=info),
         _rec("c", 5.0, 20, "rejected"),
     ]
@@ -546,10 +546,10 @@ def test_source_metrics_prefer_the_source_and_take_the_worse_clipping():
     from prep.metrics import source_metrics
 
     metrics = {
-        "input_snr_db": 12.0, "snr_db": 40.0,          # source wins
+        "source_snr_db": 12.0, "snr_db": 40.0,          # source wins
         "bandwidth_hz": 7900.0,                        # only the output measured: it stands
-        "input_reverb_s": float("nan"), "reverb_s": 0.2,  # a non-finite source falls back
-        "input_clipping_ratio": 1e-4, "clipping_ratio": 3e-3,
+        "source_reverb_s": float("nan"), "reverb_s": 0.2,  # a non-finite source falls back
+        "source_clipping_ratio": 1e-4, "clipping_ratio": 3e-3,
         "speech_ratio": True,                          # a bool is not a number
         "dc_offset": np.float32(0.01),                 # numpy scalars are
     }

@@ -73,7 +73,7 @@ def test_report_speakers_match_clips(run_out):
         assert entry["usable_s"] == pytest.approx(sum(c["duration_s"] for c in usable), abs=0.01)
         assert all(c["verdict"] != "rejected" for c in mine if c["selected"])
     noisy = next(c for c in report["clips"] if c["source"].endswith("b03.mp3"))
-    assert noisy["metrics"]["input_snr_db"] < 15  # made at 10 dB SNR with hum
+    assert noisy["metrics"]["source_snr_db"] < 15  # made at 10 dB SNR with hum
     assert noisy["verdict"] == "rejected" or any("noise" in r for r in noisy["reasons"])
 
 
@@ -152,7 +152,7 @@ def test_html_handles_missing_audio_and_empty_reports(run_out, tmp_path):
 
 _SVG = "{http://www.w3.org/2000/svg}"
 
-#: Synthetic clips for the distributions: (score, input LUFS, output LUFS, source SNR, output SNR), None = missing.
+#: Synthetic clips for the distributions: (score, source LUFS, output LUFS, source SNR, output SNR), None = missing.
 _DIST_CLIPS = [
     (10, -30.2, -23.0, 31.0, 35.5),
     (50, -24.0, -23.0, 12.0, None),
@@ -161,14 +161,14 @@ _DIST_CLIPS = [
 ]
 _DIST_SERIES = {  # panel -> series -> index in _DIST_CLIPS rows
     "score": {"score": 0},
-    "loudness": {"input": 1, "output": 2},
+    "loudness": {"source": 1, "output": 2},
     "snr": {"source": 3, "output": 4},
 }
 _TIP = re.compile(r"^(\w+): (\d+) clips? in \[(-?[\d.]+), (-?[\d.]+)[)\]]$")
 
 
 def _dist_report() -> dict:
-    names = ("score", "input_lufs", "output_lufs", "input_snr_db", "snr_db")
+    names = ("score", "source_lufs", "output_lufs", "source_snr_db", "snr_db")
     clips = [
         {
             "id": f"c{i}",

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from prep.clip import Clip
 from prep.dsp.vad import mask_to_regions, regions_to_mask, speech_mask, speech_regions, vad_frames
 from prep.errors import ConfigError
+from prep.metrics import Metric
 from prep.run.decode import load
 from prep.run.pipeline import run_stages
 from prep.stages.downmix import downmix
@@ -393,6 +394,7 @@ def test_run_stages_drops_regions_a_stage_may_have_invalidated():
 
     class Peek:  # reads only: same audio
         name = "peek"
+        metrics = (Metric("peeked", "", "whether it looked", ("peek",), "process", "bool"),)  # its own metric
 
         def apply(self, c):
             return c.with_metrics(peeked=True)

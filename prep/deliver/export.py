@@ -82,22 +82,26 @@ def run_clips(out_dir: str | Path) -> list[Clip]:
     """All clips of a ``voiceprep run`` output folder.
 
     ``OUT/report.json`` (the last completed run) is preferred; without it the
-    manifest journal's latest record per clip is used.
+    manifest journal's latest record per clip is used.  Either written by an
+    older voiceprep is read with its metrics renamed to the current names
+    (:func:`prep.report.summary.read_report`, :func:`prep.run.runner.final_clips`).
 
     Raises
     ------
     ConfigError
-        If the folder holds neither, or the report cannot be read.
+        If the folder holds neither, the report cannot be read, or it was
+        written by a newer voiceprep.
     """
+    from ..report.summary import read_report
     from ..run.runner import MANIFEST, final_clips
 
     out = Path(out_dir)
     report = out / "report.json"
     if report.is_file():
+        data = read_report(report)
         try:
-            data = json.loads(report.read_text(encoding="utf-8"))
-            return [Clip.from_dict(entry) for entry in data.get("clips", [])]
-        except (OSError, ValueError, AttributeError, PrepError) as err:
+            return [Clip.from_dict(entry) for entry in data["clips"]]
+        except (ValueError, AttributeError, PrepError) as err:
             raise ConfigError(f"{report}: cannot read the run report: {err}") from err
     if (out / MANIFEST).is_file():
         return final_clips(out)

@@ -18,7 +18,7 @@ import numpy as np
 
 from ..clip import VERDICTS, Clip
 from ..errors import ConfigError
-from ..metrics import finite, pick
+from ..metrics import finite, pick, source_metrics
 
 __all__ = [
     "MAX_CLIPS",
@@ -219,9 +219,9 @@ def consistency(clips: Sequence[Clip]) -> dict[str, Any]:
     """How alike a speaker's clips were recorded.
 
     A voice clones best from one microphone, room and level.  Looks at the
-    source loudness (``input_lufs``: level or distance changes), bandwidth
-    (``input_bandwidth_hz``: a different microphone, phone or codec), SNR
-    and the source formats.
+    source loudness (``source_lufs``, from :class:`~prep.stages.measure.Measure`:
+    level or distance changes), bandwidth (``source_bandwidth_hz``: a
+    different microphone, phone or codec), SNR and the source formats.
 
     Parameters
     ----------
@@ -230,13 +230,13 @@ def consistency(clips: Sequence[Clip]) -> dict[str, Any]:
     Returns
     -------
     dict
-        ``input_lufs``, ``bandwidth_hz``, ``snr_db``: ``{min, max, std}`` or
+        ``source_lufs``, ``bandwidth_hz``, ``snr_db``: ``{min, max, std}`` or
         ``None``; ``sample_rates`` and ``codecs`` of the sources; ``notes``:
         human-readable findings.
     """
-    lufs = [v for c in clips if (v := pick(c.metrics, "input_lufs")) is not None]
-    bandwidth = [v for c in clips if (v := pick(c.metrics, "input_bandwidth_hz", "bandwidth_hz")) is not None and v > 0]
-    snr = [v for c in clips if (v := pick(c.metrics, "input_snr_db", "snr_db")) is not None]
+    lufs = [v for c in clips if (v := pick(c.metrics, "source_lufs")) is not None]
+    bandwidth = [v for c in clips if (v := source_metrics(c.metrics)["bandwidth_hz"]) is not None and v > 0]
+    snr = [v for c in clips if (v := source_metrics(c.metrics)["snr_db"]) is not None]
     rates = sorted({c.input.sample_rate for c in clips if c.input is not None})
     codecs = sorted({c.input.codec for c in clips if c.input is not None})
     notes = []
@@ -253,7 +253,7 @@ def consistency(clips: Sequence[Clip]) -> dict[str, Any]:
     if snr and max(snr) - min(snr) > SNR_SPREAD_DB:
         notes.append(f"SNR varies from {min(snr):.0f} to {max(snr):.0f} dB: different rooms or background noise")
     return {
-        "input_lufs": _spread(lufs),
+        "source_lufs": _spread(lufs),
         "bandwidth_hz": _spread(bandwidth),
         "snr_db": _spread(snr),
         "sample_rates": rates,

@@ -465,9 +465,9 @@ def _distributions(clips: Sequence[Mapping[str, Any]]) -> str | None:
         (
             "loudness",
             "loudness (LUFS)",
-            [("input", values("input_lufs"), "#9aa5b8"), ("output", values("output_lufs"), "#1f5fa8")],
+            [("source", values("source_lufs"), "#9aa5b8"), ("output", values("output_lufs"), "#1f5fa8")],
         ),
-        ("snr", "SNR (dB)", [("source", values("input_snr_db"), "#9aa5b8"), ("output", values("snr_db"), "#1f5fa8")]),
+        ("snr", "SNR (dB)", [("source", values("source_snr_db"), "#9aa5b8"), ("output", values("snr_db"), "#1f5fa8")]),
     ]
     panels = [(key, title, [s for s in series if s[1]]) for key, title, series in panels]
     panels = [(key, title, series) for key, title, series in panels if series]
@@ -493,13 +493,13 @@ _TABLE = [
     ("score", "score", ".0f", ""),
     ("dur", "duration_s", ".1f", " s"),
     ("speech", "speech_ratio", ".0%", ""),
-    ("SNR src", "input_snr_db", ".0f", " dB"),
+    ("SNR src", "source_snr_db", ".0f", " dB"),
     ("SNR out", "snr_db", ".0f", " dB"),
     ("band", "bandwidth_khz", ".1f", " kHz"),
     ("clip", "clipping_pct", ".2f", " %"),
     ("reverb", "reverb", ".2f", " s"),
     ("tonal", "tonal", ".2f", ""),
-    ("LUFS in", "input_lufs", ".1f", ""),
+    ("LUFS src", "source_lufs", ".1f", ""),
     ("LUFS out", "output_lufs", ".1f", ""),
     ("TP out", "output_true_peak_dbtp", ".1f", ""),
 ]

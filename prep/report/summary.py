@@ -1,6 +1,6 @@
 """Run reports: ``OUT/report.json`` (and ``OUT/report.html`` via :mod:`prep.report.html`).
 
-Schema of ``report.json`` (``report_version`` 2; times in seconds, levels
+Schema of ``report.json`` (``report_version`` 3; times in seconds, levels
 in dB; a non-finite number is ``null`` for NaN, ``"inf"``/``"-inf"``
 otherwise):
 
@@ -17,7 +17,7 @@ otherwise):
     :func:`prep.deliver.select.speaker_summary`: ``clips``, ``verdicts``,
     ``duration_s``, ``speech_s``, ``approved_s``, ``approved_speech_s``,
     ``usable_s`` (approved + warning), ``mean_score``, ``consistency``
-    (``input_lufs`` / ``bandwidth_hz`` / ``snr_db`` as ``{min, max, std}``,
+    (``source_lufs`` / ``bandwidth_hz`` / ``snr_db`` as ``{min, max, std}``,
     ``sample_rates``, ``codecs``, ``notes``), ``selection`` (``clips``: ids
     best first, ``count``, ``total_s``, ``min_total_s``, ``max_total_s``,
     ``enough``, ``notes``), ``ready``
@@ -26,10 +26,16 @@ otherwise):
     One per clip: ``id``, ``source``, ``source_sha256``, ``speaker``,
     ``output`` (path relative to OUT, or null), ``transcript``, ``span_s``
     (``[start, end]`` in the source), ``duration_s`` (of the written clip),
-    ``sample_rate``, ``input`` (source format facts), ``metrics`` (see
-    :mod:`prep.dsp.estimators` for the quality ones), ``verdict`` (``approved``,
+    ``sample_rate``, ``input`` (source format facts), ``metrics`` (every
+    name is declared, with its unit and scope, in :data:`prep.metrics.METRICS`), ``verdict``  (``approved``,
     ``warning``, ``rejected`` or ``error``), ``reasons`` (worst first),
     ``selected`` (in its speaker's selection) and ``history`` (stages run).
+
+Version 3 renamed the metrics so each name has one meaning (``input_snr_db``
+-> ``source_snr_db``, the loudness stage's ``input_lufs`` -> ``pre_gain_lufs``,
+...; :data:`prep.metrics.LEGACY_NAMES`) and added ``source_lufs``.
+:func:`read_report` reads a version 2 report with its metrics renamed
+(:func:`upgrade_report`) and refuses a report newer than this version.
 """
 
 from __future__ import annotations
@@ -44,10 +50,12 @@ from typing import Any
 from ..clip import Clip
 from ..errors import ConfigError
 from ..io import write_text_atomic
+from ..metrics import source_metrics, upgrade_metrics
 
-__all__ = ["REPORT_VERSION", "build_report", "print_summary", "read_report", "write_report_json"]
+__all__ = ["REPORT_VERSION", "build_report", "print_summary", "read_report", "upgrade_report", "write_report_json"]
 
-REPORT_VERSION = 2
+#: Version of the ``report.json`` schema (3: metric names of the :mod:`prep.metrics` registry).
+REPORT_VERSION = 3
 
 
 def _clip_entry(clip: Clip, selected: bool = False) -> dict[str, Any]:
@@ -114,10 +122,13 @@ def write_report_json(report: dict[str, Any], out_dir: str | Path) -> Path:
 def read_report(out_dir: str | Path) -> dict[str, Any]:
     """Read ``out_dir/report.json`` (or a path to the file itself).
 
+    A report of an older version is returned upgraded (:func:`upgrade_report`).
+
     Raises
     ------
     ConfigError
-        If the file is missing or is not a voiceprep report.
+        If the file is missing, is not a voiceprep report, or was written by a
+        newer voiceprep (a higher ``report_version``).
     """
     path = Path(out_dir)
     if path.is_dir():
@@ -131,7 +142,38 @@ def read_report(out_dir: str | Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: cannot read the report: {err}") from err
     if not isinstance(data, dict) or not isinstance(data.get("clips"), list):
         raise ConfigError(f"{path}: not a voiceprep report (no 'clips' list)")
-    return data
+    version = data.get("report_version")
+    if isinstance(version, int) and version > REPORT_VERSION:
+        raise ConfigError(
+            f"{path}: report_version {version} is newer than this voiceprep reads ({REPORT_VERSION}); "
+            "upgrade voiceprep or run `voiceprep run` again with this one"
+        )
+    return upgrade_report(data)
+
+
+def upgrade_report(report: dict[str, Any]) -> dict[str, Any]:
+    """``report`` in the current schema (:data:`REPORT_VERSION`); a current report is returned as is.
+
+    Version 2 clip metrics are renamed (:func:`prep.metrics.upgrade_metrics`);
+    the speakers' ``consistency.input_lufs`` is dropped (it was the loudness
+    stage's pre-gain level, not the source's) and ``source_lufs`` is
+    ``None``, as version 2 did not measure the source level.  The result
+    records ``upgraded_from``.
+    """
+    version = report.get("report_version")
+    if version == REPORT_VERSION:
+        return report
+    clips = [
+        {**entry, "metrics": upgrade_metrics(entry.get("metrics") or {})} if isinstance(entry, dict) else entry
+        for entry in report.get("clips") or []
+    ]
+    speakers = {}
+    for name, entry in (report.get("speakers") or {}).items():
+        if isinstance(entry, dict) and isinstance(entry.get("consistency"), dict):
+            cons = {k: v for k, v in entry["consistency"].items() if k != "input_lufs"}
+            entry = {**entry, "consistency": {"source_lufs": None, **cons}}
+        speakers[name] = entry
+    return {**report, "report_version": REPORT_VERSION, "upgraded_from": version, "clips": clips, "speakers": speakers}
 
 
 _STYLE = {"approved": "green", "warning": "yellow", "rejected": "red", "error": "magenta"}
@@ -199,7 +241,7 @@ def print_summary(report: dict[str, Any], out_dir: str | Path, *, console: Any =
         for c in clips:
             metrics = c.get("metrics") or {}
             score = metrics.get("score")
-            snr = metrics.get("input_snr_db", metrics.get("snr_db"))
+            snr = source_metrics(metrics)["snr_db"]
             verdict = str(c.get("verdict", ""))
             detail.add_row(
                 f"{c.get('speaker')}/{c.get('id')}",

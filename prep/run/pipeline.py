@@ -4,7 +4,11 @@ A *stage* is a small frozen dataclass holding a config, with a class-level
 ``name`` and an ``apply(clip)`` method that calls the stage's pure function
 on the clip's audio and returns a new clip (or several, for slicing).  The
 pipeline is a plain list of stages run in order, like audiomentations'
-``Compose``.  Each stage's config is recorded in the clip's history.
+``Compose``.  Each stage's config is recorded in the clip's history.  Every metric a
+stage writes must be declared in :data:`prep.metrics.METRICS` as written by
+that stage (or in the stage's own ``metrics`` class attribute, for stages
+from outside this package); :func:`run_stages` turns an undeclared one into
+an ``error`` verdict.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from ..clip import Clip
 from ..errors import PrepError
+from ..metrics import METRICS_VERSION, undeclared
 
 __all__ = ["Stage", "stage_config", "run_stages", "pipeline_fingerprint"]
 
@@ -43,8 +48,11 @@ def stage_config(stage: Stage) -> dict[str, Any]:
 
 
 def pipeline_fingerprint(stages: Sequence[Stage], *extra: Any) -> str:
-    """Short hash of the stage names and configs, and of any ``extra`` config dataclasses (the resume key)."""
-    spec: list[Any] = [[s.name, stage_config(s)] for s in stages]
+    """Short hash of the stage names and configs, and of any ``extra`` config dataclasses (the resume key).
+
+    The metric names' version (:data:`prep.metrics.METRICS_VERSION`) is part of it.
+    """
+    spec: list[Any] = [["metrics", METRICS_VERSION]] + [[s.name, stage_config(s)] for s in stages]
     spec += [[type(e).__name__, dataclasses.asdict(e)] for e in extra]
     blob = json.dumps(spec, sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:16]
@@ -55,6 +63,21 @@ def _drop_stale_speech(before: Clip, after: Clip) -> Clip:
     if after.speech is not None and after.speech is before.speech and after.audio is not before.audio:
         return dataclasses.replace(after, speech=None)
     return after
+
+
+def _new_metrics(before: Clip, after: Clip) -> list[str]:
+    """Metric names ``after`` set or changed relative to ``before`` (by identity: cheap)."""
+    old = before.metrics
+    return [k for k, v in after.metrics.items() if k not in old or old[k] is not v]
+
+
+def _check_metrics(stage: Stage, before: Clip, after: Clip) -> Clip:
+    """``after``, or ``after`` with an ``error`` verdict when the stage wrote an undeclared metric."""
+    problems = undeclared(_new_metrics(before, after), stage.name, getattr(stage, "metrics", ()))
+    if not problems:
+        return after
+    log.error("stage %s wrote undeclared metrics: %s", stage.name, "; ".join(problems))
+    return after.with_verdict("error", f"{stage.name}: internal error: undeclared metric(s): {'; '.join(problems)}")
 
 
 def run_stages(clip: Clip, stages: Sequence[Stage]) -> list[Clip]:
@@ -68,7 +91,10 @@ def run_stages(clip: Clip, stages: Sequence[Stage]) -> list[Clip]:
 
     A stage that raises :class:`PrepError` (or anything else) turns that clip
     into an ``error`` verdict naming the stage and the cause; later stages
-    skip it.  Other clips are unaffected.
+    skip it.  Other clips are unaffected.  So does a stage that sets a metric
+    not declared for it (see :func:`prep.metrics.undeclared`; a stage's
+    ``metrics`` class attribute, a tuple of :class:`prep.metrics.Metric`,
+    declares its own).
 
     Returns
     -------
@@ -92,7 +118,7 @@ def run_stages(clip: Clip, stages: Sequence[Stage]) -> list[Clip]:
                 log.exception("stage %s failed on %s", stage.name, item.source)
                 out.append(item.with_verdict("error", f"{stage.name}: internal error: {type(err).__name__}: {err}"))
                 continue
-            results = [result] if isinstance(result, Clip) else list(result)
+            results = [_check_metrics(stage, item, r) for r in ([result] if isinstance(result, Clip) else result)]
             if not getattr(stage, "keeps_timing", False):
                 results = [_drop_stale_speech(item, r) for r in results]
             out.extend(r.with_history(stage.name, config) for r in results)

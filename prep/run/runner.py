@@ -28,6 +28,7 @@ import numpy as np
 from ..clip import Clip, InputInfo, file_sha256, read_manifest
 from ..errors import OutputError, PrepError
 from ..io import append_line, write_bytes_atomic, write_wav_atomic
+from ..metrics import upgrade_metrics
 from ..stages.downmix import Downmix
 from .decode import AUDIO_EXTENSIONS, load, probe
 from .longform import LongForm, piece_clips, scan
@@ -175,7 +176,11 @@ def _base_clip(job: Job, sha: str, info: InputInfo, audio: np.ndarray | None) ->
 
 
 def _sanitize(clip: Clip) -> Clip:
-    """Zero non-finite samples and flag samples beyond full scale, with reasons."""
+    """Zero non-finite samples and flag samples beyond full scale, with reasons.
+
+    Records ``source_peak_dbfs`` (the sample peak in dBFS, ``-inf`` when silent)
+    and, when any were replaced, ``nonfinite_samples``.
+    """
     audio = clip.require_audio()
     bad = ~np.isfinite(audio)
     if bad.any():
@@ -184,7 +189,7 @@ def _sanitize(clip: Clip) -> Clip:
         clip = dataclasses.replace(clip, audio=audio).with_metrics(nonfinite_samples=count)
         clip = clip.with_verdict("warning", f"{count} NaN/Inf samples replaced by silence")
     peak = float(np.max(np.abs(audio))) if audio.size else 0.0
-    clip = clip.with_metrics(input_peak=peak)
+    clip = clip.with_metrics(source_peak_dbfs=20.0 * math.log10(peak) if peak > 0 else -math.inf)
     if peak > 1.0:
         clip = clip.with_verdict("warning", f"float samples exceed full scale (peak {peak:.2f}); gain is reduced")
     return clip
@@ -565,12 +570,16 @@ def _safe_sha(path: str) -> str:
 
 
 def final_clips(out_dir: str | Path) -> list[Clip]:
-    """The latest record of each clip in ``out_dir``'s manifest journal."""
+    """The latest record of each clip in ``out_dir``'s manifest journal.
+
+    Records an older voiceprep wrote get the current metric names
+    (:func:`prep.metrics.upgrade_metrics`).
+    """
     latest: dict[str, Clip] = {}
     path = Path(out_dir) / MANIFEST
     if path.exists():
         for clip in read_manifest(path):
-            latest[clip.id] = clip
+            latest[clip.id] = dataclasses.replace(clip, metrics=upgrade_metrics(clip.metrics))
     return list(latest.values())
 
 

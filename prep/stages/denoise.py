@@ -696,8 +696,8 @@ def denoise(
 class Denoise:
     """Pipeline stage: VAD-informed spectral gating with the do-no-harm rule (see :func:`denoise`).
 
-    Records ``noise_floor_dbfs``, ``snr_before_db``, ``snr_after_db``
-    (estimated), ``denoise_applied``, ``denoise_strength`` (as used),
+    Records ``noise_floor_dbfs``, ``denoise_snr_in_db``, ``denoise_snr_out_db``
+    (the denoiser's SNR estimates of its input and output), ``denoise_applied``, ``denoise_strength`` (as used),
     ``noise_profile`` (where the profile came from),
     ``noise_reduction_db`` and, when skipped or softened, ``denoise_note``.
     Multichannel audio is gated channel by channel, each with its own
@@ -747,8 +747,8 @@ class Denoise:
             clip = dataclasses.replace(clip, audio=new_audio)
         metrics = {
             "noise_floor_dbfs": first.noise.noise_floor_dbfs,
-            "snr_before_db": first.snr_before_db,
-            "snr_after_db": first.snr_after_db,
+            "denoise_snr_in_db": first.snr_before_db,
+            "denoise_snr_out_db": first.snr_after_db,
             "denoise_applied": applied,
             "denoise_strength": first.strength,
             "noise_profile": first.noise.source,

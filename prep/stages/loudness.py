@@ -326,8 +326,9 @@ def _met(lufs: float, peak: float, target: float, ceiling_db: float) -> bool:
 class Loudness:
     """Pipeline stage: measure, then normalise to ``target_lufs`` under a ``true_peak_dbtp`` ceiling.
 
-    Metrics: ``input_lufs``, ``input_true_peak_dbtp``, ``input_lra_lu``,
-    ``gain_db``, ``limiter_reduction_db`` (loudness the limiter cost, LU),
+    Metrics: ``pre_gain_lufs``, ``pre_gain_true_peak_dbtp``, ``pre_gain_lra_lu``
+    (this stage's input, before its gain: not the source), ``gain_db``,
+    ``limiter_reduction_db`` (loudness the limiter cost, LU),
     ``limiter_peak_reduction_db``, ``output_lufs``, ``output_true_peak_dbtp``.
     A clip shorter than one 400 ms block gets a ``warning``, a silent clip
     (nothing above the -70 LUFS gate) is ``rejected``; both keep their audio
@@ -363,9 +364,9 @@ class Loudness:
             release_ms=self.release_ms,
         )
         metrics = {
-            "input_lufs": rep.input_lufs,
-            "input_true_peak_dbtp": rep.input_true_peak_dbtp,
-            "input_lra_lu": meter.loudness_range_lu(),
+            "pre_gain_lufs": rep.input_lufs,
+            "pre_gain_true_peak_dbtp": rep.input_true_peak_dbtp,
+            "pre_gain_lra_lu": meter.loudness_range_lu(),
             "gain_db": rep.gain_db,
             "limiter_reduction_db": rep.limiter_reduction_db,
             "limiter_peak_reduction_db": rep.limiter_peak_reduction_db,

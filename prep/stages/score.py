@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 from ..clip import Clip
 from ..dsp.estimators import measure_quality
 from ..errors import ConfigError
-from ..metrics import source_metrics
+from ..metrics import source_metrics, source_name
 
 __all__ = ["Score", "judge", "quality_score"]
 
@@ -46,7 +46,7 @@ def quality_score(metrics: Mapping[str, Any]) -> tuple[float, dict[str, float]]:
     0.001 % → 1 % on a log scale (30), bandwidth 11 → 3.5 kHz (25), decay
     time 0.3 → 1.0 s (25), tonal background 0.3 → 0.9 (20), speech ratio
     0.7 → 0.2 (20), duration 10 → 2 s (15), DC offset 0.005 → 0.05 (5).
-    Source (``input_*``) values are used where :class:`Measure` recorded
+    Source (``source_*``) values are used where :class:`Measure` recorded
     them.  Missing metrics cost nothing.
 
     Parameters
@@ -93,7 +93,7 @@ def judge(metrics: Mapping[str, Any], rules: Score) -> tuple[str, tuple[str, ...
     Parameters
     ----------
     metrics : Mapping
-        A clip's metrics (source ``input_*`` values are preferred where present).
+        A clip's metrics (source ``source_*`` values are preferred where present).
     rules : Score
         The thresholds.
 
@@ -183,7 +183,7 @@ QUALITY_METRICS = (
     "dnsmos_ovrl",
 )
 #: Properties of the recording (room, background, source bandwidth) that :class:`Score` does not
-#: measure again when :class:`Measure` recorded them as ``input_*``.
+#: measure again when :class:`Measure` recorded them as ``source_*``.
 RECORDING_METRICS = ("bandwidth_hz", "reverb_s", "tonal_ratio")
 
 
@@ -271,7 +271,7 @@ class Score:
         skip = known & set(QUALITY_METRICS)  # e.g. speech_s from Trim/Slice describes the kept audio
         # The room, the background music and the source bandwidth are properties of the recording that
         # processing does not change: measured once, on the source, by Measure.
-        skip |= {name for name in RECORDING_METRICS if f"input_{name}" in known}
+        skip |= {name for name in RECORDING_METRICS if source_name(name) in known}
         found = measure_quality(audio, clip.sample_rate, skip=skip, mos=self.mos, speech=clip.speech)
         if "output_lufs" not in known or "output_true_peak_dbtp" not in known:
             from ..dsp.loudness import integrated_loudness, true_peak
