@@ -301,11 +301,12 @@ def _as_version_2(metrics: dict) -> dict:
     return old
 
 
-@pytest.fixture()
-def old_run(tmp_path):
+@pytest.fixture(scope="module")
+def _old_run_template(tmp_path_factory):
     """A real run folder whose report.json and manifest are rewritten as voiceprep wrote them at version 2."""
     from prep.cli import main
 
+    tmp_path = tmp_path_factory.mktemp("old-run")
     src = tmp_path / "in" / "alice"
     src.mkdir(parents=True)
     for name in ("a01.wav", "a01.txt", "a02.flac", "a02.txt"):
@@ -326,6 +327,15 @@ def old_run(tmp_path):
         data["metrics"] = _as_version_2(data["metrics"])
         lines.append(json.dumps(data) + "\n")
     (out / "manifest.jsonl").write_text("".join(lines), encoding="utf-8")
+    return out, current
+
+
+@pytest.fixture()
+def old_run(_old_run_template, tmp_path):
+    """A fresh copy of the version 2 run folder (tests change it)."""
+    template, current = _old_run_template
+    out = tmp_path / "out"
+    shutil.copytree(template, out)
     return out, current
 
 
