@@ -279,6 +279,37 @@ def test_writing_the_report_does_not_import_matplotlib(run_out):
     assert done.stdout.strip() == "[]"
 
 
+def test_figures_need_no_matplotlib(run_out):
+    """A missing figure is redrawn by the report writer with the stored colour table, never importing matplotlib."""
+    out, report = run_out
+    drawn = [c for c in report["clips"] if c.get("output")]
+    victim = plot_path(out, drawn[0]["speaker"], drawn[0]["id"])
+    victim.unlink()
+    code = (
+        "import sys\n"
+        "from prep.report.summary import read_report\n"
+        "from prep.report.html import write_report_html\n"
+        "page = write_report_html(read_report(sys.argv[1]), sys.argv[1]).read_text(encoding='utf-8')\n"
+        "print(page.count('data:image/jpeg'))\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'matplotlib'))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code, str(out)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    figures, modules = done.stdout.strip().splitlines()
+    assert modules == "[]"
+    assert int(figures) == len(drawn), "the missing figure is drawn again, the others are reused"
+
+
+def test_colour_table_is_matplotlibs_magma():
+    """The stored table equals matplotlib's magma (the peer it replaces)."""
+    colormaps = pytest.importorskip("matplotlib").colormaps
+    from prep.report.colormap import magma_lut
+
+    cmap = colormaps["magma"]
+    expected = cmap(np.arange(cmap.N), bytes=True)[:, :3]
+    np.testing.assert_array_equal(magma_lut(), expected)
+
+
 def _chromium() -> str | None:
     found = shutil.which("chromium") or shutil.which("chromium-browser")
     if found:

@@ -15,7 +15,6 @@ Audio players point at the clip files relative to the page.
 from __future__ import annotations
 
 import base64
-import functools
 import html
 import io
 import json
@@ -28,6 +27,7 @@ import numpy as np
 
 from ..io import write_text_atomic
 from ..metrics import finite, pick, source_metrics
+from .colormap import magma_lut
 
 __all__ = ["render_html", "write_report_html"]
 
@@ -207,19 +207,10 @@ def _spec_image(audio: np.ndarray, rate: int) -> np.ndarray:
     rows = np.linspace(sxx.shape[0] - 1, 0, _SPEC_H).round().astype(int)
     level = 10 * np.log10(sxx[np.ix_(rows, cols)] + 1e-14)  # only the pixels shown
     norm = np.clip((level - (top - 90.0)) / 90.0, 0.0, 1.0)
-    lut = _magma()
+    lut = magma_lut()
     # the colormap's own lookup: value * N, truncated, the top value in the last colour
     index = np.minimum((norm * lut.shape[0]).astype(np.intp), lut.shape[0] - 1)
     return np.ascontiguousarray(lut[index])
-
-
-@functools.cache
-def _magma() -> np.ndarray:
-    """matplotlib's magma colormap as an RGB lookup table, shape (N, 3) uint8."""
-    from matplotlib import colormaps
-
-    cmap = colormaps["magma"]
-    return np.ascontiguousarray(cmap(np.arange(cmap.N), bytes=True)[:, :3])
 
 
 def _panel(data: tuple[np.ndarray, int] | None, color: tuple[int, int, int]) -> np.ndarray:
