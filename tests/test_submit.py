@@ -30,8 +30,6 @@ from werkzeug import Request, Response
 from prep.cli import main
 from prep.errors import ConfigError, SubmitError
 from prep.submit import (
-    DRY_RUN_FILE,
-    SUBMIT_FILE,
     RetryPolicy,
     SubmitOptions,
     plan_submission,
@@ -40,6 +38,8 @@ from prep.submit import (
     submit,
 )
 
+SUBMIT_FILE = "submit.json"  # the names the README documents
+DRY_RUN_FILE = "submit.dry-run.json"
 KEY = "sk-test-" + uuid.uuid4().hex  # a fresh secret per session: must never appear in any output
 
 
