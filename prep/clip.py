@@ -1,17 +1,17 @@
-"""The :class:`Clip` record and its JSONL manifest form.
+"""The :class:`Clip` record and its JSON form.
 
 A clip is immutable: every stage returns a new one made with
-:func:`dataclasses.replace`.  Serialisation drops the audio; the manifest is
-one JSON object per line.
+:func:`dataclasses.replace`.  Serialisation (:meth:`Clip.to_dict`,
+:meth:`Clip.from_dict`) drops the audio; the run folder's journal
+(:mod:`prep.run.run_folder`) stores one such object per line.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 import math
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,8 +26,6 @@ __all__ = [
     "StageRecord",
     "InputInfo",
     "file_sha256",
-    "read_manifest",
-    "manifest_line",
     "worst_verdict",
 ]
 
@@ -229,28 +227,3 @@ class Clip:
             )
         except (KeyError, TypeError) as err:
             raise PrepError(f"malformed clip record (missing or bad field {err}): {str(data)[:120]}") from err
-
-
-def manifest_line(clip: Clip) -> str:
-    """One JSONL line (with trailing newline) for ``clip``."""
-    return json.dumps(clip.to_dict(), ensure_ascii=False, sort_keys=False) + "\n"
-
-
-def read_manifest(path: str | Path) -> Iterator[Clip]:
-    """Yield the clips of a JSONL manifest, skipping a torn last line.
-
-    A run killed mid-write can leave an incomplete final line; it is ignored
-    so the run can resume.
-    """
-    with open(path, encoding="utf-8") as fh:
-        lines: Iterable[str] = fh.readlines()
-    for lineno, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            data = json.loads(line)
-        except json.JSONDecodeError as err:
-            if not line.endswith("\n"):
-                return  # torn tail of an interrupted append
-            raise PrepError(f"{path}:{lineno}: invalid manifest line: {err}") from err
-        yield Clip.from_dict(data)

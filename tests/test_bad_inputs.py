@@ -127,6 +127,23 @@ def test_directory_passed_as_a_file(tmp_path, messy, capsys):
     assert _entries(out)["folder.wav"]["verdict"] == "error"
 
 
+def test_bad_data_in_a_file_is_that_files_error_never_a_usage_error(tmp_path, capsys):
+    """Sample data that trips a validator (here a 1 Hz rate reaching a stage's frame-size check, and
+    all-NaN samples) is the file's ``error``/verdict with exit 1, never the usage status 2."""
+    folder = tmp_path / "odd"
+    folder.mkdir()
+    sf.write(folder / "one_hz.wav", np.full(100, 0.1, np.float32), 1, subtype="FLOAT")
+    sf.write(folder / "all_nan.wav", np.full(32000, np.nan, np.float32), 16000, subtype="FLOAT")
+    status = main(["check", str(folder / "one_hz.wav"), str(folder / "all_nan.wav")])
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert status == 1
+    assert lines[0].startswith("error") and "one_hz.wav" in lines[0] and "1 Hz" in lines[0]
+    assert not lines[1].startswith("error") and "NaN/Inf samples replaced" in lines[1]
+    out = tmp_path / "out"
+    assert main(["run", str(folder), "-o", str(out), "-q", "--jobs", "1"]) == 1
+    assert _entries(out)["one_hz.wav"]["verdict"] == "error"
+
+
 def test_outputs_of_odd_inputs_are_valid(tmp_path, messy):
     root, _ = messy
     out = tmp_path / "out"

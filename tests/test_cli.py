@@ -13,7 +13,8 @@ import pytest
 import soundfile as sf
 
 from prep.cli import main
-from prep.clip import file_sha256, read_manifest
+from prep.clip import file_sha256
+from prep.run.run_folder import RunFolder
 
 DEMO_SOURCES = 11  # files in fixtures/demo (see fixtures/truth.json)
 
@@ -48,8 +49,9 @@ def test_run_on_demo_writes_clips_manifest_and_report(demo_run, truth):
             assert wav.parent.name == e["speaker"] and wav.name == f"{e['id']}.wav"
             info = sf.info(str(wav))
             assert info.subtype == "PCM_16" and info.channels == 1
-    manifest = list(read_manifest(out / "manifest.jsonl"))
-    assert {c.id for c in manifest} == {e["id"] for e in entries}
+    journal = RunFolder(out).read_journal()
+    assert (out / "manifest.jsonl").is_file()
+    assert {r.clip.id for r in journal} == {e["id"] for e in entries}
     assert not list(out.rglob("*.tmp")), "no temp files left behind"
 
 
@@ -129,6 +131,33 @@ def test_usage_errors_exit_2(tmp_path, capsys):
     with pytest.raises(SystemExit) as info:
         main(["run"])
     assert info.value.code == 2
+
+
+def test_an_unreachable_dask_scheduler_is_its_own_error_not_a_usage_error(tmp_path, demo_dir, capsys, monkeypatch):
+    distributed = pytest.importorskip("distributed")
+
+    def refuse(address, **kwargs):
+        raise OSError(f"Timed out trying to connect to {address} after 20 s")
+
+    monkeypatch.setattr(distributed, "Client", refuse)
+    addr = "tcp://10.255.255.1:8786"
+    args = ["run", str(demo_dir / "alice" / "a01.wav"), "-o", str(tmp_path / "o"), "-q", "--engine", "dask"]
+    assert main([*args, "--scheduler", addr]) == 1
+    err = capsys.readouterr().err
+    assert f"cannot reach the dask scheduler at {addr}: Timed out" in err and err.count("\n") == 1
+
+
+def test_a_corrupt_metadata_file_is_named_and_the_run_goes_on(tmp_path, demo_dir, caplog):
+    src = tmp_path / "in" / "alice"
+    src.mkdir(parents=True)
+    shutil.copy(demo_dir / "alice" / "a01.wav", src / "a01.wav")
+    (src / "metadata.jsonl").write_text('{"path": "a01.wav", "text": "hi"}\n{broken\n', encoding="utf-8")
+    out = tmp_path / "out"
+    assert main(["run", str(src), "-o", str(out), "-q", "--jobs", "1"]) == 0
+    problems = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any(f"{src / 'metadata.jsonl'}:2: invalid JSON line" in m for m in problems), problems
+    report = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    assert [Path(c["source"]).name for c in report["clips"]] == ["a01.wav"]
 
 
 def test_console_script_and_module_entry_points(tmp_path, demo_dir):

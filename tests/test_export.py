@@ -199,7 +199,7 @@ def test_nothing_to_export_and_bad_format(tmp_path):
         export_clips(out, "nemo", tmp_path / "d")
     with pytest.raises(ConfigError, match="unknown export format"):
         export_clips(out, "kaldi", tmp_path / "d")
-    with pytest.raises(ConfigError, match=r"no report\.json"):
+    with pytest.raises(ConfigError, match=r"report\.json: no such report"):
         export_clips(tmp_path / "empty", "nemo", tmp_path / "d")
 
 

@@ -17,10 +17,11 @@ import numpy as np
 import pytest
 
 from prep.cli import main
-from prep.errors import ConfigError
-from prep.report.html import _distributions, _nice_ticks, plot_path, render_html, write_report_html
+from prep.errors import ConfigError, DataError
+from prep.report.html import _distributions, _nice_ticks, render_html, write_report_html
 from prep.report.summary import REPORT_VERSION, build_report, print_summary, read_report, write_report_json
 from prep.run.pipeline import stage_config
+from prep.run.run_folder import RunFolder
 from prep.run.runner import Job, run_jobs
 from prep.stages.downmix import Downmix
 from prep.stages.measure import Measure
@@ -265,7 +266,10 @@ def test_no_distributions_without_metrics(tmp_path):
 def test_writing_the_report_does_not_import_matplotlib(run_out):
     out, report = run_out
     drawn = [c for c in report["clips"] if c.get("output")]
-    assert drawn and all(plot_path(out, c["speaker"], c["id"]).is_file() for c in drawn), "workers store figures"
+    figures = [out / "plots" / c["speaker"] / f"{c['id']}.jpg" for c in drawn]
+    folder = RunFolder(out)
+    assert drawn and [folder.plot_path(c["speaker"], c["id"]) for c in drawn] == figures
+    assert all(f.is_file() for f in figures), "workers store figures"
     code = (
         "import sys\n"
         "from prep.report.summary import read_report\n"
@@ -283,7 +287,7 @@ def test_figures_need_no_matplotlib(run_out):
     """A missing figure is redrawn by the report writer with the stored colour table, never importing matplotlib."""
     out, report = run_out
     drawn = [c for c in report["clips"] if c.get("output")]
-    victim = plot_path(out, drawn[0]["speaker"], drawn[0]["id"])
+    victim = RunFolder(out).plot_path(drawn[0]["speaker"], drawn[0]["id"])
     victim.unlink()
     code = (
         "import sys\n"
@@ -354,14 +358,30 @@ def test_cli_report_regenerates_html(run_out, capsys):
 
 
 def test_cli_report_errors(tmp_path, capsys):
-    assert main(["report", str(tmp_path)]) == 2
+    assert main(["report", str(tmp_path)]) == 2  # nothing has run here: a usage error
     assert "no such report" in capsys.readouterr().err
-    (tmp_path / "report.json").write_text("{not json", encoding="utf-8")
-    with pytest.raises(ConfigError, match="cannot read"):
+    with pytest.raises(ConfigError, match="no such report"):
         read_report(tmp_path)
-    (tmp_path / "report.json").write_text("[]", encoding="utf-8")
-    with pytest.raises(ConfigError, match="not a voiceprep report"):
+    report = tmp_path / "report.json"
+    report.write_text("{not json", encoding="utf-8")
+    with pytest.raises(DataError, match=r"report\.json: corrupt report \(line 1"):
         read_report(tmp_path)
+    report.write_text("[]", encoding="utf-8")
+    with pytest.raises(DataError, match="not a voiceprep report"):
+        read_report(tmp_path)
+    report.write_bytes(b'{"clips": ["\xff"]}')
+    with pytest.raises(DataError, match="cannot read the report"):
+        read_report(tmp_path)
+
+
+@pytest.mark.parametrize("content", ["{not json", '{"clips": 3}', '{"clips": [1, 2'])
+def test_cli_corrupt_report_exits_1_naming_the_file(tmp_path, capsys, content):
+    """A corrupt report is bad data (exit 1), not a usage error (exit 2)."""
+    (tmp_path / "report.json").write_text(content, encoding="utf-8")
+    assert main(["report", str(tmp_path), "-q"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and str(tmp_path / "report.json") in err
+    assert "Traceback" not in err
 
 
 def test_print_summary_lists_speakers_and_reasons(run_out):

@@ -28,18 +28,11 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from prep.cli import main
-from prep.deliver.submit import (
-    DRY_RUN_FILE,
-    SUBMIT_FILE,
-    RetryPolicy,
-    SubmitOptions,
-    plan_submission,
-    read_submissions,
-    reference_audio,
-    submit,
-)
+from prep.deliver.submit import RetryPolicy, SubmitOptions, plan_submission, read_submissions, reference_audio, submit
 from prep.errors import ConfigError, SubmitError
 
+SUBMIT_FILE = "submit.json"  # the names the README documents
+DRY_RUN_FILE = "submit.dry-run.json"
 KEY = "sk-test-" + uuid.uuid4().hex  # a fresh secret per session: must never appear in any output
 
 

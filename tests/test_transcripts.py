@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from prep.clip import Clip
-from prep.errors import ConfigError
+from prep.errors import ConfigError, DataError
 from prep.run.transcripts import TranscriptIndex, clean_text, flag_transcript_rates, read_metadata, text_chars
 
 # -- cleaning --------------------------------------------------------------------------------------------
@@ -127,7 +127,7 @@ def test_bad_metadata_is_reported_not_fatal(tmp_path):
     index = TranscriptIndex.from_audio_paths([wav])
     assert index.lookup(wav) is None
     assert any("metadata.csv" in p and "path column" in p for p in index.problems)
-    with pytest.raises(ConfigError, match=r"metadata\.csv"):
+    with pytest.raises(DataError, match=r"metadata\.csv"):  # bad data, not bad usage
         read_metadata(tmp_path / "metadata.csv")
 
 

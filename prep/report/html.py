@@ -27,6 +27,7 @@ import numpy as np
 
 from ..io import write_text_atomic
 from ..metrics import finite, pick, source_metrics
+from ..run.run_folder import RunFolder
 from .colormap import magma_lut
 
 __all__ = ["render_html", "write_report_html"]
@@ -255,15 +256,6 @@ def _jpeg_uri(data: bytes) -> str:
     return "data:image/jpeg;base64," + base64.b64encode(data).decode("ascii")
 
 
-#: Folder (in OUT) where workers leave each clip's before/after figure, ``<speaker>/<id>.jpg``.
-PLOTS_DIR = "plots"
-
-
-def plot_path(out_dir: str | Path, speaker: str, clip_id: str) -> Path:
-    """Where the figure of a clip is kept."""
-    return Path(out_dir) / PLOTS_DIR / speaker / f"{clip_id}.jpg"
-
-
 def _span_caption(label: str, seconds: float | None, rate: Any) -> str:
     if not seconds or not rate:
         return f"{label}: not available"
@@ -272,7 +264,7 @@ def _span_caption(label: str, seconds: float | None, rate: Any) -> str:
 
 def _stored_figure(entry: Mapping[str, Any], out: Path) -> tuple[str, str, str] | None:
     """The figure a worker drew while it had the audio (no second decode), with captions."""
-    path = plot_path(out, str(entry.get("speaker")), str(entry.get("id")))
+    path = RunFolder(out).plot_path(str(entry.get("speaker")), str(entry.get("id")))
     output = entry.get("output")
     if not output or not path.is_file() or not (out / output).is_file():
         return None
@@ -690,6 +682,6 @@ def render_html(report: Mapping[str, Any], out_dir: str | Path, *, max_plots: in
 
 def write_report_html(report: Mapping[str, Any], out_dir: str | Path, *, max_plots: int = 500) -> Path:
     """Write ``out_dir/report.html`` atomically and return its path (see :func:`render_html`)."""
-    path = Path(out_dir) / "report.html"
+    path = RunFolder(out_dir).report_html
     write_text_atomic(path, render_html(report, out_dir, max_plots=max_plots))
     return path

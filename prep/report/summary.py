@@ -1,5 +1,9 @@
 """Run reports: ``OUT/report.json`` (and ``OUT/report.html`` via :mod:`prep.report.html`).
 
+The report is the record of a finished run: :func:`read_report` (that is,
+:meth:`prep.run.run_folder.RunFolder.read_report`) is what ``voiceprep report``,
+``export`` and ``submit`` read.
+
 Schema of ``report.json`` (``report_version`` 2; times in seconds, levels
 in dB; a non-finite number is ``null`` for NaN, ``"inf"``/``"-inf"``
 otherwise):
@@ -42,8 +46,8 @@ from pathlib import Path
 from typing import Any
 
 from ..clip import Clip
-from ..errors import ConfigError
 from ..io import write_text_atomic
+from ..run.run_folder import RunFolder, load_report
 
 __all__ = ["REPORT_VERSION", "build_report", "print_summary", "read_report", "write_report_json"]
 
@@ -106,7 +110,7 @@ def build_report(clips: Sequence[Clip], *, profile: str, stages: Sequence[dict[s
 
 def write_report_json(report: dict[str, Any], out_dir: str | Path) -> Path:
     """Write ``out_dir/report.json`` atomically and return its path."""
-    path = Path(out_dir) / "report.json"
+    path = RunFolder(out_dir).report_json
     write_text_atomic(path, json.dumps(report, indent=1, ensure_ascii=False, allow_nan=False) + "\n")
     return path
 
@@ -117,21 +121,12 @@ def read_report(out_dir: str | Path) -> dict[str, Any]:
     Raises
     ------
     ConfigError
-        If the file is missing or is not a voiceprep report.
+        If the file is missing: no run has finished there (a usage error).
+    DataError
+        If it cannot be read, is corrupt or is not a voiceprep report.
     """
     path = Path(out_dir)
-    if path.is_dir():
-        path = path / "report.json"
-    try:
-        with open(path, encoding="utf-8") as fh:
-            data = json.load(fh)
-    except FileNotFoundError as err:
-        raise ConfigError(f"{path}: no such report; run `voiceprep run ... -o OUT` first") from err
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise ConfigError(f"{path}: cannot read the report: {err}") from err
-    if not isinstance(data, dict) or not isinstance(data.get("clips"), list):
-        raise ConfigError(f"{path}: not a voiceprep report (no 'clips' list)")
-    return data
+    return RunFolder(path).read_report() if path.is_dir() else load_report(path)
 
 
 _STYLE = {"approved": "green", "warning": "yellow", "rejected": "red", "error": "magenta"}
@@ -221,6 +216,7 @@ def print_summary(report: dict[str, Any], out_dir: str | Path, *, console: Any =
     for name, s in speakers.items():
         for note in s.get("notes") or []:
             console.print(Text.assemble((name, "bold"), ": ", note))
-    paths = [p for p in (out / "report.json", out / "report.html") if p.exists()]
+    folder = RunFolder(out)
+    paths = [p for p in (folder.report_json, folder.report_html) if p.exists()]
     if paths:
         console.print(Text("reports: " + ", ".join(str(p) for p in paths)))

@@ -43,8 +43,16 @@ def stage_config(stage: Stage) -> dict[str, Any]:
 
 
 def pipeline_fingerprint(stages: Sequence[Stage], *extra: Any) -> str:
-    """Short hash of the stage names and configs, and of any ``extra`` config dataclasses (the resume key)."""
-    spec: list[Any] = [[s.name, stage_config(s)] for s in stages]
+    """Short hash of the voiceprep version, the stage names and configs, and any ``extra`` config dataclasses.
+
+    This is the resume key: a file is redone when any of them changes, so
+    an upgraded voiceprep (whose stages may compute differently under the
+    same config) does not reuse an older version's clips.
+    """
+    from .. import __version__
+
+    spec: list[Any] = [["voiceprep", __version__]]
+    spec += [[s.name, stage_config(s)] for s in stages]
     spec += [[type(e).__name__, dataclasses.asdict(e)] for e in extra]
     blob = json.dumps(spec, sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:16]
