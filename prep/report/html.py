@@ -202,7 +202,7 @@ def _spec_image(audio: np.ndarray, rate: int) -> np.ndarray:
     n_frames = (audio.size - nper) // hop + 1
     # only the frames a pixel column shows (a long clip has more frames than columns)
     shown, cols = np.unique(np.linspace(0, n_frames - 1, _PANEL_W).round().astype(np.intp), return_inverse=True)
-    sxx = spectrogram(audio, rate, nper, hop, select=shown)
+    sxx = spectrogram(audio, sample_rate=rate, nper=nper, hop=hop, select=shown)
     top = 10 * np.log10(float(np.max(sxx)) + 1e-14)
     rows = np.linspace(sxx.shape[0] - 1, 0, _SPEC_H).round().astype(int)
     level = 10 * np.log10(sxx[np.ix_(rows, cols)] + 1e-14)  # only the pixels shown

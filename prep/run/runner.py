@@ -243,7 +243,7 @@ def _write_clip(item: Clip, out_dir: str | Path | None) -> Clip:
         audio = audio / np.float32(peak)
         item = item.with_verdict("warning", f"output peak {peak:.2f} > full scale; scaled down")
     try:
-        write_wav_atomic(Path(out_dir) / rel, audio, item.sample_rate)
+        write_wav_atomic(Path(out_dir) / rel, audio, sample_rate=item.sample_rate)
     except OutputError as err:
         return dataclasses.replace(item.with_verdict("error", str(err)), audio=None)
     return dataclasses.replace(item, output=rel.as_posix())
