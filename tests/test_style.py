@@ -92,6 +92,13 @@ _AUDIO_NAMES = {"audio", "x", "y", "signal", "mono", "samples", "wave", "wavefor
 _RATE_IS_SUBJECT = {"prep/audio.py:check_sample_rate"}
 
 
+def _misnamed_rate(name: str) -> bool:
+    """A name for a sample rate that does not say so: ``rate``, ``sr``, ``target_rate``, ``fs``..."""
+    if name.endswith("sample_rate"):
+        return False
+    return name in _RATE_NAMES or name.endswith(("_rate", "_sr", "_fs"))
+
+
 def _public_functions(tree: ast.Module):
     """Yield ``(qualified name, node)`` for public module functions and public methods of public classes."""
     for node in tree.body:
@@ -127,8 +134,8 @@ def sample_rate_offenders(root: Path) -> list[str]:
                 if name in _RATE_NAMES:
                     offenders.append(f"{rel}:{node.lineno} {qual}: {name!r} is positional (make it '*, sample_rate')")
             for name in keyword_only:
-                if name in _RATE_NAMES and name != "sample_rate":
-                    offenders.append(f"{rel}:{node.lineno} {qual}: {name!r} should be named 'sample_rate'")
+                if _misnamed_rate(name):
+                    offenders.append(f"{rel}:{node.lineno} {qual}: {name!r} should be named '..sample_rate'")
             if positional and positional[0] in _AUDIO_NAMES and any("rate" in n for n in positional[1:]):
                 offenders.append(f"{rel}:{node.lineno} {qual}: takes audio with a positional rate")
     return sorted(set(offenders))
@@ -158,3 +165,22 @@ def test_sample_rate_check_catches_positional_and_misnamed_rates(tmp_path):
     found = sample_rate_offenders(pkg)
     flagged = {line.split(" ")[1].rstrip(":") for line in found}
     assert flagged == {"positional", "short", "fs_first", "Meter.__init__"}
+
+
+def test_config_and_report_fields_name_their_rates():
+    """Dataclass fields and public attributes holding a sample rate end in ``sample_rate``."""
+    offenders = []
+    for path in sorted((ROOT / "prep").rglob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+                name = node.target.id
+            elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Attribute):
+                name = node.target.attr
+            elif isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Attribute):
+                name = node.targets[0].attr  # self.x = ...
+            else:
+                continue
+            if not name.startswith("_") and _misnamed_rate(name):
+                offenders.append(f"{path.relative_to(ROOT).as_posix()}:{node.lineno} {name}")
+    assert offenders == []

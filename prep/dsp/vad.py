@@ -397,7 +397,7 @@ def speech_regions(
     Examples
     --------
     >>> import numpy as np
-    >>> speech_regions(np.zeros(16000, np.float32), 16000)
+    >>> speech_regions(np.zeros(16000, np.float32), sample_rate=16000)
     []
     """
     x = as_mono(audio)
