@@ -94,7 +94,7 @@ def n_samples(audio: np.ndarray) -> int:
     return int(audio.shape[-1])
 
 
-def duration_s(audio: np.ndarray, sample_rate: int) -> float:
+def duration_s(audio: np.ndarray, *, sample_rate: int) -> float:
     """Duration in seconds."""
     return n_samples(audio) / float(sample_rate)
 

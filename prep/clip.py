@@ -134,8 +134,8 @@ class Clip:
         Speech regions of ``audio`` in seconds from its start, as an earlier
         stage detected them, so later stages need not run the VAD again.
         Not serialised.  :func:`~prep.run.pipeline.run_stages` drops them when a
-        stage changes the audio without declaring ``keeps_timing`` (and
-        without setting new regions).
+        stage that declares ``"timing"`` in its ``changes`` changes the audio
+        (without setting new regions).
     """
 
     id: str

@@ -124,7 +124,7 @@ def test_snr_estimate_within_3_db(speech, kind, snr_db):
     rng = np.random.default_rng(snr_db + (100 if kind == "pink" else 0))
     noise = rng.standard_normal(clean.size) if kind == "white" else pink_noise(clean.size, rng)
     noisy = mix_at_snr(clean, regions, noise, snr_db)
-    est = snr_estimate(noisy, RATE)
+    est = snr_estimate(noisy, sample_rate=RATE)
     assert est.noise_from == "pauses"
     assert abs(est.snr_db - snr_db) <= 3.0, est
 
@@ -133,16 +133,16 @@ def test_snr_orders_mixtures(speech):
     clean, regions = speech
     rng = np.random.default_rng(7)
     noise = rng.standard_normal(clean.size)
-    values = [snr_estimate(mix_at_snr(clean, regions, noise, s), RATE).snr_db for s in (5, 15, 25)]
+    values = [snr_estimate(mix_at_snr(clean, regions, noise, s), sample_rate=RATE).snr_db for s in (5, 15, 25)]
     assert values == sorted(values)
 
 
 def test_snr_digital_silence_and_no_speech(speech):
     clean, _ = speech
-    assert snr_estimate(clean, RATE).snr_db == MAX_SNR_DB  # pauses are exact zeros
+    assert snr_estimate(clean, sample_rate=RATE).snr_db == MAX_SNR_DB  # pauses are exact zeros
     noise = np.random.default_rng(0).standard_normal(RATE * 3).astype(np.float32) * 0.01
-    assert math.isnan(snr_estimate(np.zeros(RATE * 3, np.float32), RATE).snr_db)
-    noise_only = snr_estimate(noise, RATE)  # stationary noise: no speech, or no speech above the noise
+    assert math.isnan(snr_estimate(np.zeros(RATE * 3, np.float32), sample_rate=RATE).snr_db)
+    noise_only = snr_estimate(noise, sample_rate=RATE)  # stationary noise: no speech, or no speech above the noise
     assert noise_only.speech_frames == 0 or noise_only.snr_db < 10
 
 
@@ -211,15 +211,15 @@ def wideband() -> np.ndarray:
 def test_bandwidth_of_lowpassed_audio(wideband, cutoff_hz):
     sos = signal.butter(12, cutoff_hz, "low", fs=44100, output="sos")
     low = signal.sosfilt(sos, wideband).astype(np.float32)
-    bw = bandwidth_hz(low, 44100)
+    bw = bandwidth_hz(low, sample_rate=44100)
     assert 0.85 * cutoff_hz <= bw <= 1.25 * cutoff_hz
 
 
 def test_bandwidth_full_band_and_upsampled_phone(wideband):
-    assert bandwidth_hz(wideband, 44100) > 18000
+    assert bandwidth_hz(wideband, sample_rate=44100) > 18000
     phone = soxr.resample(soxr.resample(wideband, 44100, 8000), 8000, 44100).astype(np.float32)
-    assert bandwidth_hz(phone, 44100) < 4200
-    assert bandwidth_hz(np.zeros(44100, np.float32), 44100) == 0.0
+    assert bandwidth_hz(phone, sample_rate=44100) < 4200
+    assert bandwidth_hz(np.zeros(44100, np.float32), sample_rate=44100) == 0.0
 
 
 # -- reverberation ---------------------------------------------------------------------------
@@ -228,14 +228,14 @@ def test_added_reverb_is_flagged(speech):
     rng = np.random.default_rng(11)
     dry = clean + rng.standard_normal(clean.size).astype(np.float32) * 1e-4
     threshold = Score().warn_reverb_s
-    dry_s, n_dry = reverb_decay_s(dry, RATE)
+    dry_s, n_dry = reverb_decay_s(dry, sample_rate=RATE)
     assert n_dry >= 2
     assert dry_s < threshold
     decays = []
     for t60 in (0.6, 1.2):
         wet = signal.fftconvolve(dry, exponential_rir(t60, RATE, rng, drr_db=-3.0))[: dry.size]
         wet = (wet / np.max(np.abs(wet)) * 0.5).astype(np.float32)
-        decays.append(reverb_decay_s(wet, RATE)[0])
+        decays.append(reverb_decay_s(wet, sample_rate=RATE)[0])
     assert decays[0] > threshold
     assert decays[1] > decays[0]
     _, reasons = judge({"reverb_s": decays[1]}, Score())
@@ -248,16 +248,16 @@ def test_tonal_ratio_separates_music_and_hum_from_noise(speech):
     rng = np.random.default_rng(5)
     t = np.arange(clean.size) / RATE
     noisy = mix_at_snr(clean, regions, rng.standard_normal(clean.size), 25)
-    assert tonal_ratio(noisy, RATE) < 0.3
+    assert tonal_ratio(noisy, sample_rate=RATE) < 0.3
     hum = sum(np.sin(2 * np.pi * 50 * k * t) / k for k in (1, 2, 3, 4))
-    assert tonal_ratio(mix_at_snr(clean, regions, hum, 15), RATE) > 0.5
+    assert tonal_ratio(mix_at_snr(clean, regions, hum, 15), sample_rate=RATE) > 0.5
     chords = np.zeros(clean.size)
     note = int(0.6 * RATE)
     for i0 in range(0, clean.size, note):  # a new three-note chord every 0.6 s
         root = 220 * 2 ** (rng.integers(0, 12) / 12)
         tt = t[i0 : i0 + note]
         chords[i0 : i0 + note] = sum(np.sin(2 * np.pi * root * r * tt) for r in (1, 1.26, 1.5))
-    assert tonal_ratio(mix_at_snr(clean, regions, chords, 15), RATE) > 0.5
+    assert tonal_ratio(mix_at_snr(clean, regions, chords, 15), sample_rate=RATE) > 0.5
 
 
 @pytest.mark.parametrize("size", [1, 2, 3, 8, 19, 20, 40])
@@ -302,7 +302,7 @@ def test_band_envelope_equals_butterworth_sosfilt():
     rng = np.random.default_rng(4)
     for band in ((500.0, 2000.0), (100.0, 300.0), (3000.0, 7000.0)):
         z, p, k = signal.butter(4, band, "bandpass", fs=RATE, output="zpk")
-        z2, p2, k2 = butter_bandpass_zpk(band, RATE, 4)
+        z2, p2, k2 = butter_bandpass_zpk(band, sample_rate=RATE, order=4)
         np.testing.assert_allclose(np.sort_complex(p2), np.sort_complex(p), rtol=1e-12)
         np.testing.assert_allclose(np.sort_complex(z2), np.sort_complex(z), atol=1e-12)
         assert k2 == pytest.approx(k, rel=1e-12)
@@ -321,19 +321,19 @@ def test_band_envelope_equals_butterworth_sosfilt():
 def test_measure_quality_keys_and_skip(speech):
     clean, regions = speech
     noisy = mix_at_snr(clean, regions, np.random.default_rng(0).standard_normal(clean.size), 20)
-    found = measure_quality(noisy, RATE)
+    found = measure_quality(noisy, sample_rate=RATE)
     for key in ("duration_s", "speech_s", "speech_ratio", "snr_db", "clipping_ratio", "clipped_runs", "dc_offset",
                 "bandwidth_hz", "reverb_s", "tonal_ratio"):
         assert key in found
     assert found["duration_s"] == pytest.approx(10.0)
     truth_speech = sum(e - s for s, e in regions)
     assert abs(found["speech_s"] - truth_speech) < 1.5
-    assert "snr_db" not in measure_quality(noisy, RATE, skip={"snr_db"})
+    assert "snr_db" not in measure_quality(noisy, sample_rate=RATE, skip={"snr_db"})
 
 
 def test_measure_quality_survives_tiny_and_silent_clips():
     for audio in (np.zeros(0, np.float32), np.zeros(100, np.float32), np.zeros(RATE, np.float32)):
-        found = measure_quality(audio, RATE)
+        found = measure_quality(audio, sample_rate=RATE)
         assert found["speech_s"] == 0.0
         assert found["clipping_ratio"] == 0.0
 
@@ -423,9 +423,9 @@ def test_measure_stage_records_input_metrics_and_keeps_audio(speech):
     from prep.dsp.vad import regions_to_mask, speech_mask
 
     mask = regions_to_mask(out.speech, frame_s=0.02, duration_s=noisy.size / RATE)
-    np.testing.assert_array_equal(mask, speech_mask(noisy, RATE, frame_s=0.02))
+    np.testing.assert_array_equal(mask, speech_mask(noisy, sample_rate=RATE, frame_s=0.02))
     # and measuring with those regions gives what measuring from scratch gives
-    again = measure_quality(noisy, RATE, speech=out.speech)
+    again = measure_quality(noisy, sample_rate=RATE, speech=out.speech)
     assert again["snr_db"] == pytest.approx(out.metrics["input_snr_db"])
 
 
@@ -455,7 +455,7 @@ def test_score_measures_recording_properties_only_without_source_values(speech):
 
 def test_dnsmos_is_optional(speech):
     pytest.importorskip("speechmos", reason="checks the [mos] extra only when installed")
-    scores = dnsmos(speech[0], RATE)
+    scores = dnsmos(speech[0], sample_rate=RATE)
     assert scores is not None and 1.0 <= scores["dnsmos_ovrl"] <= 5.0
 
 
@@ -470,7 +470,7 @@ def test_dnsmos_absent_returns_none(speech, monkeypatch):
         return real_import(name, *args, **kwargs)
 
     monkeypatch.setattr(builtins, "__import__", no_speechmos)
-    assert dnsmos(speech[0], RATE) is None
+    assert dnsmos(speech[0], sample_rate=RATE) is None
 
 
 # -- selection ---------------------------------------------------------------------------------

@@ -30,7 +30,7 @@ from prep.stages.score import Score
 from prep.stages.trim import Trim
 
 FILES = [("alice", "alice/a01.wav"), ("alice", "alice/a02.flac"), ("bob", "bob/b01.wav"), ("bob", "bob/b03.mp3")]
-STAGES = (Downmix(), Measure(), Resample(target_rate=24000), Trim(), Score(mos=False))
+STAGES = (Downmix(), Measure(), Resample(target_sample_rate=24000), Trim(), Score(mos=False))
 
 
 @pytest.fixture(scope="module")
@@ -400,3 +400,14 @@ def test_print_summary_lists_speakers_and_reasons(run_out):
     assert report["clips"][0]["id"] not in many
     kinds = {r.split(":")[0] for c in report["clips"] for r in c["reasons"]}
     assert not kinds or "commonest reasons" in many
+
+
+def test_clip_figure_takes_each_sample_rate_by_keyword():
+    from prep.report.html import clip_figure_jpeg
+
+    tone = (0.1 * np.sin(2 * np.pi * 440 * np.arange(8000) / 16000)).astype(np.float32)
+    jpeg = clip_figure_jpeg(tone, tone[:4000], before_sample_rate=16000, after_sample_rate=8000)
+    assert jpeg[:2] == b"\xff\xd8"  # a JPEG
+    assert clip_figure_jpeg(None, None)[:2] == b"\xff\xd8"  # two empty panels
+    with pytest.raises(ConfigError, match="after_sample_rate"):
+        clip_figure_jpeg(tone, tone, before_sample_rate=16000)

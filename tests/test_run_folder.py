@@ -202,7 +202,7 @@ def test_a_corrupt_journal_line_only_costs_its_file_a_redo(tmp_path):
     src = tmp_path / "in" / "spk"
     tone = 0.1 * np.sin(2 * np.pi * 220 * np.arange(8000) / 8000).astype(np.float32)
     for name in ("a", "b", "c"):
-        write_wav_atomic(src / f"{name}.wav", tone * (1 + ord(name) % 3), 8000)
+        write_wav_atomic(src / f"{name}.wav", tone * (1 + ord(name) % 3), sample_rate=8000)
     out = tmp_path / "out"
     jobs = discover([src])
     run_jobs(jobs, [], out_dir=out)
@@ -225,7 +225,7 @@ def _finished_run(out: Path, ids: list[str]) -> list[Clip]:
     for i, cid in enumerate(ids):
         rel = f"clips/s/{cid}.wav"
         tone = 0.1 * np.sin(2 * np.pi * (150 + 20 * i) * np.arange(12 * 8000) / 8000).astype(np.float32)
-        write_wav_atomic(out / rel, tone, 8000)
+        write_wav_atomic(out / rel, tone, sample_rate=8000)
         clips.append(Clip(id=cid, source=f"{cid}.wav", source_sha256="0" * 64, speaker="s", sample_rate=8000,
                           transcript=f"text of {cid}", span_s=(0.0, 12.0), output=rel, metrics={"score": 50.0}))
     write_report_json(build_report(clips, profile="test"), out)

@@ -111,12 +111,12 @@ def _runs(mask: np.ndarray) -> np.ndarray:
     return np.flatnonzero(padded[1:] != padded[:-1]).reshape(-1, 2)
 
 
-def vad_mask(x: np.ndarray, sample_rate: int) -> np.ndarray:
+def vad_mask(x: np.ndarray, *, sample_rate: int) -> np.ndarray:
     from .vad import speech_mask
 
     if x.size < int(VAD_FRAME_S * sample_rate):
         return np.zeros(0, bool)
-    return speech_mask(x, sample_rate, frame_s=VAD_FRAME_S)
+    return speech_mask(x, sample_rate=sample_rate, frame_s=VAD_FRAME_S)
 
 
 # -- SNR ---------------------------------------------------------------------
@@ -146,7 +146,7 @@ class SnrEstimate:
     noise_from: str
 
 
-def frame_powers(audio: np.ndarray, sample_rate: int, *, frame_s: float = VAD_FRAME_S) -> np.ndarray:
+def frame_powers(audio: np.ndarray, *, sample_rate: int, frame_s: float = VAD_FRAME_S) -> np.ndarray:
     """Mean power of consecutive non-overlapping frames.
 
     Parameters
@@ -173,8 +173,8 @@ def frame_powers(audio: np.ndarray, sample_rate: int, *, frame_s: float = VAD_FR
 
 def snr_estimate(
     audio: np.ndarray,
-    sample_rate: int,
     *,
+    sample_rate: int,
     speech: np.ndarray | None = None,
     guard_s: float = 0.06,
     min_noise_s: float = 0.2,
@@ -205,9 +205,9 @@ def snr_estimate(
     """
     rate = check_sample_rate(sample_rate)
     x = mix_to_mono(audio)
-    power = frame_powers(x, rate, frame_s=VAD_FRAME_S)
+    power = frame_powers(x, sample_rate=rate, frame_s=VAD_FRAME_S)
     if speech is None:
-        speech = vad_mask(x, rate)
+        speech = vad_mask(x, sample_rate=rate)
     mask = np.zeros(power.size, bool)
     k = min(power.size, np.asarray(speech).size)
     mask[:k] = np.asarray(speech, bool)[:k]
@@ -322,7 +322,7 @@ def dc_offset(audio: np.ndarray) -> float:
 
 
 # -- bandwidth -----------------------------------------------------------------
-def ltas_db(audio: np.ndarray, sample_rate: int, *, segment_s: float = 0.04) -> tuple[np.ndarray, np.ndarray]:
+def ltas_db(audio: np.ndarray, *, sample_rate: int, segment_s: float = 0.04) -> tuple[np.ndarray, np.ndarray]:
     """Long-term average spectrum (Welch, Hann, 50 % overlap), averaged over 30 s blocks.
 
     Parameters
@@ -350,15 +350,15 @@ def ltas_db(audio: np.ndarray, sample_rate: int, *, segment_s: float = 0.04) -> 
         seg = x[part]
         if seg.size < nper:  # a short last block (the first one is always long enough)
             continue
-        total += spectral.welch(seg, rate, nper) * seg.size
+        total += spectral.welch(seg, sample_rate=rate, nper=nper) * seg.size
         weight += seg.size
     return freqs, 10.0 * np.log10(total / weight + 1e-30)
 
 
 def bandwidth_hz(
     audio: np.ndarray,
-    sample_rate: int,
     *,
+    sample_rate: int,
     drop_db: float = 50.0,
     ref_band_hz: tuple[float, float] = (100.0, 4000.0),
 ) -> float:
@@ -389,7 +389,7 @@ def bandwidth_hz(
     x = mix_to_mono(audio)
     if not np.any(x):
         return 0.0
-    freqs, level = ltas_db(x, sample_rate)
+    freqs, level = ltas_db(x, sample_rate=sample_rate)
     smooth = ndimage.median_filter(level, size=5, mode="nearest")
     band = (freqs >= ref_band_hz[0]) & (freqs <= ref_band_hz[1])
     if not band.any():
@@ -405,8 +405,8 @@ def _regions_from_mask(mask: np.ndarray, frame_s: float) -> list[tuple[float, fl
 
 def reverb_decay_s(
     audio: np.ndarray,
-    sample_rate: int,
     *,
+    sample_rate: int,
     regions: list[tuple[float, float]] | None = None,
     band_hz: tuple[float, float] = (500.0, 2000.0),
     max_drop_db: float = 25.0,
@@ -449,7 +449,7 @@ def reverb_decay_s(
         raise ConfigError(f"need 0 < min_drop_db <= max_drop_db, got {min_drop_db!r}, {max_drop_db!r}")
     x = mix_to_mono(audio)
     if regions is None:
-        regions = _regions_from_mask(vad_mask(x, rate), VAD_FRAME_S)
+        regions = _regions_from_mask(vad_mask(x, sample_rate=rate), VAD_FRAME_S)
     if not regions:
         return float("nan"), 0
     y = _to_analysis_rate(x, rate)
@@ -519,8 +519,8 @@ def _tonal_block(y: np.ndarray, *, quiet_frac: float, prom_db: float, min_tone_s
 
 def tonal_ratio(
     audio: np.ndarray,
-    sample_rate: int,
     *,
+    sample_rate: int,
     quiet_frac: float = 0.3,
     prom_db: float = 8.0,
     min_tone_s: float = 0.25,
@@ -567,7 +567,7 @@ def tonal_ratio(
 
 
 # -- optional DNSMOS -------------------------------------------------------------
-def dnsmos(audio: np.ndarray, sample_rate: int) -> dict[str, float] | None:
+def dnsmos(audio: np.ndarray, *, sample_rate: int) -> dict[str, float] | None:
     """DNSMOS scores via the optional ``speechmos`` package (``pip install voiceprep[mos]``).
 
     Parameters
@@ -603,8 +603,8 @@ def dnsmos(audio: np.ndarray, sample_rate: int) -> dict[str, float] | None:
 # -- all metrics ---------------------------------------------------------------
 def measure_quality(
     audio: np.ndarray,
-    sample_rate: int,
     *,
+    sample_rate: int,
     skip: frozenset[str] | set[str] = frozenset(),
     mos: bool = False,
     speech: Sequence[tuple[float, float]] | None = None,
@@ -637,7 +637,7 @@ def measure_quality(
     duration = mono.size / float(rate)
     out: dict[str, Any] = {"duration_s": duration}
     if speech is None:
-        mask = vad_mask(mono, rate)
+        mask = vad_mask(mono, sample_rate=rate)
     else:
         from .vad import regions_to_mask
 
@@ -646,7 +646,7 @@ def measure_quality(
     out["speech_s"] = min(speech_s, duration)
     out["speech_ratio"] = min(1.0, speech_s / duration) if duration > 0 else 0.0
     if "snr_db" not in skip:
-        out["snr_db"] = snr_estimate(mono, rate, speech=mask).snr_db
+        out["snr_db"] = snr_estimate(mono, sample_rate=rate, speech=mask).snr_db
     if "clipping_ratio" not in skip:
         clip_rep = clipping(x)
         out["clipping_ratio"] = clip_rep.ratio
@@ -654,17 +654,17 @@ def measure_quality(
     if "dc_offset" not in skip:
         out["dc_offset"] = dc_offset(x)
     if "bandwidth_hz" not in skip:
-        out["bandwidth_hz"] = bandwidth_hz(mono, rate)
+        out["bandwidth_hz"] = bandwidth_hz(mono, sample_rate=rate)
     if "reverb_s" not in skip or "tonal_ratio" not in skip:
         analysis = _to_analysis_rate(mono, rate)  # resampled once for both
         if "reverb_s" not in skip:
             regions = _regions_from_mask(mask, VAD_FRAME_S)
-            out["reverb_s"] = reverb_decay_s(analysis, ANALYSIS_RATE, regions=regions)[0]
+            out["reverb_s"] = reverb_decay_s(analysis, sample_rate=ANALYSIS_RATE, regions=regions)[0]
         if "tonal_ratio" not in skip:
-            out["tonal_ratio"] = tonal_ratio(analysis, ANALYSIS_RATE)
+            out["tonal_ratio"] = tonal_ratio(analysis, sample_rate=ANALYSIS_RATE)
     if mos and "dnsmos_ovrl" not in skip:
         try:
-            scores = dnsmos(mono, rate)
+            scores = dnsmos(mono, sample_rate=rate)
         except Exception as err:  # an optional extra must never fail a clip
             log.warning("DNSMOS failed: %s", err)
             scores = None

@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import ConfigError
 from ..io import write_text_atomic
 from ..metrics import finite, pick, source_metrics
 from ..run.run_folder import RunFolder
@@ -203,7 +204,7 @@ def _spec_image(audio: np.ndarray, rate: int) -> np.ndarray:
     n_frames = (audio.size - nper) // hop + 1
     # only the frames a pixel column shows (a long clip has more frames than columns)
     shown, cols = np.unique(np.linspace(0, n_frames - 1, _PANEL_W).round().astype(np.intp), return_inverse=True)
-    sxx = spectrogram(audio, rate, nper, hop, select=shown)
+    sxx = spectrogram(audio, sample_rate=rate, nper=nper, hop=hop, select=shown)
     top = 10 * np.log10(float(np.max(sxx)) + 1e-14)
     rows = np.linspace(sxx.shape[0] - 1, 0, _SPEC_H).round().astype(int)
     level = 10 * np.log10(sxx[np.ix_(rows, cols)] + 1e-14)  # only the pixels shown
@@ -227,19 +228,36 @@ def _panel(data: tuple[np.ndarray, int] | None, color: tuple[int, int, int]) -> 
     return img
 
 
-def clip_figure_jpeg(before: tuple[np.ndarray, int] | None, after: tuple[np.ndarray, int] | None) -> bytes:
+def clip_figure_jpeg(
+    before: np.ndarray | None,
+    after: np.ndarray | None,
+    *,
+    before_sample_rate: int | None = None,
+    after_sample_rate: int | None = None,
+) -> bytes:
     """One JPEG image: before (left) and after (right), each a waveform over a spectrogram.
 
     Parameters
     ----------
-    before, after : (np.ndarray, int) or None
-        Mono float32 audio ``(samples,)`` and its sample rate; ``None`` draws
-        an empty panel.
+    before, after : np.ndarray, float32, shape (samples,), or None
+        Mono audio; ``None`` draws an empty panel.
+    before_sample_rate, after_sample_rate : int, optional
+        Rate of ``before`` / ``after`` in Hz; required for the audio given.
+
+    Raises
+    ------
+    ConfigError
+        If audio is given without its sample rate.
     """
     from PIL import Image
 
-    left = _panel(before, (122, 133, 153))
-    right = _panel(after, (31, 95, 168))
+    panels = []
+    for audio, sample_rate, label in ((before, before_sample_rate, "before"), (after, after_sample_rate, "after")):
+        if audio is not None and sample_rate is None:
+            raise ConfigError(f"{label} audio needs {label}_sample_rate")
+        panels.append(None if audio is None else (audio, int(sample_rate)))  # type: ignore[arg-type]
+    left = _panel(panels[0], (122, 133, 153))
+    right = _panel(panels[1], (31, 95, 168))
     gap = np.full((left.shape[0], _GAP, 3), 255, np.uint8)
     buf = io.BytesIO()
     # JPEG: spectrograms are photo-like; 5-10x smaller and faster to encode than PNG
@@ -249,7 +267,14 @@ def clip_figure_jpeg(before: tuple[np.ndarray, int] | None, after: tuple[np.ndar
 
 def _clip_figure(before: tuple[np.ndarray, int] | None, after: tuple[np.ndarray, int] | None) -> str:
     """:func:`clip_figure_jpeg` as a data URI."""
-    return _jpeg_uri(clip_figure_jpeg(before, after))
+    return _jpeg_uri(
+        clip_figure_jpeg(
+            None if before is None else before[0],
+            None if after is None else after[0],
+            before_sample_rate=None if before is None else before[1],
+            after_sample_rate=None if after is None else after[1],
+        )
+    )
 
 
 def _jpeg_uri(data: bytes) -> str:

@@ -41,7 +41,7 @@ def _fish() -> Profile:
         stages=(
             Downmix(),
             Measure(),
-            Resample(target_rate=44100),
+            Resample(target_sample_rate=44100),
             Denoise(),
             Trim(),
             Slice(min_s=10.0, max_s=30.0),
@@ -58,7 +58,7 @@ def _dataset() -> Profile:
         stages=(
             Downmix(),
             Measure(),
-            Resample(target_rate=24000),
+            Resample(target_sample_rate=24000),
             Denoise(mode="nonstationary"),
             Trim(),
             Slice(min_s=3.0, max_s=30.0),

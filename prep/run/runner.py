@@ -221,7 +221,12 @@ def _write_plot(item: Clip, source: np.ndarray, rate: int, offset_s: float, out_
     i0 = max(0, round((item.span_s[0] - offset_s) * rate))
     i1 = max(i0, min(source.shape[-1], round((item.span_s[1] - offset_s) * rate)))
     try:
-        data = clip_figure_jpeg((source[i0:i1], rate), (_source_mono(item.audio), item.sample_rate))
+        data = clip_figure_jpeg(
+            source[i0:i1],
+            _source_mono(item.audio),
+            before_sample_rate=rate,
+            after_sample_rate=item.sample_rate,
+        )
         write_bytes_atomic(RunFolder(out_dir).plot_path(item.speaker, item.id), data)
     except (OSError, ValueError, PrepError) as err:
         log.warning("%s: no figure for the report: %s", item.id, err)
@@ -238,7 +243,7 @@ def _write_clip(item: Clip, out_dir: str | Path | None) -> Clip:
         audio = audio / np.float32(peak)
         item = item.with_verdict("warning", f"output peak {peak:.2f} > full scale; scaled down")
     try:
-        write_wav_atomic(folder.clip_path(item.speaker, item.id), audio, item.sample_rate)
+        write_wav_atomic(folder.clip_path(item.speaker, item.id), audio, sample_rate=item.sample_rate)
     except OutputError as err:
         return dataclasses.replace(item.with_verdict("error", str(err)), audio=None)
     return dataclasses.replace(item, output=folder.clip_output(item.speaker, item.id))

@@ -206,7 +206,7 @@ class Downmix:
     """Pipeline stage: phase-aware downmix (see :func:`downmix`)."""
 
     name: ClassVar[str] = "downmix"
-    keeps_timing: ClassVar[bool] = True  # speech stays where it was (see run_stages)
+    changes: ClassVar[frozenset[str]] = frozenset({"audio"})  # speech stays where it was (see run_stages)
     dead_channel_db: float = 40.0
     inverted_corr: float = 0.3
 

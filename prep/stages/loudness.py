@@ -177,8 +177,8 @@ _PEAK_MARGIN_DB = 0.002  # aim this far under the ceiling (float32 rounding, gai
 
 def normalize(
     audio: np.ndarray,
-    sample_rate: int,
     *,
+    sample_rate: int,
     target_lufs: float = -23.0,
     true_peak_dbtp: float = -1.0,
     lookahead_ms: float = 5.0,
@@ -217,7 +217,7 @@ def normalize(
     rate = _check_rate(sample_rate)
     x = as_audio(audio)
     frames = x.reshape(1, -1) if x.ndim == 1 else x
-    meter = LoudnessMeter(rate, frames.shape[0]).add(frames)
+    meter = LoudnessMeter(sample_rate=rate, channels=frames.shape[0]).add(frames)
     y, report = _normalize_measured(
         frames,
         meter,
@@ -250,13 +250,15 @@ def _normalize_measured(
 
     def lufs_of(y: np.ndarray) -> float:
         return (
-            LoudnessMeter(rate, n_ch, channel_weights=meter.channel_weights, true_peak=False).add(y).integrated_lufs()
+            LoudnessMeter(sample_rate=rate, channels=n_ch, channel_weights=meter.channel_weights, true_peak=False)
+            .add(y)
+            .integrated_lufs()
         )
 
     gain_db = target - in_lufs
     if in_peak + gain_db <= ceiling_db - _PEAK_MARGIN_DB:
         y = frames * np.float32(10.0 ** (gain_db / 20.0))
-        out_lufs, out_peak = lufs_of(y), true_peak(y, rate)
+        out_lufs, out_peak = lufs_of(y), true_peak(y, sample_rate=rate)
         return y, NormalizeReport(
             in_lufs, in_peak, gain_db, 0.0, 0.0, out_lufs, out_peak, _met(out_lufs, out_peak, target, ceiling_db)
         )
@@ -297,7 +299,7 @@ def _normalize_measured(
             prev = (g, out_lufs)
             g = g_next
             y, gmin, out_lufs = limited(g, ceiling)
-        out_peak = true_peak(y, rate)
+        out_peak = true_peak(y, sample_rate=rate)
         if out_peak <= ceiling_db:
             break
         # Inter-sample overshoot of the gain-modulated signal: lower the internal ceiling and redo.
@@ -336,7 +338,7 @@ class Loudness:
     """
 
     name: ClassVar[str] = "loudness"
-    keeps_timing: ClassVar[bool] = True  # speech stays where it was (see run_stages)
+    changes: ClassVar[frozenset[str]] = frozenset({"audio"})  # speech stays where it was (see run_stages)
     target_lufs: float = -23.0
     true_peak_dbtp: float = -1.0
     lookahead_ms: float = 5.0
@@ -353,7 +355,7 @@ class Loudness:
     def apply(self, clip: Clip) -> Clip:
         audio = clip.require_audio()
         frames = _as_frames(audio)
-        meter = LoudnessMeter(clip.sample_rate, frames.shape[0]).add(frames)
+        meter = LoudnessMeter(sample_rate=clip.sample_rate, channels=frames.shape[0]).add(frames)
         out, rep = _normalize_measured(
             frames,
             meter,
@@ -374,7 +376,7 @@ class Loudness:
         }
         if not math.isfinite(rep.input_lufs):
             result = clip.with_metrics(**metrics)
-            if meter.frames < _SUB_PER_BLOCK * meter.hop:
+            if meter.samples_seen < _SUB_PER_BLOCK * meter.hop_samples:
                 return result.with_verdict(
                     "warning",
                     f"loudness: too short to measure ({clip.duration_s:.3f} s < {BLOCK_S} s); level unchanged",

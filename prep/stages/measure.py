@@ -29,7 +29,7 @@ class Measure:
     """
 
     name: ClassVar[str] = "measure_input"
-    keeps_timing: ClassVar[bool] = True  # speech stays where it was (see run_stages)
+    changes: ClassVar[frozenset[str]] = frozenset()  # metrics and speech regions only (see run_stages)
 
     def apply(self, clip: Clip) -> Clip:
         from ..dsp.vad import mask_to_regions
@@ -39,8 +39,8 @@ class Measure:
         speech = clip.speech
         if speech is None:  # found once here; Denoise uses the same regions
             mono = mix_to_mono(audio)
-            mask = vad_mask(mono, rate)
+            mask = vad_mask(mono, sample_rate=rate)
             speech = tuple(mask_to_regions(mask, frame_s=VAD_FRAME_S, duration_s=mono.size / float(rate)))
-        found = measure_quality(audio, rate, skip={"dnsmos_ovrl"}, speech=speech)
+        found = measure_quality(audio, sample_rate=rate, skip={"dnsmos_ovrl"}, speech=speech)
         measured = clip.with_metrics(**{f"input_{k}": found[k] for k in INPUT_METRICS})
         return dataclasses.replace(measured, speech=speech)

@@ -230,7 +230,7 @@ class Score:
     """
 
     name: ClassVar[str] = "score"
-    keeps_timing: ClassVar[bool] = True  # speech stays where it was (see run_stages)
+    changes: ClassVar[frozenset[str]] = frozenset()  # metrics and verdict only (see run_stages)
     min_duration_s: float = 2.0
     warn_duration_s: float = 10.0
     max_duration_s: float | None = None
@@ -272,12 +272,12 @@ class Score:
         # The room, the background music and the source bandwidth are properties of the recording that
         # processing does not change: measured once, on the source, by Measure.
         skip |= {name for name in RECORDING_METRICS if f"input_{name}" in known}
-        found = measure_quality(audio, clip.sample_rate, skip=skip, mos=self.mos, speech=clip.speech)
+        found = measure_quality(audio, sample_rate=clip.sample_rate, skip=skip, mos=self.mos, speech=clip.speech)
         if "output_lufs" not in known or "output_true_peak_dbtp" not in known:
             from ..dsp.loudness import integrated_loudness, true_peak
 
-            found.setdefault("output_lufs", integrated_loudness(audio, clip.sample_rate))
-            found.setdefault("output_true_peak_dbtp", true_peak(audio, clip.sample_rate))
+            found.setdefault("output_lufs", integrated_loudness(audio, sample_rate=clip.sample_rate))
+            found.setdefault("output_true_peak_dbtp", true_peak(audio, sample_rate=clip.sample_rate))
         return found
 
     def apply(self, clip: Clip) -> Clip:

@@ -106,6 +106,7 @@ class Slice:
     """
 
     name: ClassVar[str] = "slice"
+    changes: ClassVar[frozenset[str]] = frozenset({"audio", "timing", "span", "id", "transcript"})
     min_s: float = 3.0
     max_s: float = 30.0
     pad_s: float = 0.2
@@ -119,7 +120,7 @@ class Slice:
         if duration <= self.max_s:
             return [clip]  # short enough: no cut, same id, transcript kept (length is the scorer's business)
         regions = speech_regions(
-            mix_to_mono(audio), rate, aggressiveness=self.aggressiveness, min_silence_s=self.min_silence_s
+            mix_to_mono(audio), sample_rate=rate, aggressiveness=self.aggressiveness, min_silence_s=self.min_silence_s
         )
         bounds = slice_bounds(regions, duration_s=duration, min_s=self.min_s, max_s=self.max_s, pad_s=self.pad_s)
         if not bounds:

@@ -215,6 +215,7 @@ class Trim:
     """
 
     name: ClassVar[str] = "trim"
+    changes: ClassVar[frozenset[str]] = frozenset({"audio", "timing", "span"})  # sets new speech regions
     pad_s: float = 0.2
     max_pause_s: float | None = 1.0
     keep_pause_s: float = 0.5
@@ -227,7 +228,7 @@ class Trim:
         rate = clip.sample_rate
         duration = audio.shape[-1] / float(rate)
         regions = speech_regions(
-            mix_to_mono(audio), rate, aggressiveness=self.aggressiveness, min_silence_s=self.min_silence_s
+            mix_to_mono(audio), sample_rate=rate, aggressiveness=self.aggressiveness, min_silence_s=self.min_silence_s
         )
         if not regions:
             return clip.with_metrics(speech_s=0.0, speech_ratio=0.0).with_verdict("rejected", "no speech detected")
