@@ -275,7 +275,7 @@ def corpus(quick: bool, reference_every: int) -> tuple[str, str]:
     out = program_speed()
     for label, (audio, cpu) in speed.items():
         if cpu > 0:
-            which = f" (every {reference_every}th)" if label == "speechmos" else ""
+            which = f" (every {reference_every}. recording)" if label == "speechmos" else ""
             out.append(f"| {label}, corpus recordings{which} | {audio:.0f} | {cpu:.1f} | {audio / cpu:.1f} | | |")
     dtext = ""
     if diffs:

@@ -195,10 +195,13 @@ def snr_estimate(
     the quietest 5 % of frames instead (biased low, so the SNR is then
     optimistic).
 
-    Measured accuracy (``benchmarks/snr.py``): within 3 dB on speech mixed
-    with white, pink and recorded noises (dishes, exercise bike, tap, hum)
-    at 0–30 dB, dry or reverberant; babble (restaurant, cafe) at ≤ 10 dB is
-    overestimated by up to ~8 dB (the VAD takes the babble for speech).
+    Measured accuracy (``benchmarks/snr.py``, worst case over six
+    speakers): within 3 dB on dry speech mixed with white, pink and recorded
+    noises (dishes, exercise bike, tap, hum) at 0–30 dB; on speech in
+    measured rooms (classroom, halls) within 3 dB at 0–10 dB, down to
+    -4.6 dB at 20–30 dB (long tails never reach the floor inside a pause;
+    the mean of the pauses gave -13 dB); babble (restaurant, cafe) is
+    overestimated by up to 8 dB at 0 dB (the VAD takes babble for speech).
 
     Parameters
     ----------
