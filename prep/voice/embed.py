@@ -393,8 +393,11 @@ class WindowEmbeddings:
     regions: list[tuple[float, float]]
 
 
-def _overlap(a0: float, a1: float, regions: list[tuple[float, float]]) -> float:
-    return sum(max(0.0, min(a1, b) - max(a0, a)) for a, b in regions)
+def _overlap(a0: float, a1: float, regions: np.ndarray) -> float:
+    """Seconds of ``regions`` (array ``(k, 2)``) inside ``[a0, a1)``."""
+    if regions.size == 0:
+        return 0.0
+    return float(np.clip(np.minimum(a1, regions[:, 1]) - np.maximum(a0, regions[:, 0]), 0.0, None).sum())
 
 
 def window_embeddings(audio: np.ndarray, *, sample_rate: int, window_s: float = 2.0, hop_s: float = 1.0,
@@ -441,12 +444,13 @@ def window_embeddings(audio: np.ndarray, *, sample_rate: int, window_s: float = 
         return WindowEmbeddings(z, z.copy(), np.zeros((0, EMBEDDING_DIM), np.float32), z.copy(), list(regions))
     bs, be, bv = np.concatenate(b_starts), np.concatenate(b_ends), np.concatenate(b_vecs)
     centres = (bs + be) / 2
+    reg = np.asarray(regions, dtype=np.float64).reshape(-1, 2)
     starts, ends, vecs, speech = [], [], [], []
     t = 0.0
     while t < duration - 1e-9:
         w0, w1 = t, min(t + window_s, duration)
         inside = (centres >= w0) & (centres < w1) & (bs >= w0 - 0.2) & (be <= w1 + 0.2)
-        s = _overlap(w0, w1, regions)
+        s = _overlap(w0, w1, reg)
         if inside.any() and s >= min_speech_s:
             starts.append(w0)
             ends.append(w1)
