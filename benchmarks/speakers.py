@@ -470,7 +470,7 @@ def main() -> None:
     verdict = "separated" if len(d.voices) == 2 else "**not separable**"
     lines.append(
         f"Result: {verdict}.  Of the {n_single} 2 s windows that hold one reference speaker only, pairs of the "
-        f"same speaker have a median cosine of {med_same:.3f}, pairs of different speakers {med_diff:.3f} "
+        f"same speaker have a median cosine of {med_same:.3f}, pairs of different speakers {med_diff:.3f}"
         ": on this telephone-band call the embedder barely "
         "tells the two voices apart, and no clustering cut separates them without splitting each voice."
     )
