@@ -12,8 +12,9 @@ import pytest
 import soundfile as sf
 from speechlike import utterance
 
+from prep.deliver.export import run_clips
 from prep.metrics import source_metrics
-from prep.report.summary import build_report
+from prep.report.summary import build_report, write_report_json
 from prep.run.longform import LongForm
 from prep.run.profiles import get_profile
 from prep.run.runner import Job, final_clips, process_job, run_jobs
@@ -187,3 +188,9 @@ def test_lengths_spans_and_totals_agree_with_the_wavs(tmp_path, long_file):
     for entry in report["clips"]:
         if entry["id"] in wav_s:
             assert entry["duration_s"] == pytest.approx(wav_s[entry["id"]], abs=1e-9)
+    # and so do the records read back from the written report (what export and submit use)
+    write_report_json(report, out)
+    back = {c.id: c for c in run_clips(out)}
+    for cid, seconds in wav_s.items():
+        assert back[cid].duration_s == pytest.approx(seconds, abs=1e-9)
+        assert back[cid].span_s == pytest.approx(next(c.span_s for c in written if c.id == cid))
