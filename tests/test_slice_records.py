@@ -146,18 +146,18 @@ def test_lengths_spans_and_totals_agree_with_the_wavs(tmp_path, long_file):
     for c in written:
         audio, wav_rate = sf.read(str(out / c.output), dtype="float32")
         assert wav_rate == c.sample_rate == rate
-        # the record's length is the WAV's, in samples and in every place a duration is written
-        assert c.n_samples == audio.shape[0] == records[c.id]["n_samples"]
         seconds = audio.shape[0] / wav_rate
-        assert records[c.id]["duration_s"] == pytest.approx(seconds, abs=1e-9)
-        assert c.metrics["duration_s"] == pytest.approx(seconds, abs=1e-9)
-        assert c.duration_s == pytest.approx(seconds, abs=1e-9)
-        wav_s[c.id] = seconds
         # the span is in source time: it starts a pad (0.2 s, plus the VAD's hangover) before a phrase
         # and ends one after a phrase (time after pause compression would be seconds early)
         start, end = c.span_s
         assert any(0.0 <= s - start <= 0.45 for s, _ in regions), (c.id, c.span_s)
         assert any(0.0 <= end - e <= 0.45 for _, e in regions), (c.id, c.span_s)
+        # the record's length is the WAV's, in samples and in every place a duration is written
+        assert records[c.id]["duration_s"] == pytest.approx(seconds, abs=1e-9)
+        assert c.metrics["duration_s"] == pytest.approx(seconds, abs=1e-9)
+        assert c.duration_s == pytest.approx(seconds, abs=1e-9)
+        assert c.n_samples == audio.shape[0] == records[c.id]["n_samples"]
+        wav_s[c.id] = seconds
         # each cut pause lies inside a known pause longer than 1 s, and inside the span
         for a, b in c.pauses_cut_s:
             assert start < a < b < end
