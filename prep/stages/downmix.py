@@ -222,9 +222,7 @@ class Downmix:
             source = SourceAudio(mono, clip.sample_rate, float(clip.span_s[0]))
             return dataclasses.replace(clip, audio=mono, source_audio=source).with_metrics(downmix_mode="mono")
         mono, rep = downmix(audio, dead_channel_db=self.dead_channel_db, inverted_corr=self.inverted_corr)
-        source = SourceAudio(mono, clip.sample_rate, float(clip.span_s[0]))
-        return (
-            dataclasses.replace(clip, audio=mono, source_audio=source)
-            .with_metrics(**downmix_metrics(rep))
-            .with_verdict("approved", *downmix_reasons(rep))
+        mixed = dataclasses.replace(clip, audio=mono, source_audio=SourceAudio(mono, clip.sample_rate, clip.span_s[0]))
+        return mixed.with_metrics(**downmix_metrics(rep)).with_verdict(
+            "approved", *downmix_reasons(rep)
         )

@@ -18,7 +18,7 @@ INPUT_METRICS = ("snr_db", "clipping_ratio", "clipped_runs", "dc_offset", "bandw
 
 @dataclass(frozen=True)
 class Measure:
-    """Pipeline stage: record the source's quality over the clip's span as ``input_*`` metrics; the audio is unchanged.
+    """Pipeline stage: record the source's quality over the clip's span as ``input_*`` metrics (audio unchanged).
 
     ``input_snr_db``, ``input_clipping_ratio``, ``input_clipped_runs``,
     ``input_dc_offset``, ``input_bandwidth_hz``, ``input_reverb_s``,
