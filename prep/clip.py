@@ -23,11 +23,14 @@ from .errors import PrepError
 __all__ = [
     "VERDICTS",
     "Clip",
+    "SourceAudio",
     "StageRecord",
     "InputInfo",
     "file_sha256",
     "worst_verdict",
 ]
+
+_TIME_EPS = 1e-6  # seconds: instants closer than this are the same (float rounding of sample positions)
 
 #: Verdicts from best to worst.
 VERDICTS = ("approved", "warning", "rejected", "error")
@@ -65,6 +68,38 @@ class StageRecord:
 
     stage: str
     config: Mapping[str, Any]
+
+
+@dataclass(frozen=True, eq=False)
+class SourceAudio:
+    """The downmixed source a clip was cut from, at the source rate (carried, never serialised).
+
+    Attributes
+    ----------
+    audio : np.ndarray
+        float32, ``(samples,)`` mono (or ``(channels, samples)`` when no downmix ran).
+    sample_rate : int
+        Rate of ``audio`` in Hz (the source's).
+    start_s : float
+        Source time of ``audio[..., 0]`` in seconds (a long file's piece starts later than 0).
+    """
+
+    audio: np.ndarray = field(repr=False)
+    sample_rate: int
+    start_s: float = 0.0
+
+    def span(self, start_s: float, end_s: float) -> np.ndarray:
+        """The source audio from ``start_s`` to ``end_s`` (source time, clamped to what is held).
+
+        Returns
+        -------
+        np.ndarray, float32, shape (samples,) or (channels, samples)
+            A view, not a copy.
+        """
+        n = self.audio.shape[-1]
+        i0 = min(n, max(0, round((start_s - self.start_s) * self.sample_rate)))
+        i1 = min(n, max(i0, round((end_s - self.start_s) * self.sample_rate)))
+        return self.audio[..., i0:i1]
 
 
 def _jsonable(value: Any) -> Any:
@@ -117,7 +152,9 @@ class Clip:
     transcript : str or None
         What is said, if known.
     span_s : tuple of float
-        ``(start_s, end_s)`` of the kept audio within the source.
+        ``(start_s, end_s)`` of the kept audio within the source, in source
+        time (seconds from the start of the original file), also for pieces
+        of long files and their slices.
     input : InputInfo or None
         Format facts of the source.
     metrics : Mapping
@@ -136,6 +173,20 @@ class Clip:
         Not serialised.  :func:`~prep.run.pipeline.run_stages` drops them when a
         stage that declares ``"timing"`` in its ``changes`` changes the audio
         (without setting new regions).
+    n_samples : int
+        Length of the clip's audio in samples at ``sample_rate``: set from
+        ``audio`` whenever the clip holds audio, kept when the audio is
+        dropped (written out), serialised.  :attr:`duration_s` derives from it.
+        ``0`` when never known (an error record).
+    pauses_cut_s : tuple of (float, float)
+        Ranges of the source (source time, inside ``span_s``, sorted) that
+        pause compression removed, so ``span_s[1] - span_s[0]`` minus their
+        total length is :attr:`duration_s` (to within a sample).
+    source_audio : SourceAudio or None
+        The downmixed source this clip was cut from (set by
+        :class:`~prep.stages.downmix.Downmix` and for long-file pieces), so
+        :class:`~prep.stages.measure.Measure` can judge each slice on its own
+        span of the source.  Not serialised; dropped when the clip is written.
     """
 
     id: str
@@ -153,6 +204,13 @@ class Clip:
     reasons: tuple[str, ...] = ()
     output: str | None = None
     speech: tuple[tuple[float, float], ...] | None = field(default=None, repr=False)
+    n_samples: int = 0
+    pauses_cut_s: tuple[tuple[float, float], ...] = ()
+    source_audio: SourceAudio | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.audio is not None:  # the length always follows the audio while there is audio
+            object.__setattr__(self, "n_samples", int(self.audio.shape[-1]))
 
     # -- functional updates -------------------------------------------------
     def with_metrics(self, **metrics: Any) -> Clip:
@@ -180,10 +238,26 @@ class Clip:
 
     @property
     def duration_s(self) -> float:
-        """Duration of ``audio`` (or of the span when the audio is gone)."""
-        if self.audio is not None:
-            return self.audio.shape[-1] / float(self.sample_rate)
-        return self.span_s[1] - self.span_s[0]
+        """Duration of the clip's audio: ``n_samples / sample_rate`` (``0.0`` when unknown)."""
+        if self.sample_rate <= 0:
+            return 0.0
+        return self.n_samples / float(self.sample_rate)
+
+    def source_time(self, t: float, *, after_cut: bool = False) -> float:
+        """Source time of the instant ``t`` seconds into the clip's audio.
+
+        Adds ``span_s[0]`` and the length of every cut pause before ``t``.
+        The instant where two sides of a cut pause were joined maps to the
+        start of the cut, or with ``after_cut`` to its end (use it for the
+        start of a range, the default for its end).
+        """
+        src = float(self.span_s[0]) + t
+        for start, end in self.pauses_cut_s:
+            if src > start + _TIME_EPS or (after_cut and src >= start - _TIME_EPS):
+                src += end - start
+            else:
+                break
+        return src
 
     # -- serialisation ------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -196,6 +270,8 @@ class Clip:
             "sample_rate": self.sample_rate,
             "transcript": self.transcript,
             "span_s": list(self.span_s),
+            "pauses_cut_s": [list(c) for c in self.pauses_cut_s],
+            "n_samples": self.n_samples,
             "duration_s": self.duration_s,
             "input": dataclasses.asdict(self.input) if self.input else None,
             "output": self.output,
@@ -208,14 +284,23 @@ class Clip:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Clip:
-        """Inverse of :meth:`to_dict` (the audio is ``None``)."""
+        """Inverse of :meth:`to_dict` (the audio is ``None``).
+
+        A record written before ``n_samples`` existed takes its length from
+        the ``duration_s`` metric (the scored audio), never from the span.
+        """
         try:
+            rate = int(data["sample_rate"])
+            n_samples = data.get("n_samples")
+            if n_samples is None:
+                measured = (data.get("metrics") or {}).get("duration_s")
+                n_samples = round(measured * rate) if isinstance(measured, (int, float)) else 0
             return cls(
                 id=data["id"],
                 source=data["source"],
                 source_sha256=data["source_sha256"],
                 speaker=data["speaker"],
-                sample_rate=int(data["sample_rate"]),
+                sample_rate=rate,
                 transcript=data.get("transcript"),
                 span_s=tuple(data.get("span_s") or (0.0, 0.0)),  # type: ignore[arg-type]
                 input=InputInfo(**data["input"]) if data.get("input") else None,
@@ -224,6 +309,8 @@ class Clip:
                 verdict=data.get("verdict", "approved"),
                 reasons=tuple(data.get("reasons") or ()),
                 output=data.get("output"),
+                n_samples=int(n_samples),
+                pauses_cut_s=tuple((float(a), float(b)) for a, b in data.get("pauses_cut_s") or ()),
             )
-        except (KeyError, TypeError) as err:
+        except (KeyError, TypeError, ValueError) as err:
             raise PrepError(f"malformed clip record (missing or bad field {err}): {str(data)[:120]}") from err

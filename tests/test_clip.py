@@ -71,4 +71,27 @@ def test_require_audio():
     with pytest.raises(PrepError, match="no audio"):
         _clip(audio=None).require_audio()
     assert _clip().duration_s == 1.0
-    assert _clip(audio=None).duration_s == 1.0  # from the span
+    assert _clip().n_samples == 16000
+    assert _clip(audio=None).duration_s == 0.0  # no audio, no length: never the span's
+    written = dataclasses.replace(_clip(), audio=None)
+    assert written.n_samples == 16000 and written.duration_s == 1.0  # the length stays when the audio goes
+
+
+def test_length_and_cut_pauses_survive_the_manifest_and_map_clip_time_to_source_time(tmp_path):
+    # 1 s of audio kept from 10.0-12.0 s of the source, with 10.4-11.4 s cut out as a long pause
+    clip = _clip(span_s=(10.0, 12.0), pauses_cut_s=((10.4, 11.4),))
+    assert clip.source_time(0.3) == pytest.approx(10.3)
+    assert clip.source_time(0.4) == pytest.approx(10.4)  # the join, as the end of a range
+    assert clip.source_time(0.4, after_cut=True) == pytest.approx(11.4)  # the join, as the start of a range
+    assert clip.source_time(0.5) == pytest.approx(11.5)
+    assert clip.source_time(1.0) == pytest.approx(12.0)
+    path = tmp_path / "m.jsonl"
+    path.write_text(manifest_line(clip), encoding="utf-8")
+    (back,) = read_manifest(path)
+    assert back.n_samples == 16000 and back.duration_s == 1.0
+    assert back.pauses_cut_s == ((10.4, 11.4),)
+    # a record from before n_samples existed takes its length from the measured duration, not the span
+    data = clip.with_metrics(duration_s=0.75).to_dict()
+    del data["n_samples"], data["pauses_cut_s"]
+    old = Clip.from_dict(data)
+    assert old.n_samples == 12000 and old.duration_s == 0.75 and old.pauses_cut_s == ()

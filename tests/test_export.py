@@ -139,7 +139,7 @@ def _make_run(out: Path, specs: list[tuple[str, str, str | None]]) -> None:
         tone = 0.1 * np.sin(2 * np.pi * (200 + 10 * i) * np.arange(16000) / 16000).astype(np.float32)
         write_wav_atomic(out / rel, tone, sample_rate=16000)
         clips.append(Clip(id=cid, source=f"{cid}.wav", source_sha256="0" * 64, speaker="s", sample_rate=16000,
-                          transcript=text, span_s=(0.0, 1.0), verdict=verdict, output=rel))
+                          transcript=text, span_s=(0.0, 1.0), n_samples=tone.size, verdict=verdict, output=rel))
     write_report_json(build_report(clips, profile="test"), out)
 
 

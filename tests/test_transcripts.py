@@ -149,7 +149,8 @@ def _clip(cid: str, text: str | None, seconds: float, *, speaker: str = "a", spe
           verdict: str = "approved") -> Clip:
     metrics = {} if speech_s is None else {"speech_s": speech_s}
     return Clip(id=cid, source=f"{cid}.wav", source_sha256="", speaker=speaker, sample_rate=16000,
-                transcript=text, span_s=(0.0, seconds), metrics=metrics, verdict=verdict)
+                transcript=text, span_s=(0.0, seconds), n_samples=round(seconds * 16000), metrics=metrics,
+                verdict=verdict)
 
 
 def _letters(text: str) -> int:

@@ -288,6 +288,40 @@ def test_slice_stage_on_a_long_recording():
         assert sum(a <= s and e <= b for a, b in spans) == 1, ((s, e), spans)
 
 
+def test_trim_then_slice_keep_spans_in_source_time_and_list_the_cut_pauses():
+    rate = 16000
+    clean, known = _long_recording(rate)
+    pauses = [(a[1], b[0]) for a, b in itertools.pairwise(known)]
+    trimmed = Trim().apply(_clip(clean, rate, offset_s=10.0))
+    assert trimmed.metrics["pauses_compressed"] >= 5
+    slices = Slice(min_s=3.0, max_s=15.0).apply(trimmed)
+    assert len(slices) >= 4 and any(c.pauses_cut_s for c in slices)
+    for a, b in trimmed.pauses_cut_s:  # a cut pause is inside a slice (and listed there) or between slices
+        for c in slices:
+            inside = c.span_s[0] < a and b < c.span_s[1]
+            assert inside == ((a, b) in c.pauses_cut_s) and (inside or b <= c.span_s[0] or a >= c.span_s[1])
+    for clip in (trimmed, *slices):
+        start, end = clip.span_s[0] - 10.0, clip.span_s[1] - 10.0
+        cuts = [(a - 10.0, b - 10.0) for a, b in clip.pauses_cut_s]
+        for a, b in cuts:  # inside the span, inside a known pause longer than Trim's max_pause_s
+            assert start < a < b < end
+            assert any(p0 < a and b < p1 and p1 - p0 > 1.0 for p0, p1 in pauses), ((a, b), pauses)
+        assert (end - start) - sum(b - a for a, b in cuts) == pytest.approx(clip.duration_s, abs=1.5 / rate)
+        # the audio is the source over the span without the cut pauses
+        keep, pos = [], start
+        for a, b in (*cuts, (end, end)):
+            keep.append(clean[round(pos * rate) : round(a * rate)])
+            pos = b
+        expected = np.concatenate(keep)
+        assert abs(expected.size - clip.audio.size) <= 1
+        n = min(expected.size, clip.audio.size)
+        corr = np.dot(expected[:n], clip.audio[:n]) / (np.linalg.norm(expected[:n]) * np.linalg.norm(clip.audio[:n]))
+        assert corr > 0.99, (clip.id, corr)
+    spans = [(c.span_s[0] - 10.0, c.span_s[1] - 10.0) for c in slices]
+    for s, e in known:  # every phrase in exactly one slice, in source time
+        assert sum(a <= s and e <= b for a, b in spans) == 1, ((s, e), spans)
+
+
 def test_slice_stage_on_the_fixtures(demo):
     """The alice fixtures end to end make a ~70 s recording with known sentence positions."""
     rate = 22050

@@ -3,10 +3,11 @@
 Every metric is a pure function of the signal; :func:`measure_quality`
 computes them all with one VAD pass.  Two stages use them:
 
-* :class:`Measure` (``"measure_input"``) runs early, right after the
-  downmix, and records the *source* quality as ``input_*`` metrics, before
-  resampling, denoising and loudness normalisation change the signal
-  (resampling smears clipped plateaus, gating hides noise and reverb tails).
+* :class:`Measure` (``"measure_input"``) runs after slicing and records the
+  *source* quality of each clip's span as ``input_*`` metrics, read from the
+  downmixed source before resampling, denoising and loudness normalisation
+  changed the signal (resampling smears clipped plateaus, gating hides noise
+  and reverb tails).
 * :class:`Score` (``"score"``) runs last: it measures the processed audio,
   adds the output loudness when no earlier stage did, computes the 0–100
   score and gives the verdict with reasons (Fish Audio's sample guidance:

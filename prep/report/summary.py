@@ -29,7 +29,11 @@ otherwise):
 ``clips`` : list of dict
     One per clip: ``id``, ``source``, ``source_sha256``, ``speaker``,
     ``output`` (path relative to OUT, or null), ``transcript``, ``span_s``
-    (``[start, end]`` in the source), ``duration_s`` (of the written clip),
+    (``[start, end]`` of the kept audio in source time, i.e. in the original
+    file), ``pauses_cut_s`` (``[start, end]`` source ranges inside the span
+    that pause compression removed), ``n_samples`` (length of the written
+    clip at ``sample_rate``), ``duration_s`` (of the written clip: ``n_samples /
+    sample_rate``, equal to the span's length minus the cut pauses),
     ``sample_rate``, ``input`` (source format facts), ``metrics`` (see
     :mod:`prep.dsp.estimators` for the quality ones), ``verdict`` (``approved``,
     ``warning``, ``rejected`` or ``error``), ``reasons`` (worst first),
@@ -65,6 +69,8 @@ def _clip_entry(clip: Clip, selected: bool = False) -> dict[str, Any]:
         "output": data["output"],
         "transcript": data["transcript"],
         "span_s": data["span_s"],
+        "pauses_cut_s": data["pauses_cut_s"],
+        "n_samples": data["n_samples"],
         "duration_s": duration if isinstance(duration, (int, float)) else data["duration_s"],
         "sample_rate": data["sample_rate"],
         "input": data["input"],

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..clip import Clip
+from ..clip import Clip, SourceAudio
 from ..errors import ConfigError
 from ..stages.downmix import ChannelReport, channel_report, downmix_metrics, downmix_reasons, mix_weights
 from .decode import probe, stream
@@ -182,7 +182,8 @@ def pieces(
 
 
 def piece_clips(base: Clip, path: str, fscan: FileScan, config: LongForm) -> Iterator[Clip]:
-    """Clips for the pieces of a long file, each mono and with its span in the source."""
+    """Clips for the pieces of a long file, each mono, with its span in the source and
+    the piece as its :attr:`~prep.clip.Clip.source_audio`."""
     bounds = cut_points(fscan.frame_db, min_piece_s=config.min_piece_s, max_piece_s=config.max_piece_s)
     extra: dict = {"long_file": True, "piece_count": len(bounds)}
     if fscan.report is not None:
@@ -197,6 +198,7 @@ def piece_clips(base: Clip, path: str, fscan: FileScan, config: LongForm) -> Ite
             audio=mono,
             span_s=(start_s, end_s),
             transcript=None,
+            source_audio=SourceAudio(mono, fscan.sample_rate, start_s),
         ).with_metrics(piece_index=k, **extra)
         if reasons:
             clip = clip.with_verdict("approved", *reasons)

@@ -235,7 +235,7 @@ def _write_plot(item: Clip, source: np.ndarray, rate: int, offset_s: float, out_
 def _write_clip(item: Clip, out_dir: str | Path | None) -> Clip:
     """Write a finished clip under ``out_dir`` (atomically) and drop its audio."""
     if out_dir is None or item.audio is None or item.verdict == "error":
-        return item if out_dir is None else dataclasses.replace(item, audio=None)
+        return item if out_dir is None else dataclasses.replace(item, audio=None, source_audio=None)
     folder = RunFolder(out_dir)
     audio = item.audio
     peak = float(np.max(np.abs(audio))) if audio.size else 0.0
@@ -274,7 +274,7 @@ def _process_long(
                 if out_dir is not None:
                     item = _write_clip(item, out_dir)
                     _write_plot(item, piece.require_audio(), fscan.sample_rate, piece.span_s[0], out_dir)
-                out.append(dataclasses.replace(item, audio=None))
+                out.append(dataclasses.replace(item, audio=None, source_audio=None))
     except PrepError as err:
         out.append(_error_clip(job, sha, str(err)))
     if not out:
@@ -325,7 +325,7 @@ def process_job(
         item = _write_clip(item, out_dir)
         if clip.audio is not None:
             _write_plot(item, _source_mono(clip.audio), clip.sample_rate, 0.0, out_dir)
-        written.append(dataclasses.replace(item, audio=None))
+        written.append(dataclasses.replace(item, audio=None, source_audio=None))
     return written
 
 

@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ..audio import as_audio
-from ..clip import Clip
+from ..clip import Clip, SourceAudio
 from ..errors import ConfigError
 
 __all__ = [
@@ -203,7 +203,12 @@ def downmix_reasons(report: ChannelReport) -> list[str]:
 
 @dataclass(frozen=True)
 class Downmix:
-    """Pipeline stage: phase-aware downmix (see :func:`downmix`)."""
+    """Pipeline stage: phase-aware downmix (see :func:`downmix`).
+
+    The mono result is also kept as the clip's
+    :attr:`~prep.clip.Clip.source_audio` (not copied, not serialised), which
+    :class:`~prep.stages.measure.Measure` later reads each clip's span from.
+    """
 
     name: ClassVar[str] = "downmix"
     changes: ClassVar[frozenset[str]] = frozenset({"audio"})  # speech stays where it was (see run_stages)
@@ -213,9 +218,11 @@ class Downmix:
     def apply(self, clip: Clip) -> Clip:
         audio = clip.require_audio()
         if audio.ndim == 1 or audio.shape[0] == 1:
-            mono = audio.reshape(-1)
-            return dataclasses.replace(clip, audio=np.ascontiguousarray(mono)).with_metrics(downmix_mode="mono")
+            mono = np.ascontiguousarray(audio.reshape(-1))
+            source = SourceAudio(mono, clip.sample_rate, float(clip.span_s[0]))
+            return dataclasses.replace(clip, audio=mono, source_audio=source).with_metrics(downmix_mode="mono")
         mono, rep = downmix(audio, dead_channel_db=self.dead_channel_db, inverted_corr=self.inverted_corr)
-        return dataclasses.replace(clip, audio=mono).with_metrics(**downmix_metrics(rep)).with_verdict(
+        mixed = dataclasses.replace(clip, audio=mono, source_audio=SourceAudio(mono, clip.sample_rate, clip.span_s[0]))
+        return mixed.with_metrics(**downmix_metrics(rep)).with_verdict(
             "approved", *downmix_reasons(rep)
         )

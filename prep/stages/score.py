@@ -270,7 +270,7 @@ class Score:
         known = {k for k, v in clip.metrics.items() if v is not None}
         skip = known & set(QUALITY_METRICS)  # e.g. speech_s from Trim/Slice describes the kept audio
         # The room, the background music and the source bandwidth are properties of the recording that
-        # processing does not change: measured once, on the source, by Measure.
+        # processing does not change: measured on the clip's span of the source, by Measure.
         skip |= {name for name in RECORDING_METRICS if f"input_{name}" in known}
         found = measure_quality(audio, sample_rate=clip.sample_rate, skip=skip, mos=self.mos, speech=clip.speech)
         if "output_lufs" not in known or "output_true_peak_dbtp" not in known:

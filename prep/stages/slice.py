@@ -98,7 +98,9 @@ class Slice:
     """Pipeline stage: cut a long recording into ``min_s``–``max_s`` clips at its longest pauses.
 
     Each slice is a new clip with id ``f"{clip.id}-{k:03d}"`` and its own
-    ``span_s`` in the source, trimmed to its speech plus ``pad_s``.  A
+    ``span_s`` in the source (source time, through any pauses an earlier
+    :class:`~prep.stages.trim.Trim` cut, which it lists in ``pauses_cut_s``),
+    trimmed to its speech plus ``pad_s``.  A
     transcript cannot be split without alignment, so slicing drops it (with
     a reason); its speech regions (:attr:`~prep.clip.Clip.speech`) come
     along.  A clip no longer than ``max_s`` passes through unchanged.
@@ -125,7 +127,6 @@ class Slice:
         bounds = slice_bounds(regions, duration_s=duration, min_s=self.min_s, max_s=self.max_s, pad_s=self.pad_s)
         if not bounds:
             return [clip.with_metrics(speech_s=0.0, speech_ratio=0.0).with_verdict("rejected", "no speech detected")]
-        offset = float(clip.span_s[0])
         out = []
         for k, (start_s, end_s) in enumerate(bounds):
             i0, i1 = int(np.floor(start_s * rate)), int(np.ceil(end_s * rate))
@@ -134,11 +135,13 @@ class Slice:
                 (max(s, start_s) - start_s, min(e, end_s) - start_s) for s, e in regions if s < end_s and e > start_s
             ]
             speech = sum(e - s for s, e in inside)
+            span = (clip.source_time(start_s, after_cut=True), clip.source_time(end_s))
             piece = dataclasses.replace(
                 clip,
                 id=f"{clip.id}-{k:03d}",
                 audio=np.ascontiguousarray(audio[..., i0:i1]),
-                span_s=(offset + start_s, offset + end_s),
+                span_s=span,
+                pauses_cut_s=tuple(c for c in clip.pauses_cut_s if span[0] <= c[0] and c[1] <= span[1]),
                 speech=tuple(inside),
             ).with_metrics(
                 slice_index=k,

@@ -22,6 +22,17 @@ __all__ = ["Trim", "TrimReport", "compress_pauses", "trim"]
 _FADE_S = 0.01  # crossfade where compress_pauses joins audio
 
 
+def _merge(ranges: Sequence[Region]) -> tuple[Region, ...]:
+    """Sorted union of ``ranges`` (overlapping or touching ones joined)."""
+    out: list[Region] = []
+    for start, end in sorted(ranges):
+        if out and start <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], end))
+        else:
+            out.append((start, end))
+    return tuple(out)
+
+
 # -- applying ----------------------------------------------------------------
 @dataclass(frozen=True)
 class TrimReport:
@@ -39,6 +50,10 @@ class TrimReport:
         Seconds removed from those pauses.
     regions : tuple of (float, float)
         The speech regions in the trimmed audio (seconds from its start).
+    pauses_cut_s : tuple of (float, float)
+        The ranges of the input (seconds from its start) that pause
+        compression removed, each as long as what it took out (the crossfade
+        included), so ``end_s - start_s`` minus their total is the output's length.
     """
 
     start_s: float
@@ -47,6 +62,7 @@ class TrimReport:
     pauses_compressed: int = 0
     pause_removed_s: float = 0.0
     regions: tuple[Region, ...] = ()
+    pauses_cut_s: tuple[Region, ...] = ()
 
 
 def _pause_cuts(spans: Sequence[Region], rate: int, max_pause_s: float, keep_pause_s: float) -> list[tuple[int, int]]:
@@ -197,7 +213,9 @@ def trim(
     kept = _shift_regions(local, cuts, round(_FADE_S * rate), rate) if cuts else local
     out_s = y.shape[-1] / rate
     kept = [(max(0.0, s), min(out_s, e)) for s, e in kept if min(out_s, e) > max(0.0, s)]
-    return y, TrimReport(i0 / rate, i1 / rate, speech_s, len(cuts), removed, tuple(kept))
+    n_fade = round(_FADE_S * rate)
+    removed_ranges = tuple(((i0 + c0) / rate, (i0 + c1 + n_fade) / rate) for c0, c1 in cuts)
+    return y, TrimReport(i0 / rate, i1 / rate, speech_s, len(cuts), removed, tuple(kept), removed_ranges)
 
 
 @dataclass(frozen=True)
@@ -206,9 +224,10 @@ class Trim:
 
     Records ``trimmed_start_s``, ``trimmed_end_s``, ``speech_s``,
     ``speech_ratio`` (of the kept audio), ``pauses_compressed`` and
-    ``pause_removed_s``; updates ``span_s`` and sets the clip's
-    :attr:`~prep.clip.Clip.speech` to the regions it found, moved to the kept
-    audio (the score uses them).  A clip with no speech is rejected.
+    ``pause_removed_s``; updates ``span_s`` (in source time), lists the
+    removed pauses in :attr:`~prep.clip.Clip.pauses_cut_s` (source time) and
+    sets the clip's :attr:`~prep.clip.Clip.speech` to the regions it found,
+    moved to the kept audio (the score uses them).  A clip with no speech is rejected.
     Pauses are never compressed in a clip with a transcript unless
     ``compress_with_transcript`` is set (a VAD miss would cut a word the
     transcript still contains).
@@ -241,10 +260,12 @@ class Trim:
             max_pause_s=self.max_pause_s if compress else None,
             keep_pause_s=self.keep_pause_s,
         )
-        offset = float(clip.span_s[0])
+        span = (clip.source_time(rep.start_s, after_cut=True), clip.source_time(rep.end_s))
+        cuts = [c for c in clip.pauses_cut_s if span[0] <= c[0] and c[1] <= span[1]]
+        cuts += [(clip.source_time(a), clip.source_time(b, after_cut=True)) for a, b in rep.pauses_cut_s]
         kept_s = out.shape[-1] / float(rate)
         return dataclasses.replace(
-            clip, audio=out, span_s=(offset + rep.start_s, offset + rep.end_s), speech=rep.regions
+            clip, audio=out, span_s=span, speech=rep.regions, pauses_cut_s=_merge(cuts)
         ).with_metrics(
             trimmed_start_s=rep.start_s,
             trimmed_end_s=duration - rep.end_s,
