@@ -9,6 +9,7 @@ import pytest
 
 from prep.clip import Clip, InputInfo, worst_verdict
 from prep.errors import PrepError
+from prep.run.run_folder import RunFolder
 
 
 def _clip(**kw) -> Clip:
@@ -85,9 +86,10 @@ def test_length_and_cut_pauses_survive_the_manifest_and_map_clip_time_to_source_
     assert clip.source_time(0.4, after_cut=True) == pytest.approx(11.4)  # the join, as the start of a range
     assert clip.source_time(0.5) == pytest.approx(11.5)
     assert clip.source_time(1.0) == pytest.approx(12.0)
-    path = tmp_path / "m.jsonl"
-    path.write_text(manifest_line(clip), encoding="utf-8")
-    (back,) = read_manifest(path)
+    folder = RunFolder(tmp_path)
+    folder.append(clip)
+    (record,) = folder.read_journal()
+    back = record.clip
     assert back.n_samples == 16000 and back.duration_s == 1.0
     assert back.pauses_cut_s == ((10.4, 11.4),)
     # a record from before n_samples existed takes its length from the measured duration, not the span
