@@ -12,12 +12,12 @@ import pytest
 import soundfile as sf
 from speechlike import utterance
 
-from prep.deliver.export import run_clips
 from prep.metrics import source_metrics
 from prep.report.summary import build_report, write_report_json
 from prep.run.longform import LongForm
 from prep.run.profiles import get_profile
-from prep.run.runner import Job, final_clips, process_job, run_jobs
+from prep.run.run_folder import RunFolder
+from prep.run.runner import Job, process_job, run_jobs
 
 
 def _no_mos(stages):
@@ -134,8 +134,7 @@ def test_lengths_spans_and_totals_agree_with_the_wavs(tmp_path, long_file):
     config = LongForm(long_file_s=30.0, min_piece_s=15.0, max_piece_s=30.0, block_s=2.0) if long_file else None
     out = tmp_path / "out"
     stages = _no_mos(get_profile("fish").stages)
-    run_jobs([Job(str(path), "spk")], stages, out_dir=out, longform=config)
-    clips = final_clips(out)
+    clips = run_jobs([Job(str(path), "spk")], stages, out_dir=out, longform=config)
     written = [c for c in clips if c.output]
     assert len(written) >= 2, [(c.verdict, c.reasons) for c in clips]
     if long_file:
@@ -190,7 +189,7 @@ def test_lengths_spans_and_totals_agree_with_the_wavs(tmp_path, long_file):
             assert entry["duration_s"] == pytest.approx(wav_s[entry["id"]], abs=1e-9)
     # and so do the records read back from the written report (what export and submit use)
     write_report_json(report, out)
-    back = {c.id: c for c in run_clips(out)}
+    back = {c.id: c for c in RunFolder(out).read_clips()}
     for cid, seconds in wav_s.items():
         assert back[cid].duration_s == pytest.approx(seconds, abs=1e-9)
         assert back[cid].span_s == pytest.approx(next(c.span_s for c in written if c.id == cid))
