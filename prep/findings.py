@@ -89,13 +89,11 @@ class Code:
     signed: bool = False
 
 
-_SCORE_NOTE = "(`score` stage; threshold: the `Score` field)"
-
 #: The finding vocabulary: code -> :class:`Code`.  Codes are stable: reports and scripts group by them.
 CODES: dict[str, Code] = {
-    # -- score stage (prep.stages.score.judge) -------------------------------------------------
+    # -- score stage (prep.stages.score.judge; thresholds: the Score fields) ----------------------
     "duration.too_short": Code(
-        "reject", f"clip shorter than `min_duration_s` {_SCORE_NOTE}", "too short: {value} s (< {threshold} s)", "<"
+        "reject", "clip shorter than `min_duration_s`", "too short: {value} s (< {threshold} s)", "<"
     ),
     "duration.short": Code(
         "warning",
