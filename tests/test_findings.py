@@ -282,3 +282,119 @@ def test_readme_lists_exactly_the_vocabulary():
         rows[code] = cells[1].strip("`")
     assert set(rows) == set(CODES)
     assert {code: severity for code, severity in rows.items()} == {c: s.severity for c, s in CODES.items()}
+
+
+# -- call sites: each place that judges a clip gives its code ---------------------------------------
+def _clip(audio, rate: int = 16000, **kw):
+    from prep.clip import Clip
+
+    return Clip(id="c", source="c.wav", source_sha256="0" * 64, speaker="s", sample_rate=rate, audio=audio, **kw)
+
+
+def test_a_failing_stage_gives_stage_error_and_a_crashing_one_internal_error():
+    import numpy as np
+
+    from prep.run.pipeline import run_stages
+
+    class Fails:
+        name = "fails"
+
+        def apply(self, clip):
+            raise PrepError("cannot do it")
+
+    class Crashes:
+        name = "crashes"
+
+        def apply(self, clip):
+            raise ZeroDivisionError("oops")
+
+    (failed,) = run_stages(_clip(np.zeros(1600, np.float32)), [Fails(), Crashes()])
+    assert [(f.code, f.severity) for f in failed.findings] == [("stage.error", "error")]
+    assert failed.verdict == "error" and failed.reasons == ("fails: cannot do it",)
+    (crashed,) = run_stages(_clip(np.zeros(1600, np.float32)), [Crashes()])
+    assert [f.code for f in crashed.findings] == ["internal.error"]
+    assert crashed.reasons == ("crashes: internal error: ZeroDivisionError: oops",)
+
+
+def test_source_samples_and_written_output_findings(tmp_path):
+    import numpy as np
+    import soundfile as sf
+
+    from prep.run.runner import Job, load_clip, process_job
+
+    rate = 16000
+    x = 0.5 * np.sin(2 * np.pi * 200 * np.arange(rate) / rate).astype(np.float32)
+    bad = x.copy()
+    bad[10:13] = np.nan
+    bad[20] = -np.inf
+    sf.write(tmp_path / "nan.wav", bad, rate, subtype="FLOAT")
+    clip = load_clip(Job(str(tmp_path / "nan.wav"), "s"))
+    ((found),) = clip.findings
+    assert (found.code, found.metric, found.value) == ("samples.nonfinite", "nonfinite_samples", 4.0)
+    assert clip.verdict == "warning" and found.message.startswith("4 NaN/Inf samples")
+
+    sf.write(tmp_path / "hot.wav", 3.0 * x, rate, subtype="FLOAT")
+    (hot,) = process_job(Job(str(tmp_path / "hot.wav"), "s"), [], out_dir=tmp_path / "out")
+    codes = [f.code for f in hot.findings]
+    assert codes == ["samples.over_full_scale", "output.scaled"], codes
+    assert hot.findings[0].value == pytest.approx(1.5) and hot.findings[0].threshold == 1.0
+    assert hot.findings[1].value == pytest.approx(1.5) and hot.output is not None
+
+    blocked = tmp_path / "blocked"
+    blocked.write_text("a file where the output folder should be")
+    (unwritten,) = process_job(Job(str(tmp_path / "nan.wav"), "s"), [], out_dir=blocked)
+    assert [f.code for f in unwritten.findings] == ["samples.nonfinite", "output.error"]
+    assert unwritten.verdict == "error" and unwritten.output is None
+
+    (missing,) = process_job(Job(str(tmp_path / "gone.wav"), "s"), [])
+    assert [f.code for f in missing.findings] == ["input.error"] and "no such file" in missing.reasons[0]
+    (tmp_path / "text.wav").write_text("not audio")
+    (garbage,) = process_job(Job(str(tmp_path / "text.wav"), "s"), [])
+    assert [f.code for f in garbage.findings] == ["decode.error"] and "text.wav" in garbage.reasons[0]
+
+
+def test_slice_without_a_pause_and_the_dropped_transcript(monkeypatch):
+    import numpy as np
+
+    import prep.stages.slice as slice_module
+
+    rate = 8000
+    monkeypatch.setattr(slice_module, "speech_regions", lambda *a, **k: [(0.5, 5.5), (6.0, 16.0)])
+    pieces = slice_module.Slice(min_s=1.0, max_s=8.0).apply(_clip(np.zeros(17 * rate, np.float32), rate,
+                                                                  transcript="hello"))
+    assert len(pieces) == 2
+    assert [[f.code for f in p.findings] for p in pieces] == [
+        ["transcript.dropped"],
+        ["transcript.dropped", "slice.no_pause"],
+    ]
+    no_pause = pieces[1].findings[1]
+    length = pieces[1].span_s[1] - pieces[1].span_s[0]
+    assert (no_pause.value, no_pause.threshold) == (pytest.approx(length), 8.0) and length > 8.0
+
+
+def test_loudness_that_misses_its_target_says_how(monkeypatch):
+    import numpy as np
+
+    import prep.stages.loudness as loudness
+
+    rate = 16000
+    x = 0.1 * np.sin(2 * np.pi * 300 * np.arange(2 * rate) / rate).astype(np.float32)
+    real = loudness._normalize_measured
+
+    def missed(*args, **kwargs):
+        y, rep = real(*args, **kwargs)
+        return y, loudness.NormalizeReport(rep.input_lufs, rep.input_true_peak_dbtp, rep.gain_db,
+                                           rep.limiter_reduction_db, rep.limiter_peak_reduction_db,
+                                           output_lufs=-23.04, output_true_peak_dbtp=-0.996, reached_target=False)
+
+    monkeypatch.setattr(loudness, "_normalize_measured", missed)
+    out = loudness.Loudness(target_lufs=-23.0, true_peak_dbtp=-1.0).apply(_clip(x, rate))
+    assert [f.code for f in out.findings] == ["loudness.over_peak", "loudness.off_target"]
+    peak, level = out.findings
+    assert "-0.996 dBTP above the -1 dBTP ceiling" in peak.message  # not "-1.00 ... above -1"
+    assert "reached -23.04 LUFS, target -23 LUFS" in level.message
+    # a miss by level alone gives only the level finding
+    monkeypatch.setattr(loudness, "_normalize_measured", lambda *a, **k: (
+        real(*a, **k)[0], loudness.NormalizeReport(-30.0, -10.0, 0.0, 0.0, 0.0, -24.5, -3.0, False)))
+    out = loudness.Loudness(target_lufs=-23.0, true_peak_dbtp=-1.0).apply(_clip(x, rate))
+    assert [(f.code, f.value, f.threshold) for f in out.findings] == [("loudness.off_target", -24.5, -23.0)]
