@@ -26,6 +26,7 @@ from .errors import PrepError
 
 __all__ = [
     "CODES",
+    "COMPARISONS",
     "SEVERITIES",
     "VERDICTS",
     "Code",
@@ -87,6 +88,12 @@ class Code:
     scale: int = 0
     decimals: int = 1
     signed: bool = False
+
+    def __post_init__(self) -> None:
+        if self.severity not in SEVERITIES:
+            raise PrepError(f"unknown severity {self.severity!r}; expected one of {SEVERITIES}")
+        if self.compare is not None and self.compare not in COMPARISONS:
+            raise PrepError(f"unknown comparison {self.compare!r}; expected one of {COMPARISONS}")
 
 
 #: The finding vocabulary: code -> :class:`Code`.  Codes are stable: reports and scripts group by them.
