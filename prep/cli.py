@@ -255,7 +255,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
             if args.json:
                 data = clip.to_dict()
                 print(json.dumps({k: data[k] for k in ("id", "source", "speaker", "duration_s", "verdict",
-                                                       "reasons", "metrics", "input")}, ensure_ascii=False))
+                                                       "reasons", "findings", "metrics", "input")}, ensure_ascii=False))
             else:
                 why = "; ".join(clip.reasons) if clip.reasons else "ok"
                 print(f"{clip.verdict:<8} {clip.source}  [{clip.duration_s:.1f} s] {why}")

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from .errors import PrepError
+from .findings import SEVERITIES, VERDICTS, Finding, findings_from_record, verdict_of, worst_verdict
 
 __all__ = [
     "VERDICTS",
@@ -31,15 +32,6 @@ __all__ = [
 ]
 
 _TIME_EPS = 1e-6  # seconds: instants closer than this are the same (float rounding of sample positions)
-
-#: Verdicts from best to worst.
-VERDICTS = ("approved", "warning", "rejected", "error")
-
-
-def worst_verdict(*verdicts: str) -> str:
-    """Return the worst of the given verdicts (``approved`` when none)."""
-    return max(verdicts, key=VERDICTS.index, default="approved")
-
 
 def file_sha256(path: str | Path, *, chunk_bytes: int = 1 << 20) -> str:
     """Hex SHA-256 of a file's bytes, read in chunks."""
@@ -161,10 +153,9 @@ class Clip:
         Measurements by name (units in the names).
     history : tuple of StageRecord
         Stages applied, in order, with their configs.
-    verdict : str
-        One of :data:`VERDICTS`.
-    reasons : tuple of str
-        Human-readable reasons for the verdict, worst first.
+    findings : tuple of Finding
+        What the stages found, in the order found; the :attr:`verdict` and
+        the :attr:`reasons` are derived from them.
     output : str or None
         Path of the written clip, relative to the output folder.
     speech : tuple of (float, float) or None
@@ -200,8 +191,7 @@ class Clip:
     input: InputInfo | None = None
     metrics: Mapping[str, Any] = field(default_factory=dict)
     history: tuple[StageRecord, ...] = ()
-    verdict: str = "approved"
-    reasons: tuple[str, ...] = ()
+    findings: tuple[Finding, ...] = ()
     output: str | None = None
     speech: tuple[tuple[float, float], ...] | None = field(default=None, repr=False)
     n_samples: int = 0
@@ -217,13 +207,24 @@ class Clip:
         """Return a copy with ``metrics`` merged in."""
         return dataclasses.replace(self, metrics={**self.metrics, **metrics})
 
-    def with_verdict(self, verdict: str, *reasons: str) -> Clip:
-        """Return a copy whose verdict is the worse of the current and ``verdict``,
-        with ``reasons`` appended (duplicates dropped)."""
-        if verdict not in VERDICTS:
-            raise PrepError(f"unknown verdict {verdict!r}; expected one of {VERDICTS}")
-        merged = tuple(dict.fromkeys((*self.reasons, *reasons)))
-        return dataclasses.replace(self, verdict=worst_verdict(self.verdict, verdict), reasons=merged)
+    def with_findings(self, *findings: Finding) -> Clip:
+        """Return a copy with ``findings`` appended (one equal to a finding already there is dropped)."""
+        for item in findings:
+            if not isinstance(item, Finding):
+                raise PrepError(f"not a Finding: {item!r}")
+        merged = tuple(dict.fromkeys((*self.findings, *findings)))
+        return dataclasses.replace(self, findings=merged)
+
+    @property
+    def verdict(self) -> str:
+        """One of :data:`VERDICTS`, by :func:`prep.findings.verdict_of` from :attr:`findings`."""
+        return verdict_of(self.findings)
+
+    @property
+    def reasons(self) -> tuple[str, ...]:
+        """The findings' messages, worst first (in the order found within a severity)."""
+        ranked = sorted(self.findings, key=lambda f: -SEVERITIES.index(f.severity))
+        return tuple(f.message for f in ranked)
 
     def with_history(self, stage: str, config: Mapping[str, Any]) -> Clip:
         """Return a copy with one more :class:`StageRecord`."""
@@ -277,6 +278,7 @@ class Clip:
             "output": self.output,
             "verdict": self.verdict,
             "reasons": list(self.reasons),
+            "findings": [f.to_dict() for f in self.findings],
             "metrics": dict(self.metrics),
             "history": [{"stage": r.stage, "config": dict(r.config)} for r in self.history],
         }
@@ -288,6 +290,9 @@ class Clip:
 
         A record written before ``n_samples`` existed takes its length from
         the ``duration_s`` metric (the scored audio), never from the span.
+        A record written before findings existed (``verdict`` and ``reasons``
+        only) reads back with the same verdict and reasons
+        (see :func:`prep.findings.findings_from_record`).
         """
         try:
             rate = int(data["sample_rate"])
@@ -306,8 +311,7 @@ class Clip:
                 input=InputInfo(**data["input"]) if data.get("input") else None,
                 metrics=_unjson_metrics(data.get("metrics") or {}),
                 history=tuple(StageRecord(h["stage"], h["config"]) for h in data.get("history") or ()),
-                verdict=data.get("verdict", "approved"),
-                reasons=tuple(data.get("reasons") or ()),
+                findings=findings_from_record(data),
                 output=data.get("output"),
                 n_samples=int(n_samples),
                 pauses_cut_s=tuple((float(a), float(b)) for a, b in data.get("pauses_cut_s") or ()),

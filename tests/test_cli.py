@@ -39,9 +39,12 @@ def test_run_on_demo_writes_clips_manifest_and_report(demo_run, truth):
     assert sources == {k for k in truth if not truth[k].get("corrupt")}
     assert len(sources) == DEMO_SOURCES
     for e in entries:
-        for key in ("id", "source", "speaker", "output", "input", "metrics", "verdict", "reasons"):
+        for key in ("id", "source", "speaker", "output", "input", "metrics", "verdict", "reasons", "findings"):
             assert key in e, key
         assert e["verdict"] in ("approved", "warning", "rejected")
+        for f in e["findings"]:
+            assert set(f) == {"code", "severity", "metric", "value", "threshold", "message"}
+        assert sorted(e["reasons"]) == sorted(f["message"] for f in e["findings"])
         assert set(e["input"]) >= {"format", "codec", "sample_rate", "channels", "duration_s"}
         assert e["speaker"] == Path(e["source"]).parent.name
         if e["output"]:
@@ -62,6 +65,7 @@ def test_run_records_input_facts_from_the_real_files(demo_run, truth):
     assert by_name["b01.wav"]["input"]["channels"] == 2
     assert by_name["b01.wav"]["input"]["sample_rate"] == 16000
     assert by_name["b01.wav"]["metrics"]["downmix_mode"] == "polarity_corrected"
+    assert "downmix.inverted" in {f["code"] for f in by_name["b01.wav"]["findings"]}
     assert by_name["a04.m4a"]["input"]["codec"] == "aac"
     assert by_name["a05.opus"]["input"]["codec"] == "opus"
     assert by_name["a03.mp3"]["input"]["codec"] == "mp3"
@@ -84,14 +88,15 @@ def test_bad_inputs_get_error_verdicts_while_others_process(tmp_path, demo_dir, 
     assert by_name["good one.mp3"]["verdict"] != "error"
     assert (out / by_name["good one.mp3"]["output"]).is_file()
     expected = {
-        "corrupt.mp3": "not a readable audio file",
-        "notes.wav": "not a readable audio file",
-        "empty.flac": "empty file",
-        "missing.wav": "no such file",
+        "corrupt.mp3": ("decode.error", "not a readable audio file"),
+        "notes.wav": ("decode.error", "not a readable audio file"),
+        "empty.flac": ("decode.error", "empty file"),
+        "missing.wav": ("input.error", "no such file"),
     }
-    for name, cause in expected.items():
+    for name, (code, cause) in expected.items():
         entry = by_name[name]
         assert entry["verdict"] == "error"
+        assert [(f["code"], f["severity"]) for f in entry["findings"]] == [(code, "error")]
         assert len(entry["reasons"]) == 1 and name in entry["reasons"][0] and cause in entry["reasons"][0]
         assert "\n" not in entry["reasons"][0]
     err = capsys.readouterr().err
@@ -119,6 +124,8 @@ def test_check_prints_one_line_per_file_and_writes_nothing(tmp_path, demo_dir, f
     objs = [json.loads(line) for line in capsys.readouterr().out.strip().splitlines()]
     assert [Path(o["source"]).name for o in objs] == ["a01.wav", "b05.ogg"]
     assert all(o["verdict"] in ("approved", "warning", "rejected") for o in objs)
+    assert all(sorted(o["reasons"]) == sorted(f["message"] for f in o["findings"]) for o in objs)
+    assert "downmix.inverted" not in {f["code"] for o in objs for f in o["findings"]}  # both sources are mono
     assert list(tmp_path.iterdir()) == []
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+from findings_helpers import findings_for
 
 from prep.cli import main
 from prep.clip import Clip
@@ -139,7 +140,8 @@ def _make_run(out: Path, specs: list[tuple[str, str, str | None]]) -> None:
         tone = 0.1 * np.sin(2 * np.pi * (200 + 10 * i) * np.arange(16000) / 16000).astype(np.float32)
         write_wav_atomic(out / rel, tone, sample_rate=16000)
         clips.append(Clip(id=cid, source=f"{cid}.wav", source_sha256="0" * 64, speaker="s", sample_rate=16000,
-                          transcript=text, span_s=(0.0, 1.0), n_samples=tone.size, verdict=verdict, output=rel))
+                          transcript=text, span_s=(0.0, 1.0), n_samples=tone.size,
+                          findings=findings_for(verdict), output=rel))
     write_report_json(build_report(clips, profile="test"), out)
 
 

@@ -527,16 +527,21 @@ def test_stage_flags_a_costly_limiter():
     out = Loudness(target_lufs=-9.0, true_peak_dbtp=-1.0).apply(clip)
     assert out.metrics["limiter_reduction_db"] > 1.0
     assert out.verdict == "warning"
-    assert any("limiter" in r for r in out.reasons)
+    limited = [f for f in out.findings if f.code == "loudness.limited"]
+    assert len(limited) == 1 and limited[0].value == out.metrics["limiter_reduction_db"] and limited[0].threshold == 1.0
+    assert "limiter" in limited[0].message
     assert true_peak(out.audio, sample_rate=44100) <= -1.0
 
 
 def test_stage_rejects_silence_and_warns_on_too_short():
     silent = Loudness().apply(_clip(np.zeros(16000, np.float32), 16000))
-    assert silent.verdict == "rejected" and "silent" in silent.reasons[0]
+    assert silent.verdict == "rejected" and [f.code for f in silent.findings] == ["loudness.silent"]
+    assert "silent" in silent.reasons[0]
     assert silent.metrics["input_lufs"] == -math.inf
     short = Loudness().apply(_clip(speech_like(16000, 0.25), 16000))
-    assert short.verdict == "warning" and "too short" in short.reasons[0]
+    assert short.verdict == "warning" and [f.code for f in short.findings] == ["loudness.too_short"]
+    (too_short,) = short.findings
+    assert too_short.value == pytest.approx(0.25) and too_short.threshold == 0.4
     assert short.metrics["output_lufs"] == -math.inf
     np.testing.assert_array_equal(short.audio, speech_like(16000, 0.25))
 

@@ -9,6 +9,7 @@ import pytest
 import speechlike
 
 from prep.clip import Clip
+from prep.findings import finding
 from prep.run.pipeline import CHANGES, StageContractError, run_stages
 from prep.run.profiles import PROFILES, get_profile
 
@@ -103,7 +104,8 @@ def test_a_stage_that_shortens_the_audio_must_declare_timing():
 
 
 def test_metrics_and_verdicts_need_no_declaration():
-    stage = _Stage(lambda c: c.with_metrics(seen=True).with_verdict("warning", "looked at it"))
+    short = finding("duration.short", metric="duration_s", value=1.0, threshold=10.0)
+    stage = _Stage(lambda c: c.with_metrics(seen=True).with_findings(short))
     (out,) = run_stages(_clip(), [stage])
     assert out.metrics["seen"] is True and out.verdict == "warning"
 

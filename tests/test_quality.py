@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pytest
 import soxr
+from findings_helpers import findings_for
 from scipy import signal
 
 from prep.clip import Clip, InputInfo
@@ -24,6 +25,7 @@ from prep.dsp.estimators import (
     tonal_ratio,
 )
 from prep.errors import ConfigError
+from prep.findings import verdict_of
 from prep.stages.measure import Measure
 from prep.stages.score import Score, judge, quality_score
 
@@ -238,8 +240,8 @@ def test_added_reverb_is_flagged(speech):
         decays.append(reverb_decay_s(wet, sample_rate=RATE)[0])
     assert decays[0] > threshold
     assert decays[1] > decays[0]
-    _, reasons = judge({"reverb_s": decays[1]}, Score())
-    assert any("reverberant" in r for r in reasons)
+    found = judge({"reverb_s": decays[1]}, Score())
+    assert [f.code for f in found] == ["reverb.high" if decays[1] <= Score().max_reverb_s else "reverb.very_high"]
 
 
 # -- music / hum -------------------------------------------------------------------------------
@@ -358,48 +360,61 @@ CLEAN = {"duration_s": 12.0, "speech_ratio": 0.85, "snr_db": 35.0, "clipping_rat
 
 
 @pytest.mark.parametrize(
-    ("change", "verdict", "word"),
+    ("change", "verdict", "code", "metric", "threshold"),
     [
-        ({}, "approved", None),
-        ({"duration_s": 7.0}, "warning", "short"),
-        ({"duration_s": 1.0}, "rejected", "too short"),
-        ({"speech_ratio": 0.5}, "warning", "pauses"),
-        ({"speech_ratio": 0.1}, "rejected", "mostly silence"),
-        ({"snr_db": 15.0}, "warning", "noise"),
-        ({"snr_db": 5.0}, "rejected", "too noisy"),
-        ({"clipping_ratio": 0.003}, "warning", "clipping"),
-        ({"clipping_ratio": 0.05}, "rejected", "heavy clipping"),
-        ({"bandwidth_hz": 3800.0}, "warning", "narrowband"),
-        ({"bandwidth_hz": 1500.0}, "rejected", "muffled"),
-        ({"reverb_s": 0.7}, "warning", "reverberant"),
-        ({"reverb_s": 2.0}, "rejected", "very reverberant"),
-        ({"tonal_ratio": 0.8}, "warning", "music"),
-        ({"dc_offset": -0.05}, "warning", "DC offset"),
-        ({"dnsmos_ovrl": 1.8}, "warning", "DNSMOS"),
+        ({}, "approved", None, None, None),
+        ({"duration_s": 7.0}, "warning", "duration.short", "duration_s", 10.0),
+        ({"duration_s": 1.0}, "rejected", "duration.too_short", "duration_s", 2.0),
+        ({"speech_ratio": 0.5}, "warning", "speech.long_pauses", "speech_ratio", 0.6),
+        ({"speech_ratio": 0.1}, "rejected", "speech.mostly_silence", "speech_ratio", 0.3),
+        ({"snr_db": 15.0}, "warning", "snr.low", "snr_db", 20.0),
+        ({"snr_db": 5.0}, "rejected", "snr.too_low", "snr_db", 10.0),
+        ({"clipping_ratio": 0.003}, "warning", "clipping.light", "clipping_ratio", 0.001),
+        ({"clipping_ratio": 0.05}, "rejected", "clipping.heavy", "clipping_ratio", 0.01),
+        ({"bandwidth_hz": 3800.0}, "warning", "bandwidth.narrow", "bandwidth_hz", 7000.0),
+        ({"bandwidth_hz": 1500.0}, "rejected", "bandwidth.muffled", "bandwidth_hz", 2000.0),
+        ({"reverb_s": 0.7}, "warning", "reverb.high", "reverb_s", 0.45),
+        ({"reverb_s": 2.0}, "rejected", "reverb.very_high", "reverb_s", 1.5),
+        ({"tonal_ratio": 0.8}, "warning", "tonal.background", "tonal_ratio", 0.5),
+        ({"dc_offset": -0.05}, "warning", "dc.offset", "dc_offset", 0.02),
+        ({"dnsmos_ovrl": 1.8}, "warning", "dnsmos.low", "dnsmos_ovrl", 2.5),
     ],
 )
-def test_verdict_rules(change, verdict, word):
-    got, reasons = judge({**CLEAN, **change}, Score())
-    assert got == verdict
-    if word is None:
-        assert reasons == ()
+def test_verdict_rules(change, verdict, code, metric, threshold):
+    found = judge({**CLEAN, **change}, Score())
+    assert verdict_of(found) == verdict
+    if code is None:
+        assert found == ()
     else:
-        assert any(word in r for r in reasons), reasons
+        ((_name, value),) = change.items()
+        assert [(f.code, f.metric, f.value, f.threshold) for f in found] == [(code, metric, value, threshold)]
+        assert found[0].severity == ("reject" if verdict == "rejected" else "warning")
+        assert found[0].message
 
 
 def test_verdict_prefers_source_metrics_and_puts_rejections_first():
     metrics = {**CLEAN, "snr_db": 40.0, "input_snr_db": 6.0, "duration_s": 7.0}
-    verdict, reasons = judge(metrics, Score())
-    assert verdict == "rejected"
-    assert reasons[0].startswith("too noisy")
-    assert any(r.startswith("short") for r in reasons[1:])
+    found = judge(metrics, Score())
+    assert verdict_of(found) == "rejected"
+    assert [f.code for f in found] == ["snr.too_low", "duration.short"]
+    assert found[0].value == 6.0 and "6 dB" in found[0].message  # the source value, not the output's 40
     # a clipped source stays clipped even though the processed output is clean
-    assert judge({**CLEAN, "input_clipping_ratio": 0.05}, Score())[0] == "rejected"
+    assert [f.code for f in judge({**CLEAN, "input_clipping_ratio": 0.05}, Score())] == ["clipping.heavy"]
+
+
+def test_judge_findings_sit_just_beyond_their_thresholds():
+    """A value a hair past a threshold gets the finding, one on it does not."""
+    assert judge({**CLEAN, "snr_db": 20.0}, Score()) == ()
+    (low,) = judge({**CLEAN, "snr_db": 19.96}, Score())
+    assert low.code == "snr.low" and "19.96 dB (< 20 dB)" in low.message
+    assert judge({**CLEAN, "duration_s": 2.0}, Score())[0].code == "duration.short"
+    assert judge({**CLEAN, "duration_s": 1.96}, Score())[0].code == "duration.too_short"
 
 
 def test_thresholds_are_configurable_and_validated():
-    assert judge({**CLEAN, "duration_s": 7.0}, Score(warn_duration_s=5.0))[0] == "approved"
-    assert judge({**CLEAN, "duration_s": 40.0}, Score(max_duration_s=30.0))[0] == "warning"
+    assert judge({**CLEAN, "duration_s": 7.0}, Score(warn_duration_s=5.0)) == ()
+    (long,) = judge({**CLEAN, "duration_s": 40.0}, Score(max_duration_s=30.0))
+    assert (long.code, long.severity, long.threshold) == ("duration.long", "warning", 30.0)
     with pytest.raises(ConfigError, match="min_snr_db"):
         Score(min_snr_db=30.0, warn_snr_db=20.0)
     with pytest.raises(ConfigError, match="warn_reverb_s"):
@@ -434,12 +449,12 @@ def test_score_stage_scores_and_judges(speech):
     noisy = mix_at_snr(clean, regions, np.random.default_rng(2).standard_normal(clean.size), 5)
     out = Score(mos=False).apply(_clip(noisy))
     assert out.verdict == "rejected"
-    assert any("too noisy" in r for r in out.reasons)
+    assert "snr.too_low" in {f.code for f in out.findings}
     assert 0 <= out.metrics["score"] < 80
     assert math.isfinite(out.metrics["output_lufs"]) and math.isfinite(out.metrics["output_true_peak_dbtp"])
     kept = Score(mos=False).apply(_clip(clean, speech_s=1.0, speech_ratio=0.1))
     assert kept.metrics["speech_s"] == 1.0  # recorded by an earlier stage (Trim): not re-measured
-    assert kept.verdict == "rejected"
+    assert kept.verdict == "rejected" and "speech.mostly_silence" in {f.code for f in kept.findings}
 
 
 def test_score_measures_recording_properties_only_without_source_values(speech):
@@ -450,7 +465,7 @@ def test_score_measures_recording_properties_only_without_source_values(speech):
     after = Score(mos=False).apply(_clip(clean, **source))
     assert not {"bandwidth_hz", "reverb_s", "tonal_ratio"} & set(after.metrics)
     assert "snr_db" in after.metrics  # the output SNR shows what denoising did
-    assert any("narrowband" in r for r in after.reasons)  # judged on the source value
+    assert "bandwidth.narrow" in {f.code for f in after.findings}  # judged on the source value
 
 
 def test_dnsmos_is_optional(speech):
@@ -476,7 +491,7 @@ def test_dnsmos_absent_returns_none(speech, monkeypatch):
 # -- selection ---------------------------------------------------------------------------------
 def _rec(cid: str, seconds: float, score: float, verdict: str = "approved", speaker: str = "s", **metrics) -> Clip:
     return Clip(id=cid, source=f"{cid}.wav", source_sha256="0" * 64, speaker=speaker, sample_rate=RATE,
-                verdict=verdict, metrics={"duration_s": seconds, "score": score, **metrics})
+                findings=findings_for(verdict), metrics={"duration_s": seconds, "score": score, **metrics})
 
 
 def test_select_prefers_approved_long_clips_by_score_within_budget():

@@ -18,6 +18,7 @@ import pytest
 
 from prep.cli import main
 from prep.errors import ConfigError, DataError
+from prep.findings import Finding, verdict_of
 from prep.report.html import _distributions, _nice_ticks, render_html, write_report_html
 from prep.report.summary import REPORT_VERSION, build_report, print_summary, read_report, write_report_json
 from prep.run.pipeline import stage_config
@@ -54,8 +55,11 @@ def test_report_json_schema_and_round_trip(run_out):
     assert back["thresholds"]["min_snr_db"] == Score().min_snr_db
     assert len(back["clips"]) == len(FILES)
     for clip in back["clips"]:
-        for key in ("id", "speaker", "output", "duration_s", "metrics", "verdict", "reasons", "selected", "span_s"):
+        for key in ("id", "speaker", "output", "duration_s", "metrics", "verdict", "reasons", "findings", "selected",
+                    "span_s"):
             assert key in clip
+        assert verdict_of(Finding.from_dict(f) for f in clip["findings"]) == clip["verdict"]
+        assert sorted(clip["reasons"]) == sorted(f["message"] for f in clip["findings"])
         assert 0 <= clip["metrics"]["score"] <= 100
         assert clip["verdict"] in ("approved", "warning", "rejected")
         assert (out / clip["output"]).is_file()
@@ -75,7 +79,10 @@ def test_report_speakers_match_clips(run_out):
         assert all(c["verdict"] != "rejected" for c in mine if c["selected"])
     noisy = next(c for c in report["clips"] if c["source"].endswith("b03.mp3"))
     assert noisy["metrics"]["input_snr_db"] < 15  # made at 10 dB SNR with hum
-    assert noisy["verdict"] == "rejected" or any("noise" in r for r in noisy["reasons"])
+    assert {"snr.too_low", "snr.low"} & {f["code"] for f in noisy["findings"]}
+    (snr,) = [f for f in noisy["findings"] if f["code"].startswith("snr.")]
+    assert snr["value"] == noisy["metrics"]["input_snr_db"] and snr["metric"] == "snr_db"
+    assert snr["threshold"] in (report["thresholds"]["min_snr_db"], report["thresholds"]["warn_snr_db"])
 
 
 class _Page(HTMLParser):
@@ -126,7 +133,7 @@ def test_html_is_self_contained_with_one_row_per_clip(run_out):
     page = _Page()
     page.feed(render_html(report, out))
     assert page.rows == len(report["clips"])
-    assert {"clip", "verdict", "score", "reasons"} <= set(page.headers)
+    assert {"clip", "verdict", "score", "findings"} <= set(page.headers)
     assert page.scripts == 1
     images = [link for link in page.links if link.startswith("data:image/")]
     assert len(images) == len(report["clips"])  # one before/after figure per clip
@@ -395,11 +402,79 @@ def test_print_summary_lists_speakers_and_reasons(run_out):
     for clip in report["clips"]:
         assert clip["id"] in text
     console = Console(record=True, width=200)
-    print_summary(report, out, console=console, max_clip_rows=1)  # many clips: reasons are counted instead
+    print_summary(report, out, console=console, max_clip_rows=1)  # many clips: only the counts per code
     many = console.export_text()
     assert report["clips"][0]["id"] not in many
-    kinds = {r.split(":")[0] for c in report["clips"] for r in c["reasons"]}
-    assert not kinds or "commonest reasons" in many
+    counts: dict[str, int] = {}
+    for c in report["clips"]:
+        for code in {f["code"] for f in c["findings"] if f["severity"] != "info"}:
+            counts[code] = counts.get(code, 0) + 1
+    assert counts, "the test files have problems to count"
+    line = next(x for x in many.splitlines() if x.startswith("problems by code"))
+    shown = dict(re.findall(r"([a-z]+\.[a-z_]+) \((\d+)\)", line))
+    assert {k: int(v) for k, v in shown.items()} == counts
+
+
+def _coded_clips() -> list:
+    from prep.clip import Clip
+    from prep.findings import finding
+
+    def clip(cid: str, *found) -> Clip:
+        return Clip(id=cid, source=f"{cid}.wav", source_sha256="0" * 64, speaker="s", sample_rate=16000,
+                    span_s=(0.0, 12.0), metrics={"duration_s": 12.0, "score": 80.0}, findings=tuple(found))
+
+    snr_low = finding("snr.low", metric="snr_db", value=15.5, threshold=20.0)
+    short = finding("duration.short", metric="duration_s", value=8.25, threshold=10.0)
+    return [
+        clip("a", snr_low, short),
+        clip("b", finding("snr.low", metric="snr_db", value=12.0, threshold=20.0)),
+        clip("c", finding("snr.too_low", metric="snr_db", value=9.6, threshold=10.0), short),
+        clip("d", finding("downmix.inverted", channels=[1])),
+        clip("e"),
+    ]
+
+
+def test_report_counts_clips_per_finding_code(tmp_path):
+    report = json.loads(json.dumps(build_report(_coded_clips(), profile="test")))
+    assert report["summary"]["findings"] == {
+        "snr.too_low": {"severity": "reject", "clips": 1},
+        "duration.short": {"severity": "warning", "clips": 2},
+        "snr.low": {"severity": "warning", "clips": 2},
+        "downmix.inverted": {"severity": "info", "clips": 1},
+    }
+    by_id = {c["id"]: c for c in report["clips"]}
+    assert [f["code"] for f in by_id["a"]["findings"]] == ["snr.low", "duration.short"]
+    assert by_id["c"]["findings"][0] == {"code": "snr.too_low", "severity": "reject", "metric": "snr_db",
+                                         "value": 9.6, "threshold": 10.0,
+                                         "message": "too noisy: SNR ≈ 9.6 dB (< 10 dB)"}
+    assert [c["verdict"] for c in report["clips"]] == ["warning", "warning", "rejected", "approved", "approved"]
+    # the page: one row per code with its count, and each clip's findings with their codes
+    text = render_html(report, tmp_path, max_plots=0)
+    rows = re.findall(r"<tr><td><code class='fc'>([a-z._]+)</code></td><td>.*?</td><td class='num'>(\d+)</td>", text)
+    assert dict(rows) == {"snr.too_low": "1", "duration.short": "2", "snr.low": "2", "downmix.inverted": "1"}
+    section = text[text.index("<section"):]
+    assert "<code class='fc'>snr.too_low</code> too noisy: SNR ≈ 9.6 dB (&lt; 10 dB)" in section
+    # the terminal: problems (not info) counted per code
+    from rich.console import Console
+
+    console = Console(record=True, width=200)
+    print_summary(report, tmp_path, console=console, max_clip_rows=0)
+    line = next(x for x in console.export_text().splitlines() if x.startswith("problems by code"))
+    assert dict(re.findall(r"([a-z]+\.[a-z_]+) \((\d+)\)", line)) == {
+        "snr.too_low": "1", "duration.short": "2", "snr.low": "2"}
+
+
+def test_an_old_report_without_findings_still_renders_and_counts(tmp_path):
+    report = json.loads(json.dumps(build_report(_coded_clips(), profile="test")))
+    report["report_version"] = 2
+    for clip in report["clips"]:
+        del clip["findings"]
+    del report["summary"]["findings"]
+    text = render_html(report, tmp_path, max_plots=0)
+    rows = re.findall(r"<tr><td><code class='fc'>([a-z._]+)</code></td><td>.*?</td><td class='num'>(\d+)</td>", text)
+    assert dict(rows) == {"legacy.reason": "4"}  # a to d had reasons (d's an info under an approved verdict)
+    assert [c["verdict"] for c in report["clips"]] == ["warning", "warning", "rejected", "approved", "approved"]
+    assert "too noisy: SNR ≈ 9.6 dB (&lt; 10 dB)" in text
 
 
 def test_clip_figure_takes_each_sample_rate_by_keyword():

@@ -16,6 +16,7 @@ from prep.clip import Clip, InputInfo
 from prep.deliver.export import export_clips
 from prep.deliver.submit import plan_submission, speaker_clips
 from prep.errors import ConfigError, DataError
+from prep.findings import finding
 from prep.io import write_wav_atomic
 from prep.report.summary import build_report, read_report, write_report_json
 from prep.run.run_folder import RunFolder, RunLock
@@ -144,13 +145,15 @@ def _clip(cid: str, **kw) -> Clip:
 def test_append_and_read_back_with_pipeline_tags(tmp_path):
     folder = RunFolder(tmp_path)
     folder.append(_clip("a").with_metrics(lufs=-np.inf, nan=float("nan")), pipeline="p1")
-    folder.append(_clip("b", verdict="rejected", reasons=("short",)))
+    short = finding("duration.too_short", metric="duration_s", value=1.0, threshold=2.0)
+    folder.append(_clip("b").with_findings(short))
     lines = (tmp_path / "manifest.jsonl").read_text(encoding="utf-8").splitlines()
     assert [json.loads(line).get("pipeline") for line in lines] == ["p1", None]
     records = folder.read_journal()
     assert [(r.clip.id, r.pipeline, r.line) for r in records] == [("a", "p1", 1), ("b", None, 2)]
     assert records[0].clip.metrics["lufs"] == -np.inf and records[0].clip.metrics["nan"] is None
-    assert records[0].clip.transcript == "héllo" and records[1].clip.reasons == ("short",)
+    assert records[0].clip.transcript == "héllo" and records[1].clip.reasons == (short.message,)
+    assert records[1].clip.verdict == "rejected" and records[1].clip.findings == (short,)
     assert RunFolder(tmp_path / "none").read_journal() == []
 
 
@@ -189,7 +192,7 @@ def test_latest_record_per_source_and_clip_id(tmp_path):
     folder = RunFolder(tmp_path)
     folder.append(_clip("a"), pipeline="p")
     folder.append(_clip("a", source="other/a.wav"), pipeline="p")  # same id, another source
-    folder.append(_clip("a", verdict="warning", reasons=("fast",)))
+    folder.append(_clip("a").with_findings(finding("duration.short", metric="duration_s", value=1.0, threshold=10.0)))
     latest = folder.latest_records()
     assert set(latest) == {("in/a.wav", "a"), ("other/a.wav", "a")}
     assert latest[("in/a.wav", "a")].clip.verdict == "warning" and latest[("in/a.wav", "a")].line == 3

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import pytest
 import soundfile as sf
+from findings_helpers import findings_for
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
@@ -493,7 +494,8 @@ def test_selection_uses_verdict_and_score(tmp_path):
         tone = 0.1 * np.sin(2 * np.pi * (150 + 20 * i) * np.arange(12 * 8000) / 8000).astype(np.float32)
         write_wav_atomic(out / rel, tone, sample_rate=8000)
         clips.append(Clip(id=cid, source=f"{cid}.wav", source_sha256="0" * 64, speaker="s", sample_rate=8000,
-                          transcript=f"text of {cid}", span_s=(0.0, 12.0), n_samples=tone.size, verdict=verdict,
+                          transcript=f"text of {cid}", span_s=(0.0, 12.0), n_samples=tone.size,
+                          findings=findings_for(verdict),
                           output=rel,
                           metrics={"score": score}))
     write_report_json(build_report(clips, profile="test"), out)

@@ -218,7 +218,7 @@ def test_trim_stage_rejects_a_clip_without_speech():
     rate = 16000
     clip = _clip(0.01 * speechlike.colored_noise(2 * rate, seed=53), rate)
     (out,) = run_stages(clip, [Trim()])
-    assert out.verdict == "rejected" and "no speech" in out.reasons[0]
+    assert out.verdict == "rejected" and [f.code for f in out.findings] == ["speech.none"]
     assert out.audio is clip.audio and out.metrics["speech_s"] == 0.0
 
 
@@ -281,7 +281,7 @@ def test_slice_stage_on_a_long_recording():
         a, b = piece.span_s[0] - 10.0, piece.span_s[1] - 10.0
         assert 3.0 <= b - a <= 15.0
         np.testing.assert_array_equal(piece.audio, noisy[round(a * rate) : round(a * rate) + piece.audio.size])
-        assert piece.transcript is None and any("transcript dropped" in r for r in piece.reasons)
+        assert piece.transcript is None and "transcript.dropped" in {f.code for f in piece.findings}
         assert piece.metrics["slice_count"] == len(slices) and piece.history[-1].stage == "slice"
     spans = [(c.span_s[0] - 10.0, c.span_s[1] - 10.0) for c in slices]
     for s, e in known:  # never mid-speech, nothing lost
@@ -352,7 +352,7 @@ def test_short_recording_is_one_slice_and_keeps_its_transcript():
 def test_slice_stage_rejects_no_speech():
     rate = 16000
     (out,) = Slice(max_s=4.0).apply(_clip(np.zeros(5 * rate, np.float32), rate))
-    assert out.verdict == "rejected" and "no speech" in out.reasons[0]
+    assert out.verdict == "rejected" and [f.code for f in out.findings] == ["speech.none"]
 
 
 def test_bad_slice_options():

@@ -10,7 +10,7 @@ computes them all with one VAD pass.  Two stages use them:
   and reverb tails).
 * :class:`Score` (``"score"``) runs last: it measures the processed audio,
   adds the output loudness when no earlier stage did, computes the 0–100
-  score and gives the verdict with reasons (Fish Audio's sample guidance:
+  score and adds its findings (:mod:`prep.findings`; Fish Audio's sample guidance:
   clean, mono, one speaker, ≥ 10 s per clip, no music, reverb or noise).
 
 Metrics (units in the names; ``input_`` prefix for the :class:`Measure` copy)

@@ -4,7 +4,7 @@ The report is the record of a finished run: :func:`read_report` (that is,
 :meth:`prep.run.run_folder.RunFolder.read_report`) is what ``voiceprep report``,
 ``export`` and ``submit`` read.
 
-Schema of ``report.json`` (``report_version`` 2; times in seconds, levels
+Schema of ``report.json`` (``report_version`` 3; times in seconds, levels
 in dB; a non-finite number is ``null`` for NaN, ``"inf"``/``"-inf"``
 otherwise):
 
@@ -16,7 +16,9 @@ otherwise):
     Config of the ``score`` stage (the verdict thresholds), if it ran.
 ``summary`` : dict
     ``clips`` (count), ``verdicts`` (count per verdict), ``speakers``
-    (per speaker: ``clips``, ``approved``, ``approved_s``).
+    (per speaker: ``clips``, ``approved``, ``approved_s``), ``findings``
+    (per finding code: ``severity`` and ``clips``, the number of clips with it;
+    see :func:`finding_counts`).
 ``speakers`` : dict of speaker -> dict
     :func:`prep.deliver.select.speaker_summary`: ``clips``, ``verdicts``,
     ``duration_s``, ``speech_s``, ``approved_s``, ``approved_speech_s``,
@@ -36,8 +38,14 @@ otherwise):
     sample_rate``, equal to the span's length minus the cut pauses),
     ``sample_rate``, ``input`` (source format facts), ``metrics`` (see
     :mod:`prep.dsp.estimators` for the quality ones), ``verdict`` (``approved``,
-    ``warning``, ``rejected`` or ``error``), ``reasons`` (worst first),
-    ``selected`` (in its speaker's selection) and ``history`` (stages run).
+    ``warning``, ``rejected`` or ``error``; derived from the findings by
+    :func:`prep.findings.verdict_of`), ``findings`` (list of ``{"code",
+    "severity", "metric", "value", "threshold", "message"}``, the codes of
+    :data:`prep.findings.CODES`), ``reasons`` (the findings' messages, worst
+    first), ``selected`` (in its speaker's selection) and ``history`` (stages run).
+
+Version 3 added ``findings`` (per clip and in ``summary``); a version 2
+report reads back with each reason as a ``legacy.reason`` finding.
 """
 
 from __future__ import annotations
@@ -45,17 +53,27 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import platform
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from ..clip import Clip
+from ..errors import PrepError
+from ..findings import SEVERITIES, Finding, findings_from_record
 from ..io import write_text_atomic
 from ..run.run_folder import RunFolder, load_report
 
-__all__ = ["REPORT_VERSION", "build_report", "print_summary", "read_report", "write_report_json"]
+__all__ = [
+    "REPORT_VERSION",
+    "build_report",
+    "entry_findings",
+    "finding_counts",
+    "print_summary",
+    "read_report",
+    "write_report_json",
+]
 
-REPORT_VERSION = 2
+REPORT_VERSION = 3
 
 
 def _clip_entry(clip: Clip, selected: bool = False) -> dict[str, Any]:
@@ -77,6 +95,7 @@ def _clip_entry(clip: Clip, selected: bool = False) -> dict[str, Any]:
         "metrics": data["metrics"],
         "verdict": data["verdict"],
         "reasons": data["reasons"],
+        "findings": data["findings"],
         "selected": selected,
         "history": data["history"],
     }
@@ -98,6 +117,7 @@ def build_report(clips: Sequence[Clip], *, profile: str, stages: Sequence[dict[s
     from ..run.runner import summarize
 
     speakers = summarize_speakers(clips)
+    entries = [_clip_entry(c) for c in clips]
     chosen = {(name, cid) for name, entry in speakers.items() for cid in entry["selection"]["clips"]}
     thresholds = next((dict(s.get("config") or {}) for s in stages if s.get("stage") == "score"), None)
     return {
@@ -108,10 +128,40 @@ def build_report(clips: Sequence[Clip], *, profile: str, stages: Sequence[dict[s
         "profile": profile,
         "pipeline": list(stages),
         "thresholds": thresholds,
-        "summary": summarize(clips),
+        "summary": {**summarize(clips), "findings": finding_counts(entries)},
         "speakers": speakers,
-        "clips": [_clip_entry(c, (c.speaker, c.id) in chosen) for c in clips],
+        "clips": [dict(e, selected=(c.speaker, c.id) in chosen) for c, e in zip(clips, entries, strict=True)],
     }
+
+
+def entry_findings(entry: Mapping[str, Any]) -> tuple[Finding, ...]:
+    """The findings of a report's clip entry (also of a version 2 entry: see
+    :func:`prep.findings.findings_from_record`)."""
+    try:
+        return findings_from_record(entry)
+    except PrepError:
+        return ()
+
+
+def finding_counts(entries: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per finding code, how many clips have it: ``{code: {"severity", "clips"}}``.
+
+    A clip counts once per code; the severity is the worst seen with the code.
+    Codes are ordered by severity (worst first), then count, then name.
+    """
+    counts: dict[str, dict[str, Any]] = {}
+    for entry in entries:
+        seen: dict[str, str] = {}
+        for f in entry_findings(entry):
+            if f.code not in seen or SEVERITIES.index(f.severity) > SEVERITIES.index(seen[f.code]):
+                seen[f.code] = f.severity
+        for code, severity in seen.items():
+            item = counts.setdefault(code, {"severity": severity, "clips": 0})
+            item["clips"] += 1
+            if SEVERITIES.index(severity) > SEVERITIES.index(item["severity"]):
+                item["severity"] = severity
+    order = sorted(counts, key=lambda c: (-SEVERITIES.index(counts[c]["severity"]), -counts[c]["clips"], c))
+    return {code: counts[code] for code in order}
 
 
 def write_report_json(report: dict[str, Any], out_dir: str | Path) -> Path:
@@ -138,13 +188,8 @@ def read_report(out_dir: str | Path) -> dict[str, Any]:
 _STYLE = {"approved": "green", "warning": "yellow", "rejected": "red", "error": "magenta"}
 
 
-def _reason_kind(reason: str) -> str:
-    """The reason's kind: the text before its first colon ("short: 8.6 s ..." -> "short")."""
-    return reason.split(":", 1)[0].strip()
-
-
 def print_summary(report: dict[str, Any], out_dir: str | Path, *, console: Any = None, max_clip_rows: int = 40) -> None:
-    """Print the end-of-run summary: speakers, clips (or the commonest reasons) and where the reports are.
+    """Print the end-of-run summary: speakers, clips, problems counted by finding code and where the reports are.
 
     Parameters
     ----------
@@ -155,8 +200,8 @@ def print_summary(report: dict[str, Any], out_dir: str | Path, *, console: Any =
     console : rich.console.Console, optional
         Where to print (stdout by default).
     max_clip_rows : int
-        List every clip when there are at most this many; otherwise count
-        the reasons instead.
+        List every clip when there are at most this many.  The problems
+        (findings other than ``info``) are counted by code either way.
     """
     from rich.console import Console
     from rich.table import Table
@@ -211,14 +256,11 @@ def print_summary(report: dict[str, Any], out_dir: str | Path, *, console: Any =
                 Text("; ".join(c.get("reasons") or []) or "ok"),
             )
         console.print(detail)
-    elif clips:
-        counts: dict[str, int] = {}
-        for c in clips:
-            for kind in {_reason_kind(r) for r in c.get("reasons") or []}:
-                counts[kind] = counts.get(kind, 0) + 1
-        if counts:
-            top = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:8]
-            console.print(Text("commonest reasons: " + ", ".join(f"{k} ({n})" for k, n in top)))
+    problems = {code: n for code, n in finding_counts(clips).items() if n["severity"] != "info"}
+    if problems:
+        top = list(problems.items())[:12]
+        more = f", … {len(problems) - len(top)} more code(s)" if len(problems) > len(top) else ""
+        console.print(Text("problems by code (clips): " + ", ".join(f"{k} ({n['clips']})" for k, n in top) + more))
     for name, s in speakers.items():
         for note in s.get("notes") or []:
             console.print(Text.assemble((name, "bold"), ": ", note))

@@ -22,7 +22,8 @@ import numpy as np
 
 from ..clip import Clip, SourceAudio
 from ..errors import ConfigError
-from ..stages.downmix import ChannelReport, channel_report, downmix_metrics, downmix_reasons, mix_weights
+from ..findings import finding
+from ..stages.downmix import ChannelReport, channel_report, downmix_findings, downmix_metrics, mix_weights
 from .decode import probe, stream
 
 __all__ = ["LongForm", "FileScan", "scan", "cut_points", "pieces"]
@@ -190,7 +191,7 @@ def piece_clips(base: Clip, path: str, fscan: FileScan, config: LongForm) -> Ite
         extra.update(downmix_metrics(fscan.report))
     else:
         extra["downmix_mode"] = "mono"
-    reasons = downmix_reasons(fscan.report) if fscan.report is not None else []
+    notes = downmix_findings(fscan.report) if fscan.report is not None else []
     for k, (start_s, end_s, mono) in enumerate(pieces(path, fscan, bounds, block_s=config.block_s)):
         clip = dataclasses.replace(
             base,
@@ -200,10 +201,8 @@ def piece_clips(base: Clip, path: str, fscan: FileScan, config: LongForm) -> Ite
             transcript=None,
             source_audio=SourceAudio(mono, fscan.sample_rate, start_s),
         ).with_metrics(piece_index=k, **extra)
-        if reasons:
-            clip = clip.with_verdict("approved", *reasons)
+        if notes:
+            clip = clip.with_findings(*notes)
         if base.transcript:
-            clip = clip.with_verdict(
-                "warning", "long file cut into pieces: its transcript cannot be split and is dropped"
-            )
+            clip = clip.with_findings(finding("transcript.dropped"))
         yield clip

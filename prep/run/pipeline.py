@@ -20,6 +20,7 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from ..clip import Clip
 from ..errors import PrepError
+from ..findings import finding
 
 __all__ = [
     "CHANGES",
@@ -191,11 +192,12 @@ def run_stages(clip: Clip, stages: Sequence[Stage]) -> list[Clip]:
             try:
                 result = stage.apply(item)
             except PrepError as err:
-                out.append(item.with_verdict("error", f"{stage.name}: {err}"))
+                out.append(item.with_findings(finding("stage.error", stage=stage.name, detail=str(err))))
                 continue
             except Exception as err:
                 log.exception("stage %s failed on %s", stage.name, item.source)
-                out.append(item.with_verdict("error", f"{stage.name}: internal error: {type(err).__name__}: {err}"))
+                detail = f"{type(err).__name__}: {err}"
+                out.append(item.with_findings(finding("internal.error", stage=stage.name, detail=detail)))
                 continue
             results = [result] if isinstance(result, Clip) else list(result)
             for r in results:

@@ -26,6 +26,7 @@ import numpy as np
 
 from ..clip import Clip, InputInfo, file_sha256
 from ..errors import OutputError, PrepError
+from ..findings import finding
 from ..io import write_bytes_atomic, write_wav_atomic
 from ..stages.downmix import Downmix
 from .decode import AUDIO_EXTENSIONS, load, probe
@@ -129,7 +130,7 @@ def discover(inputs: Iterable[str | Path], *, speaker: str | None = None) -> lis
     return jobs
 
 
-def _error_clip(job: Job, sha: str, message: str) -> Clip:
+def _error_clip(job: Job, sha: str, message: str, code: str = "decode.error") -> Clip:
     return Clip(
         id=clip_id(job.path, sha),
         source=job.path,
@@ -137,8 +138,7 @@ def _error_clip(job: Job, sha: str, message: str) -> Clip:
         speaker=job.speaker,
         sample_rate=0,
         transcript=job.transcript,
-        verdict="error",
-        reasons=(message,),
+        findings=(finding(code, detail=message),),
     )
 
 
@@ -148,11 +148,11 @@ def _source_sha(job: Job) -> tuple[str, Clip | None]:
     try:
         return file_sha256(job.path), None
     except IsADirectoryError:
-        return "", _error_clip(job, "", f"{job.path}: is a directory with no audio files in it")
+        return "", _error_clip(job, "", f"{job.path}: is a directory with no audio files in it", "input.error")
     except FileNotFoundError:
-        return "", _error_clip(job, "", f"{job.path}: no such file")
+        return "", _error_clip(job, "", f"{job.path}: no such file", "input.error")
     except OSError as err:
-        return "", _error_clip(job, "", f"{job.path}: cannot read: {err.strerror or err}")
+        return "", _error_clip(job, "", f"{job.path}: cannot read: {err.strerror or err}", "input.error")
 
 
 def _base_clip(job: Job, sha: str, info: InputInfo, audio: np.ndarray | None) -> Clip:
@@ -170,18 +170,18 @@ def _base_clip(job: Job, sha: str, info: InputInfo, audio: np.ndarray | None) ->
 
 
 def _sanitize(clip: Clip) -> Clip:
-    """Zero non-finite samples and flag samples beyond full scale, with reasons."""
+    """Zero non-finite samples and flag samples beyond full scale, with findings."""
     audio = clip.require_audio()
     bad = ~np.isfinite(audio)
     if bad.any():
         count = int(bad.sum())
         audio = np.where(bad, np.float32(0.0), audio)
         clip = dataclasses.replace(clip, audio=audio).with_metrics(nonfinite_samples=count)
-        clip = clip.with_verdict("warning", f"{count} NaN/Inf samples replaced by silence")
+        clip = clip.with_findings(finding("samples.nonfinite", metric="nonfinite_samples", value=count))
     peak = float(np.max(np.abs(audio))) if audio.size else 0.0
     clip = clip.with_metrics(input_peak=peak)
     if peak > 1.0:
-        clip = clip.with_verdict("warning", f"float samples exceed full scale (peak {peak:.2f}); gain is reduced")
+        clip = clip.with_findings(finding("samples.over_full_scale", metric="input_peak", value=peak, threshold=1.0))
     return clip
 
 
@@ -241,11 +241,11 @@ def _write_clip(item: Clip, out_dir: str | Path | None) -> Clip:
     peak = float(np.max(np.abs(audio))) if audio.size else 0.0
     if peak > 1.0:  # integer PCM would clip: scale into range and say so
         audio = audio / np.float32(peak)
-        item = item.with_verdict("warning", f"output peak {peak:.2f} > full scale; scaled down")
+        item = item.with_findings(finding("output.scaled", value=peak, threshold=1.0))
     try:
         write_wav_atomic(folder.clip_path(item.speaker, item.id), audio, sample_rate=item.sample_rate)
     except OutputError as err:
-        return dataclasses.replace(item.with_verdict("error", str(err)), audio=None)
+        return dataclasses.replace(item.with_findings(finding("output.error", detail=str(err))), audio=None)
     return dataclasses.replace(item, output=folder.clip_output(item.speaker, item.id))
 
 
@@ -279,8 +279,7 @@ def _process_long(
         out.append(_error_clip(job, sha, str(err)))
     if not out:
         rejected = base.with_metrics(long_file=True, speech_s=0.0, speech_ratio=0.0)
-        reason = f"no signal in {info.duration_s:.0f} s of audio (digital silence)"
-        out.append(rejected.with_verdict("rejected", reason))
+        out.append(rejected.with_findings(finding("longform.silent", metric="duration_s", value=info.duration_s)))
     return out
 
 

@@ -40,6 +40,7 @@ import numpy as np
 
 from ..clip import Clip
 from ..errors import ConfigError, DataError
+from ..findings import finding
 
 __all__ = [
     "METADATA_NAMES",
@@ -436,22 +437,27 @@ def flag_transcript_rates(
     for i, rate in rates.items():
         clip = clips[i]
         metrics: dict[str, float] = {"transcript_chars": text_chars(clip.transcript or ""), "chars_per_s": rate}
-        reasons = []
+        found = []
         if rate < min_cps or rate > max_cps:
-            reasons.append(
-                f"transcript may not match audio: {rate:.1f} chars/s of speech is outside [{min_cps:g}, {max_cps:g}]"
-            )
+            bound = min_cps if rate < min_cps else max_cps
+            found.append(finding("transcript.rate", metric="chars_per_s", value=rate, threshold=bound))
         if clip.speaker in stats and rate > 0:
             median, mad = stats[clip.speaker]
             z = 0.6745 * (math.log(rate) - median) / mad
             metrics["chars_per_s_z"] = z
-            if abs(z) > z_max and not reasons:
-                reasons.append(
-                    f"transcript may not match audio: {rate:.1f} chars/s of speech vs speaker median "
-                    f"{math.exp(median):.1f} (robust z {z:+.1f})"
+            if abs(z) > z_max and not found:
+                found.append(
+                    finding(
+                        "transcript.rate_outlier",
+                        metric="chars_per_s_z",
+                        value=z,
+                        threshold=math.copysign(z_max, z),
+                        rate=rate,
+                        median=math.exp(median),
+                    )
                 )
         updated = clip.with_metrics(**metrics)
-        if reasons:
-            updated = updated.with_verdict("warning", *reasons)
+        if found:
+            updated = updated.with_findings(*found)
         out[i] = updated
     return out

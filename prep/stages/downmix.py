@@ -16,6 +16,7 @@ import numpy as np
 from ..audio import as_audio
 from ..clip import Clip, SourceAudio
 from ..errors import ConfigError
+from ..findings import Finding, finding
 
 __all__ = [
     "ChannelReport",
@@ -24,7 +25,7 @@ __all__ = [
     "mix_weights",
     "downmix",
     "downmix_metrics",
-    "downmix_reasons",
+    "downmix_findings",
     "Downmix",
 ]
 
@@ -191,14 +192,14 @@ def downmix_metrics(report: ChannelReport) -> dict[str, Any]:
     }
 
 
-def downmix_reasons(report: ChannelReport) -> list[str]:
-    """Informational reasons describing a non-trivial downmix."""
-    reasons = []
+def downmix_findings(report: ChannelReport) -> list[Finding]:
+    """Informational findings describing a non-trivial downmix."""
+    found = []
     if report.inverted:
-        reasons.append(f"channel(s) {list(report.inverted)} polarity-inverted; flipped before mixing")
+        found.append(finding("downmix.inverted", metric="inverted_channels", channels=list(report.inverted)))
     if report.dead:
-        reasons.append(f"channel(s) {list(report.dead)} silent or dead; ignored in the mix")
-    return reasons
+        found.append(finding("downmix.dead_channel", metric="dead_channels", channels=list(report.dead)))
+    return found
 
 
 @dataclass(frozen=True)
@@ -223,6 +224,6 @@ class Downmix:
             return dataclasses.replace(clip, audio=mono, source_audio=source).with_metrics(downmix_mode="mono")
         mono, rep = downmix(audio, dead_channel_db=self.dead_channel_db, inverted_corr=self.inverted_corr)
         mixed = dataclasses.replace(clip, audio=mono, source_audio=SourceAudio(mono, clip.sample_rate, clip.span_s[0]))
-        return mixed.with_metrics(**downmix_metrics(rep)).with_verdict(
-            "approved", *downmix_reasons(rep)
+        return mixed.with_metrics(**downmix_metrics(rep)).with_findings(
+            *downmix_findings(rep)
         )

@@ -32,6 +32,7 @@ from ..dsp.loudness import (
     true_peak,
 )
 from ..errors import ConfigError
+from ..findings import finding
 from ..kernels import loudness as _k
 
 __all__ = ["Loudness", "NormalizeReport", "limiter_gain", "normalize", "peak_envelope"]
@@ -377,24 +378,37 @@ class Loudness:
         if not math.isfinite(rep.input_lufs):
             result = clip.with_metrics(**metrics)
             if meter.samples_seen < _SUB_PER_BLOCK * meter.hop_samples:
-                return result.with_verdict(
-                    "warning",
-                    f"loudness: too short to measure ({clip.duration_s:.3f} s < {BLOCK_S} s); level unchanged",
+                return result.with_findings(
+                    finding("loudness.too_short", metric="duration_s", value=clip.duration_s, threshold=BLOCK_S)
                 )
-            return result.with_verdict(
-                "rejected", f"loudness: silent (no 400 ms block above {ABSOLUTE_GATE_LUFS:.0f} LUFS)"
-            )
+            return result.with_findings(finding("loudness.silent", metric="input_lufs", threshold=ABSOLUTE_GATE_LUFS))
         result = dataclasses.replace(clip, audio=out.reshape(audio.shape)).with_metrics(**metrics)
         if rep.limiter_reduction_db > self.max_limiter_lu:
-            result = result.with_verdict(
-                "warning",
-                f"loudness: true-peak limiter cost {rep.limiter_reduction_db:.1f} LU "
-                f"(> {self.max_limiter_lu:g}) to hold {self.true_peak_dbtp:g} dBTP at {self.target_lufs:g} LUFS",
+            result = result.with_findings(
+                finding(
+                    "loudness.limited",
+                    metric="limiter_reduction_db",
+                    value=rep.limiter_reduction_db,
+                    threshold=self.max_limiter_lu,
+                    ceiling_dbtp=self.true_peak_dbtp,
+                    target_lufs=self.target_lufs,
+                )
             )
         if not rep.reached_target:
-            result = result.with_verdict(
-                "warning",
-                f"loudness: reached {rep.output_lufs:.2f} LUFS / {rep.output_true_peak_dbtp:.2f} dBTP, "
-                f"target {self.target_lufs:g} LUFS / {self.true_peak_dbtp:g} dBTP",
-            )
+            over_peak = rep.output_true_peak_dbtp > self.true_peak_dbtp
+            if over_peak:
+                result = result.with_findings(
+                    finding(
+                        "loudness.over_peak",
+                        metric="output_true_peak_dbtp",
+                        value=rep.output_true_peak_dbtp,
+                        threshold=self.true_peak_dbtp,
+                    )
+                )
+            if not over_peak or rep.output_lufs != self.target_lufs:
+                result = result.with_findings(
+                    finding(
+                        "loudness.off_target", metric="output_lufs", value=rep.output_lufs, threshold=self.target_lufs
+                    )
+                )
         return result

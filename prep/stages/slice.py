@@ -16,6 +16,7 @@ from ..audio import mix_to_mono
 from ..clip import Clip
 from ..dsp.vad import Region, check_regions, speech_regions
 from ..errors import ConfigError
+from ..findings import finding
 
 __all__ = ["Slice", "slice_bounds"]
 
@@ -126,7 +127,7 @@ class Slice:
         )
         bounds = slice_bounds(regions, duration_s=duration, min_s=self.min_s, max_s=self.max_s, pad_s=self.pad_s)
         if not bounds:
-            return [clip.with_metrics(speech_s=0.0, speech_ratio=0.0).with_verdict("rejected", "no speech detected")]
+            return [clip.with_metrics(speech_s=0.0, speech_ratio=0.0).with_findings(finding("speech.none"))]
         out = []
         for k, (start_s, end_s) in enumerate(bounds):
             i0, i1 = int(np.floor(start_s * rate)), int(np.ceil(end_s * rate))
@@ -150,12 +151,11 @@ class Slice:
                 speech_ratio=speech / (end_s - start_s) if end_s > start_s else 0.0,
             )
             if len(bounds) > 1 and clip.transcript is not None:
-                piece = dataclasses.replace(piece, transcript=None).with_verdict(
-                    "warning", "transcript dropped: sliced without alignment"
-                )
+                piece = dataclasses.replace(piece, transcript=None).with_findings(finding("transcript.dropped"))
             length = end_s - start_s
             if length > self.max_s:
-                reason = f"slice is {length:.1f} s > max_s={self.max_s}: no pause to cut at"
-                piece = piece.with_verdict("warning", reason)
+                piece = piece.with_findings(
+                    finding("slice.no_pause", metric="duration_s", value=length, threshold=self.max_s)
+                )
             out.append(piece)
         return out

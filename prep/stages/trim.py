@@ -17,6 +17,7 @@ from ..audio import check_sample_rate, mix_to_mono
 from ..clip import Clip
 from ..dsp.vad import Region, check_regions, speech_regions
 from ..errors import ConfigError
+from ..findings import finding
 
 __all__ = ["Trim", "TrimReport", "compress_pauses", "trim"]
 _FADE_S = 0.01  # crossfade where compress_pauses joins audio
@@ -250,7 +251,7 @@ class Trim:
             mix_to_mono(audio), sample_rate=rate, aggressiveness=self.aggressiveness, min_silence_s=self.min_silence_s
         )
         if not regions:
-            return clip.with_metrics(speech_s=0.0, speech_ratio=0.0).with_verdict("rejected", "no speech detected")
+            return clip.with_metrics(speech_s=0.0, speech_ratio=0.0).with_findings(finding("speech.none"))
         compress = self.max_pause_s is not None and (clip.transcript is None or self.compress_with_transcript)
         out, rep = trim(
             audio,
