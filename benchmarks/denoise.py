@@ -168,7 +168,7 @@ def peers():
         return lambda y, sr: denoise(y, sample_rate=sr, mode=mode)[0]
 
     def nr_informed(y, sr):
-        est = estimate_noise(y, sr, speech=speech_mask(y, sr))
+        est = estimate_noise(y, sample_rate=sr, speech=speech_mask(y, sample_rate=sr))
         idx = np.flatnonzero(est.noise_frames)
         hop = est.hop
         noise = np.concatenate([y[i * hop : (i + 1) * hop] for i in idx]) if idx.size else y
@@ -229,7 +229,7 @@ def speed(rate: int, repeats: int, quick: bool) -> dict[str, float]:
     from prep.dsp.vad import speech_mask
     from prep.stages.denoise import estimate_noise, spectral_gate
 
-    est = estimate_noise(program, rate, speech=speech_mask(program, rate))
+    est = estimate_noise(program, sample_rate=rate, speech=speech_mask(program, sample_rate=rate))
     out["voiceprep gate only (given the VAD)"] = 60.0 / best_of(
         lambda: spectral_gate(program, sample_rate=rate, noise=est), repeat=repeats
     )

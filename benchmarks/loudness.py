@@ -99,10 +99,10 @@ def _prepare(peer: str, x: np.ndarray, rate: int):
 
         audio = x if channels > 1 else x[0]
         if peer == "voiceprep":
-            return lambda: integrated_loudness(audio, rate)
+            return lambda: integrated_loudness(audio, sample_rate=rate)
 
         def full():
-            meter = LoudnessMeter(rate, channels).add(audio)
+            meter = LoudnessMeter(sample_rate=rate, channels=channels).add(audio)
             return meter.integrated_lufs(), meter.loudness_range_lu(), meter.true_peak_dbtp()
 
         return full
@@ -180,13 +180,13 @@ def compile_worker() -> dict:
     t_import = time.perf_counter() - t0
     x = np.random.default_rng(0).standard_normal(48000).astype(np.float32) * 0.1
     t0 = time.perf_counter()
-    loudness.integrated_loudness(x, 48000)
+    loudness.integrated_loudness(x, sample_rate=48000)
     t_meter = time.perf_counter() - t0
     t0 = time.perf_counter()
-    loudness.true_peak(x, 48000)
+    loudness.true_peak(x, sample_rate=48000)
     t_peak = time.perf_counter() - t0
     t0 = time.perf_counter()
-    loudness.normalize(x, 48000, target_lufs=-10.0)
+    loudness.normalize(x, sample_rate=48000, target_lufs=-10.0)
     t_norm = time.perf_counter() - t0
     return {"import_s": t_import, "meter_s": t_meter, "true_peak_s": t_peak, "normalize_s": t_norm}
 

@@ -47,7 +47,7 @@ FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 def ours(x: np.ndarray, rate: int):
     from prep.dsp.vad import speech_regions
 
-    regions = speech_regions(x, rate)
+    regions = speech_regions(x, sample_rate=rate)
     return (regions[0][0], regions[-1][1]) if regions else None
 
 

@@ -31,7 +31,15 @@ _map_source_kernels()
 
 from typing import TYPE_CHECKING  # noqa: E402
 
-from .errors import ConfigError, DecodeError, OutputError, PrepError, SubmitError  # noqa: E402
+from .errors import (  # noqa: E402
+    ConfigError,
+    DataError,
+    DecodeError,
+    OutputError,
+    PrepError,
+    SchedulerError,
+    SubmitError,
+)
 
 if TYPE_CHECKING:
     from .clip import Clip, InputInfo, StageRecord
@@ -52,10 +60,12 @@ __version__ = "0.1.0"
 __all__ = [
     "Clip",
     "ConfigError",
+    "DataError",
     "DecodeError",
     "InputInfo",
     "OutputError",
     "PrepError",
+    "SchedulerError",
     "StageRecord",
     "SubmitError",
     "__version__",

@@ -4,6 +4,13 @@ Inside :mod:`prep` audio is ``float32``, C-contiguous, shaped
 ``(channels, samples)``; a 1-D array means mono.  Conversion from other
 layouts (soundfile's ``(frames, channels)``, PyAV planes) happens only at the
 edges, in :mod:`prep.run.decode` and :mod:`prep.io`.
+
+The validators raise :class:`~prep.errors.ConfigError`: they check arrays
+and rates a caller passes in.  A file's data never reaches the user as one:
+decoding yields 2-D float32 (or a :class:`~prep.errors.DecodeError`), the
+runner replaces NaN/Inf samples before any stage, and
+:func:`prep.run.pipeline.run_stages` turns any error a stage raises into that
+file's ``error`` verdict (exit status 1).
 """
 
 from __future__ import annotations
@@ -87,7 +94,7 @@ def n_samples(audio: np.ndarray) -> int:
     return int(audio.shape[-1])
 
 
-def duration_s(audio: np.ndarray, sample_rate: int) -> float:
+def duration_s(audio: np.ndarray, *, sample_rate: int) -> float:
     """Duration in seconds."""
     return n_samples(audio) / float(sample_rate)
 

@@ -3,8 +3,13 @@
 ``voiceprep run INPUT... -o OUT``   process files/folders into OUT
 ``voiceprep check FILE...``         one-line verdict per file, writes nothing
 
-Exit status: 0 when every file processed, 1 when some file errored (with
-``--strict``, also when any clip is not approved), 2 for usage errors.
+Exit status: 0 when every file processed; 1 when some file errored (with
+``--strict``, also when any clip is not approved), or on any other failure
+(:class:`~prep.errors.DataError`: a corrupt report or data file;
+:class:`~prep.errors.OutputError`; :class:`~prep.errors.SchedulerError`:
+the Dask scheduler cannot be reached; API errors); 2 for usage errors
+(:class:`~prep.errors.ConfigError`: bad options, nothing to work on); 130
+when interrupted.
 Heavy modules are imported inside the commands so that start-up stays fast.
 """
 
@@ -21,7 +26,8 @@ from concurrent.futures import Executor
 from pathlib import Path
 
 from . import __version__
-from .errors import ConfigError, OutputError, PrepError
+from .errors import ConfigError, PrepError, SchedulerError
+from .run.run_folder import DRY_RUN_FILE, MANIFEST, REPORT_HTML, REPORT_JSON, SUBMIT_FILE, RunFolder
 
 __all__ = ["main", "build_parser"]
 
@@ -39,7 +45,7 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
                    help="local processes (default) or a dask.distributed cluster (pip install 'voiceprep[dask]')")
     p.add_argument("--scheduler", metavar="ADDR",
                    help="with --engine dask: scheduler address, e.g. tcp://10.0.0.5:8786 (default: a LocalCluster)")
-    p.add_argument("--no-resume", action="store_true", help="redo files already in OUT's manifest")
+    p.add_argument("--no-resume", action="store_true", help=f"redo files already in OUT/{MANIFEST}")
     p.add_argument("--strict", action="store_true", help="exit 1 when any clip is not approved")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
     p.set_defaults(func=_cmd_run)
@@ -138,7 +144,7 @@ def _dask_executor(args: argparse.Namespace) -> Iterator[Executor]:
         try:
             client = Client(args.scheduler, timeout="20s")
         except (OSError, TimeoutError) as err:
-            raise ConfigError(f"--scheduler {args.scheduler}: cannot connect: {err}") from err
+            raise SchedulerError(f"cannot reach the dask scheduler at {args.scheduler}: {err}") from err
         cluster = None
     else:
         cluster = LocalCluster(n_workers=args.jobs or os.cpu_count() or 1, threads_per_worker=1,
@@ -215,8 +221,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
             )
     except KeyboardInterrupt:
         print(
-            f"voiceprep: interrupted: {finished} of {len(jobs)} file(s) finished and kept in {out / 'manifest.jsonl'}; "
-            "run the same command again to resume",
+            f"voiceprep: interrupted: {finished} of {len(jobs)} file(s) finished and kept in "
+            f"{RunFolder(out).manifest}; run the same command again to resume",
             file=sys.stderr,
         )
         return 130
@@ -249,7 +255,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
             if args.json:
                 data = clip.to_dict()
                 print(json.dumps({k: data[k] for k in ("id", "source", "speaker", "duration_s", "verdict",
-                                                       "reasons", "metrics", "input")}, ensure_ascii=False))
+                                                       "reasons", "findings", "metrics", "input")}, ensure_ascii=False))
             else:
                 why = "; ".join(clip.reasons) if clip.reasons else "ok"
                 print(f"{clip.verdict:<8} {clip.source}  [{clip.duration_s:.1f} s] {why}")
@@ -270,8 +276,8 @@ def _add_submit(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-clips", type=int, default=20, help="at most this many clips (1..20, default 20)")
     p.add_argument("--include-warning", action="store_true", help="also consider clips with a warning verdict")
     p.add_argument("--dry-run", action="store_true",
-                   help="write the exact request to OUT/submit.dry-run.json instead of sending it")
-    p.add_argument("--force", action="store_true", help="create a new model even if OUT/submit.json has one")
+                   help=f"write the exact request to OUT/{DRY_RUN_FILE} instead of sending it")
+    p.add_argument("--force", action="store_true", help=f"create a new model even if OUT/{SUBMIT_FILE} has one")
     p.add_argument("--base-url", default="https://api.fish.audio", help="API root (default https://api.fish.audio)")
     p.add_argument("--no-wait", action="store_true", help="do not poll the model until it is trained")
     p.add_argument("--wait-timeout", type=float, default=600.0, metavar="S", help="stop polling after S s (600)")
@@ -355,7 +361,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 def _add_report(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("report", help="regenerate OUT/report.html from OUT/report.json and print the summary")
+    p = sub.add_parser("report", help=f"regenerate OUT/{REPORT_HTML} from OUT/{REPORT_JSON} and print the summary")
     p.add_argument("out", metavar="OUT", help="output folder of `voiceprep run`")
     p.add_argument("--max-plots", type=int, default=500, metavar="N",
                    help="draw before/after plots for at most N clips (default 500)")
@@ -395,10 +401,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as err:
         print(f"voiceprep: error: {err}", file=sys.stderr)
         return EXIT_USAGE
-    except OutputError as err:
-        print(f"voiceprep: error: {err}", file=sys.stderr)
-        return EXIT_FAILED
-    except PrepError as err:
+    except PrepError as err:  # DataError, OutputError, SchedulerError, SubmitError, ...
         print(f"voiceprep: error: {err}", file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:

@@ -1,17 +1,17 @@
-"""The :class:`Clip` record and its JSONL manifest form.
+"""The :class:`Clip` record and its JSON form.
 
 A clip is immutable: every stage returns a new one made with
-:func:`dataclasses.replace`.  Serialisation drops the audio; the manifest is
-one JSON object per line.
+:func:`dataclasses.replace`.  Serialisation (:meth:`Clip.to_dict`,
+:meth:`Clip.from_dict`) drops the audio; the run folder's journal
+(:mod:`prep.run.run_folder`) stores one such object per line.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 import math
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,26 +19,19 @@ from typing import Any
 import numpy as np
 
 from .errors import PrepError
+from .findings import SEVERITIES, VERDICTS, Finding, findings_from_record, verdict_of, worst_verdict
 
 __all__ = [
     "VERDICTS",
     "Clip",
+    "SourceAudio",
     "StageRecord",
     "InputInfo",
     "file_sha256",
-    "read_manifest",
-    "manifest_line",
     "worst_verdict",
 ]
 
-#: Verdicts from best to worst.
-VERDICTS = ("approved", "warning", "rejected", "error")
-
-
-def worst_verdict(*verdicts: str) -> str:
-    """Return the worst of the given verdicts (``approved`` when none)."""
-    return max(verdicts, key=VERDICTS.index, default="approved")
-
+_TIME_EPS = 1e-6  # seconds: instants closer than this are the same (float rounding of sample positions)
 
 def file_sha256(path: str | Path, *, chunk_bytes: int = 1 << 20) -> str:
     """Hex SHA-256 of a file's bytes, read in chunks."""
@@ -67,6 +60,38 @@ class StageRecord:
 
     stage: str
     config: Mapping[str, Any]
+
+
+@dataclass(frozen=True, eq=False)
+class SourceAudio:
+    """The downmixed source a clip was cut from, at the source rate (carried, never serialised).
+
+    Attributes
+    ----------
+    audio : np.ndarray
+        float32, ``(samples,)`` mono (or ``(channels, samples)`` when no downmix ran).
+    sample_rate : int
+        Rate of ``audio`` in Hz (the source's).
+    start_s : float
+        Source time of ``audio[..., 0]`` in seconds (a long file's piece starts later than 0).
+    """
+
+    audio: np.ndarray = field(repr=False)
+    sample_rate: int
+    start_s: float = 0.0
+
+    def span(self, start_s: float, end_s: float) -> np.ndarray:
+        """The source audio from ``start_s`` to ``end_s`` (source time, clamped to what is held).
+
+        Returns
+        -------
+        np.ndarray, float32, shape (samples,) or (channels, samples)
+            A view, not a copy.
+        """
+        n = self.audio.shape[-1]
+        i0 = min(n, max(0, round((start_s - self.start_s) * self.sample_rate)))
+        i1 = min(n, max(i0, round((end_s - self.start_s) * self.sample_rate)))
+        return self.audio[..., i0:i1]
 
 
 def _jsonable(value: Any) -> Any:
@@ -119,25 +144,40 @@ class Clip:
     transcript : str or None
         What is said, if known.
     span_s : tuple of float
-        ``(start_s, end_s)`` of the kept audio within the source.
+        ``(start_s, end_s)`` of the kept audio within the source, in source
+        time (seconds from the start of the original file), also for pieces
+        of long files and their slices.
     input : InputInfo or None
         Format facts of the source.
     metrics : Mapping
         Measurements by name (units in the names).
     history : tuple of StageRecord
         Stages applied, in order, with their configs.
-    verdict : str
-        One of :data:`VERDICTS`.
-    reasons : tuple of str
-        Human-readable reasons for the verdict, worst first.
+    findings : tuple of Finding
+        What the stages found, in the order found; the :attr:`verdict` and
+        the :attr:`reasons` are derived from them.
     output : str or None
         Path of the written clip, relative to the output folder.
     speech : tuple of (float, float) or None
         Speech regions of ``audio`` in seconds from its start, as an earlier
         stage detected them, so later stages need not run the VAD again.
         Not serialised.  :func:`~prep.run.pipeline.run_stages` drops them when a
-        stage changes the audio without declaring ``keeps_timing`` (and
-        without setting new regions).
+        stage that declares ``"timing"`` in its ``changes`` changes the audio
+        (without setting new regions).
+    n_samples : int
+        Length of the clip's audio in samples at ``sample_rate``: set from
+        ``audio`` whenever the clip holds audio, kept when the audio is
+        dropped (written out), serialised.  :attr:`duration_s` derives from it.
+        ``0`` when never known (an error record).
+    pauses_cut_s : tuple of (float, float)
+        Ranges of the source (source time, inside ``span_s``, sorted) that
+        pause compression removed, so ``span_s[1] - span_s[0]`` minus their
+        total length is :attr:`duration_s` (to within a sample).
+    source_audio : SourceAudio or None
+        The downmixed source this clip was cut from (set by
+        :class:`~prep.stages.downmix.Downmix` and for long-file pieces), so
+        :class:`~prep.stages.measure.Measure` can judge each slice on its own
+        span of the source.  Not serialised; dropped when the clip is written.
     """
 
     id: str
@@ -151,23 +191,40 @@ class Clip:
     input: InputInfo | None = None
     metrics: Mapping[str, Any] = field(default_factory=dict)
     history: tuple[StageRecord, ...] = ()
-    verdict: str = "approved"
-    reasons: tuple[str, ...] = ()
+    findings: tuple[Finding, ...] = ()
     output: str | None = None
     speech: tuple[tuple[float, float], ...] | None = field(default=None, repr=False)
+    n_samples: int = 0
+    pauses_cut_s: tuple[tuple[float, float], ...] = ()
+    source_audio: SourceAudio | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.audio is not None:  # the length always follows the audio while there is audio
+            object.__setattr__(self, "n_samples", int(self.audio.shape[-1]))
 
     # -- functional updates -------------------------------------------------
     def with_metrics(self, **metrics: Any) -> Clip:
         """Return a copy with ``metrics`` merged in."""
         return dataclasses.replace(self, metrics={**self.metrics, **metrics})
 
-    def with_verdict(self, verdict: str, *reasons: str) -> Clip:
-        """Return a copy whose verdict is the worse of the current and ``verdict``,
-        with ``reasons`` appended (duplicates dropped)."""
-        if verdict not in VERDICTS:
-            raise PrepError(f"unknown verdict {verdict!r}; expected one of {VERDICTS}")
-        merged = tuple(dict.fromkeys((*self.reasons, *reasons)))
-        return dataclasses.replace(self, verdict=worst_verdict(self.verdict, verdict), reasons=merged)
+    def with_findings(self, *findings: Finding) -> Clip:
+        """Return a copy with ``findings`` appended (one equal to a finding already there is dropped)."""
+        for item in findings:
+            if not isinstance(item, Finding):
+                raise PrepError(f"not a Finding: {item!r}")
+        merged = tuple(dict.fromkeys((*self.findings, *findings)))
+        return dataclasses.replace(self, findings=merged)
+
+    @property
+    def verdict(self) -> str:
+        """One of :data:`VERDICTS`, by :func:`prep.findings.verdict_of` from :attr:`findings`."""
+        return verdict_of(self.findings)
+
+    @property
+    def reasons(self) -> tuple[str, ...]:
+        """The findings' messages, worst first (in the order found within a severity)."""
+        ranked = sorted(self.findings, key=lambda f: -SEVERITIES.index(f.severity))
+        return tuple(f.message for f in ranked)
 
     def with_history(self, stage: str, config: Mapping[str, Any]) -> Clip:
         """Return a copy with one more :class:`StageRecord`."""
@@ -182,10 +239,26 @@ class Clip:
 
     @property
     def duration_s(self) -> float:
-        """Duration of ``audio`` (or of the span when the audio is gone)."""
-        if self.audio is not None:
-            return self.audio.shape[-1] / float(self.sample_rate)
-        return self.span_s[1] - self.span_s[0]
+        """Duration of the clip's audio: ``n_samples / sample_rate`` (``0.0`` when unknown)."""
+        if self.sample_rate <= 0:
+            return 0.0
+        return self.n_samples / float(self.sample_rate)
+
+    def source_time(self, t: float, *, after_cut: bool = False) -> float:
+        """Source time of the instant ``t`` seconds into the clip's audio.
+
+        Adds ``span_s[0]`` and the length of every cut pause before ``t``.
+        The instant where two sides of a cut pause were joined maps to the
+        start of the cut, or with ``after_cut`` to its end (use it for the
+        start of a range, the default for its end).
+        """
+        src = float(self.span_s[0]) + t
+        for start, end in self.pauses_cut_s:
+            if src > start + _TIME_EPS or (after_cut and src >= start - _TIME_EPS):
+                src += end - start
+            else:
+                break
+        return src
 
     # -- serialisation ------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -198,11 +271,14 @@ class Clip:
             "sample_rate": self.sample_rate,
             "transcript": self.transcript,
             "span_s": list(self.span_s),
+            "pauses_cut_s": [list(c) for c in self.pauses_cut_s],
+            "n_samples": self.n_samples,
             "duration_s": self.duration_s,
             "input": dataclasses.asdict(self.input) if self.input else None,
             "output": self.output,
             "verdict": self.verdict,
             "reasons": list(self.reasons),
+            "findings": [f.to_dict() for f in self.findings],
             "metrics": dict(self.metrics),
             "history": [{"stage": r.stage, "config": dict(r.config)} for r in self.history],
         }
@@ -210,47 +286,35 @@ class Clip:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Clip:
-        """Inverse of :meth:`to_dict` (the audio is ``None``)."""
+        """Inverse of :meth:`to_dict` (the audio is ``None``).
+
+        A record written before ``n_samples`` existed takes its length from
+        the ``duration_s`` metric (the scored audio), never from the span.
+        A record written before findings existed (``verdict`` and ``reasons``
+        only) reads back with the same verdict and reasons
+        (see :func:`prep.findings.findings_from_record`).
+        """
         try:
+            rate = int(data["sample_rate"])
+            n_samples = data.get("n_samples")
+            if n_samples is None:
+                measured = (data.get("metrics") or {}).get("duration_s")
+                n_samples = round(measured * rate) if isinstance(measured, (int, float)) else 0
             return cls(
                 id=data["id"],
                 source=data["source"],
                 source_sha256=data["source_sha256"],
                 speaker=data["speaker"],
-                sample_rate=int(data["sample_rate"]),
+                sample_rate=rate,
                 transcript=data.get("transcript"),
                 span_s=tuple(data.get("span_s") or (0.0, 0.0)),  # type: ignore[arg-type]
                 input=InputInfo(**data["input"]) if data.get("input") else None,
                 metrics=_unjson_metrics(data.get("metrics") or {}),
                 history=tuple(StageRecord(h["stage"], h["config"]) for h in data.get("history") or ()),
-                verdict=data.get("verdict", "approved"),
-                reasons=tuple(data.get("reasons") or ()),
+                findings=findings_from_record(data),
                 output=data.get("output"),
+                n_samples=int(n_samples),
+                pauses_cut_s=tuple((float(a), float(b)) for a, b in data.get("pauses_cut_s") or ()),
             )
-        except (KeyError, TypeError) as err:
+        except (KeyError, TypeError, ValueError) as err:
             raise PrepError(f"malformed clip record (missing or bad field {err}): {str(data)[:120]}") from err
-
-
-def manifest_line(clip: Clip) -> str:
-    """One JSONL line (with trailing newline) for ``clip``."""
-    return json.dumps(clip.to_dict(), ensure_ascii=False, sort_keys=False) + "\n"
-
-
-def read_manifest(path: str | Path) -> Iterator[Clip]:
-    """Yield the clips of a JSONL manifest, skipping a torn last line.
-
-    A run killed mid-write can leave an incomplete final line; it is ignored
-    so the run can resume.
-    """
-    with open(path, encoding="utf-8") as fh:
-        lines: Iterable[str] = fh.readlines()
-    for lineno, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            data = json.loads(line)
-        except json.JSONDecodeError as err:
-            if not line.endswith("\n"):
-                return  # torn tail of an interrupted append
-            raise PrepError(f"{path}:{lineno}: invalid manifest line: {err}") from err
-        yield Clip.from_dict(data)

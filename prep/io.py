@@ -70,7 +70,7 @@ def write_text_atomic(path: str | Path, text: str) -> None:
     write_bytes_atomic(path, text.encode("utf-8"))
 
 
-def write_wav_atomic(path: str | Path, audio: np.ndarray, sample_rate: int, *, subtype: str = "PCM_16") -> None:
+def write_wav_atomic(path: str | Path, audio: np.ndarray, *, sample_rate: int, subtype: str = "PCM_16") -> None:
     """Write audio as WAV atomically.
 
     Parameters

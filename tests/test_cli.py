@@ -13,7 +13,8 @@ import pytest
 import soundfile as sf
 
 from prep.cli import main
-from prep.clip import file_sha256, read_manifest
+from prep.clip import file_sha256
+from prep.run.run_folder import RunFolder
 
 DEMO_SOURCES = 11  # files in fixtures/demo (see fixtures/truth.json)
 
@@ -38,9 +39,12 @@ def test_run_on_demo_writes_clips_manifest_and_report(demo_run, truth):
     assert sources == {k for k in truth if not truth[k].get("corrupt")}
     assert len(sources) == DEMO_SOURCES
     for e in entries:
-        for key in ("id", "source", "speaker", "output", "input", "metrics", "verdict", "reasons"):
+        for key in ("id", "source", "speaker", "output", "input", "metrics", "verdict", "reasons", "findings"):
             assert key in e, key
         assert e["verdict"] in ("approved", "warning", "rejected")
+        for f in e["findings"]:
+            assert set(f) == {"code", "severity", "metric", "value", "threshold", "message"}
+        assert sorted(e["reasons"]) == sorted(f["message"] for f in e["findings"])
         assert set(e["input"]) >= {"format", "codec", "sample_rate", "channels", "duration_s"}
         assert e["speaker"] == Path(e["source"]).parent.name
         if e["output"]:
@@ -48,8 +52,9 @@ def test_run_on_demo_writes_clips_manifest_and_report(demo_run, truth):
             assert wav.parent.name == e["speaker"] and wav.name == f"{e['id']}.wav"
             info = sf.info(str(wav))
             assert info.subtype == "PCM_16" and info.channels == 1
-    manifest = list(read_manifest(out / "manifest.jsonl"))
-    assert {c.id for c in manifest} == {e["id"] for e in entries}
+    journal = RunFolder(out).read_journal()
+    assert (out / "manifest.jsonl").is_file()
+    assert {r.clip.id for r in journal} == {e["id"] for e in entries}
     assert not list(out.rglob("*.tmp")), "no temp files left behind"
 
 
@@ -60,6 +65,7 @@ def test_run_records_input_facts_from_the_real_files(demo_run, truth):
     assert by_name["b01.wav"]["input"]["channels"] == 2
     assert by_name["b01.wav"]["input"]["sample_rate"] == 16000
     assert by_name["b01.wav"]["metrics"]["downmix_mode"] == "polarity_corrected"
+    assert "downmix.inverted" in {f["code"] for f in by_name["b01.wav"]["findings"]}
     assert by_name["a04.m4a"]["input"]["codec"] == "aac"
     assert by_name["a05.opus"]["input"]["codec"] == "opus"
     assert by_name["a03.mp3"]["input"]["codec"] == "mp3"
@@ -82,14 +88,15 @@ def test_bad_inputs_get_error_verdicts_while_others_process(tmp_path, demo_dir, 
     assert by_name["good one.mp3"]["verdict"] != "error"
     assert (out / by_name["good one.mp3"]["output"]).is_file()
     expected = {
-        "corrupt.mp3": "not a readable audio file",
-        "notes.wav": "not a readable audio file",
-        "empty.flac": "empty file",
-        "missing.wav": "no such file",
+        "corrupt.mp3": ("decode.error", "not a readable audio file"),
+        "notes.wav": ("decode.error", "not a readable audio file"),
+        "empty.flac": ("decode.error", "empty file"),
+        "missing.wav": ("input.error", "no such file"),
     }
-    for name, cause in expected.items():
+    for name, (code, cause) in expected.items():
         entry = by_name[name]
         assert entry["verdict"] == "error"
+        assert [(f["code"], f["severity"]) for f in entry["findings"]] == [(code, "error")]
         assert len(entry["reasons"]) == 1 and name in entry["reasons"][0] and cause in entry["reasons"][0]
         assert "\n" not in entry["reasons"][0]
     err = capsys.readouterr().err
@@ -117,6 +124,8 @@ def test_check_prints_one_line_per_file_and_writes_nothing(tmp_path, demo_dir, f
     objs = [json.loads(line) for line in capsys.readouterr().out.strip().splitlines()]
     assert [Path(o["source"]).name for o in objs] == ["a01.wav", "b05.ogg"]
     assert all(o["verdict"] in ("approved", "warning", "rejected") for o in objs)
+    assert all(sorted(o["reasons"]) == sorted(f["message"] for f in o["findings"]) for o in objs)
+    assert "downmix.inverted" not in {f["code"] for o in objs for f in o["findings"]}  # both sources are mono
     assert list(tmp_path.iterdir()) == []
 
 
@@ -129,6 +138,33 @@ def test_usage_errors_exit_2(tmp_path, capsys):
     with pytest.raises(SystemExit) as info:
         main(["run"])
     assert info.value.code == 2
+
+
+def test_an_unreachable_dask_scheduler_is_its_own_error_not_a_usage_error(tmp_path, demo_dir, capsys, monkeypatch):
+    distributed = pytest.importorskip("distributed")
+
+    def refuse(address, **kwargs):
+        raise OSError(f"Timed out trying to connect to {address} after 20 s")
+
+    monkeypatch.setattr(distributed, "Client", refuse)
+    addr = "tcp://10.255.255.1:8786"
+    args = ["run", str(demo_dir / "alice" / "a01.wav"), "-o", str(tmp_path / "o"), "-q", "--engine", "dask"]
+    assert main([*args, "--scheduler", addr]) == 1
+    err = capsys.readouterr().err
+    assert f"cannot reach the dask scheduler at {addr}: Timed out" in err and err.count("\n") == 1
+
+
+def test_a_corrupt_metadata_file_is_named_and_the_run_goes_on(tmp_path, demo_dir, caplog):
+    src = tmp_path / "in" / "alice"
+    src.mkdir(parents=True)
+    shutil.copy(demo_dir / "alice" / "a01.wav", src / "a01.wav")
+    (src / "metadata.jsonl").write_text('{"path": "a01.wav", "text": "hi"}\n{broken\n', encoding="utf-8")
+    out = tmp_path / "out"
+    assert main(["run", str(src), "-o", str(out), "-q", "--jobs", "1"]) == 0
+    problems = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any(f"{src / 'metadata.jsonl'}:2: invalid JSON line" in m for m in problems), problems
+    report = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    assert [Path(c["source"]).name for c in report["clips"]] == ["a01.wav"]
 
 
 def test_console_script_and_module_entry_points(tmp_path, demo_dir):

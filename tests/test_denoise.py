@@ -124,7 +124,7 @@ def test_spectral_gate_matches_twin(mode, rate, length, overlap):
     clean, _ = speechlike.utterance(rate, phrases_s=(0.6, 0.5), pauses_s=(0.5,), lead_s=0.4, tail_s=0.3, seed=3)
     clean = np.resize(clean, length)
     noisy = speechlike.mix(clean, speechlike.colored_noise(length, seed=4, exponent=1.0), 5.0)
-    est = estimate_noise(noisy, rate, overlap=overlap)
+    est = estimate_noise(noisy, sample_rate=rate, frames_per_window=overlap)
     options = dict(strength=0.9, max_reduction_db=25.0, smooth_freq_hz=70.0)
     got, _ = spectral_gate(noisy, sample_rate=rate, noise=est, mode=mode, **options)
     want = twins.spectral_gate_twin(
@@ -139,7 +139,7 @@ def test_noise_psd_matches_twin_on_the_noise_frames():
     rate = 16000
     clean, _ = speechlike.utterance(rate, seed=5)
     noisy = speechlike.mix(clean, speechlike.colored_noise(clean.size, seed=6), 10.0)
-    est = estimate_noise(noisy, rate)
+    est = estimate_noise(noisy, sample_rate=rate)
     assert est.source == "non-speech frames"
     want = twins.noise_psd_twin(noisy, est.n_fft, est.hop, est.noise_frames)
     np.testing.assert_allclose(est.psd, want, rtol=1e-3)
@@ -157,7 +157,7 @@ def _transparent(est: NoiseEstimate) -> NoiseEstimate:
 @pytest.mark.parametrize("overlap", [2, 4])
 def test_unit_gains_reconstruct_the_input(length, overlap):
     x = np.random.default_rng(length).standard_normal(length).astype(np.float32)
-    est = _transparent(estimate_noise(x, 16000, speech=np.zeros(0, bool), overlap=overlap))
+    est = _transparent(estimate_noise(x, sample_rate=16000, speech=np.zeros(0, bool), frames_per_window=overlap))
     for block_s in (60.0, 0.05):
         y, _ = spectral_gate(x, sample_rate=16000, noise=est, block_s=block_s)
         np.testing.assert_allclose(y, x, atol=2e-6 * max(1.0, np.max(np.abs(x))))
@@ -167,17 +167,17 @@ def test_stft_size_is_fast_and_about_frame_s():
     from scipy.fft import next_fast_len
 
     for rate in (8000, 16000, 22050, 24000, 44100, 48000, 96000):
-        n, hop = stft_size(rate)
+        n, hop = stft_size(sample_rate=rate)
         assert 0.032 * rate <= n < 0.032 * rate * 1.25
         assert next_fast_len(n, real=True) == n and n % 4 == 0 and hop * 2 == n
-    assert stft_size(16000, overlap=4)[1] * 4 == stft_size(16000)[0]
+    assert stft_size(sample_rate=16000, frames_per_window=4)[1] * 4 == stft_size(sample_rate=16000)[0]
 
 
 def test_blocks_do_not_change_the_stationary_result():
     rate = 16000
     clean, _ = speechlike.utterance(rate, phrases_s=(2.0, 2.0, 2.0, 2.0), pauses_s=(0.7, 0.9, 0.6), seed=7)
     noisy = speechlike.mix(clean, speechlike.colored_noise(clean.size, seed=8), 5.0)
-    est = estimate_noise(noisy, rate)
+    est = estimate_noise(noisy, sample_rate=rate)
     whole, _ = spectral_gate(noisy, sample_rate=rate, noise=est, block_s=600.0)
     blocked, _ = spectral_gate(noisy, sample_rate=rate, noise=est, block_s=1.5)
     np.testing.assert_allclose(blocked, whole, atol=1e-6)
@@ -234,7 +234,7 @@ def test_noise_profile_excludes_speech():
     clean, _ = speechlike.utterance(rate, seed=15)
     noise = speechlike.colored_noise(clean.size, seed=16)
     noisy = speechlike.mix(clean, noise, 10.0)
-    est = estimate_noise(noisy, rate)
+    est = estimate_noise(noisy, sample_rate=rate)
     noise_only = noisy - clean
     truth = twins.noise_psd_twin(noise_only, est.n_fft, est.hop, np.ones(est.noise_frames.size, bool))
     blind = twins.noise_psd_twin(noisy, est.n_fft, est.hop, np.ones(est.noise_frames.size, bool))
@@ -287,7 +287,7 @@ def test_unnormalised_audio_with_silent_bins_stays_finite():
     rate = 16000
     clean, _ = speechlike.utterance(rate, seed=35)
     x = 32767.0 * clean / np.max(np.abs(clean))
-    est = estimate_noise(x, rate)
+    est = estimate_noise(x, sample_rate=rate)
     assert np.any(est.psd == 0.0)
     out, _ = spectral_gate(x, sample_rate=rate, noise=est)
     assert np.all(np.isfinite(out))
@@ -325,7 +325,7 @@ def test_long_input_in_blocks_is_finite_and_denoised():
     [
         (dict(mode="spectral"), "spectral"),
         (dict(strength=1.5), "1.5"),
-        (dict(overlap=3), "overlap"),
+        (dict(frames_per_window=3), "frames_per_window"),
         (dict(soften_above_snr_db=50.0, skip_above_snr_db=40.0), "soften_above_snr_db"),
         (dict(max_reduction_db=-1.0), "-1.0"),
         (dict(block_s=0.0), "block_s"),
@@ -338,7 +338,7 @@ def test_bad_config_names_the_value(kwargs, word):
 
 
 def test_profile_from_other_audio_is_refused():
-    est = estimate_noise(np.zeros(16000, np.float32), 16000)
+    est = estimate_noise(np.zeros(16000, np.float32), sample_rate=16000)
     with pytest.raises(ConfigError, match="same audio"):
         spectral_gate(np.zeros(8000, np.float32), sample_rate=16000, noise=est)
 
@@ -393,7 +393,7 @@ def test_stage_uses_the_vad_mask_it_is_documented_to_use():
     rate = 16000
     clean, _ = speechlike.utterance(rate, seed=33)
     noisy = speechlike.mix(clean, speechlike.colored_noise(clean.size, seed=34), 5.0)
-    est = estimate_noise(noisy, rate, speech=speech_mask(noisy, rate, frame_s=0.03))
+    est = estimate_noise(noisy, sample_rate=rate, speech=speech_mask(noisy, sample_rate=rate, frame_s=0.03))
     out = Denoise().apply(_clip(noisy, rate))
     assert out.metrics["noise_floor_dbfs"] == pytest.approx(est.noise_floor_dbfs)
     assert out.metrics["denoise_snr_in_db"] == pytest.approx(est.snr_db)
@@ -404,7 +404,8 @@ def test_stage_uses_the_speech_regions_an_earlier_stage_found():
     rate = 16000
     clean, _ = speechlike.utterance(rate, seed=35)
     noisy = speechlike.mix(clean, speechlike.colored_noise(clean.size, seed=36), 5.0)
-    regions = tuple(mask_to_regions(speech_mask(noisy, rate, frame_s=0.03), frame_s=0.03, duration_s=noisy.size / rate))
+    mask = speech_mask(noisy, sample_rate=rate, frame_s=0.03)
+    regions = tuple(mask_to_regions(mask, frame_s=0.03, duration_s=noisy.size / rate))
     own = Denoise().apply(_clip(noisy, rate))
     given = Denoise().apply(dataclasses.replace(_clip(noisy, rate), speech=regions))
     np.testing.assert_array_equal(given.audio, own.audio)

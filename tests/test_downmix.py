@@ -124,10 +124,12 @@ def test_stage_records_what_it_did_on_fixture(demo_dir):
     assert out.metrics["downmix_mode"] == "polarity_corrected"
     assert out.metrics["inverted_channels"] == [1]
     assert _rms(out.audio) == pytest.approx(_rms(audio[0]), rel=0.01)
-    assert any("polarity" in r for r in out.reasons)
+    assert [(f.code, f.severity) for f in out.findings] == [("downmix.inverted", "info")]
+    assert "polarity" in out.findings[0].message and out.verdict == "approved"  # info: no effect on the verdict
 
     audio, _rate = load(demo_dir / "bob" / "b02.flac")  # dead right channel
     out = Downmix().apply(_clip(audio))
     assert out.metrics["downmix_mode"] == "single_live_channel"
     assert out.metrics["dead_channels"] == [1]
+    assert [f.code for f in out.findings] == ["downmix.dead_channel"] and out.verdict == "approved"
     np.testing.assert_allclose(out.audio, audio[0])

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+from findings_helpers import findings_for
 
 from prep.cli import main
 from prep.clip import Clip
@@ -137,9 +138,10 @@ def _make_run(out: Path, specs: list[tuple[str, str, str | None]]) -> None:
     for i, (cid, verdict, text) in enumerate(specs):
         rel = f"clips/s/{cid}.wav"
         tone = 0.1 * np.sin(2 * np.pi * (200 + 10 * i) * np.arange(16000) / 16000).astype(np.float32)
-        write_wav_atomic(out / rel, tone, 16000)
+        write_wav_atomic(out / rel, tone, sample_rate=16000)
         clips.append(Clip(id=cid, source=f"{cid}.wav", source_sha256="0" * 64, speaker="s", sample_rate=16000,
-                          transcript=text, span_s=(0.0, 1.0), verdict=verdict, output=rel))
+                          transcript=text, span_s=(0.0, 1.0), n_samples=tone.size,
+                          findings=findings_for(verdict), output=rel))
     write_report_json(build_report(clips, profile="test"), out)
 
 
@@ -199,7 +201,7 @@ def test_nothing_to_export_and_bad_format(tmp_path):
         export_clips(out, "nemo", tmp_path / "d")
     with pytest.raises(ConfigError, match="unknown export format"):
         export_clips(out, "kaldi", tmp_path / "d")
-    with pytest.raises(ConfigError, match=r"no report\.json"):
+    with pytest.raises(ConfigError, match=r"report\.json: no such report"):
         export_clips(tmp_path / "empty", "nemo", tmp_path / "d")
 
 

@@ -69,9 +69,13 @@ def test_long_file_becomes_pieces_without_losing_speech(tmp_path, long_stereo):
     path, _, regions = long_stereo
     config = LongForm(long_file_s=30.0, min_piece_s=8.0, max_piece_s=20.0, block_s=2.0)
     stages = get_profile("fish").stages
-    clips = process_job(Job(str(path), "spk"), stages, out_dir=tmp_path, longform=config)
+    clips = process_job(Job(str(path), "spk", transcript="the whole read"), stages, out_dir=tmp_path, longform=config)
     assert len(clips) >= 4
     assert all(c.verdict != "error" for c in clips), [c.reasons for c in clips]
+    for clip in clips:  # the inverted channel is noted; the file's transcript cannot follow the pieces
+        codes = {f.code for f in clip.findings}
+        assert {"downmix.inverted", "transcript.dropped"} <= codes, codes
+        assert clip.transcript is None
     assert all(c.metrics["downmix_mode"] == "polarity_corrected" for c in clips)
     assert all(c.history[0].stage == "downmix" for c in clips)
     spans = sorted(c.span_s for c in clips)
@@ -92,7 +96,9 @@ def test_silent_long_file_is_one_rejected_clip(tmp_path):
     clips = process_job(Job(str(path), "spk"), get_profile("fish").stages, out_dir=tmp_path,
                         longform=LongForm(long_file_s=30.0, min_piece_s=8.0, max_piece_s=20.0))
     assert len(clips) == 1 and clips[0].verdict == "rejected"
-    assert "no signal" in clips[0].reasons[0] and "90 s" in clips[0].reasons[0]
+    (found,) = clips[0].findings
+    assert (found.code, found.severity, found.value) == ("longform.silent", "reject", 90.0)
+    assert "no signal" in found.message and "90 s" in found.message
 
 
 @pytest.mark.parametrize("name", ["alice/a01.wav", "alice/a04.m4a", "alice/a05.opus", "bob/b02.flac"])

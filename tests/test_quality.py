@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pytest
 import soxr
+from findings_helpers import findings_for
 from scipy import signal
 
 from prep.clip import Clip, InputInfo
@@ -24,6 +25,7 @@ from prep.dsp.estimators import (
     tonal_ratio,
 )
 from prep.errors import ConfigError
+from prep.findings import verdict_of
 from prep.stages.measure import Measure
 from prep.stages.score import Score, judge, quality_score
 
@@ -124,7 +126,7 @@ def test_snr_estimate_within_3_db(speech, kind, snr_db):
     rng = np.random.default_rng(snr_db + (100 if kind == "pink" else 0))
     noise = rng.standard_normal(clean.size) if kind == "white" else pink_noise(clean.size, rng)
     noisy = mix_at_snr(clean, regions, noise, snr_db)
-    est = snr_estimate(noisy, RATE)
+    est = snr_estimate(noisy, sample_rate=RATE)
     assert est.noise_from == "pauses"
     assert abs(est.snr_db - snr_db) <= 3.0, est
 
@@ -133,16 +135,16 @@ def test_snr_orders_mixtures(speech):
     clean, regions = speech
     rng = np.random.default_rng(7)
     noise = rng.standard_normal(clean.size)
-    values = [snr_estimate(mix_at_snr(clean, regions, noise, s), RATE).snr_db for s in (5, 15, 25)]
+    values = [snr_estimate(mix_at_snr(clean, regions, noise, s), sample_rate=RATE).snr_db for s in (5, 15, 25)]
     assert values == sorted(values)
 
 
 def test_snr_digital_silence_and_no_speech(speech):
     clean, _ = speech
-    assert snr_estimate(clean, RATE).snr_db == MAX_SNR_DB  # pauses are exact zeros
+    assert snr_estimate(clean, sample_rate=RATE).snr_db == MAX_SNR_DB  # pauses are exact zeros
     noise = np.random.default_rng(0).standard_normal(RATE * 3).astype(np.float32) * 0.01
-    assert math.isnan(snr_estimate(np.zeros(RATE * 3, np.float32), RATE).snr_db)
-    noise_only = snr_estimate(noise, RATE)  # stationary noise: no speech, or no speech above the noise
+    assert math.isnan(snr_estimate(np.zeros(RATE * 3, np.float32), sample_rate=RATE).snr_db)
+    noise_only = snr_estimate(noise, sample_rate=RATE)  # stationary noise: no speech, or no speech above the noise
     assert noise_only.speech_frames == 0 or noise_only.snr_db < 10
 
 
@@ -211,15 +213,15 @@ def wideband() -> np.ndarray:
 def test_bandwidth_of_lowpassed_audio(wideband, cutoff_hz):
     sos = signal.butter(12, cutoff_hz, "low", fs=44100, output="sos")
     low = signal.sosfilt(sos, wideband).astype(np.float32)
-    bw = bandwidth_hz(low, 44100)
+    bw = bandwidth_hz(low, sample_rate=44100)
     assert 0.85 * cutoff_hz <= bw <= 1.25 * cutoff_hz
 
 
 def test_bandwidth_full_band_and_upsampled_phone(wideband):
-    assert bandwidth_hz(wideband, 44100) > 18000
+    assert bandwidth_hz(wideband, sample_rate=44100) > 18000
     phone = soxr.resample(soxr.resample(wideband, 44100, 8000), 8000, 44100).astype(np.float32)
-    assert bandwidth_hz(phone, 44100) < 4200
-    assert bandwidth_hz(np.zeros(44100, np.float32), 44100) == 0.0
+    assert bandwidth_hz(phone, sample_rate=44100) < 4200
+    assert bandwidth_hz(np.zeros(44100, np.float32), sample_rate=44100) == 0.0
 
 
 # -- reverberation ---------------------------------------------------------------------------
@@ -228,18 +230,18 @@ def test_added_reverb_is_flagged(speech):
     rng = np.random.default_rng(11)
     dry = clean + rng.standard_normal(clean.size).astype(np.float32) * 1e-4
     threshold = Score().warn_reverb_s
-    dry_s, n_dry = reverb_decay_s(dry, RATE)
+    dry_s, n_dry = reverb_decay_s(dry, sample_rate=RATE)
     assert n_dry >= 2
     assert dry_s < threshold
     decays = []
     for t60 in (0.6, 1.2):
         wet = signal.fftconvolve(dry, exponential_rir(t60, RATE, rng, drr_db=-3.0))[: dry.size]
         wet = (wet / np.max(np.abs(wet)) * 0.5).astype(np.float32)
-        decays.append(reverb_decay_s(wet, RATE)[0])
+        decays.append(reverb_decay_s(wet, sample_rate=RATE)[0])
     assert decays[0] > threshold
     assert decays[1] > decays[0]
-    _, reasons = judge({"reverb_s": decays[1]}, Score())
-    assert any("reverberant" in r for r in reasons)
+    found = judge({"reverb_s": decays[1]}, Score())
+    assert [f.code for f in found] == ["reverb.high" if decays[1] <= Score().max_reverb_s else "reverb.very_high"]
 
 
 # -- music / hum -------------------------------------------------------------------------------
@@ -248,16 +250,16 @@ def test_tonal_ratio_separates_music_and_hum_from_noise(speech):
     rng = np.random.default_rng(5)
     t = np.arange(clean.size) / RATE
     noisy = mix_at_snr(clean, regions, rng.standard_normal(clean.size), 25)
-    assert tonal_ratio(noisy, RATE) < 0.3
+    assert tonal_ratio(noisy, sample_rate=RATE) < 0.3
     hum = sum(np.sin(2 * np.pi * 50 * k * t) / k for k in (1, 2, 3, 4))
-    assert tonal_ratio(mix_at_snr(clean, regions, hum, 15), RATE) > 0.5
+    assert tonal_ratio(mix_at_snr(clean, regions, hum, 15), sample_rate=RATE) > 0.5
     chords = np.zeros(clean.size)
     note = int(0.6 * RATE)
     for i0 in range(0, clean.size, note):  # a new three-note chord every 0.6 s
         root = 220 * 2 ** (rng.integers(0, 12) / 12)
         tt = t[i0 : i0 + note]
         chords[i0 : i0 + note] = sum(np.sin(2 * np.pi * root * r * tt) for r in (1, 1.26, 1.5))
-    assert tonal_ratio(mix_at_snr(clean, regions, chords, 15), RATE) > 0.5
+    assert tonal_ratio(mix_at_snr(clean, regions, chords, 15), sample_rate=RATE) > 0.5
 
 
 @pytest.mark.parametrize("size", [1, 2, 3, 8, 19, 20, 40])
@@ -302,7 +304,7 @@ def test_band_envelope_equals_butterworth_sosfilt():
     rng = np.random.default_rng(4)
     for band in ((500.0, 2000.0), (100.0, 300.0), (3000.0, 7000.0)):
         z, p, k = signal.butter(4, band, "bandpass", fs=RATE, output="zpk")
-        z2, p2, k2 = butter_bandpass_zpk(band, RATE, 4)
+        z2, p2, k2 = butter_bandpass_zpk(band, sample_rate=RATE, order=4)
         np.testing.assert_allclose(np.sort_complex(p2), np.sort_complex(p), rtol=1e-12)
         np.testing.assert_allclose(np.sort_complex(z2), np.sort_complex(z), atol=1e-12)
         assert k2 == pytest.approx(k, rel=1e-12)
@@ -321,19 +323,19 @@ def test_band_envelope_equals_butterworth_sosfilt():
 def test_measure_quality_keys_and_skip(speech):
     clean, regions = speech
     noisy = mix_at_snr(clean, regions, np.random.default_rng(0).standard_normal(clean.size), 20)
-    found = measure_quality(noisy, RATE)
+    found = measure_quality(noisy, sample_rate=RATE)
     for key in ("duration_s", "speech_s", "speech_ratio", "snr_db", "clipping_ratio", "clipped_runs", "dc_offset",
                 "bandwidth_hz", "reverb_s", "tonal_ratio"):
         assert key in found
     assert found["duration_s"] == pytest.approx(10.0)
     truth_speech = sum(e - s for s, e in regions)
     assert abs(found["speech_s"] - truth_speech) < 1.5
-    assert "snr_db" not in measure_quality(noisy, RATE, skip={"snr_db"})
+    assert "snr_db" not in measure_quality(noisy, sample_rate=RATE, skip={"snr_db"})
 
 
 def test_measure_quality_survives_tiny_and_silent_clips():
     for audio in (np.zeros(0, np.float32), np.zeros(100, np.float32), np.zeros(RATE, np.float32)):
-        found = measure_quality(audio, RATE)
+        found = measure_quality(audio, sample_rate=RATE)
         assert found["speech_s"] == 0.0
         assert found["clipping_ratio"] == 0.0
 
@@ -358,48 +360,61 @@ CLEAN = {"duration_s": 12.0, "speech_ratio": 0.85, "snr_db": 35.0, "clipping_rat
 
 
 @pytest.mark.parametrize(
-    ("change", "verdict", "word"),
+    ("change", "verdict", "code", "metric", "threshold"),
     [
-        ({}, "approved", None),
-        ({"duration_s": 7.0}, "warning", "short"),
-        ({"duration_s": 1.0}, "rejected", "too short"),
-        ({"speech_ratio": 0.5}, "warning", "pauses"),
-        ({"speech_ratio": 0.1}, "rejected", "mostly silence"),
-        ({"snr_db": 15.0}, "warning", "noise"),
-        ({"snr_db": 5.0}, "rejected", "too noisy"),
-        ({"clipping_ratio": 0.003}, "warning", "clipping"),
-        ({"clipping_ratio": 0.05}, "rejected", "heavy clipping"),
-        ({"bandwidth_hz": 3800.0}, "warning", "narrowband"),
-        ({"bandwidth_hz": 1500.0}, "rejected", "muffled"),
-        ({"reverb_s": 0.7}, "warning", "reverberant"),
-        ({"reverb_s": 2.0}, "rejected", "very reverberant"),
-        ({"tonal_ratio": 0.8}, "warning", "music"),
-        ({"dc_offset": -0.05}, "warning", "DC offset"),
-        ({"dnsmos_ovrl": 1.8}, "warning", "DNSMOS"),
+        ({}, "approved", None, None, None),
+        ({"duration_s": 7.0}, "warning", "duration.short", "duration_s", 10.0),
+        ({"duration_s": 1.0}, "rejected", "duration.too_short", "duration_s", 2.0),
+        ({"speech_ratio": 0.5}, "warning", "speech.long_pauses", "speech_ratio", 0.6),
+        ({"speech_ratio": 0.1}, "rejected", "speech.mostly_silence", "speech_ratio", 0.3),
+        ({"snr_db": 15.0}, "warning", "snr.low", "snr_db", 20.0),
+        ({"snr_db": 5.0}, "rejected", "snr.too_low", "snr_db", 10.0),
+        ({"clipping_ratio": 0.003}, "warning", "clipping.light", "clipping_ratio", 0.001),
+        ({"clipping_ratio": 0.05}, "rejected", "clipping.heavy", "clipping_ratio", 0.01),
+        ({"bandwidth_hz": 3800.0}, "warning", "bandwidth.narrow", "bandwidth_hz", 7000.0),
+        ({"bandwidth_hz": 1500.0}, "rejected", "bandwidth.muffled", "bandwidth_hz", 2000.0),
+        ({"reverb_s": 0.7}, "warning", "reverb.high", "reverb_s", 0.45),
+        ({"reverb_s": 2.0}, "rejected", "reverb.very_high", "reverb_s", 1.5),
+        ({"tonal_ratio": 0.8}, "warning", "tonal.background", "tonal_ratio", 0.5),
+        ({"dc_offset": -0.05}, "warning", "dc.offset", "dc_offset", 0.02),
+        ({"dnsmos_ovrl": 1.8}, "warning", "dnsmos.low", "dnsmos_ovrl", 2.5),
     ],
 )
-def test_verdict_rules(change, verdict, word):
-    got, reasons = judge({**CLEAN, **change}, Score())
-    assert got == verdict
-    if word is None:
-        assert reasons == ()
+def test_verdict_rules(change, verdict, code, metric, threshold):
+    found = judge({**CLEAN, **change}, Score())
+    assert verdict_of(found) == verdict
+    if code is None:
+        assert found == ()
     else:
-        assert any(word in r for r in reasons), reasons
+        ((_name, value),) = change.items()
+        assert [(f.code, f.metric, f.value, f.threshold) for f in found] == [(code, metric, value, threshold)]
+        assert found[0].severity == ("reject" if verdict == "rejected" else "warning")
+        assert found[0].message
 
 
 def test_verdict_prefers_source_metrics_and_puts_rejections_first():
     metrics = {**CLEAN, "snr_db": 40.0, "source_snr_db": 6.0, "duration_s": 7.0}
-    verdict, reasons = judge(metrics, Score())
-    assert verdict == "rejected"
-    assert reasons[0].startswith("too noisy")
-    assert any(r.startswith("short") for r in reasons[1:])
+    found = judge(metrics, Score())
+    assert verdict_of(found) == "rejected"
+    assert [f.code for f in found] == ["snr.too_low", "duration.short"]
+    assert found[0].value == 6.0 and "6 dB" in found[0].message  # the source value, not the output's 40
     # a clipped source stays clipped even though the processed output is clean
-    assert judge({**CLEAN, "source_clipping_ratio": 0.05}, Score())[0] == "rejected"
+    assert [f.code for f in judge({**CLEAN, "source_clipping_ratio": 0.05}, Score())] == ["clipping.heavy"]
+
+
+def test_judge_findings_sit_just_beyond_their_thresholds():
+    """A value a hair past a threshold gets the finding, one on it does not."""
+    assert judge({**CLEAN, "snr_db": 20.0}, Score()) == ()
+    (low,) = judge({**CLEAN, "snr_db": 19.96}, Score())
+    assert low.code == "snr.low" and "19.96 dB (< 20 dB)" in low.message
+    assert judge({**CLEAN, "duration_s": 2.0}, Score())[0].code == "duration.short"
+    assert judge({**CLEAN, "duration_s": 1.96}, Score())[0].code == "duration.too_short"
 
 
 def test_thresholds_are_configurable_and_validated():
-    assert judge({**CLEAN, "duration_s": 7.0}, Score(warn_duration_s=5.0))[0] == "approved"
-    assert judge({**CLEAN, "duration_s": 40.0}, Score(max_duration_s=30.0))[0] == "warning"
+    assert judge({**CLEAN, "duration_s": 7.0}, Score(warn_duration_s=5.0)) == ()
+    (long,) = judge({**CLEAN, "duration_s": 40.0}, Score(max_duration_s=30.0))
+    assert (long.code, long.severity, long.threshold) == ("duration.long", "warning", 30.0)
     with pytest.raises(ConfigError, match="min_snr_db"):
         Score(min_snr_db=30.0, warn_snr_db=20.0)
     with pytest.raises(ConfigError, match="warn_reverb_s"):
@@ -423,9 +438,9 @@ def test_measure_stage_records_source_metrics_and_keeps_audio(speech):
     from prep.dsp.vad import regions_to_mask, speech_mask
 
     mask = regions_to_mask(out.speech, frame_s=0.02, duration_s=noisy.size / RATE)
-    np.testing.assert_array_equal(mask, speech_mask(noisy, RATE, frame_s=0.02))
+    np.testing.assert_array_equal(mask, speech_mask(noisy, sample_rate=RATE, frame_s=0.02))
     # and measuring with those regions gives what measuring from scratch gives
-    again = measure_quality(noisy, RATE, speech=out.speech)
+    again = measure_quality(noisy, sample_rate=RATE, speech=out.speech)
     assert again["snr_db"] == pytest.approx(out.metrics["source_snr_db"])
 
 
@@ -434,12 +449,12 @@ def test_score_stage_scores_and_judges(speech):
     noisy = mix_at_snr(clean, regions, np.random.default_rng(2).standard_normal(clean.size), 5)
     out = Score(mos=False).apply(_clip(noisy))
     assert out.verdict == "rejected"
-    assert any("too noisy" in r for r in out.reasons)
+    assert "snr.too_low" in {f.code for f in out.findings}
     assert 0 <= out.metrics["score"] < 80
     assert math.isfinite(out.metrics["output_lufs"]) and math.isfinite(out.metrics["output_true_peak_dbtp"])
     kept = Score(mos=False).apply(_clip(clean, speech_s=1.0, speech_ratio=0.1))
     assert kept.metrics["speech_s"] == 1.0  # recorded by an earlier stage (Trim): not re-measured
-    assert kept.verdict == "rejected"
+    assert kept.verdict == "rejected" and "speech.mostly_silence" in {f.code for f in kept.findings}
 
 
 def test_score_measures_recording_properties_only_without_source_values(speech):
@@ -450,12 +465,12 @@ def test_score_measures_recording_properties_only_without_source_values(speech):
     after = Score(mos=False).apply(_clip(clean, **source))
     assert not {"bandwidth_hz", "reverb_s", "tonal_ratio"} & set(after.metrics)
     assert "snr_db" in after.metrics  # the output SNR shows what denoising did
-    assert any("narrowband" in r for r in after.reasons)  # judged on the source value
+    assert "bandwidth.narrow" in {f.code for f in after.findings}  # judged on the source value
 
 
 def test_dnsmos_is_optional(speech):
     pytest.importorskip("speechmos", reason="checks the [mos] extra only when installed")
-    scores = dnsmos(speech[0], RATE)
+    scores = dnsmos(speech[0], sample_rate=RATE)
     assert scores is not None and 1.0 <= scores["dnsmos_ovrl"] <= 5.0
 
 
@@ -470,13 +485,13 @@ def test_dnsmos_absent_returns_none(speech, monkeypatch):
         return real_import(name, *args, **kwargs)
 
     monkeypatch.setattr(builtins, "__import__", no_speechmos)
-    assert dnsmos(speech[0], RATE) is None
+    assert dnsmos(speech[0], sample_rate=RATE) is None
 
 
 # -- selection ---------------------------------------------------------------------------------
 def _rec(cid: str, seconds: float, score: float, verdict: str = "approved", speaker: str = "s", **metrics) -> Clip:
     return Clip(id=cid, source=f"{cid}.wav", source_sha256="0" * 64, speaker=speaker, sample_rate=RATE,
-                verdict=verdict, metrics={"duration_s": seconds, "score": score, **metrics})
+                findings=findings_for(verdict), metrics={"duration_s": seconds, "score": score, **metrics})
 
 
 def test_select_prefers_approved_long_clips_by_score_within_budget():

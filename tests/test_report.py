@@ -17,10 +17,12 @@ import numpy as np
 import pytest
 
 from prep.cli import main
-from prep.errors import ConfigError
-from prep.report.html import _distributions, _nice_ticks, plot_path, render_html, write_report_html
+from prep.errors import ConfigError, DataError
+from prep.findings import Finding, verdict_of
+from prep.report.html import _distributions, _nice_ticks, render_html, write_report_html
 from prep.report.summary import REPORT_VERSION, build_report, print_summary, read_report, write_report_json
 from prep.run.pipeline import stage_config
+from prep.run.run_folder import RunFolder
 from prep.run.runner import Job, run_jobs
 from prep.stages.downmix import Downmix
 from prep.stages.measure import Measure
@@ -29,7 +31,7 @@ from prep.stages.score import Score
 from prep.stages.trim import Trim
 
 FILES = [("alice", "alice/a01.wav"), ("alice", "alice/a02.flac"), ("bob", "bob/b01.wav"), ("bob", "bob/b03.mp3")]
-STAGES = (Downmix(), Measure(), Resample(target_rate=24000), Trim(), Score(mos=False))
+STAGES = (Downmix(), Measure(), Resample(target_sample_rate=24000), Trim(), Score(mos=False))
 
 
 @pytest.fixture(scope="module")
@@ -53,8 +55,11 @@ def test_report_json_schema_and_round_trip(run_out):
     assert back["thresholds"]["min_snr_db"] == Score().min_snr_db
     assert len(back["clips"]) == len(FILES)
     for clip in back["clips"]:
-        for key in ("id", "speaker", "output", "duration_s", "metrics", "verdict", "reasons", "selected", "span_s"):
+        for key in ("id", "speaker", "output", "duration_s", "metrics", "verdict", "reasons", "findings", "selected",
+                    "span_s"):
             assert key in clip
+        assert verdict_of(Finding.from_dict(f) for f in clip["findings"]) == clip["verdict"]
+        assert sorted(clip["reasons"]) == sorted(f["message"] for f in clip["findings"])
         assert 0 <= clip["metrics"]["score"] <= 100
         assert clip["verdict"] in ("approved", "warning", "rejected")
         assert (out / clip["output"]).is_file()
@@ -74,7 +79,10 @@ def test_report_speakers_match_clips(run_out):
         assert all(c["verdict"] != "rejected" for c in mine if c["selected"])
     noisy = next(c for c in report["clips"] if c["source"].endswith("b03.mp3"))
     assert noisy["metrics"]["source_snr_db"] < 15  # made at 10 dB SNR with hum
-    assert noisy["verdict"] == "rejected" or any("noise" in r for r in noisy["reasons"])
+    assert {"snr.too_low", "snr.low"} & {f["code"] for f in noisy["findings"]}
+    (snr,) = [f for f in noisy["findings"] if f["code"].startswith("snr.")]
+    assert snr["value"] == noisy["metrics"]["source_snr_db"] and snr["metric"] == "snr_db"
+    assert snr["threshold"] in (report["thresholds"]["min_snr_db"], report["thresholds"]["warn_snr_db"])
 
 
 class _Page(HTMLParser):
@@ -125,7 +133,7 @@ def test_html_is_self_contained_with_one_row_per_clip(run_out):
     page = _Page()
     page.feed(render_html(report, out))
     assert page.rows == len(report["clips"])
-    assert {"clip", "verdict", "score", "reasons"} <= set(page.headers)
+    assert {"clip", "verdict", "score", "findings"} <= set(page.headers)
     assert page.scripts == 1
     images = [link for link in page.links if link.startswith("data:image/")]
     assert len(images) == len(report["clips"])  # one before/after figure per clip
@@ -265,7 +273,10 @@ def test_no_distributions_without_metrics(tmp_path):
 def test_writing_the_report_does_not_import_matplotlib(run_out):
     out, report = run_out
     drawn = [c for c in report["clips"] if c.get("output")]
-    assert drawn and all(plot_path(out, c["speaker"], c["id"]).is_file() for c in drawn), "workers store figures"
+    figures = [out / "plots" / c["speaker"] / f"{c['id']}.jpg" for c in drawn]
+    folder = RunFolder(out)
+    assert drawn and [folder.plot_path(c["speaker"], c["id"]) for c in drawn] == figures
+    assert all(f.is_file() for f in figures), "workers store figures"
     code = (
         "import sys\n"
         "from prep.report.summary import read_report\n"
@@ -277,6 +288,37 @@ def test_writing_the_report_does_not_import_matplotlib(run_out):
     done = subprocess.run([sys.executable, "-c", code, str(out)], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+def test_figures_need_no_matplotlib(run_out):
+    """A missing figure is redrawn by the report writer with the stored colour table, never importing matplotlib."""
+    out, report = run_out
+    drawn = [c for c in report["clips"] if c.get("output")]
+    victim = RunFolder(out).plot_path(drawn[0]["speaker"], drawn[0]["id"])
+    victim.unlink()
+    code = (
+        "import sys\n"
+        "from prep.report.summary import read_report\n"
+        "from prep.report.html import write_report_html\n"
+        "page = write_report_html(read_report(sys.argv[1]), sys.argv[1]).read_text(encoding='utf-8')\n"
+        "print(page.count('data:image/jpeg'))\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'matplotlib'))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code, str(out)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    figures, modules = done.stdout.strip().splitlines()
+    assert modules == "[]"
+    assert int(figures) == len(drawn), "the missing figure is drawn again, the others are reused"
+
+
+def test_colour_table_is_matplotlibs_magma():
+    """The stored table equals matplotlib's magma (the peer it replaces)."""
+    colormaps = pytest.importorskip("matplotlib").colormaps
+    from prep.report.colormap import magma_lut
+
+    cmap = colormaps["magma"]
+    expected = cmap(np.arange(cmap.N), bytes=True)[:, :3]
+    np.testing.assert_array_equal(magma_lut(), expected)
 
 
 def _chromium() -> str | None:
@@ -323,14 +365,30 @@ def test_cli_report_regenerates_html(run_out, capsys):
 
 
 def test_cli_report_errors(tmp_path, capsys):
-    assert main(["report", str(tmp_path)]) == 2
+    assert main(["report", str(tmp_path)]) == 2  # nothing has run here: a usage error
     assert "no such report" in capsys.readouterr().err
-    (tmp_path / "report.json").write_text("{not json", encoding="utf-8")
-    with pytest.raises(ConfigError, match="cannot read"):
+    with pytest.raises(ConfigError, match="no such report"):
         read_report(tmp_path)
-    (tmp_path / "report.json").write_text("[]", encoding="utf-8")
-    with pytest.raises(ConfigError, match="not a voiceprep report"):
+    report = tmp_path / "report.json"
+    report.write_text("{not json", encoding="utf-8")
+    with pytest.raises(DataError, match=r"report\.json: corrupt report \(line 1"):
         read_report(tmp_path)
+    report.write_text("[]", encoding="utf-8")
+    with pytest.raises(DataError, match="not a voiceprep report"):
+        read_report(tmp_path)
+    report.write_bytes(b'{"clips": ["\xff"]}')
+    with pytest.raises(DataError, match="cannot read the report"):
+        read_report(tmp_path)
+
+
+@pytest.mark.parametrize("content", ["{not json", '{"clips": 3}', '{"clips": [1, 2'])
+def test_cli_corrupt_report_exits_1_naming_the_file(tmp_path, capsys, content):
+    """A corrupt report is bad data (exit 1), not a usage error (exit 2)."""
+    (tmp_path / "report.json").write_text(content, encoding="utf-8")
+    assert main(["report", str(tmp_path), "-q"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and str(tmp_path / "report.json") in err
+    assert "Traceback" not in err
 
 
 def test_print_summary_lists_speakers_and_reasons(run_out):
@@ -344,8 +402,87 @@ def test_print_summary_lists_speakers_and_reasons(run_out):
     for clip in report["clips"]:
         assert clip["id"] in text
     console = Console(record=True, width=200)
-    print_summary(report, out, console=console, max_clip_rows=1)  # many clips: reasons are counted instead
+    print_summary(report, out, console=console, max_clip_rows=1)  # many clips: only the counts per code
     many = console.export_text()
     assert report["clips"][0]["id"] not in many
-    kinds = {r.split(":")[0] for c in report["clips"] for r in c["reasons"]}
-    assert not kinds or "commonest reasons" in many
+    counts: dict[str, int] = {}
+    for c in report["clips"]:
+        for code in {f["code"] for f in c["findings"] if f["severity"] != "info"}:
+            counts[code] = counts.get(code, 0) + 1
+    assert counts, "the test files have problems to count"
+    line = next(x for x in many.splitlines() if x.startswith("problems by code"))
+    shown = dict(re.findall(r"([a-z]+\.[a-z_]+) \((\d+)\)", line))
+    assert {k: int(v) for k, v in shown.items()} == counts
+
+
+def _coded_clips() -> list:
+    from prep.clip import Clip
+    from prep.findings import finding
+
+    def clip(cid: str, *found) -> Clip:
+        return Clip(id=cid, source=f"{cid}.wav", source_sha256="0" * 64, speaker="s", sample_rate=16000,
+                    span_s=(0.0, 12.0), metrics={"duration_s": 12.0, "score": 80.0}, findings=tuple(found))
+
+    snr_low = finding("snr.low", metric="snr_db", value=15.5, threshold=20.0)
+    short = finding("duration.short", metric="duration_s", value=8.25, threshold=10.0)
+    return [
+        clip("a", snr_low, short),
+        clip("b", finding("snr.low", metric="snr_db", value=12.0, threshold=20.0)),
+        clip("c", finding("snr.too_low", metric="snr_db", value=9.6, threshold=10.0), short),
+        clip("d", finding("downmix.inverted", channels=[1])),
+        clip("e"),
+    ]
+
+
+def test_report_counts_clips_per_finding_code(tmp_path):
+    report = json.loads(json.dumps(build_report(_coded_clips(), profile="test")))
+    assert report["summary"]["findings"] == {
+        "snr.too_low": {"severity": "reject", "clips": 1},
+        "duration.short": {"severity": "warning", "clips": 2},
+        "snr.low": {"severity": "warning", "clips": 2},
+        "downmix.inverted": {"severity": "info", "clips": 1},
+    }
+    by_id = {c["id"]: c for c in report["clips"]}
+    assert [f["code"] for f in by_id["a"]["findings"]] == ["snr.low", "duration.short"]
+    assert by_id["c"]["findings"][0] == {"code": "snr.too_low", "severity": "reject", "metric": "snr_db",
+                                         "value": 9.6, "threshold": 10.0,
+                                         "message": "too noisy: SNR ≈ 9.6 dB (< 10 dB)"}
+    assert [c["verdict"] for c in report["clips"]] == ["warning", "warning", "rejected", "approved", "approved"]
+    # the page: one row per code with its count, and each clip's findings with their codes
+    text = render_html(report, tmp_path, max_plots=0)
+    rows = re.findall(r"<tr><td><code class='fc'>([a-z._]+)</code></td><td>.*?</td><td class='num'>(\d+)</td>", text)
+    assert dict(rows) == {"snr.too_low": "1", "duration.short": "2", "snr.low": "2", "downmix.inverted": "1"}
+    section = text[text.index("<section"):]
+    assert "<code class='fc'>snr.too_low</code> too noisy: SNR ≈ 9.6 dB (&lt; 10 dB)" in section
+    # the terminal: problems (not info) counted per code
+    from rich.console import Console
+
+    console = Console(record=True, width=200)
+    print_summary(report, tmp_path, console=console, max_clip_rows=0)
+    line = next(x for x in console.export_text().splitlines() if x.startswith("problems by code"))
+    assert dict(re.findall(r"([a-z]+\.[a-z_]+) \((\d+)\)", line)) == {
+        "snr.too_low": "1", "duration.short": "2", "snr.low": "2"}
+
+
+def test_an_old_report_without_findings_still_renders_and_counts(tmp_path):
+    report = json.loads(json.dumps(build_report(_coded_clips(), profile="test")))
+    report["report_version"] = 2
+    for clip in report["clips"]:
+        del clip["findings"]
+    del report["summary"]["findings"]
+    text = render_html(report, tmp_path, max_plots=0)
+    rows = re.findall(r"<tr><td><code class='fc'>([a-z._]+)</code></td><td>.*?</td><td class='num'>(\d+)</td>", text)
+    assert dict(rows) == {"legacy.reason": "4"}  # a to d had reasons (d's an info under an approved verdict)
+    assert [c["verdict"] for c in report["clips"]] == ["warning", "warning", "rejected", "approved", "approved"]
+    assert "too noisy: SNR ≈ 9.6 dB (&lt; 10 dB)" in text
+
+
+def test_clip_figure_takes_each_sample_rate_by_keyword():
+    from prep.report.html import clip_figure_jpeg
+
+    tone = (0.1 * np.sin(2 * np.pi * 440 * np.arange(8000) / 16000)).astype(np.float32)
+    jpeg = clip_figure_jpeg(tone, tone[:4000], before_sample_rate=16000, after_sample_rate=8000)
+    assert jpeg[:2] == b"\xff\xd8"  # a JPEG
+    assert clip_figure_jpeg(None, None)[:2] == b"\xff\xd8"  # two empty panels
+    with pytest.raises(ConfigError, match="after_sample_rate"):
+        clip_figure_jpeg(tone, tone, before_sample_rate=16000)

@@ -20,7 +20,8 @@ import soundfile as sf
 
 from prep.cli import main
 from prep.run.profiles import get_profile
-from prep.run.runner import LOCK, discover, final_clips, run_jobs
+from prep.run.run_folder import RunFolder
+from prep.run.runner import discover, run_jobs
 
 
 def _fingerprint(out: Path) -> dict:
@@ -84,7 +85,7 @@ def test_resume_skips_done_files_and_config_change_redoes(tmp_path, corpus):
     assert main(args) == 0
     first = _fingerprint(out)
     lines = _journal_lines(out)
-    assert {c.id for c in final_clips(out)} == set(first["clips"])
+    assert {key[1] for key in RunFolder(out).latest_records()} == set(first["clips"])
     assert main(args) == 0  # nothing new to do
     assert _journal_lines(out) == lines
     assert _fingerprint(out)["wavs"] == first["wavs"]
@@ -150,7 +151,7 @@ def test_ctrl_c_stops_cleanly_with_summary(tmp_path, corpus):
     assert proc.returncode == 130, stderr
     assert "interrupted" in stderr and "resume" in stderr
     assert "Traceback" not in stderr
-    assert not (out / LOCK).exists(), "the lock is released on Ctrl-C"
+    assert not (out / ".voiceprep.lock").exists(), "the lock is released on Ctrl-C"
     for line in (out / "manifest.jsonl").read_text(encoding="utf-8").splitlines():
         json.loads(line)
 
@@ -158,12 +159,14 @@ def test_ctrl_c_stops_cleanly_with_summary(tmp_path, corpus):
 def test_second_run_into_same_output_is_refused(tmp_path, demo_dir, capsys):
     out = tmp_path / "out"
     out.mkdir()
-    (out / LOCK).write_text(str(os.getpid()))  # a live process holds it
+    lock = out / ".voiceprep.lock"
+    assert RunFolder(out).lock_file == lock
+    lock.write_text(str(os.getpid()))  # a live process holds it
     assert main(["run", str(demo_dir / "alice" / "a01.wav"), "-o", str(out), "-q"]) == 1
     assert "another voiceprep run" in capsys.readouterr().err
-    (out / LOCK).write_text("999999999")  # stale: that process is gone
+    lock.write_text("999999999")  # stale: that process is gone
     assert main(["run", str(demo_dir / "alice" / "a01.wav"), "-o", str(out), "-q"]) == 0
-    assert not (out / LOCK).exists()
+    assert not lock.exists()
 
 
 class _RecordingExecutor(Executor):
@@ -198,3 +201,27 @@ def test_parallel_runs_start_with_the_longest_files(tmp_path, monkeypatch, forma
     by_size = _RecordingExecutor()
     run_jobs(jobs, [], out_dir=tmp_path / "b", executor=by_size)
     assert by_size.order == ["short.wav", "long.opus"]
+
+
+def test_the_resume_key_includes_the_voiceprep_version(tmp_path, monkeypatch):
+    import prep
+
+    src = tmp_path / "in" / "spk"
+    src.mkdir(parents=True)
+    sf.write(src / "x.wav", 0.1 * np.sin(2 * np.pi * 220 * np.arange(8000) / 8000), 8000)
+    out = tmp_path / "out"
+    jobs = discover([src])
+
+    def journaled() -> int:
+        return len((out / "manifest.jsonl").read_text(encoding="utf-8").splitlines())
+
+    monkeypatch.setattr(prep, "__version__", "1.0.0")
+    run_jobs(jobs, [], out_dir=out)
+    assert journaled() == 1
+    run_jobs(jobs, [], out_dir=out)
+    assert journaled() == 1, "the same version resumes"
+    monkeypatch.setattr(prep, "__version__", "1.0.1")
+    run_jobs(jobs, [], out_dir=out)
+    assert journaled() == 2, "an upgraded voiceprep redoes the file"
+    run_jobs(jobs, [], out_dir=out)
+    assert journaled() == 2

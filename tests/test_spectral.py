@@ -31,7 +31,7 @@ def test_stft_matches_scipy(size, nper, hop):
 def test_welch_matches_scipy(size, rate, nper):
     x = np.random.default_rng(size).standard_normal(size).astype(np.float32)
     _, ref = signal.welch(x, rate, nperseg=nper, noverlap=nper // 2, detrend=False)
-    np.testing.assert_allclose(spectral.welch(x, rate, nper), ref, rtol=1e-4)  # both in float32
+    np.testing.assert_allclose(spectral.welch(x, sample_rate=rate, nper=nper), ref, rtol=1e-4)  # both in float32
 
 
 @pytest.mark.parametrize(("size", "nper", "hop"), [(48000, 512, 128), (48000, 1024, 1024), (700, 512, 128),
@@ -39,13 +39,14 @@ def test_welch_matches_scipy(size, rate, nper):
 def test_spectrogram_matches_scipy(size, nper, hop):
     x = (np.random.default_rng(size).standard_normal(size) + 0.3).astype(np.float32)  # a DC offset to remove
     _, _, ref = signal.spectrogram(x, 22050, nperseg=nper, noverlap=nper - hop, mode="psd")
-    ours = spectral.spectrogram(x, 22050, nper, hop)
+    ours = spectral.spectrogram(x, sample_rate=22050, nper=nper, hop=hop)
     assert ours.shape == ref.shape
     np.testing.assert_allclose(ours, ref, rtol=2e-3, atol=1e-4 * ref.max())  # scipy works in float32 here
 
 
 def test_spectrogram_of_selected_frames_equals_those_columns_of_the_full_one():
     x = np.random.default_rng(5).standard_normal(30001).astype(np.float32)
-    full = spectral.spectrogram(x, 16000, 512, 300)
+    full = spectral.spectrogram(x, sample_rate=16000, nper=512, hop=300)
     pick = np.array([0, 3, 3, 40, full.shape[1] - 1])
-    np.testing.assert_array_equal(spectral.spectrogram(x, 16000, 512, 300, select=pick), full[:, pick])
+    picked = spectral.spectrogram(x, sample_rate=16000, nper=512, hop=300, select=pick)
+    np.testing.assert_array_equal(picked, full[:, pick])

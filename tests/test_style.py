@@ -82,3 +82,105 @@ def test_prep_never_imports_scipy_signal():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+#: Parameter names that hold a sample rate; only ``sample_rate`` (keyword-only) is allowed in public API.
+_RATE_NAMES = {"rate", "sr", "fs", "samplerate", "sampling_rate", "sample_rate", "rate_hz", "sr_hz", "fs_hz"}
+#: Parameter names that hold an audio array (first parameter of a function that takes audio).
+_AUDIO_NAMES = {"audio", "x", "y", "signal", "mono", "samples", "wave", "waveform", "data", "block"}
+#: Functions whose subject *is* a sample rate (validating one), so it may stay positional.
+_RATE_IS_SUBJECT = {"prep/audio.py:check_sample_rate"}
+
+
+def _misnamed_rate(name: str) -> bool:
+    """A name for a sample rate that does not say so: ``rate``, ``sr``, ``target_rate``, ``fs``..."""
+    if name.endswith("sample_rate"):
+        return False
+    return name in _RATE_NAMES or name.endswith(("_rate", "_sr", "_fs"))
+
+
+def _public_functions(tree: ast.Module):
+    """Yield ``(qualified name, node)`` for public module functions and public methods of public classes."""
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and not node.name.startswith("_"):
+            yield node.name, node
+        elif isinstance(node, ast.ClassDef) and not node.name.startswith("_"):
+            for item in node.body:
+                if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef)) and (
+                    not item.name.startswith("_") or item.name == "__init__"
+                ):
+                    yield f"{node.name}.{item.name}", item
+
+
+def sample_rate_offenders(root: Path) -> list[str]:
+    """Public functions under ``root`` whose sample rate is positional or not named ``sample_rate``.
+
+    A function offends when it has a parameter named like a rate (``rate``,
+    ``sr``, ``fs``...) other than ``sample_rate``, when its ``sample_rate`` is
+    not keyword-only, or when its first parameter is an audio array and a
+    rate-like parameter follows it positionally.
+    """
+    offenders = []
+    for path in sorted(root.rglob("*.py")):
+        rel = f"{path.relative_to(root.parent).as_posix()}"
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for qual, node in _public_functions(tree):
+            if f"{rel}:{qual}" in _RATE_IS_SUBJECT:
+                continue
+            args = node.args
+            positional = [a.arg for a in (*args.posonlyargs, *args.args) if a.arg not in ("self", "cls")]
+            keyword_only = [a.arg for a in args.kwonlyargs]
+            for name in positional:
+                if name in _RATE_NAMES:
+                    offenders.append(f"{rel}:{node.lineno} {qual}: {name!r} is positional (make it '*, sample_rate')")
+            for name in keyword_only:
+                if _misnamed_rate(name):
+                    offenders.append(f"{rel}:{node.lineno} {qual}: {name!r} should be named '..sample_rate'")
+            if positional and positional[0] in _AUDIO_NAMES and any("rate" in n for n in positional[1:]):
+                offenders.append(f"{rel}:{node.lineno} {qual}: takes audio with a positional rate")
+    return sorted(set(offenders))
+
+
+def test_sample_rate_is_keyword_only_everywhere():
+    """Public functions that take audio follow ``f(audio, *, sample_rate, ...)`` (librosa's form)."""
+    assert sample_rate_offenders(ROOT / "prep") == []
+
+
+def test_sample_rate_check_catches_positional_and_misnamed_rates(tmp_path):
+    pkg = tmp_path / "prep"
+    pkg.mkdir()
+    (pkg / "mod.py").write_text(
+        "def good(audio, *, sample_rate): ...\n"
+        "def positional(audio, sample_rate): ...\n"
+        "def short(x, *, sr): ...\n"
+        "def fs_first(fs, n): ...\n"
+        "def _private(audio, rate): ...\n"
+        "class Meter:\n"
+        "    def __init__(self, rate, channels): ...\n"
+        "    def feed(self, block, *, sample_rate): ...\n"
+        "class _Hidden:\n"
+        "    def run(self, x, rate): ...\n",
+        encoding="utf-8",
+    )
+    found = sample_rate_offenders(pkg)
+    flagged = {line.split(" ")[1].rstrip(":") for line in found}
+    assert flagged == {"positional", "short", "fs_first", "Meter.__init__"}
+
+
+def test_config_and_report_fields_name_their_rates():
+    """Dataclass fields and public attributes holding a sample rate end in ``sample_rate``."""
+    offenders = []
+    for path in sorted((ROOT / "prep").rglob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+                name = node.target.id
+            elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Attribute):
+                name = node.target.attr
+            elif isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Attribute):
+                name = node.targets[0].attr  # self.x = ...
+            else:
+                continue
+            if not name.startswith("_") and _misnamed_rate(name):
+                offenders.append(f"{path.relative_to(ROOT).as_posix()}:{node.lineno} {name}")
+    assert offenders == []

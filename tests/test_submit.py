@@ -24,22 +24,16 @@ from pathlib import Path
 
 import pytest
 import soundfile as sf
+from findings_helpers import findings_for
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from prep.cli import main
-from prep.deliver.submit import (
-    DRY_RUN_FILE,
-    SUBMIT_FILE,
-    RetryPolicy,
-    SubmitOptions,
-    plan_submission,
-    read_submissions,
-    reference_audio,
-    submit,
-)
+from prep.deliver.submit import RetryPolicy, SubmitOptions, plan_submission, read_submissions, reference_audio, submit
 from prep.errors import ConfigError, SubmitError
 
+SUBMIT_FILE = "submit.json"  # the names the README documents
+DRY_RUN_FILE = "submit.dry-run.json"
 KEY = "sk-test-" + uuid.uuid4().hex  # a fresh secret per session: must never appear in any output
 
 
@@ -498,9 +492,11 @@ def test_selection_uses_verdict_and_score(tmp_path):
     for i, (cid, verdict, score) in enumerate(specs):
         rel = f"clips/s/{cid}.wav"
         tone = 0.1 * np.sin(2 * np.pi * (150 + 20 * i) * np.arange(12 * 8000) / 8000).astype(np.float32)
-        write_wav_atomic(out / rel, tone, 8000)
+        write_wav_atomic(out / rel, tone, sample_rate=8000)
         clips.append(Clip(id=cid, source=f"{cid}.wav", source_sha256="0" * 64, speaker="s", sample_rate=8000,
-                          transcript=f"text of {cid}", span_s=(0.0, 12.0), verdict=verdict, output=rel,
+                          transcript=f"text of {cid}", span_s=(0.0, 12.0), n_samples=tone.size,
+                          findings=findings_for(verdict),
+                          output=rel,
                           metrics={"score": score}))
     write_report_json(build_report(clips, profile="test"), out)
 

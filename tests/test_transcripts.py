@@ -8,11 +8,12 @@ import unicodedata
 from pathlib import Path
 
 import pytest
+from findings_helpers import findings_for
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from prep.clip import Clip
-from prep.errors import ConfigError
+from prep.errors import ConfigError, DataError
 from prep.run.transcripts import TranscriptIndex, clean_text, flag_transcript_rates, read_metadata, text_chars
 
 # -- cleaning --------------------------------------------------------------------------------------------
@@ -127,7 +128,7 @@ def test_bad_metadata_is_reported_not_fatal(tmp_path):
     index = TranscriptIndex.from_audio_paths([wav])
     assert index.lookup(wav) is None
     assert any("metadata.csv" in p and "path column" in p for p in index.problems)
-    with pytest.raises(ConfigError, match=r"metadata\.csv"):
+    with pytest.raises(DataError, match=r"metadata\.csv"):  # bad data, not bad usage
         read_metadata(tmp_path / "metadata.csv")
 
 
@@ -149,7 +150,8 @@ def _clip(cid: str, text: str | None, seconds: float, *, speaker: str = "a", spe
           verdict: str = "approved") -> Clip:
     metrics = {} if speech_s is None else {"speech_s": speech_s}
     return Clip(id=cid, source=f"{cid}.wav", source_sha256="", speaker=speaker, sample_rate=16000,
-                transcript=text, span_s=(0.0, seconds), metrics=metrics, verdict=verdict)
+                transcript=text, span_s=(0.0, seconds), n_samples=round(seconds * 16000), metrics=metrics,
+                findings=findings_for(verdict))
 
 
 def _letters(text: str) -> int:
@@ -171,9 +173,22 @@ def test_outlier_within_a_speaker_is_flagged():
     assert [c.id for c in out] == [c.id for c in clips]
     flagged = {c.id for c in out if c.verdict == "warning"}
     assert flagged == {"wrong", "long"}
-    reason = next(c for c in out if c.id == "long").reasons[0]
-    assert "chars/s" in reason and "median" in reason
+    (found,) = next(c for c in out if c.id == "long").findings
+    assert (found.code, found.metric, found.threshold) == ("transcript.rate_outlier", "chars_per_s_z", 3.5)
+    assert found.value > 3.5 and "chars/s" in found.message and "median" in found.message
+    (slow,) = next(c for c in out if c.id == "wrong").findings  # ~1 letter/s: below the absolute bound first
+    assert (slow.code, slow.threshold) == ("transcript.rate", 2.0) and slow.value < 2.0
     assert all(c.transcript == o.transcript for c, o in zip(clips, out, strict=True))
+
+
+def test_a_slow_outlier_is_flagged_below_the_negative_limit():
+    base = [_clip(f"c{i}", SENTENCE, 2.4 + 0.1 * (i % 4)) for i in range(8)]  # ~13-14 letters/s
+    slow = _clip("slow", SENTENCE, 8.5)  # 4 letters/s: within the absolute bounds, far below the speaker's rate
+    out = flag_transcript_rates([*base, slow])
+    assert [c.id for c in out if c.verdict == "warning"] == ["slow"]
+    (found,) = out[-1].findings
+    assert (found.code, found.threshold) == ("transcript.rate_outlier", -3.5) and found.value < -3.5
+    assert "< -3.5)" in found.message
 
 
 def test_speakers_are_judged_separately():
@@ -188,6 +203,12 @@ def test_absolute_bounds_apply_to_small_speakers():
     out = flag_transcript_rates([_clip("ok", SENTENCE, 3.0), _clip("slow", "Hi", 10.0, speaker="b"),
                                  _clip("fast", SENTENCE * 3, 2.0, speaker="c")])
     assert [c.verdict for c in out] == ["approved", "warning", "warning"]
+    assert [[(f.code, f.metric, f.threshold) for f in c.findings] for c in out] == [
+        [],
+        [("transcript.rate", "chars_per_s", 2.0)],
+        [("transcript.rate", "chars_per_s", 30.0)],
+    ]
+    assert "(< 2 chars/s)" in out[1].findings[0].message and "(> 30 chars/s)" in out[2].findings[0].message
     assert "chars_per_s_z" not in out[0].metrics  # too few clips for a robust z-score
 
 
@@ -214,6 +235,7 @@ def test_flagging_never_improves_a_verdict_or_reorders(specs):
     for o in out:
         rate = o.metrics["chars_per_s"]
         assert (o.verdict == "warning") >= (rate < 2.0 or rate > 30.0)
+        assert ("transcript.rate" in {f.code for f in o.findings}) == (rate < 2.0 or rate > 30.0)
 
 
 def test_trim_keeps_and_slice_drops_the_transcript(demo_dir, truth):
@@ -232,4 +254,4 @@ def test_trim_keeps_and_slice_drops_the_transcript(demo_dir, truth):
     assert rated.metrics["chars_per_s"] == pytest.approx(_letters(trimmed.transcript) / trimmed.metrics["speech_s"])
     pieces = Slice(min_s=1.0, max_s=4.0).apply(dataclasses.replace(clip))
     assert len(pieces) > 1
-    assert all(p.transcript is None and any("transcript dropped" in r for r in p.reasons) for p in pieces)
+    assert all(p.transcript is None and "transcript.dropped" in {f.code for f in p.findings} for p in pieces)

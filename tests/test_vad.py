@@ -53,7 +53,7 @@ def demo(demo_dir, truth):
 @pytest.mark.parametrize("name", DEMO_FILES)
 def test_regions_match_the_fixture_truth(demo, name):
     audio, rate, known = demo[name]
-    found = speech_regions(audio, rate)
+    found = speech_regions(audio, sample_rate=rate)
     for region in known:  # every sentence found (its quiet decay may fall under the noise)
         assert _overlap(region, found) >= 0.85 * (region[1] - region[0]), (region, found)
     widened = [(s - 0.35, e + 0.35) for s, e in known]
@@ -84,7 +84,7 @@ def test_no_phrase_is_lost_in_noise(snr_db, exponent):
     clean, known = speechlike.utterance(rate, seed=40)
     x = clean if snr_db is None else speechlike.mix(clean, speechlike.colored_noise(clean.size, seed=41,
                                                                                       exponent=exponent), snr_db)
-    found = speech_regions(x, rate, pad_s=0.2)
+    found = speech_regions(x, sample_rate=rate, pad_s=0.2)
     for region in known:
         assert _overlap(region, found) >= 0.97 * (region[1] - region[0]), (region, found)
     assert found[0][0] <= known[0][0] and found[-1][1] >= known[-1][1]
@@ -95,9 +95,9 @@ def test_same_regions_at_every_rate():
     base_rate = 48000
     clean, _ = speechlike.utterance(base_rate, seed=42)
     noisy = speechlike.mix(clean, speechlike.colored_noise(clean.size, seed=43), 15.0)
-    reference = speech_regions(noisy, base_rate)
+    reference = speech_regions(noisy, sample_rate=base_rate)
     for rate in (8000, 16000, 22050, 44100):
-        other = speech_regions(soxr.resample(noisy, base_rate, rate), rate)
+        other = speech_regions(soxr.resample(noisy, base_rate, rate), sample_rate=rate)
         assert len(other) == len(reference)
         for (a, b), (c, d) in zip(reference, other, strict=True):
             assert abs(a - c) <= 0.061 and abs(b - d) <= 0.061
@@ -108,7 +108,8 @@ def test_same_regions_at_any_level(gain):
     rate = 16000
     clean, _ = speechlike.utterance(rate, seed=44)
     noisy = speechlike.mix(clean, speechlike.colored_noise(clean.size, seed=45), 20.0)
-    scaled, reference = speech_regions(noisy * np.float32(gain), rate), speech_regions(noisy, rate)
+    scaled = speech_regions(noisy * np.float32(gain), sample_rate=rate)
+    reference = speech_regions(noisy, sample_rate=rate)
     assert len(scaled) == len(reference)
     np.testing.assert_allclose(np.array(scaled), np.array(reference), atol=0.061)  # two 30 ms frames
 
@@ -119,7 +120,7 @@ def test_noise_level_change_in_a_long_recording():
     clean, known = speechlike.utterance(rate, phrases_s=(2.0,) * 40, pauses_s=(1.0,) * 39, seed=46)  # ~2 min
     noise = speechlike.colored_noise(clean.size, seed=47, exponent=1.0)
     noise[clean.size // 2 :] *= 6.0
-    found = speech_regions(speechlike.mix(clean, noise, 10.0), rate)
+    found = speech_regions(speechlike.mix(clean, noise, 10.0), sample_rate=rate)
     late = [r for r in known if r[0] > clean.size / rate / 2 + 35.0]  # beyond the transition block
     for region in late:
         assert any(s >= region[0] - 0.6 and e <= region[1] + 0.6 for s, e in found), region
@@ -136,18 +137,18 @@ def test_no_speech_in_non_speech(signal):
         "tiny": np.full(100, 0.3),
         "empty": np.zeros(0),
     }[signal].astype(np.float32)
-    assert speech_regions(x, rate) == []
+    assert speech_regions(x, sample_rate=rate) == []
 
 
 def test_speech_mask_shape_and_frames():
     rate = 22050
     clean, _ = speechlike.utterance(rate, seed=49)
     for frame_s in (0.01, 0.02, 0.03):
-        mask = speech_mask(clean, rate, frame_s=frame_s)
+        mask = speech_mask(clean, sample_rate=rate, frame_s=frame_s)
         assert mask.dtype == bool and mask.shape == (math.ceil(clean.size / (frame_s * rate)),)
         regions = mask_to_regions(mask, frame_s=frame_s, duration_s=clean.size / rate)
-        assert regions == speech_regions(clean, rate, frame_s=frame_s)
-    frames = vad_frames(clean, rate)
+        assert regions == speech_regions(clean, sample_rate=rate, frame_s=frame_s)
+    frames = vad_frames(clean, sample_rate=rate)
     assert frames.snr_score.shape == frames.webrtc.shape == frames.energy_db.shape
 
 
@@ -157,12 +158,12 @@ def test_speech_mask_shape_and_frames():
 )
 def test_bad_vad_options_name_the_value(kwargs, word):
     with pytest.raises(ConfigError, match=word):
-        speech_regions(np.zeros(16000, np.float32), 16000, **kwargs)
+        speech_regions(np.zeros(16000, np.float32), sample_rate=16000, **kwargs)
 
 
 def test_multichannel_needs_a_downmix():
     with pytest.raises(ConfigError, match="downmix"):
-        speech_regions(np.zeros((2, 16000), np.float32), 16000)
+        speech_regions(np.zeros((2, 16000), np.float32), sample_rate=16000)
 
 
 # -- trim and pause compression -------------------------------------------------------
@@ -218,7 +219,7 @@ def test_trim_stage_rejects_a_clip_without_speech():
     rate = 16000
     clip = _clip(0.01 * speechlike.colored_noise(2 * rate, seed=53), rate)
     (out,) = run_stages(clip, [Trim()])
-    assert out.verdict == "rejected" and "no speech" in out.reasons[0]
+    assert out.verdict == "rejected" and [f.code for f in out.findings] == ["speech.none"]
     assert out.audio is clip.audio and out.metrics["speech_s"] == 0.0
 
 
@@ -281,10 +282,44 @@ def test_slice_stage_on_a_long_recording():
         a, b = piece.span_s[0] - 10.0, piece.span_s[1] - 10.0
         assert 3.0 <= b - a <= 15.0
         np.testing.assert_array_equal(piece.audio, noisy[round(a * rate) : round(a * rate) + piece.audio.size])
-        assert piece.transcript is None and any("transcript dropped" in r for r in piece.reasons)
+        assert piece.transcript is None and "transcript.dropped" in {f.code for f in piece.findings}
         assert piece.metrics["slice_count"] == len(slices) and piece.history[-1].stage == "slice"
     spans = [(c.span_s[0] - 10.0, c.span_s[1] - 10.0) for c in slices]
     for s, e in known:  # never mid-speech, nothing lost
+        assert sum(a <= s and e <= b for a, b in spans) == 1, ((s, e), spans)
+
+
+def test_trim_then_slice_keep_spans_in_source_time_and_list_the_cut_pauses():
+    rate = 16000
+    clean, known = _long_recording(rate)
+    pauses = [(a[1], b[0]) for a, b in itertools.pairwise(known)]
+    trimmed = Trim().apply(_clip(clean, rate, offset_s=10.0))
+    assert trimmed.metrics["pauses_compressed"] >= 5
+    slices = Slice(min_s=3.0, max_s=15.0).apply(trimmed)
+    assert len(slices) >= 4 and any(c.pauses_cut_s for c in slices)
+    for a, b in trimmed.pauses_cut_s:  # a cut pause is inside a slice (and listed there) or between slices
+        for c in slices:
+            inside = c.span_s[0] < a and b < c.span_s[1]
+            assert inside == ((a, b) in c.pauses_cut_s) and (inside or b <= c.span_s[0] or a >= c.span_s[1])
+    for clip in (trimmed, *slices):
+        start, end = clip.span_s[0] - 10.0, clip.span_s[1] - 10.0
+        cuts = [(a - 10.0, b - 10.0) for a, b in clip.pauses_cut_s]
+        for a, b in cuts:  # inside the span, inside a known pause longer than Trim's max_pause_s
+            assert start < a < b < end
+            assert any(p0 < a and b < p1 and p1 - p0 > 1.0 for p0, p1 in pauses), ((a, b), pauses)
+        assert (end - start) - sum(b - a for a, b in cuts) == pytest.approx(clip.duration_s, abs=1.5 / rate)
+        # the audio is the source over the span without the cut pauses
+        keep, pos = [], start
+        for a, b in (*cuts, (end, end)):
+            keep.append(clean[round(pos * rate) : round(a * rate)])
+            pos = b
+        expected = np.concatenate(keep)
+        assert abs(expected.size - clip.audio.size) <= 1
+        n = min(expected.size, clip.audio.size)
+        corr = np.dot(expected[:n], clip.audio[:n]) / (np.linalg.norm(expected[:n]) * np.linalg.norm(clip.audio[:n]))
+        assert corr > 0.99, (clip.id, corr)
+    spans = [(c.span_s[0] - 10.0, c.span_s[1] - 10.0) for c in slices]
+    for s, e in known:  # every phrase in exactly one slice, in source time
         assert sum(a <= s and e <= b for a, b in spans) == 1, ((s, e), spans)
 
 
@@ -294,7 +329,7 @@ def test_slice_stage_on_the_fixtures(demo):
     parts, known, pos = [], [], 0.0
     for name in DEMO_FILES[:6]:
         audio, native, regions = demo[name]
-        audio = resample(audio, sample_rate=native, target_rate=rate)
+        audio = resample(audio, sample_rate=native, target_sample_rate=rate)
         parts.append(audio)
         known += [(pos + s, pos + e) for s, e in regions]
         pos += audio.size / rate
@@ -318,7 +353,7 @@ def test_short_recording_is_one_slice_and_keeps_its_transcript():
 def test_slice_stage_rejects_no_speech():
     rate = 16000
     (out,) = Slice(max_s=4.0).apply(_clip(np.zeros(5 * rate, np.float32), rate))
-    assert out.verdict == "rejected" and "no speech" in out.reasons[0]
+    assert out.verdict == "rejected" and [f.code for f in out.findings] == ["speech.none"]
 
 
 def test_bad_slice_options():
@@ -355,7 +390,7 @@ def test_trim_carries_the_speech_through_compressed_pauses():
     (out,) = run_stages(_clip(clean, rate), [Trim(pad_s=0.2, max_pause_s=1.0)])
     assert out.metrics["pauses_compressed"] == 1 and out.speech is not None
     # the regions it carries are where speech is in the trimmed audio, as a fresh detection finds it
-    fresh = speech_regions(out.audio, rate)
+    fresh = speech_regions(out.audio, sample_rate=rate)
     assert len(out.speech) == len(fresh) == len(known)
     for (s, e), (fs, fe) in zip(out.speech, fresh, strict=True):
         assert abs(s - fs) <= 0.04 and abs(e - fe) <= 0.04, (out.speech, fresh)
@@ -370,7 +405,7 @@ def test_slice_gives_each_piece_its_speech():
         assert piece.speech is not None
         assert sum(e - s for s, e in piece.speech) == pytest.approx(piece.metrics["speech_s"], abs=1e-9)
         assert all(0.0 <= s < e <= piece.duration_s + 1e-9 for s, e in piece.speech)
-        fresh = speech_regions(piece.audio, rate)
+        fresh = speech_regions(piece.audio, sample_rate=rate)
         assert _overlap((0.0, piece.duration_s), fresh) == pytest.approx(piece.metrics["speech_s"], abs=0.3)
 
 
@@ -379,21 +414,23 @@ def test_run_stages_drops_regions_a_stage_may_have_invalidated():
     clean, _ = speechlike.utterance(rate, seed=61)
     clip = dataclasses.replace(_clip(clean, rate), speech=((0.5, 1.0),))
 
-    class Reverse:  # moves the speech and does not say it keeps the timing
+    class Reverse:  # moves the speech, and says so
         name = "reverse"
+        changes = frozenset({"audio", "timing"})
 
         def apply(self, c):
             return dataclasses.replace(c, audio=np.ascontiguousarray(c.audio[::-1]))
 
     class Gain:
         name = "gain"
-        keeps_timing = True
+        changes = frozenset({"audio"})
 
         def apply(self, c):
             return dataclasses.replace(c, audio=c.audio * np.float32(0.5))
 
     class Peek:  # reads only: same audio
         name = "peek"
+        changes = frozenset()
         metrics = (Metric("peeked", "", "whether it looked", ("peek",), "process", "bool"),)  # its own metric
 
         def apply(self, c):

@@ -27,7 +27,7 @@ def kweighted(x: np.ndarray, sample_rate: int) -> np.ndarray:
     x = _frames(x)
     if x.shape[1] == 0:  # sosfilt cannot take an empty axis
         return x.copy()
-    return signal.sosfilt(kweighting_sos(sample_rate), x, axis=-1)
+    return signal.sosfilt(kweighting_sos(sample_rate=sample_rate), x, axis=-1)
 
 
 def hop(sample_rate: int) -> int:

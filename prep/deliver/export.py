@@ -44,8 +44,9 @@ import soundfile as sf
 from ..clip import Clip
 from ..errors import ConfigError, OutputError, PrepError
 from ..io import atomic_path, write_text_atomic
+from ..run.run_folder import RunFolder
 
-__all__ = ["FORMATS", "MARKER", "ExportResult", "export_clips", "run_clips"]
+__all__ = ["FORMATS", "MARKER", "ExportResult", "export_clips"]
 
 FORMATS = ("fish-speech", "ljspeech", "nemo", "audiofolder")
 MARKER = ".voiceprep-export.json"
@@ -76,36 +77,6 @@ class ExportResult:
     files: tuple[str, ...]
     skipped: tuple[tuple[str, str], ...] = ()
     notes: tuple[str, ...] = field(default_factory=tuple)
-
-
-def run_clips(out_dir: str | Path) -> list[Clip]:
-    """All clips of a ``voiceprep run`` output folder.
-
-    ``OUT/report.json`` (the last completed run) is preferred; without it the
-    manifest journal's latest record per clip is used.  Either written by an
-    older voiceprep is read with its metrics renamed to the current names
-    (:func:`prep.report.summary.read_report`, :func:`prep.run.runner.final_clips`).
-
-    Raises
-    ------
-    ConfigError
-        If the folder holds neither, the report cannot be read, or it was
-        written by a newer voiceprep.
-    """
-    from ..report.summary import read_report
-    from ..run.runner import MANIFEST, final_clips
-
-    out = Path(out_dir)
-    report = out / "report.json"
-    if report.is_file():
-        data = read_report(report)
-        try:
-            return [Clip.from_dict(entry) for entry in data["clips"]]
-        except (ValueError, AttributeError, PrepError) as err:
-            raise ConfigError(f"{report}: cannot read the run report: {err}") from err
-    if (out / MANIFEST).is_file():
-        return final_clips(out)
-    raise ConfigError(f"{out}: no report.json or {MANIFEST}; run `voiceprep run ... -o {out}` first")
 
 
 def _names(clips: Sequence[Clip]) -> dict[int, str]:
@@ -217,7 +188,11 @@ def export_clips(
     Raises
     ------
     ConfigError
-        Unknown format or speaker, or an unusable ``dest``.
+        Unknown format or speaker, an unusable ``dest``, or no finished run
+        in ``out_dir``.
+    DataError
+        The run's report cannot be read (see
+        :meth:`prep.run.run_folder.RunFolder.read_clips`, the clips exported).
     PrepError
         No clip qualifies.
     OutputError
@@ -229,7 +204,7 @@ def export_clips(
     dest = Path(dest)
     if dest.resolve() == out.resolve():
         raise ConfigError(f"-d {dest}: the export folder must not be the run folder")
-    clips = run_clips(out)
+    clips = RunFolder(out).read_clips()
     if speaker is not None:
         speakers = sorted({c.speaker for c in clips})
         clips = [c for c in clips if c.speaker == speaker]

@@ -50,13 +50,12 @@ from typing import Any
 from ..clip import Clip
 from ..errors import ConfigError, OutputError, SubmitError
 from ..io import write_text_atomic
+from ..run.run_folder import RunFolder
 from .select import select_clips
 
 __all__ = [
     "DEFAULT_BASE_URL",
-    "DRY_RUN_FILE",
     "MAX_VOICES",
-    "SUBMIT_FILE",
     "VISIBILITIES",
     "RetryPolicy",
     "SelectedClip",
@@ -73,8 +72,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 DEFAULT_BASE_URL = "https://api.fish.audio"
-SUBMIT_FILE = "submit.json"
-DRY_RUN_FILE = "submit.dry-run.json"
 VISIBILITIES = ("private", "unlist", "public")
 TRAIN_MODES = ("fast",)
 TERMINAL_STATES = ("trained", "failed")
@@ -282,18 +279,19 @@ class SubmitResult:
 def speaker_clips(out_dir: str | Path, speaker: str) -> list[Clip]:
     """All clips of ``speaker`` in an output folder.
 
-    ``OUT/report.json`` (the last completed run) is preferred; without it the
-    manifest journal's latest record per clip is used.
+    The clips are those of the last finished run
+    (:meth:`prep.run.run_folder.RunFolder.read_clips`).
 
     Raises
     ------
     ConfigError
-        If the folder holds no run, or no clip of that speaker (naming those it has).
+        If no run has finished in the folder, or it has no clip of that
+        speaker (naming those it has).
+    DataError
+        If the run's report cannot be read.
     """
-    from .export import run_clips
-
     out = Path(out_dir)
-    clips = run_clips(out)
+    clips = RunFolder(out).read_clips()
     mine = [c for c in clips if c.speaker == speaker]
     if not mine:
         speakers = sorted({c.speaker for c in clips})
@@ -585,7 +583,7 @@ def read_submissions(out_dir: str | Path) -> dict[str, dict[str, Any]]:
     SubmitError
         If the file exists but cannot be read.
     """
-    path = Path(out_dir) / SUBMIT_FILE
+    path = RunFolder(out_dir).submit_json
     if not path.exists():
         return {}
     try:
@@ -604,7 +602,7 @@ def _write_record(out_dir: Path, speaker: str, record: dict[str, Any] | None) ->
         subs.pop(speaker, None)
     else:
         subs[speaker] = record
-    path = out_dir / SUBMIT_FILE
+    path = RunFolder(out_dir).submit_json
     write_text_atomic(path, json.dumps({"version": 1, "submissions": subs}, indent=1, ensure_ascii=False) + "\n")
     return path
 
@@ -680,7 +678,7 @@ def _dry_run(out: Path, plan: SubmitPlan, options: SubmitOptions, existing: dict
         "notes": notes,
         "created": _now(),
     }
-    path = out / DRY_RUN_FILE
+    path = RunFolder(out).submit_dry_run
     write_text_atomic(path, json.dumps(doc, indent=1, ensure_ascii=False) + "\n")
     return SubmitResult(speaker=plan.speaker, model_id=None, state=None, created=False, record_path=path, plan=plan)
 
@@ -718,7 +716,7 @@ def _poll(
         if clock() >= deadline:
             raise SubmitError(
                 f"model {model_id} is still {state!r} after {options.poll_timeout_s:g} s of polling; "
-                f"it is recorded in {out / SUBMIT_FILE}: re-run submit to keep waiting"
+                f"it is recorded in {RunFolder(out).submit_json}: re-run submit to keep waiting"
             )
         sleep(options.poll_interval_s)
 
@@ -785,7 +783,7 @@ def submit(
         if existing.get("state") in TERMINAL_STATES or not options.wait:
             raise SubmitError(
                 f"speaker {speaker!r} was already submitted as model {model_id} (state {existing.get('state')}, "
-                f"{out / SUBMIT_FILE}); use --force to create another model"
+                f"{RunFolder(out).submit_json}); use --force to create another model"
             )
         # a model still training: poll it again instead of creating a duplicate
         log.info("model %s of %s is %s; polling again", model_id, speaker, existing.get("state"))
@@ -793,7 +791,7 @@ def submit(
                       timeout_s=options.timeout_s, retry=options.retry, sleep=sleep) as api:
             state = _poll(api, out, speaker, existing, options, sleep=sleep, clock=clock)
         _raise_if_failed(existing, state)
-        return SubmitResult(speaker, str(model_id), state, False, out / SUBMIT_FILE, plan)
+        return SubmitResult(speaker, str(model_id), state, False, RunFolder(out).submit_json, plan)
 
     record: dict[str, Any] = {
         "status": "pending",

@@ -21,14 +21,16 @@ ENV_HOP_S = 0.005
 ENV_FFT_BITS = 15  # overlap-save blocks of 2**15 samples (~2 s at 16 kHz)
 
 
-def butter_bandpass_zpk(band_hz: tuple[float, float], rate: float, order: int) -> tuple[np.ndarray, np.ndarray, float]:
+def butter_bandpass_zpk(
+    band_hz: tuple[float, float], *, sample_rate: float, order: int
+) -> tuple[np.ndarray, np.ndarray, float]:
     """Digital Butterworth band-pass (zeros, poles, gain).
 
-    Equals ``scipy.signal.butter(order, band_hz, "bandpass", fs=rate, output="zpk")``:
+    Equals ``scipy.signal.butter(order, band_hz, "bandpass", fs=sample_rate, output="zpk")``:
     analog prototype poles, pre-warped edges, low-pass to band-pass, bilinear
     transform; a few lines of NumPy instead of importing :mod:`scipy.signal`.
     """
-    lo, hi = (2.0 * rate * math.tan(math.pi * f / rate) for f in band_hz)
+    lo, hi = (2.0 * sample_rate * math.tan(math.pi * f / sample_rate) for f in band_hz)
     k = np.arange(-order + 1, order, 2)
     proto = -np.exp(1j * np.pi * k / (2 * order))  # unit-circle left-half-plane poles
     bw, w0 = hi - lo, math.sqrt(lo * hi)
@@ -36,7 +38,7 @@ def butter_bandpass_zpk(band_hz: tuple[float, float], rate: float, order: int) -
     root = np.sqrt(scaled**2 - w0**2)
     poles_a = np.concatenate([scaled + root, scaled - root])
     gain_a = bw**order  # order zeros at s = 0
-    fs2 = 2.0 * rate
+    fs2 = 2.0 * sample_rate
     zeros = np.concatenate([np.ones(order), -np.ones(order)])  # s = 0 -> z = 1, s = inf -> z = -1
     poles = (fs2 + poles_a) / (fs2 - poles_a)
     gain = float(np.real(gain_a * fs2**order / np.prod(fs2 - poles_a)))
@@ -46,7 +48,7 @@ def butter_bandpass_zpk(band_hz: tuple[float, float], rate: float, order: int) -
 @functools.lru_cache(maxsize=16)
 def bandpass_response(band_hz: tuple[float, float], nfft: int) -> tuple[int, np.ndarray]:
     """Samples of history the filter needs, and its frequency response on an ``nfft``-point grid."""
-    zeros, poles, gain = butter_bandpass_zpk(band_hz, ANALYSIS_RATE, 4)
+    zeros, poles, gain = butter_bandpass_zpk(band_hz, sample_rate=ANALYSIS_RATE, order=4)
     # history: long enough for the slowest pole to decay by e^-40 (twice, for the repeated poles)
     hist = 2 * math.ceil(40.0 / -math.log(float(np.max(np.abs(poles)))))
     z = np.exp(2j * np.pi * np.arange(nfft // 2 + 1) / nfft)

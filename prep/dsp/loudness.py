@@ -91,7 +91,7 @@ _TP_DELAY = 6  # frames: centre of the 49-tap interpolation filter, (49 - 1) / 2
 # -- coefficients -----------------------------------------------------------
 
 
-def kweighting_sos(sample_rate: int) -> np.ndarray:
+def kweighting_sos(*, sample_rate: int) -> np.ndarray:
     """K-weighting filter of BS.1770-4 for ``sample_rate``, as two biquads.
 
     The high-shelf and high-pass analogue prototypes are those libebur128
@@ -228,9 +228,16 @@ class LoudnessMeter:
     true_peak : bool
         Whether to track the true peak (about a third of the cost).
 
+    Attributes
+    ----------
+    samples_seen : int
+        Samples per channel measured so far.
+    hop_samples : int
+        Samples per channel in one 100 ms sub-block.
+
     Examples
     --------
-    >>> meter = LoudnessMeter(48000, channels=2)
+    >>> meter = LoudnessMeter(sample_rate=48000, channels=2)
     >>> for chunk in chunks:  # doctest: +SKIP
     ...     meter.add(chunk)
     >>> meter.integrated_lufs()  # doctest: +SKIP
@@ -238,9 +245,9 @@ class LoudnessMeter:
 
     def __init__(
         self,
+        *,
         sample_rate: int,
         channels: int = 1,
-        *,
         channel_weights: Sequence[float] | None = None,
         true_peak: bool = True,
     ) -> None:
@@ -255,8 +262,8 @@ class LoudnessMeter:
                 f"channel_weights must be {self.channels} finite non-negative numbers, got {channel_weights!r}"
             )
         self.channel_weights = w
-        self.hop = (self.sample_rate + 5) // 10  # frames per 100 ms, rounded as libebur128 does
-        self._sos = kweighting_sos(self.sample_rate)
+        self.hop_samples = (self.sample_rate + 5) // 10  # samples per 100 ms, rounded as libebur128 does
+        self._sos = kweighting_sos(sample_rate=self.sample_rate)
         self._state = np.zeros((self.channels, 4), dtype=np.float64)
         self._carry = np.zeros(2, dtype=np.float64)
         self._sums = np.zeros(64, dtype=np.float64)
@@ -265,7 +272,7 @@ class LoudnessMeter:
         self._hist = np.zeros((self.channels, _k.TP_TAPS - 1), dtype=np.float32)
         self._env = np.zeros(0, dtype=np.float32)
         self._peak = 0.0
-        self.frames = 0
+        self.samples_seen = 0
 
     # -- feeding ------------------------------------------------------------
     def add(self, audio: np.ndarray) -> LoudnessMeter:
@@ -293,13 +300,13 @@ class LoudnessMeter:
         n = x.shape[1]
         if n == 0:
             return self
-        need = self._n_sums + (int(self._carry[1]) + n) // self.hop + 1
+        need = self._n_sums + (int(self._carry[1]) + n) // self.hop_samples + 1
         if need > self._sums.size:
             grown = np.zeros(max(need, 2 * self._sums.size), dtype=np.float64)
             grown[: self._n_sums] = self._sums[: self._n_sums]
             self._sums = grown
         done = _k.kweighted_power_sums(
-            x, self._sos, self._state, self.channel_weights, self.hop, self._carry, self._sums[self._n_sums :]
+            x, self._sos, self._state, self.channel_weights, self.hop_samples, self._carry, self._sums[self._n_sums :]
         )
         new = self._sums[self._n_sums : self._n_sums + done]
         if not (np.isfinite(self._carry[0]) and np.all(np.isfinite(new))):
@@ -307,7 +314,7 @@ class LoudnessMeter:
         self._n_sums += done
         if self._track_peak:
             self._add_peak(x)
-        self.frames += n
+        self.samples_seen += n
         return self
 
     def _add_peak(self, x: np.ndarray) -> None:
@@ -319,7 +326,7 @@ class LoudnessMeter:
     @property
     def duration_s(self) -> float:
         """Seconds of audio measured so far."""
-        return self.frames / float(self.sample_rate)
+        return self.samples_seen / float(self.sample_rate)
 
     def subblock_energies(self) -> np.ndarray:
         """Channel-weighted K-weighted energy of each completed 100 ms sub-block.
@@ -328,13 +335,13 @@ class LoudnessMeter:
         -------
         np.ndarray, float64, shape (n_subblocks,)
             Sum over the sub-block's frames of the weighted squared K-weighted
-            samples (divide by :attr:`hop` for mean power).
+            samples (divide by :attr:`hop_samples` for mean power).
         """
         return self._sums[: self._n_sums].copy()
 
     def block_energies(self) -> np.ndarray:
         """Mean power of each 400 ms gating block (every 100 ms), shape (n_blocks,)."""
-        return _window_sums(self._sums[: self._n_sums], _SUB_PER_BLOCK, 1) / (_SUB_PER_BLOCK * self.hop)
+        return _window_sums(self._sums[: self._n_sums], _SUB_PER_BLOCK, 1) / (_SUB_PER_BLOCK * self.hop_samples)
 
     def integrated_lufs(self) -> float:
         """Gated integrated loudness in LUFS; ``-inf`` when no block passes the gates."""
@@ -350,7 +357,8 @@ class LoudnessMeter:
 
     def loudness_range_lu(self) -> float:
         """Loudness range (EBU Tech 3342) in LU; ``0.0`` when no short-term block passes the gates."""
-        short = _window_sums(self._sums[: self._n_sums], _SUB_PER_SHORT, _SUB_PER_LRA_HOP) / (_SUB_PER_SHORT * self.hop)
+        sums = _window_sums(self._sums[: self._n_sums], _SUB_PER_SHORT, _SUB_PER_LRA_HOP)
+        short = sums / (_SUB_PER_SHORT * self.hop_samples)
         short = np.sort(short[short >= _ABS_GATE_ENERGY])
         if short.size == 0:
             return 0.0
@@ -380,7 +388,7 @@ class LoudnessMeter:
         np.ndarray, float64, shape (n_windows,)
             LUFS, ungated; empty when less than 3 s has been measured.
         """
-        return _lufs(_window_sums(self._sums[: self._n_sums], _SUB_PER_SHORT, 1) / (_SUB_PER_SHORT * self.hop))
+        return _lufs(_window_sums(self._sums[: self._n_sums], _SUB_PER_SHORT, 1) / (_SUB_PER_SHORT * self.hop_samples))
 
     def true_peak_dbtp(self) -> float:
         """Largest true peak over all channels so far, in dBTP; ``-inf`` for silence.
@@ -427,11 +435,11 @@ def _tail_peak(hist: np.ndarray) -> float:
 
 def _meter(audio: np.ndarray, sample_rate: int, weights: Sequence[float] | None, peak: bool) -> LoudnessMeter:
     x = _as_frames(audio)
-    return LoudnessMeter(sample_rate, x.shape[0], channel_weights=weights, true_peak=peak).add(x)
+    return LoudnessMeter(sample_rate=sample_rate, channels=x.shape[0], channel_weights=weights, true_peak=peak).add(x)
 
 
 def integrated_loudness(
-    audio: np.ndarray, sample_rate: int, *, channel_weights: Sequence[float] | None = None
+    audio: np.ndarray, *, sample_rate: int, channel_weights: Sequence[float] | None = None
 ) -> float:
     """Gated integrated loudness (BS.1770-4) in LUFS.
 
@@ -452,7 +460,7 @@ def integrated_loudness(
     return _meter(audio, sample_rate, channel_weights, False).integrated_lufs()
 
 
-def loudness_range(audio: np.ndarray, sample_rate: int, *, channel_weights: Sequence[float] | None = None) -> float:
+def loudness_range(audio: np.ndarray, *, sample_rate: int, channel_weights: Sequence[float] | None = None) -> float:
     """Loudness range (EBU Tech 3342) in LU; ``0.0`` for silence or audio shorter than 3 s.
 
     Parameters are those of :func:`integrated_loudness`.
@@ -460,7 +468,7 @@ def loudness_range(audio: np.ndarray, sample_rate: int, *, channel_weights: Sequ
     return _meter(audio, sample_rate, channel_weights, False).loudness_range_lu()
 
 
-def momentary(audio: np.ndarray, sample_rate: int, *, channel_weights: Sequence[float] | None = None) -> np.ndarray:
+def momentary(audio: np.ndarray, *, sample_rate: int, channel_weights: Sequence[float] | None = None) -> np.ndarray:
     """Momentary loudness series (400 ms windows every 100 ms), shape (n_blocks,), LUFS.
 
     See :meth:`LoudnessMeter.momentary_lufs`.
@@ -468,7 +476,7 @@ def momentary(audio: np.ndarray, sample_rate: int, *, channel_weights: Sequence[
     return _meter(audio, sample_rate, channel_weights, False).momentary_lufs()
 
 
-def short_term(audio: np.ndarray, sample_rate: int, *, channel_weights: Sequence[float] | None = None) -> np.ndarray:
+def short_term(audio: np.ndarray, *, sample_rate: int, channel_weights: Sequence[float] | None = None) -> np.ndarray:
     """Short-term loudness series (3 s windows every 100 ms), shape (n_windows,), LUFS.
 
     See :meth:`LoudnessMeter.short_term_lufs`.
@@ -476,7 +484,7 @@ def short_term(audio: np.ndarray, sample_rate: int, *, channel_weights: Sequence
     return _meter(audio, sample_rate, channel_weights, False).short_term_lufs()
 
 
-def true_peak(audio: np.ndarray, sample_rate: int) -> float:
+def true_peak(audio: np.ndarray, *, sample_rate: int) -> float:
     """True peak (BS.1770-4 Annex 2, 4x oversampling) over all channels, in dBTP.
 
     Parameters

@@ -75,18 +75,18 @@ def stft(x: np.ndarray, nper: int, hop: int, window: np.ndarray | None = None) -
     return out
 
 
-def one_sided_density(power: np.ndarray, nper: int, rate: float, window: np.ndarray) -> np.ndarray:
+def one_sided_density(power: np.ndarray, nper: int, *, sample_rate: float, window: np.ndarray) -> np.ndarray:
     """``|rfft|**2`` (last axis: bins) to a one-sided PSD as scipy's ``scaling="density"`` does."""
-    psd = power / (rate * float(np.sum(window**2)))
+    psd = power / (sample_rate * float(np.sum(window**2)))
     last = -1 if nper % 2 == 0 else None  # the Nyquist bin of an even transform is not doubled
     psd[..., 1:last] *= 2.0
     return psd
 
 
-def welch(x: np.ndarray, rate: float, nper: int) -> np.ndarray:
+def welch(x: np.ndarray, *, sample_rate: float, nper: int) -> np.ndarray:
     """Welch PSD of 1-D ``x``: periodic Hann, 50 % overlap, no detrending, density scaling.
 
-    Equals ``scipy.signal.welch(x, rate, nperseg=nper, noverlap=nper // 2,
+    Equals ``scipy.signal.welch(x, sample_rate, nperseg=nper, noverlap=nper // 2,
     detrend=False)[1]`` (float64 out).  Needs ``x.size >= nper``.
     """
     win = hann(nper)
@@ -96,13 +96,15 @@ def welch(x: np.ndarray, rate: float, nper: int) -> np.ndarray:
     for i in _batches(view.shape[0], nper):
         spec = sp_fft.rfft(view[i : i + _BLOCK // nper] * w, axis=-1)
         total += np.sum(spec.real**2 + spec.imag**2, axis=0, dtype=np.float64)
-    return one_sided_density(total / max(view.shape[0], 1), nper, rate, win)
+    return one_sided_density(total / max(view.shape[0], 1), nper, sample_rate=sample_rate, window=win)
 
 
-def spectrogram(x: np.ndarray, rate: float, nper: int, hop: int, *, select: np.ndarray | None = None) -> np.ndarray:
+def spectrogram(
+    x: np.ndarray, *, sample_rate: float, nper: int, hop: int, select: np.ndarray | None = None
+) -> np.ndarray:
     """PSD spectrogram, shape (bins, frames), or (bins, len(select)) with ``select``.
 
-    Equals ``scipy.signal.spectrogram(x, rate, nperseg=nper, noverlap=nper - hop)``
+    Equals ``scipy.signal.spectrogram(x, sample_rate, nperseg=nper, noverlap=nper - hop)``
     with its defaults: periodic Tukey(0.25) window, mean removed per frame,
     density scaling, one-sided.  In ``x``'s precision, as scipy.  Needs ``x.size >= nper``.
     ``select`` (frame indices) computes only those columns, e.g. the ones a
@@ -120,4 +122,4 @@ def spectrogram(x: np.ndarray, rate: float, nper: int, hop: int, *, select: np.n
         block = view[i : i + step] - view[i : i + step].mean(axis=1, keepdims=True, dtype=dtype)
         spec = sp_fft.rfft(block * w, axis=-1)
         out[i : i + step] = spec.real**2 + spec.imag**2
-    return one_sided_density(out, nper, rate, win).T
+    return one_sided_density(out, nper, sample_rate=sample_rate, window=win).T

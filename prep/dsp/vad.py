@@ -140,7 +140,7 @@ def _band_power(frames: np.ndarray, n_fft: int, lo: int, hi: int) -> np.ndarray:
     return spec.real**2 + spec.imag**2
 
 
-def vad_frames(audio: np.ndarray, sample_rate: int, *, frame_s: float = 0.03, aggressiveness: int = 3) -> VadFrames:
+def vad_frames(audio: np.ndarray, *, sample_rate: int, frame_s: float = 0.03, aggressiveness: int = 3) -> VadFrames:
     """Run both detectors frame by frame.
 
     Parameters
@@ -266,8 +266,8 @@ def _decide(frames: VadFrames, *, min_speech_s: float, min_silence_s: float) -> 
 
 def speech_mask(
     audio: np.ndarray,
-    sample_rate: int,
     *,
+    sample_rate: int,
     frame_s: float = 0.03,
     aggressiveness: int = 3,
     min_speech_s: float = 0.1,
@@ -295,7 +295,7 @@ def speech_mask(
     np.ndarray, bool, shape (ceil(samples / (frame_s * sample_rate)),)
         True for speech frames (no padding).
     """
-    frames = vad_frames(audio, sample_rate, frame_s=frame_s, aggressiveness=aggressiveness)
+    frames = vad_frames(audio, sample_rate=sample_rate, frame_s=frame_s, aggressiveness=aggressiveness)
     return _decide(frames, min_speech_s=min_speech_s, min_silence_s=min_silence_s)
 
 
@@ -367,8 +367,8 @@ def regions_to_mask(regions: Sequence[Region], *, frame_s: float, duration_s: fl
 
 def speech_regions(
     audio: np.ndarray,
-    sample_rate: int,
     *,
+    sample_rate: int,
     frame_s: float = 0.03,
     aggressiveness: int = 3,
     min_speech_s: float = 0.1,
@@ -397,13 +397,13 @@ def speech_regions(
     Examples
     --------
     >>> import numpy as np
-    >>> speech_regions(np.zeros(16000, np.float32), 16000)
+    >>> speech_regions(np.zeros(16000, np.float32), sample_rate=16000)
     []
     """
     x = as_mono(audio)
     mask = speech_mask(
         x,
-        sample_rate,
+        sample_rate=sample_rate,
         frame_s=frame_s,
         aggressiveness=aggressiveness,
         min_speech_s=min_speech_s,

@@ -6,8 +6,8 @@ kept in ``OUT/plots``; drawn here only when one is missing) and the
 distributions are a hand-written inline SVG (no matplotlib for a report whose
 figures are all stored).
 The page shows a per-speaker summary (totals, selection, consistency), the
-score / loudness / SNR distributions, a table of clips sortable by any
-column, and per clip its reasons, metrics and waveform + spectrogram
+clips per finding code, the score / loudness / SNR distributions, a table of
+clips sortable by any column, and per clip its findings, metrics and waveform + spectrogram
 before (the source over the clip's span) and after (the written clip).
 Audio players point at the clip files relative to the page.
 """
@@ -15,7 +15,6 @@ Audio players point at the clip files relative to the page.
 from __future__ import annotations
 
 import base64
-import functools
 import html
 import io
 import json
@@ -26,12 +25,18 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import ConfigError
+from ..findings import CODES
 from ..io import write_text_atomic
 from ..metrics import finite, pick, source_metrics
+from ..run.run_folder import RunFolder
+from .colormap import magma_lut
+from .summary import entry_findings, finding_counts
 
 __all__ = ["render_html", "write_report_html"]
 
 _COLORS = {"approved": "#2e7d32", "warning": "#b26a00", "rejected": "#c62828", "error": "#6a1b9a"}
+_SEVERITY_VERDICT = {"info": "approved", "warning": "warning", "reject": "rejected", "error": "error"}  # colours
 _MAX_FRAMES = 500  # spectrogram columns per panel
 _WAVE_POINTS = 1200  # min/max pairs per waveform panel
 
@@ -57,6 +62,11 @@ table.clips td{padding:5px 8px;border-top:1px solid #eceef2;vertical-align:top}
 table.clips td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 table.clips tr:hover td{background:#f3f6fb}
 .reasons{color:#5b6475;font-size:12px;min-width:360px}
+.sev{display:inline-block;min-width:52px;padding:0 6px;border-radius:8px;color:#fff;font-size:11px;text-align:center}
+code.fc{font-size:12px;background:#eef0f4;padding:0 4px;border-radius:4px}
+table.codes{border-collapse:collapse;background:#fff;font-size:13px;box-shadow:0 1px 3px rgba(0,0,0,.12)}
+table.codes td,table.codes th{padding:4px 10px;border-top:1px solid #eceef2;text-align:left}
+table.codes td.num{text-align:right}
 .wrap{overflow-x:auto}
 table.clips td:first-child{white-space:nowrap}
 section.clip{background:#fff;border-radius:8px;box-shadow:0 1px 3px rgba(0,0,0,.12);padding:12px 18px;margin:14px 0}
@@ -101,6 +111,27 @@ def _fmt(value: Any, spec: str = ".1f", unit: str = "") -> str:
 def _badge(verdict: str) -> str:
     color = _COLORS.get(verdict, "#555")
     return f'<span class="badge" style="background:{color}">{_e(verdict)}</span>'
+
+
+def _severity(severity: str) -> str:
+    color = _COLORS.get(_SEVERITY_VERDICT.get(severity, ""), "#555")
+    return f'<span class="sev" style="background:{color}">{_e(severity)}</span>'
+
+
+def _code_table(clips: Sequence[Mapping[str, Any]]) -> str | None:
+    """Clips per finding code (worst severity first), with each code's meaning."""
+    counts = finding_counts(clips)
+    if not counts:
+        return None
+    rows = "".join(
+        f"<tr><td><code class='fc'>{_e(code)}</code></td><td>{_severity(item['severity'])}</td>"
+        f"<td class='num'>{item['clips']}</td><td>{_e(CODES[code].meaning if code in CODES else '')}</td></tr>"
+        for code, item in counts.items()
+    )
+    return (
+        "<table class='codes' id='codes'><thead><tr><th>code</th><th>severity</th><th>clips</th><th>meaning</th>"
+        f"</tr></thead><tbody>{rows}</tbody></table>"
+    )
 
 
 # -- audio for the plots ---------------------------------------------------------------
@@ -202,24 +233,15 @@ def _spec_image(audio: np.ndarray, rate: int) -> np.ndarray:
     n_frames = (audio.size - nper) // hop + 1
     # only the frames a pixel column shows (a long clip has more frames than columns)
     shown, cols = np.unique(np.linspace(0, n_frames - 1, _PANEL_W).round().astype(np.intp), return_inverse=True)
-    sxx = spectrogram(audio, rate, nper, hop, select=shown)
+    sxx = spectrogram(audio, sample_rate=rate, nper=nper, hop=hop, select=shown)
     top = 10 * np.log10(float(np.max(sxx)) + 1e-14)
     rows = np.linspace(sxx.shape[0] - 1, 0, _SPEC_H).round().astype(int)
     level = 10 * np.log10(sxx[np.ix_(rows, cols)] + 1e-14)  # only the pixels shown
     norm = np.clip((level - (top - 90.0)) / 90.0, 0.0, 1.0)
-    lut = _magma()
+    lut = magma_lut()
     # the colormap's own lookup: value * N, truncated, the top value in the last colour
     index = np.minimum((norm * lut.shape[0]).astype(np.intp), lut.shape[0] - 1)
     return np.ascontiguousarray(lut[index])
-
-
-@functools.cache
-def _magma() -> np.ndarray:
-    """matplotlib's magma colormap as an RGB lookup table, shape (N, 3) uint8."""
-    from matplotlib import colormaps
-
-    cmap = colormaps["magma"]
-    return np.ascontiguousarray(cmap(np.arange(cmap.N), bytes=True)[:, :3])
 
 
 def _panel(data: tuple[np.ndarray, int] | None, color: tuple[int, int, int]) -> np.ndarray:
@@ -235,19 +257,36 @@ def _panel(data: tuple[np.ndarray, int] | None, color: tuple[int, int, int]) -> 
     return img
 
 
-def clip_figure_jpeg(before: tuple[np.ndarray, int] | None, after: tuple[np.ndarray, int] | None) -> bytes:
+def clip_figure_jpeg(
+    before: np.ndarray | None,
+    after: np.ndarray | None,
+    *,
+    before_sample_rate: int | None = None,
+    after_sample_rate: int | None = None,
+) -> bytes:
     """One JPEG image: before (left) and after (right), each a waveform over a spectrogram.
 
     Parameters
     ----------
-    before, after : (np.ndarray, int) or None
-        Mono float32 audio ``(samples,)`` and its sample rate; ``None`` draws
-        an empty panel.
+    before, after : np.ndarray, float32, shape (samples,), or None
+        Mono audio; ``None`` draws an empty panel.
+    before_sample_rate, after_sample_rate : int, optional
+        Rate of ``before`` / ``after`` in Hz; required for the audio given.
+
+    Raises
+    ------
+    ConfigError
+        If audio is given without its sample rate.
     """
     from PIL import Image
 
-    left = _panel(before, (122, 133, 153))
-    right = _panel(after, (31, 95, 168))
+    panels = []
+    for audio, sample_rate, label in ((before, before_sample_rate, "before"), (after, after_sample_rate, "after")):
+        if audio is not None and sample_rate is None:
+            raise ConfigError(f"{label} audio needs {label}_sample_rate")
+        panels.append(None if audio is None else (audio, int(sample_rate)))  # type: ignore[arg-type]
+    left = _panel(panels[0], (122, 133, 153))
+    right = _panel(panels[1], (31, 95, 168))
     gap = np.full((left.shape[0], _GAP, 3), 255, np.uint8)
     buf = io.BytesIO()
     # JPEG: spectrograms are photo-like; 5-10x smaller and faster to encode than PNG
@@ -257,20 +296,18 @@ def clip_figure_jpeg(before: tuple[np.ndarray, int] | None, after: tuple[np.ndar
 
 def _clip_figure(before: tuple[np.ndarray, int] | None, after: tuple[np.ndarray, int] | None) -> str:
     """:func:`clip_figure_jpeg` as a data URI."""
-    return _jpeg_uri(clip_figure_jpeg(before, after))
+    return _jpeg_uri(
+        clip_figure_jpeg(
+            None if before is None else before[0],
+            None if after is None else after[0],
+            before_sample_rate=None if before is None else before[1],
+            after_sample_rate=None if after is None else after[1],
+        )
+    )
 
 
 def _jpeg_uri(data: bytes) -> str:
     return "data:image/jpeg;base64," + base64.b64encode(data).decode("ascii")
-
-
-#: Folder (in OUT) where workers leave each clip's before/after figure, ``<speaker>/<id>.jpg``.
-PLOTS_DIR = "plots"
-
-
-def plot_path(out_dir: str | Path, speaker: str, clip_id: str) -> Path:
-    """Where the figure of a clip is kept."""
-    return Path(out_dir) / PLOTS_DIR / speaker / f"{clip_id}.jpg"
 
 
 def _span_caption(label: str, seconds: float | None, rate: Any) -> str:
@@ -281,7 +318,7 @@ def _span_caption(label: str, seconds: float | None, rate: Any) -> str:
 
 def _stored_figure(entry: Mapping[str, Any], out: Path) -> tuple[str, str, str] | None:
     """The figure a worker drew while it had the audio (no second decode), with captions."""
-    path = plot_path(out, str(entry.get("speaker")), str(entry.get("id")))
+    path = RunFolder(out).plot_path(str(entry.get("speaker")), str(entry.get("id")))
     output = entry.get("output")
     if not output or not path.is_file() or not (out / output).is_file():
         return None
@@ -558,7 +595,7 @@ def _speaker_cards(speakers: Mapping[str, Any], anchors: Mapping[tuple[str, str]
 
 
 def _clip_table(clips: Sequence[Mapping[str, Any]], anchors: Sequence[str]) -> str:
-    names = ("clip", "speaker", "verdict", *[t[0] for t in _TABLE], "sel", "reasons")
+    names = ("clip", "speaker", "verdict", *[t[0] for t in _TABLE], "sel", "findings")
     head = "".join(f"<th>{_e(h)}</th>" for h in names)
     rows = []
     order = {v: i for i, v in enumerate(_COLORS)}
@@ -578,8 +615,10 @@ def _clip_table(clips: Sequence[Mapping[str, Any]], anchors: Sequence[str]) -> s
             cells.append(f'<td class="num" data-v="{sort_v}">{_fmt(v, spec, unit)}</td>')
         selected = bool(entry.get("selected"))
         cells.append(f'<td data-v="{int(selected)}">{"✓" if selected else ""}</td>')
-        reasons = "; ".join(entry.get("reasons") or [])
-        cells.append(f'<td class="reasons" data-v="{_e(reasons)}">{_e(reasons)}</td>')
+        found = entry_findings(entry)
+        codes = " ".join(dict.fromkeys(f.code for f in found))
+        messages = "; ".join(f.message for f in found)
+        cells.append(f'<td class="reasons" data-v="{_e(codes)}" title="{_e(messages)}">{_e(codes)}</td>')
         rows.append("<tr>" + "".join(cells) + "</tr>")
     return (
         f'<div class="wrap"><table class="clips" id="clips"><thead><tr>{head}</tr></thead>'
@@ -602,8 +641,10 @@ def _metrics_table(metrics: Mapping[str, Any]) -> str:
 
 
 def _clip_section(entry: Mapping[str, Any], anchor: str, figure: tuple[str, str, str] | None) -> str:
-    reasons = entry.get("reasons") or []
-    reasons_html = "".join(f"<li>{_e(r)}</li>" for r in reasons) or "<li>no problems found</li>"
+    found = entry_findings(entry)
+    reasons_html = "".join(
+        f"<li>{_severity(f.severity)} <code class='fc'>{_e(f.code)}</code> {_e(f.message)}</li>" for f in found
+    ) or "<li>no problems found</li>"
     span = entry.get("span_s") or []
     span_text = f"{_fmt(span[0], '.2f')}–{_fmt(span[1], '.2f')} s" if len(span) == 2 else ""
     output = entry.get("output")
@@ -678,6 +719,9 @@ def render_html(report: Mapping[str, Any], out_dir: str | Path, *, max_plots: in
         "<h2>Speakers</h2>",
         _speaker_cards(report.get("speakers") or {}, anchor_of),
     ]
+    codes = _code_table(clips)
+    if codes:
+        body += ["<h2>Findings</h2><p class='muted'>Clips per finding code.</p>", codes]
     if dist:
         body += ["<h2>Distributions</h2>", dist]  # inline SVG
     body += [
@@ -699,6 +743,6 @@ def render_html(report: Mapping[str, Any], out_dir: str | Path, *, max_plots: in
 
 def write_report_html(report: Mapping[str, Any], out_dir: str | Path, *, max_plots: int = 500) -> Path:
     """Write ``out_dir/report.html`` atomically and return its path (see :func:`render_html`)."""
-    path = Path(out_dir) / "report.html"
+    path = RunFolder(out_dir).report_html
     write_text_atomic(path, render_html(report, out_dir, max_plots=max_plots))
     return path

@@ -1,5 +1,9 @@
 """Run reports: ``OUT/report.json`` (and ``OUT/report.html`` via :mod:`prep.report.html`).
 
+The report is the record of a finished run: :func:`read_report` (that is,
+:meth:`prep.run.run_folder.RunFolder.read_report`) is what ``voiceprep report``,
+``export`` and ``submit`` read.
+
 Schema of ``report.json`` (``report_version`` 3; times in seconds, levels
 in dB; a non-finite number is ``null`` for NaN, ``"inf"``/``"-inf"``
 otherwise):
@@ -12,7 +16,9 @@ otherwise):
     Config of the ``score`` stage (the verdict thresholds), if it ran.
 ``summary`` : dict
     ``clips`` (count), ``verdicts`` (count per verdict), ``speakers``
-    (per speaker: ``clips``, ``approved``, ``approved_s``).
+    (per speaker: ``clips``, ``approved``, ``approved_s``), ``findings``
+    (per finding code: ``severity`` and ``clips``, the number of clips with it;
+    see :func:`finding_counts`).
 ``speakers`` : dict of speaker -> dict
     :func:`prep.deliver.select.speaker_summary`: ``clips``, ``verdicts``,
     ``duration_s``, ``speech_s``, ``approved_s``, ``approved_speech_s``,
@@ -25,17 +31,27 @@ otherwise):
 ``clips`` : list of dict
     One per clip: ``id``, ``source``, ``source_sha256``, ``speaker``,
     ``output`` (path relative to OUT, or null), ``transcript``, ``span_s``
-    (``[start, end]`` in the source), ``duration_s`` (of the written clip),
+    (``[start, end]`` of the kept audio in source time, i.e. in the original
+    file), ``pauses_cut_s`` (``[start, end]`` source ranges inside the span
+    that pause compression removed), ``n_samples`` (length of the written
+    clip at ``sample_rate``), ``duration_s`` (of the written clip: ``n_samples /
+    sample_rate``, equal to the span's length minus the cut pauses),
     ``sample_rate``, ``input`` (source format facts), ``metrics`` (every
-    name is declared, with its unit and scope, in :data:`prep.metrics.METRICS`), ``verdict``  (``approved``,
-    ``warning``, ``rejected`` or ``error``), ``reasons`` (worst first),
-    ``selected`` (in its speaker's selection) and ``history`` (stages run).
+    name is declared, with its unit and scope, in :data:`prep.metrics.METRICS`), ``verdict`` (``approved``,
+    ``warning``, ``rejected`` or ``error``; derived from the findings by
+    :func:`prep.findings.verdict_of`), ``findings`` (list of ``{"code",
+    "severity", "metric", "value", "threshold", "message"}``, the codes of
+    :data:`prep.findings.CODES`), ``reasons`` (the findings' messages, worst
+    first), ``selected`` (in its speaker's selection) and ``history`` (stages run).
 
-Version 3 renamed the metrics so each name has one meaning (``input_snr_db``
+Version 3 added ``findings`` (per clip and in ``summary``); a version 2
+report reads back with each reason as a ``legacy.reason`` finding.
+
+Version 3 also renamed the metrics so each name has one meaning (``input_snr_db``
 -> ``source_snr_db``, the loudness stage's ``input_lufs`` -> ``pre_gain_lufs``,
-...; :data:`prep.metrics.LEGACY_NAMES`) and added ``source_lufs``.
-:func:`read_report` reads a version 2 report with its metrics renamed
-(:func:`upgrade_report`) and refuses a report newer than this version.
+...; :data:`prep.metrics.LEGACY_NAMES`) and added ``source_lufs``; a version 2
+report reads back with its metrics renamed (:func:`prep.run.run_folder.upgrade_report`),
+and a report newer than this version is refused.
 """
 
 from __future__ import annotations
@@ -43,19 +59,28 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import platform
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from ..clip import Clip
-from ..errors import ConfigError
+from ..errors import PrepError
+from ..findings import SEVERITIES, Finding, findings_from_record
 from ..io import write_text_atomic
-from ..metrics import source_metrics, upgrade_metrics
+from ..metrics import source_metrics
+from ..run.run_folder import REPORT_VERSION, RunFolder, load_report, upgrade_report
 
-__all__ = ["REPORT_VERSION", "build_report", "print_summary", "read_report", "upgrade_report", "write_report_json"]
+__all__ = [
+    "REPORT_VERSION",
+    "build_report",
+    "entry_findings",
+    "finding_counts",
+    "print_summary",
+    "read_report",
+    "upgrade_report",
+    "write_report_json",
+]
 
-#: Version of the ``report.json`` schema (3: metric names of the :mod:`prep.metrics` registry).
-REPORT_VERSION = 3
 
 
 def _clip_entry(clip: Clip, selected: bool = False) -> dict[str, Any]:
@@ -69,12 +94,15 @@ def _clip_entry(clip: Clip, selected: bool = False) -> dict[str, Any]:
         "output": data["output"],
         "transcript": data["transcript"],
         "span_s": data["span_s"],
+        "pauses_cut_s": data["pauses_cut_s"],
+        "n_samples": data["n_samples"],
         "duration_s": duration if isinstance(duration, (int, float)) else data["duration_s"],
         "sample_rate": data["sample_rate"],
         "input": data["input"],
         "metrics": data["metrics"],
         "verdict": data["verdict"],
         "reasons": data["reasons"],
+        "findings": data["findings"],
         "selected": selected,
         "history": data["history"],
     }
@@ -96,6 +124,7 @@ def build_report(clips: Sequence[Clip], *, profile: str, stages: Sequence[dict[s
     from ..run.runner import summarize
 
     speakers = summarize_speakers(clips)
+    entries = [_clip_entry(c) for c in clips]
     chosen = {(name, cid) for name, entry in speakers.items() for cid in entry["selection"]["clips"]}
     thresholds = next((dict(s.get("config") or {}) for s in stages if s.get("stage") == "score"), None)
     return {
@@ -106,15 +135,45 @@ def build_report(clips: Sequence[Clip], *, profile: str, stages: Sequence[dict[s
         "profile": profile,
         "pipeline": list(stages),
         "thresholds": thresholds,
-        "summary": summarize(clips),
+        "summary": {**summarize(clips), "findings": finding_counts(entries)},
         "speakers": speakers,
-        "clips": [_clip_entry(c, (c.speaker, c.id) in chosen) for c in clips],
+        "clips": [dict(e, selected=(c.speaker, c.id) in chosen) for c, e in zip(clips, entries, strict=True)],
     }
+
+
+def entry_findings(entry: Mapping[str, Any]) -> tuple[Finding, ...]:
+    """The findings of a report's clip entry (also of a version 2 entry: see
+    :func:`prep.findings.findings_from_record`)."""
+    try:
+        return findings_from_record(entry)
+    except PrepError:
+        return ()
+
+
+def finding_counts(entries: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per finding code, how many clips have it: ``{code: {"severity", "clips"}}``.
+
+    A clip counts once per code; the severity is the worst seen with the code.
+    Codes are ordered by severity (worst first), then count, then name.
+    """
+    counts: dict[str, dict[str, Any]] = {}
+    for entry in entries:
+        seen: dict[str, str] = {}
+        for f in entry_findings(entry):
+            if f.code not in seen or SEVERITIES.index(f.severity) > SEVERITIES.index(seen[f.code]):
+                seen[f.code] = f.severity
+        for code, severity in seen.items():
+            item = counts.setdefault(code, {"severity": severity, "clips": 0})
+            item["clips"] += 1
+            if SEVERITIES.index(severity) > SEVERITIES.index(item["severity"]):
+                item["severity"] = severity
+    order = sorted(counts, key=lambda c: (-SEVERITIES.index(counts[c]["severity"]), -counts[c]["clips"], c))
+    return {code: counts[code] for code in order}
 
 
 def write_report_json(report: dict[str, Any], out_dir: str | Path) -> Path:
     """Write ``out_dir/report.json`` atomically and return its path."""
-    path = Path(out_dir) / "report.json"
+    path = RunFolder(out_dir).report_json
     write_text_atomic(path, json.dumps(report, indent=1, ensure_ascii=False, allow_nan=False) + "\n")
     return path
 
@@ -127,65 +186,19 @@ def read_report(out_dir: str | Path) -> dict[str, Any]:
     Raises
     ------
     ConfigError
-        If the file is missing, is not a voiceprep report, or was written by a
-        newer voiceprep (a higher ``report_version``).
+        If the file is missing: no run has finished there (a usage error).
+    DataError
+        If it cannot be read, is corrupt or is not a voiceprep report.
     """
     path = Path(out_dir)
-    if path.is_dir():
-        path = path / "report.json"
-    try:
-        with open(path, encoding="utf-8") as fh:
-            data = json.load(fh)
-    except FileNotFoundError as err:
-        raise ConfigError(f"{path}: no such report; run `voiceprep run ... -o OUT` first") from err
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise ConfigError(f"{path}: cannot read the report: {err}") from err
-    if not isinstance(data, dict) or not isinstance(data.get("clips"), list):
-        raise ConfigError(f"{path}: not a voiceprep report (no 'clips' list)")
-    version = data.get("report_version")
-    if isinstance(version, int) and version > REPORT_VERSION:
-        raise ConfigError(
-            f"{path}: report_version {version} is newer than this voiceprep reads ({REPORT_VERSION}); "
-            "upgrade voiceprep or run `voiceprep run` again with this one"
-        )
-    return upgrade_report(data)
-
-
-def upgrade_report(report: dict[str, Any]) -> dict[str, Any]:
-    """``report`` in the current schema (:data:`REPORT_VERSION`); a current report is returned as is.
-
-    Version 2 clip metrics are renamed (:func:`prep.metrics.upgrade_metrics`);
-    the speakers' ``consistency.input_lufs`` is dropped (it was the loudness
-    stage's pre-gain level, not the source's) and ``source_lufs`` is
-    ``None``, as version 2 did not measure the source level.  The result
-    records ``upgraded_from``.
-    """
-    version = report.get("report_version")
-    if version == REPORT_VERSION:
-        return report
-    clips = [
-        {**entry, "metrics": upgrade_metrics(entry.get("metrics") or {})} if isinstance(entry, dict) else entry
-        for entry in report.get("clips") or []
-    ]
-    speakers = {}
-    for name, entry in (report.get("speakers") or {}).items():
-        if isinstance(entry, dict) and isinstance(entry.get("consistency"), dict):
-            cons = {k: v for k, v in entry["consistency"].items() if k != "input_lufs"}
-            entry = {**entry, "consistency": {"source_lufs": None, **cons}}
-        speakers[name] = entry
-    return {**report, "report_version": REPORT_VERSION, "upgraded_from": version, "clips": clips, "speakers": speakers}
+    return RunFolder(path).read_report() if path.is_dir() else load_report(path)
 
 
 _STYLE = {"approved": "green", "warning": "yellow", "rejected": "red", "error": "magenta"}
 
 
-def _reason_kind(reason: str) -> str:
-    """The reason's kind: the text before its first colon ("short: 8.6 s ..." -> "short")."""
-    return reason.split(":", 1)[0].strip()
-
-
 def print_summary(report: dict[str, Any], out_dir: str | Path, *, console: Any = None, max_clip_rows: int = 40) -> None:
-    """Print the end-of-run summary: speakers, clips (or the commonest reasons) and where the reports are.
+    """Print the end-of-run summary: speakers, clips, problems counted by finding code and where the reports are.
 
     Parameters
     ----------
@@ -196,8 +209,8 @@ def print_summary(report: dict[str, Any], out_dir: str | Path, *, console: Any =
     console : rich.console.Console, optional
         Where to print (stdout by default).
     max_clip_rows : int
-        List every clip when there are at most this many; otherwise count
-        the reasons instead.
+        List every clip when there are at most this many.  The problems
+        (findings other than ``info``) are counted by code either way.
     """
     from rich.console import Console
     from rich.table import Table
@@ -252,17 +265,15 @@ def print_summary(report: dict[str, Any], out_dir: str | Path, *, console: Any =
                 Text("; ".join(c.get("reasons") or []) or "ok"),
             )
         console.print(detail)
-    elif clips:
-        counts: dict[str, int] = {}
-        for c in clips:
-            for kind in {_reason_kind(r) for r in c.get("reasons") or []}:
-                counts[kind] = counts.get(kind, 0) + 1
-        if counts:
-            top = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:8]
-            console.print(Text("commonest reasons: " + ", ".join(f"{k} ({n})" for k, n in top)))
+    problems = {code: n for code, n in finding_counts(clips).items() if n["severity"] != "info"}
+    if problems:
+        top = list(problems.items())[:12]
+        more = f", … {len(problems) - len(top)} more code(s)" if len(problems) > len(top) else ""
+        console.print(Text("problems by code (clips): " + ", ".join(f"{k} ({n['clips']})" for k, n in top) + more))
     for name, s in speakers.items():
         for note in s.get("notes") or []:
             console.print(Text.assemble((name, "bold"), ": ", note))
-    paths = [p for p in (out / "report.json", out / "report.html") if p.exists()]
+    folder = RunFolder(out)
+    paths = [p for p in (folder.report_json, folder.report_html) if p.exists()]
     if paths:
         console.print(Text("reports: " + ", ".join(str(p) for p in paths)))

@@ -20,9 +20,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..clip import Clip
+from ..clip import Clip, SourceAudio
 from ..errors import ConfigError
-from ..stages.downmix import ChannelReport, channel_report, downmix_metrics, downmix_reasons, mix_weights
+from ..findings import finding
+from ..stages.downmix import ChannelReport, channel_report, downmix_findings, downmix_metrics, mix_weights
 from .decode import probe, stream
 
 __all__ = ["LongForm", "FileScan", "scan", "cut_points", "pieces"]
@@ -182,14 +183,15 @@ def pieces(
 
 
 def piece_clips(base: Clip, path: str, fscan: FileScan, config: LongForm) -> Iterator[Clip]:
-    """Clips for the pieces of a long file, each mono and with its span in the source."""
+    """Clips for the pieces of a long file, each mono, with its span in the source and
+    the piece as its :attr:`~prep.clip.Clip.source_audio`."""
     bounds = cut_points(fscan.frame_db, min_piece_s=config.min_piece_s, max_piece_s=config.max_piece_s)
     extra: dict = {"long_file": True, "piece_count": len(bounds)}
     if fscan.report is not None:
         extra.update(downmix_metrics(fscan.report))
     else:
         extra["downmix_mode"] = "mono"
-    reasons = downmix_reasons(fscan.report) if fscan.report is not None else []
+    notes = downmix_findings(fscan.report) if fscan.report is not None else []
     for k, (start_s, end_s, mono) in enumerate(pieces(path, fscan, bounds, block_s=config.block_s)):
         clip = dataclasses.replace(
             base,
@@ -197,11 +199,10 @@ def piece_clips(base: Clip, path: str, fscan: FileScan, config: LongForm) -> Ite
             audio=mono,
             span_s=(start_s, end_s),
             transcript=None,
+            source_audio=SourceAudio(mono, fscan.sample_rate, start_s),
         ).with_metrics(piece_index=k, **extra)
-        if reasons:
-            clip = clip.with_verdict("approved", *reasons)
+        if notes:
+            clip = clip.with_findings(*notes)
         if base.transcript:
-            clip = clip.with_verdict(
-                "warning", "long file cut into pieces: its transcript cannot be split and is dropped"
-            )
+            clip = clip.with_findings(finding("transcript.dropped"))
         yield clip

@@ -3,15 +3,14 @@
 The serial path, :func:`process_job`, decodes one file, runs the stages and
 writes the resulting clips.  :func:`run_jobs` maps it over jobs with any
 :class:`concurrent.futures.Executor` (in-process by default, a process pool,
-or a Dask ``Client``), appends each result to the manifest journal as it
-arrives and writes the report at the end.  Each worker runs exactly the
+or a Dask ``Client``) and appends each result to the run folder's journal
+(:mod:`prep.run.run_folder`) as it arrives.  Each worker runs exactly the
 serial path, so parallel results equal serial ones.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import math
 import os
@@ -25,14 +24,15 @@ from typing import Any
 
 import numpy as np
 
-from ..clip import Clip, InputInfo, file_sha256, read_manifest
+from ..clip import Clip, InputInfo, file_sha256
 from ..errors import OutputError, PrepError
-from ..io import append_line, write_bytes_atomic, write_wav_atomic
-from ..metrics import upgrade_metrics
+from ..findings import finding
+from ..io import write_bytes_atomic, write_wav_atomic
 from ..stages.downmix import Downmix
 from .decode import AUDIO_EXTENSIONS, load, probe
 from .longform import LongForm, piece_clips, scan
 from .pipeline import Stage, pipeline_fingerprint, run_stages, stage_config
+from .run_folder import RunFolder
 from .transcripts import TranscriptIndex, flag_transcript_rates
 
 __all__ = [
@@ -43,14 +43,9 @@ __all__ = [
     "load_clip",
     "process_job",
     "run_jobs",
-    "RunLock",
 ]
 
 log = logging.getLogger(__name__)
-
-MANIFEST = "manifest.jsonl"
-CLIPS_DIR = "clips"
-LOCK = ".voiceprep.lock"
 
 
 @dataclass(frozen=True)
@@ -135,7 +130,7 @@ def discover(inputs: Iterable[str | Path], *, speaker: str | None = None) -> lis
     return jobs
 
 
-def _error_clip(job: Job, sha: str, message: str) -> Clip:
+def _error_clip(job: Job, sha: str, message: str, code: str = "decode.error") -> Clip:
     return Clip(
         id=clip_id(job.path, sha),
         source=job.path,
@@ -143,8 +138,7 @@ def _error_clip(job: Job, sha: str, message: str) -> Clip:
         speaker=job.speaker,
         sample_rate=0,
         transcript=job.transcript,
-        verdict="error",
-        reasons=(message,),
+        findings=(finding(code, detail=message),),
     )
 
 
@@ -154,11 +148,11 @@ def _source_sha(job: Job) -> tuple[str, Clip | None]:
     try:
         return file_sha256(job.path), None
     except IsADirectoryError:
-        return "", _error_clip(job, "", f"{job.path}: is a directory with no audio files in it")
+        return "", _error_clip(job, "", f"{job.path}: is a directory with no audio files in it", "input.error")
     except FileNotFoundError:
-        return "", _error_clip(job, "", f"{job.path}: no such file")
+        return "", _error_clip(job, "", f"{job.path}: no such file", "input.error")
     except OSError as err:
-        return "", _error_clip(job, "", f"{job.path}: cannot read: {err.strerror or err}")
+        return "", _error_clip(job, "", f"{job.path}: cannot read: {err.strerror or err}", "input.error")
 
 
 def _base_clip(job: Job, sha: str, info: InputInfo, audio: np.ndarray | None) -> Clip:
@@ -176,7 +170,7 @@ def _base_clip(job: Job, sha: str, info: InputInfo, audio: np.ndarray | None) ->
 
 
 def _sanitize(clip: Clip) -> Clip:
-    """Zero non-finite samples and flag samples beyond full scale, with reasons.
+    """Zero non-finite samples and flag samples beyond full scale, with findings.
 
     Records ``source_peak_dbfs`` (the sample peak in dBFS, ``-inf`` when silent)
     and, when any were replaced, ``nonfinite_samples``.
@@ -187,11 +181,13 @@ def _sanitize(clip: Clip) -> Clip:
         count = int(bad.sum())
         audio = np.where(bad, np.float32(0.0), audio)
         clip = dataclasses.replace(clip, audio=audio).with_metrics(nonfinite_samples=count)
-        clip = clip.with_verdict("warning", f"{count} NaN/Inf samples replaced by silence")
+        clip = clip.with_findings(finding("samples.nonfinite", metric="nonfinite_samples", value=count))
     peak = float(np.max(np.abs(audio))) if audio.size else 0.0
-    clip = clip.with_metrics(source_peak_dbfs=20.0 * math.log10(peak) if peak > 0 else -math.inf)
+    peak_dbfs = 20.0 * math.log10(peak) if peak > 0 else -math.inf
+    clip = clip.with_metrics(source_peak_dbfs=peak_dbfs)
     if peak > 1.0:
-        clip = clip.with_verdict("warning", f"float samples exceed full scale (peak {peak:.2f}); gain is reduced")
+        over = finding("samples.over_full_scale", metric="source_peak_dbfs", value=peak_dbfs, threshold=0.0)
+        clip = clip.with_findings(over)
     return clip
 
 
@@ -224,15 +220,20 @@ def _write_plot(item: Clip, source: np.ndarray, rate: int, offset_s: float, out_
     ``source`` is the mono source audio at ``rate`` starting at ``offset_s``
     seconds into the file.  A failure only costs the report a redraw.
     """
-    from ..report.html import clip_figure_jpeg, plot_path
+    from ..report.html import clip_figure_jpeg
 
     if item.audio is None or item.output is None:
         return
     i0 = max(0, round((item.span_s[0] - offset_s) * rate))
     i1 = max(i0, min(source.shape[-1], round((item.span_s[1] - offset_s) * rate)))
     try:
-        data = clip_figure_jpeg((source[i0:i1], rate), (_source_mono(item.audio), item.sample_rate))
-        write_bytes_atomic(plot_path(out_dir, item.speaker, item.id), data)
+        data = clip_figure_jpeg(
+            source[i0:i1],
+            _source_mono(item.audio),
+            before_sample_rate=rate,
+            after_sample_rate=item.sample_rate,
+        )
+        write_bytes_atomic(RunFolder(out_dir).plot_path(item.speaker, item.id), data)
     except (OSError, ValueError, PrepError) as err:
         log.warning("%s: no figure for the report: %s", item.id, err)
 
@@ -240,18 +241,18 @@ def _write_plot(item: Clip, source: np.ndarray, rate: int, offset_s: float, out_
 def _write_clip(item: Clip, out_dir: str | Path | None) -> Clip:
     """Write a finished clip under ``out_dir`` (atomically) and drop its audio."""
     if out_dir is None or item.audio is None or item.verdict == "error":
-        return item if out_dir is None else dataclasses.replace(item, audio=None)
-    rel = Path(CLIPS_DIR) / item.speaker / f"{item.id}.wav"
+        return item if out_dir is None else dataclasses.replace(item, audio=None, source_audio=None)
+    folder = RunFolder(out_dir)
     audio = item.audio
     peak = float(np.max(np.abs(audio))) if audio.size else 0.0
     if peak > 1.0:  # integer PCM would clip: scale into range and say so
         audio = audio / np.float32(peak)
-        item = item.with_verdict("warning", f"output peak {peak:.2f} > full scale; scaled down")
+        item = item.with_findings(finding("output.scaled", value=peak, threshold=1.0))
     try:
-        write_wav_atomic(Path(out_dir) / rel, audio, item.sample_rate)
+        write_wav_atomic(folder.clip_path(item.speaker, item.id), audio, sample_rate=item.sample_rate)
     except OutputError as err:
-        return dataclasses.replace(item.with_verdict("error", str(err)), audio=None)
-    return dataclasses.replace(item, output=rel.as_posix())
+        return dataclasses.replace(item.with_findings(finding("output.error", detail=str(err))), audio=None)
+    return dataclasses.replace(item, output=folder.clip_output(item.speaker, item.id))
 
 
 def _process_long(
@@ -279,13 +280,12 @@ def _process_long(
                 if out_dir is not None:
                     item = _write_clip(item, out_dir)
                     _write_plot(item, piece.require_audio(), fscan.sample_rate, piece.span_s[0], out_dir)
-                out.append(dataclasses.replace(item, audio=None))
+                out.append(dataclasses.replace(item, audio=None, source_audio=None))
     except PrepError as err:
         out.append(_error_clip(job, sha, str(err)))
     if not out:
         rejected = base.with_metrics(long_file=True, speech_s=0.0, speech_ratio=0.0)
-        reason = f"no signal in {info.duration_s:.0f} s of audio (digital silence)"
-        out.append(rejected.with_verdict("rejected", reason))
+        out.append(rejected.with_findings(finding("longform.silent", metric="duration_s", value=info.duration_s)))
     return out
 
 
@@ -330,93 +330,22 @@ def process_job(
         item = _write_clip(item, out_dir)
         if clip.audio is not None:
             _write_plot(item, _source_mono(clip.audio), clip.sample_rate, 0.0, out_dir)
-        written.append(dataclasses.replace(item, audio=None))
+        written.append(dataclasses.replace(item, audio=None, source_audio=None))
     return written
 
 
-class RunLock:
-    """An exclusive lock file in the output folder (refuses a second run).
-
-    A lock left by a process that no longer exists is taken over.
-    """
-
-    def __init__(self, out_dir: str | Path) -> None:
-        self.path = Path(out_dir) / LOCK
-        self._held = False
-
-    def __enter__(self) -> RunLock:
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as err:
-            raise OutputError(f"{self.path.parent}: cannot create the output folder: {err.strerror or err}") from err
-        for _ in range(2):
-            try:
-                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            except FileExistsError:
-                try:
-                    pid = int(self.path.read_text().strip() or 0)
-                except (OSError, ValueError):
-                    pid = 0
-                if pid and _alive(pid):
-                    raise OutputError(
-                        f"{self.path.parent}: another voiceprep run (pid {pid}) is writing here; "
-                        "wait for it or choose another -o folder"
-                    ) from None
-                self.path.unlink(missing_ok=True)  # stale lock
-                continue
-            except OSError as err:
-                raise OutputError(f"{self.path.parent}: output folder is not writable: {err.strerror or err}") from err
-            with os.fdopen(fd, "w") as fh:
-                fh.write(str(os.getpid()))
-            self._held = True
-            return self
-        raise OutputError(f"{self.path}: cannot take the run lock")
-
-    def __exit__(self, *exc: object) -> None:
-        if self._held:
-            self.path.unlink(missing_ok=True)
-            self._held = False
-
-
-def _remove_stale_temps(out_dir: Path) -> None:
-    """Delete temp files a killed run left behind (only ever named ``.<name>.*.tmp``)."""
-    for tmp in [*out_dir.glob(".*.tmp"), *(out_dir / CLIPS_DIR).glob("*/.*.tmp")]:
-        tmp.unlink(missing_ok=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _done_sources(manifest: Path, fingerprint: str, out_dir: Path) -> dict[tuple[str, str], list[Clip]]:
+def _done_sources(folder: RunFolder, fingerprint: str) -> dict[tuple[str, str], list[Clip]]:
     """Clips already finished by an earlier run with the same pipeline, by (source, sha)."""
     done: dict[tuple[str, str], list[Clip]] = {}
-    if not manifest.exists():
-        return done
-    with open(manifest, encoding="utf-8") as fh:
-        lines = fh.readlines()
-    for line in lines:
-        if not line.endswith("\n"):
-            break  # torn tail of an interrupted append
-        try:
-            data = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if data.get("pipeline") != fingerprint:
-            continue
-        clip = Clip.from_dict(data)
-        done.setdefault((clip.source, clip.source_sha256), []).append(clip)
+    for record in folder.read_journal():
+        if record.pipeline == fingerprint:
+            clip = record.clip
+            done.setdefault((clip.source, clip.source_sha256), []).append(clip)
     # a source counts as done only if every clip file it produced still exists
     return {
         key: clips
         for key, clips in done.items()
-        if all(c.output is None or (out_dir / c.output).exists() for c in clips)
+        if all(c.output is None or folder.output_path(c.output).exists() for c in clips)
     }
 
 
@@ -432,9 +361,9 @@ def run_jobs(
 ) -> list[Clip]:
     """Process ``jobs`` into ``out_dir`` and return all clips (without audio).
 
-    The manifest ``out_dir/manifest.jsonl`` is an append-only journal: each
-    finished file's clips are appended as they arrive, tagged with the
-    pipeline fingerprint.  With ``resume``, a file whose content hash and
+    Each finished file's clips are appended to the run folder's journal
+    (:meth:`prep.run.run_folder.RunFolder.append`) as they arrive, tagged with
+    the pipeline fingerprint.  With ``resume``, a file whose content hash and
     pipeline match a journal entry (and whose clip files exist) is not redone.
 
     Parameters
@@ -456,14 +385,14 @@ def run_jobs(
         Ordered by job, then clip id: independent of completion order.
     """
     out = Path(out_dir)
+    folder = RunFolder(out)
     config = longform or LongForm()
     fingerprint = pipeline_fingerprint(stages, config)
-    manifest = out / MANIFEST
     executor = executor or SerialExecutor()
     results: dict[int, list[Clip]] = {}
-    with RunLock(out):
-        _remove_stale_temps(out)
-        done = _done_sources(manifest, fingerprint, out) if resume else {}
+    with folder.lock():
+        folder.remove_stale_temps()
+        done = _done_sources(folder, fingerprint) if resume else {}
         todo: list[tuple[int, Job]] = []
         done_paths = {path for path, _ in done}
         for index, job in enumerate(jobs):
@@ -478,50 +407,47 @@ def run_jobs(
                     on_result(job, done[key])
             else:
                 todo.append((index, job))
-        with open(manifest, "a", encoding="utf-8") as journal:
 
-            def record(index: int, job: Job, future: Future) -> None:
-                try:
-                    clips = future.result()
-                except Exception as err:
-                    clips = [_error_clip(job, job.sha256 or "", f"{job.path}: worker failed: {err}")]
-                results[index] = clips
-                for clip in clips:
-                    data = clip.to_dict()
-                    data["pipeline"] = fingerprint
-                    append_line(journal, json.dumps(data, ensure_ascii=False) + "\n")
-                if on_result:
-                    on_result(job, clips)
+        def record(index: int, job: Job, future: Future) -> None:
+            try:
+                clips = future.result()
+            except Exception as err:
+                clips = [_error_clip(job, job.sha256 or "", f"{job.path}: worker failed: {err}")]
+            results[index] = clips
+            for clip in clips:
+                folder.append(clip, pipeline=fingerprint)
+            if on_result:
+                on_result(job, clips)
 
-            # Keep a bounded number of files in flight, journaling each as it finishes
-            # (an in-process executor finishes each at submit, so nothing waits).
-            in_flight = max(2, 2 * (getattr(executor, "_max_workers", None) or os.cpu_count() or 1))
-            pending: dict[Future, tuple[int, Job]] = {}
-            # Longest files first, so the last worker does not finish long after the others.
-            if not isinstance(executor, SerialExecutor):
-                work = _expected_work([job.path for _, job in todo])
-                todo.sort(key=lambda item: -work[item[1].path])
-            for index, job in todo:
-                future = executor.submit(process_job, job, tuple(stages), out_dir=str(out), longform=config)
-                pending[future] = (index, job)
-                if len(pending) >= in_flight:
-                    wait(pending, return_when=FIRST_COMPLETED)
-                for f in [f for f in pending if f.done()]:
-                    record(*pending.pop(f), f)
-            for f in as_completed(pending):
-                record(*pending[f], f)
-            # Checks across a speaker's clips; changed records are journaled
-            # (untagged, so a resumed run recomputes them from the tagged ones).
-            merged = [c for index in sorted(results) for c in results[index]]
-            checked = flag_transcript_rates(merged)
-            changed = {c.id: c for old, c in zip(merged, checked, strict=False) if c is not old}
-            journal.flush()
-            latest = {c.id: c.to_dict() for c in final_clips(out)}
+        # Keep a bounded number of files in flight, journaling each as it finishes
+        # (an in-process executor finishes each at submit, so nothing waits).
+        in_flight = max(2, 2 * (getattr(executor, "_max_workers", None) or os.cpu_count() or 1))
+        pending: dict[Future, tuple[int, Job]] = {}
+        # Longest files first, so the last worker does not finish long after the others.
+        if not isinstance(executor, SerialExecutor):
+            work = _expected_work([job.path for _, job in todo])
+            todo.sort(key=lambda item: -work[item[1].path])
+        for index, job in todo:
+            future = executor.submit(process_job, job, tuple(stages), out_dir=str(out), longform=config)
+            pending[future] = (index, job)
+            if len(pending) >= in_flight:
+                wait(pending, return_when=FIRST_COMPLETED)
+            for f in [f for f in pending if f.done()]:
+                record(*pending.pop(f), f)
+        for f in as_completed(pending):
+            record(*pending[f], f)
+        # Checks across a speaker's clips; changed records are journaled
+        # (untagged, so a resumed run recomputes them from the tagged ones).
+        merged = [c for index in sorted(results) for c in results[index]]
+        checked = flag_transcript_rates(merged)
+        changed = {c.id: c for old, c in zip(merged, checked, strict=False) if c is not old}
+        if changed:
+            latest = {key: r.clip.to_dict() for key, r in folder.latest_records().items()}
             for clip in changed.values():
-                if latest.get(clip.id) != clip.to_dict():
-                    append_line(journal, json.dumps(clip.to_dict(), ensure_ascii=False) + "\n")
-            for index, clips in results.items():
-                results[index] = [changed.get(c.id, c) for c in clips]
+                if latest.get((clip.source, clip.id)) != clip.to_dict():
+                    folder.append(clip)
+        for index, clips in results.items():
+            results[index] = [changed.get(c.id, c) for c in clips]
     ordered = []
     for index in sorted(results):
         ordered.extend(sorted(results[index], key=lambda c: c.id))
@@ -567,20 +493,6 @@ def _safe_sha(path: str) -> str:
         return file_sha256(path)
     except OSError:
         return ""
-
-
-def final_clips(out_dir: str | Path) -> list[Clip]:
-    """The latest record of each clip in ``out_dir``'s manifest journal.
-
-    Records an older voiceprep wrote get the current metric names
-    (:func:`prep.metrics.upgrade_metrics`).
-    """
-    latest: dict[str, Clip] = {}
-    path = Path(out_dir) / MANIFEST
-    if path.exists():
-        for clip in read_manifest(path):
-            latest[clip.id] = dataclasses.replace(clip, metrics=upgrade_metrics(clip.metrics))
-    return list(latest.values())
 
 
 def summarize(clips: Sequence[Clip]) -> dict[str, Any]:

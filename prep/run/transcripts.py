@@ -16,6 +16,11 @@ space, control characters) are removed and whitespace is collapsed.
 :func:`flag_transcript_rates` checks that each transcript plausibly matches
 its audio: characters per second of speech far from the speaker's typical
 rate (robust z-score) or outside absolute bounds earn a ``warning``.
+
+A metadata file that cannot be read or parsed is bad data, not bad usage:
+:func:`read_metadata_rows` raises :class:`~prep.errors.DataError` naming the
+file (and line), and :meth:`TranscriptIndex.from_audio_paths` records it in
+``problems`` and goes on without it.
 """
 
 from __future__ import annotations
@@ -34,7 +39,8 @@ from pathlib import Path
 import numpy as np
 
 from ..clip import Clip
-from ..errors import ConfigError
+from ..errors import ConfigError, DataError
+from ..findings import finding
 
 __all__ = [
     "METADATA_NAMES",
@@ -136,14 +142,14 @@ def _read_csv_rows(meta: Path, raw: str) -> tuple[list[Mapping[str, object]], bo
                 continue
             parts = line.split("|")
             if len(parts) < 2:
-                raise ConfigError(f"{meta}:{lineno}: LJSpeech line needs 'id|text', got {line[:80]!r}")
+                raise DataError(f"{meta}:{lineno}: LJSpeech line needs 'id|text', got {line[:80]!r}")
             rows.append({"path": parts[0], "text": parts[1]})
         return rows, True
     reader = csv.DictReader(io.StringIO(raw, newline=""))
     rows = list(reader)
     names = reader.fieldnames or []
     if not _has_key(names, _PATH_KEYS) or not _has_key(names, _TEXT_KEYS):
-        raise ConfigError(
+        raise DataError(
             f"{meta}: needs a header with a path column {_PATH_KEYS} and a text column {_TEXT_KEYS}; got {names}"
         )
     return rows, False
@@ -165,7 +171,7 @@ def read_metadata_rows(path: str | Path, problems: list[str] | None = None) -> l
 
     Raises
     ------
-    ConfigError
+    DataError
         If the file cannot be read or lacks a path or a text column, naming the file.
     """
     meta = Path(path)
@@ -180,25 +186,25 @@ def read_metadata_rows(path: str | Path, problems: list[str] | None = None) -> l
                     try:
                         row = json.loads(line)
                     except json.JSONDecodeError as err:
-                        raise ConfigError(f"{meta}:{lineno}: invalid JSON line: {err.msg}") from err
+                        raise DataError(f"{meta}:{lineno}: invalid JSON line: {err.msg}") from err
                     if not isinstance(row, dict):
-                        raise ConfigError(f"{meta}:{lineno}: expected a JSON object, got {type(row).__name__}")
+                        raise DataError(f"{meta}:{lineno}: expected a JSON object, got {type(row).__name__}")
                     rows.append(row)
         else:
             rows, ljspeech = _read_csv_rows(meta, raw)
     except (OSError, UnicodeDecodeError, csv.Error) as err:
-        raise ConfigError(f"{meta}: cannot read transcripts: {err}") from err
+        raise DataError(f"{meta}: cannot read transcripts: {err}") from err
     out: list[MetadataRow] = []
     seen: dict[Path, str] = {}
     for number, row in enumerate(rows, 1):
         rel = _pick(row, _PATH_KEYS)
         if rel is None:
             if meta.suffix.lower() == ".jsonl" and not _has_key(row, _PATH_KEYS):
-                raise ConfigError(f"{meta}: row {number} has no path column {_PATH_KEYS}; got {sorted(row)}")
+                raise DataError(f"{meta}: row {number} has no path column {_PATH_KEYS}; got {sorted(row)}")
             problems.append(f"{meta}: row {number} has an empty path; skipped")
             continue
         if meta.suffix.lower() == ".jsonl" and not _has_key(row, _TEXT_KEYS):
-            raise ConfigError(f"{meta}: row {number} has no text column {_TEXT_KEYS}; got {sorted(row)}")
+            raise DataError(f"{meta}: row {number} has no text column {_TEXT_KEYS}; got {sorted(row)}")
         text = clean_text(_pick(row, _TEXT_KEYS) or "")
         speaker = _pick(row, _SPEAKER_KEYS)
         speaker = clean_text(speaker) if speaker else None
@@ -221,7 +227,7 @@ def read_metadata(path: str | Path) -> dict[Path, str]:
 
     Raises
     ------
-    ConfigError
+    DataError
         If the file lacks a path or a text column, naming the file.
     """
     return {row.path: row.text for row in read_metadata_rows(path) if row.text}
@@ -283,7 +289,7 @@ class TranscriptIndex:
         for meta in sorted(found, key=lambda m: (len(m.parts), str(m))):
             try:
                 rows = read_metadata_rows(meta, index.problems)
-            except ConfigError as err:
+            except DataError as err:
                 index.problems.append(str(err))
                 continue
             for row in rows:
@@ -431,22 +437,27 @@ def flag_transcript_rates(
     for i, rate in rates.items():
         clip = clips[i]
         metrics: dict[str, float] = {"transcript_chars": text_chars(clip.transcript or ""), "chars_per_s": rate}
-        reasons = []
+        found = []
         if rate < min_cps or rate > max_cps:
-            reasons.append(
-                f"transcript may not match audio: {rate:.1f} chars/s of speech is outside [{min_cps:g}, {max_cps:g}]"
-            )
+            bound = min_cps if rate < min_cps else max_cps
+            found.append(finding("transcript.rate", metric="chars_per_s", value=rate, threshold=bound))
         if clip.speaker in stats and rate > 0:
             median, mad = stats[clip.speaker]
             z = 0.6745 * (math.log(rate) - median) / mad
             metrics["chars_per_s_z"] = z
-            if abs(z) > z_max and not reasons:
-                reasons.append(
-                    f"transcript may not match audio: {rate:.1f} chars/s of speech vs speaker median "
-                    f"{math.exp(median):.1f} (robust z {z:+.1f})"
+            if abs(z) > z_max and not found:
+                found.append(
+                    finding(
+                        "transcript.rate_outlier",
+                        metric="chars_per_s_z",
+                        value=z,
+                        threshold=math.copysign(z_max, z),
+                        rate=rate,
+                        median=math.exp(median),
+                    )
                 )
         updated = clip.with_metrics(**metrics)
-        if reasons:
-            updated = updated.with_verdict("warning", *reasons)
+        if found:
+            updated = updated.with_findings(*found)
         out[i] = updated
     return out

@@ -20,9 +20,9 @@ def warm() -> None:
     """Run the fish profile on 1.5 s of a synthetic tone burst in noise; import the plotting parts."""
     from PIL import Image  # noqa: F401 - report figures are drawn in the workers
 
-    from ..report.html import _magma
+    from ..report.colormap import magma_lut
 
-    _magma()
+    magma_lut()
 
     rate = 16000
     t = np.arange(int(1.5 * rate)) / rate

@@ -15,7 +15,7 @@ means over non-speech frames, run forward and backward and averaged).
 
 The STFT uses a square-root periodic Hann window for analysis and synthesis
 (their product is a Hann window, so overlap-add reconstructs exactly) with
-50 % overlap by default (``overlap=4`` for 75 %: a little better, half as
+50 % overlap by default (``frames_per_window=4`` for 75 %: a little better, half as
 fast), float32 throughout: FFTs by :mod:`scipy.fft`, gains / smoothing /
 overlap-add in :mod:`prep.kernels.denoise`.  Long signals are processed in blocks of
 ``block_s`` seconds with enough overlapping context that the output does
@@ -64,7 +64,7 @@ _VAD_FRAME_S = 0.03
 _MIN_NOISE_S = 0.3  # less non-speech than this: fall back to the quietest frames
 _QUIET_FRACTION = 0.1
 _NOISE_CHUNK_FRAMES = 4096
-_OVERLAPS = (2, 4)
+_FRAMES_PER_WINDOW = (2, 4)
 _GATE_DEFAULTS: dict[str, float] = {
     "threshold_db": 0.0,
     "max_reduction_db": 30.0,
@@ -76,7 +76,7 @@ _GATE_DEFAULTS: dict[str, float] = {
 }
 
 
-def stft_size(sample_rate: int, *, frame_s: float = 0.032, overlap: int = 2) -> tuple[int, int]:
+def stft_size(*, sample_rate: int, frame_s: float = 0.032, frames_per_window: int = 2) -> tuple[int, int]:
     """FFT size and hop for a rate: the smallest fast size >= ``frame_s`` seconds, a multiple of 4.
 
     Parameters
@@ -85,8 +85,10 @@ def stft_size(sample_rate: int, *, frame_s: float = 0.032, overlap: int = 2) -> 
         In Hz.
     frame_s : float
         Wanted window length in seconds.
-    overlap : {2, 4}
-        Frames per window length: hop is ``n_fft // overlap`` (50 % or 75 %).
+    frames_per_window : {2, 4}
+        STFT frames that start within one window length, i.e. how many
+        frames cover each sample: hop is ``n_fft // frames_per_window``
+        (50 % or 75 % overlap).
 
     Returns
     -------
@@ -96,18 +98,18 @@ def stft_size(sample_rate: int, *, frame_s: float = 0.032, overlap: int = 2) -> 
     Raises
     ------
     ConfigError
-        If the window would be shorter than 16 samples, or ``overlap`` is not 2 or 4.
+        If the window would be shorter than 16 samples, or ``frames_per_window`` is not 2 or 4.
     """
     rate = check_sample_rate(sample_rate)
-    if overlap not in _OVERLAPS:
-        raise ConfigError(f"overlap must be one of {_OVERLAPS}, got {overlap!r}")
+    if frames_per_window not in _FRAMES_PER_WINDOW:
+        raise ConfigError(f"frames_per_window must be one of {_FRAMES_PER_WINDOW}, got {frames_per_window!r}")
     want = math.ceil(frame_s * rate)
     if want < 16:
         raise ConfigError(f"frame_s={frame_s!r} at {rate} Hz gives a window of {want} samples; need >= 16")
     n = want + (-want) % 4
     while sp_fft.next_fast_len(n, real=True) != n:
         n += 4
-    return n, n // overlap
+    return n, n // frames_per_window
 
 
 def _window(n: int) -> np.ndarray:
@@ -210,12 +212,12 @@ class NoiseEstimate:
 
 def estimate_noise(
     audio: np.ndarray,
-    sample_rate: int,
     *,
+    sample_rate: int,
     speech: np.ndarray | None = None,
     speech_frame_s: float = _VAD_FRAME_S,
     frame_s: float = 0.032,
-    overlap: int = 2,
+    frames_per_window: int = 2,
     guard_s: float = 0.2,
 ) -> NoiseEstimate:
     """Measure the noise spectrum on non-speech frames, and the SNR.
@@ -233,7 +235,7 @@ def estimate_noise(
         Frame length of ``speech``.
     frame_s : float
         STFT window length (see :func:`stft_size`).
-    overlap : {2, 4}
+    frames_per_window : {2, 4}
         STFT frames per window length (see :func:`stft_size`).
     guard_s : float
         Frames within this distance of speech are not used as noise.
@@ -247,8 +249,8 @@ def estimate_noise(
     if guard_s < 0:
         raise ConfigError(f"guard_s must be >= 0, got {guard_s!r}")
     if speech is None:
-        speech = speech_mask(x, rate, frame_s=speech_frame_s) if x.size else np.zeros(0, bool)
-    n, hop = stft_size(rate, frame_s=frame_s, overlap=overlap)
+        speech = speech_mask(x, sample_rate=rate, frame_s=speech_frame_s) if x.size else np.zeros(0, bool)
+    n, hop = stft_size(sample_rate=rate, frame_s=frame_s, frames_per_window=frames_per_window)
     return _measure(x, rate, np.asarray(speech, dtype=bool), speech_frame_s, n, hop, guard_s)
 
 
@@ -619,7 +621,7 @@ def denoise(
     speech: np.ndarray | None = None,
     guard_s: float = 0.2,
     frame_s: float = 0.032,
-    overlap: int = 2,
+    frames_per_window: int = 2,
     **gate_options: float,
 ) -> tuple[np.ndarray, DenoiseReport]:
     """Measure the noise, decide how hard to gate (do no harm), and gate.
@@ -638,7 +640,7 @@ def denoise(
     speech : np.ndarray of bool, optional
         VAD decisions on 30 ms frames (:func:`prep.dsp.vad.speech_mask`);
         computed when omitted.
-    guard_s, frame_s, overlap
+    guard_s, frame_s, frames_per_window
         See :func:`estimate_noise`.
     **gate_options
         Passed to :func:`spectral_gate` (``threshold_db``,
@@ -661,14 +663,14 @@ def denoise(
     rate = check_sample_rate(sample_rate)
     if guard_s < 0:
         raise ConfigError(f"guard_s must be >= 0, got {guard_s!r}")
-    n, hop = stft_size(rate, frame_s=frame_s, overlap=overlap)
+    n, hop = stft_size(sample_rate=rate, frame_s=frame_s, frames_per_window=frames_per_window)
     options = {**_GATE_DEFAULTS, **gate_options}
     unknown = set(options) - set(_GATE_DEFAULTS)
     if unknown:
         raise ConfigError(f"unknown gate option(s) {sorted(unknown)}; known: {sorted(_GATE_DEFAULTS)}")
     config = _gate_config(rate, n, hop, mode=mode, strength=strength, **options)
     if speech is None:
-        speech = speech_mask(x, rate, frame_s=_VAD_FRAME_S) if x.size else np.zeros(0, bool)
+        speech = speech_mask(x, sample_rate=rate, frame_s=_VAD_FRAME_S) if x.size else np.zeros(0, bool)
     speech = np.asarray(speech, dtype=bool)
     n_frames = _n_frames(x.size, n, hop)
     # One block: take the STFT once, for the noise profile and the gate.
@@ -708,13 +710,13 @@ class Denoise:
     """
 
     name: ClassVar[str] = "denoise"
-    keeps_timing: ClassVar[bool] = True  # speech stays where it was (see run_stages)
+    changes: ClassVar[frozenset[str]] = frozenset({"audio"})  # speech stays where it was (see run_stages)
     mode: str = "stationary"
     strength: float = 1.0
     soften_above_snr_db: float = 20.0
     skip_above_snr_db: float = 40.0
     max_reduction_db: float = 30.0
-    overlap: int = 2
+    frames_per_window: int = 2  # STFT frames per window length: 2 (50 % overlap) or 4 (75 %)
 
     def apply(self, clip: Clip) -> Clip:
         audio = as_audio(clip.require_audio())
@@ -724,7 +726,7 @@ class Denoise:
         if clip.speech is not None:  # found by an earlier stage (Measure) on this audio
             speech = regions_to_mask(clip.speech, frame_s=_VAD_FRAME_S, duration_s=mono.size / float(rate))
         else:
-            speech = speech_mask(mono, rate, frame_s=_VAD_FRAME_S) if mono.size else np.zeros(0, bool)
+            speech = speech_mask(mono, sample_rate=rate, frame_s=_VAD_FRAME_S) if mono.size else np.zeros(0, bool)
         outs, reports = [], []
         for ch in channels:
             y, rep = denoise(
@@ -735,7 +737,7 @@ class Denoise:
                 soften_above_snr_db=self.soften_above_snr_db,
                 skip_above_snr_db=self.skip_above_snr_db,
                 speech=speech,
-                overlap=self.overlap,
+                frames_per_window=self.frames_per_window,
                 max_reduction_db=self.max_reduction_db,
             )
             outs.append(y)

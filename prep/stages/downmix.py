@@ -14,8 +14,9 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ..audio import as_audio
-from ..clip import Clip
+from ..clip import Clip, SourceAudio
 from ..errors import ConfigError
+from ..findings import Finding, finding
 
 __all__ = [
     "ChannelReport",
@@ -24,7 +25,7 @@ __all__ = [
     "mix_weights",
     "downmix",
     "downmix_metrics",
-    "downmix_reasons",
+    "downmix_findings",
     "Downmix",
 ]
 
@@ -191,31 +192,38 @@ def downmix_metrics(report: ChannelReport) -> dict[str, Any]:
     }
 
 
-def downmix_reasons(report: ChannelReport) -> list[str]:
-    """Informational reasons describing a non-trivial downmix."""
-    reasons = []
+def downmix_findings(report: ChannelReport) -> list[Finding]:
+    """Informational findings describing a non-trivial downmix."""
+    found = []
     if report.inverted:
-        reasons.append(f"channel(s) {list(report.inverted)} polarity-inverted; flipped before mixing")
+        found.append(finding("downmix.inverted", metric="inverted_channels", channels=list(report.inverted)))
     if report.dead:
-        reasons.append(f"channel(s) {list(report.dead)} silent or dead; ignored in the mix")
-    return reasons
+        found.append(finding("downmix.dead_channel", metric="dead_channels", channels=list(report.dead)))
+    return found
 
 
 @dataclass(frozen=True)
 class Downmix:
-    """Pipeline stage: phase-aware downmix (see :func:`downmix`)."""
+    """Pipeline stage: phase-aware downmix (see :func:`downmix`).
+
+    The mono result is also kept as the clip's
+    :attr:`~prep.clip.Clip.source_audio` (not copied, not serialised), which
+    :class:`~prep.stages.measure.Measure` later reads each clip's span from.
+    """
 
     name: ClassVar[str] = "downmix"
-    keeps_timing: ClassVar[bool] = True  # speech stays where it was (see run_stages)
+    changes: ClassVar[frozenset[str]] = frozenset({"audio"})  # speech stays where it was (see run_stages)
     dead_channel_db: float = 40.0
     inverted_corr: float = 0.3
 
     def apply(self, clip: Clip) -> Clip:
         audio = clip.require_audio()
         if audio.ndim == 1 or audio.shape[0] == 1:
-            mono = audio.reshape(-1)
-            return dataclasses.replace(clip, audio=np.ascontiguousarray(mono)).with_metrics(downmix_mode="mono")
+            mono = np.ascontiguousarray(audio.reshape(-1))
+            source = SourceAudio(mono, clip.sample_rate, float(clip.span_s[0]))
+            return dataclasses.replace(clip, audio=mono, source_audio=source).with_metrics(downmix_mode="mono")
         mono, rep = downmix(audio, dead_channel_db=self.dead_channel_db, inverted_corr=self.inverted_corr)
-        return dataclasses.replace(clip, audio=mono).with_metrics(**downmix_metrics(rep)).with_verdict(
-            "approved", *downmix_reasons(rep)
+        mixed = dataclasses.replace(clip, audio=mono, source_audio=SourceAudio(mono, clip.sample_rate, clip.span_s[0]))
+        return mixed.with_metrics(**downmix_metrics(rep)).with_findings(
+            *downmix_findings(rep)
         )

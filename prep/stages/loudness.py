@@ -32,6 +32,7 @@ from ..dsp.loudness import (
     true_peak,
 )
 from ..errors import ConfigError
+from ..findings import finding
 from ..kernels import loudness as _k
 
 __all__ = ["Loudness", "NormalizeReport", "limiter_gain", "normalize", "peak_envelope"]
@@ -177,8 +178,8 @@ _PEAK_MARGIN_DB = 0.002  # aim this far under the ceiling (float32 rounding, gai
 
 def normalize(
     audio: np.ndarray,
-    sample_rate: int,
     *,
+    sample_rate: int,
     target_lufs: float = -23.0,
     true_peak_dbtp: float = -1.0,
     lookahead_ms: float = 5.0,
@@ -217,7 +218,7 @@ def normalize(
     rate = _check_rate(sample_rate)
     x = as_audio(audio)
     frames = x.reshape(1, -1) if x.ndim == 1 else x
-    meter = LoudnessMeter(rate, frames.shape[0]).add(frames)
+    meter = LoudnessMeter(sample_rate=rate, channels=frames.shape[0]).add(frames)
     y, report = _normalize_measured(
         frames,
         meter,
@@ -250,13 +251,15 @@ def _normalize_measured(
 
     def lufs_of(y: np.ndarray) -> float:
         return (
-            LoudnessMeter(rate, n_ch, channel_weights=meter.channel_weights, true_peak=False).add(y).integrated_lufs()
+            LoudnessMeter(sample_rate=rate, channels=n_ch, channel_weights=meter.channel_weights, true_peak=False)
+            .add(y)
+            .integrated_lufs()
         )
 
     gain_db = target - in_lufs
     if in_peak + gain_db <= ceiling_db - _PEAK_MARGIN_DB:
         y = frames * np.float32(10.0 ** (gain_db / 20.0))
-        out_lufs, out_peak = lufs_of(y), true_peak(y, rate)
+        out_lufs, out_peak = lufs_of(y), true_peak(y, sample_rate=rate)
         return y, NormalizeReport(
             in_lufs, in_peak, gain_db, 0.0, 0.0, out_lufs, out_peak, _met(out_lufs, out_peak, target, ceiling_db)
         )
@@ -297,7 +300,7 @@ def _normalize_measured(
             prev = (g, out_lufs)
             g = g_next
             y, gmin, out_lufs = limited(g, ceiling)
-        out_peak = true_peak(y, rate)
+        out_peak = true_peak(y, sample_rate=rate)
         if out_peak <= ceiling_db:
             break
         # Inter-sample overshoot of the gain-modulated signal: lower the internal ceiling and redo.
@@ -337,7 +340,7 @@ class Loudness:
     """
 
     name: ClassVar[str] = "loudness"
-    keeps_timing: ClassVar[bool] = True  # speech stays where it was (see run_stages)
+    changes: ClassVar[frozenset[str]] = frozenset({"audio"})  # speech stays where it was (see run_stages)
     target_lufs: float = -23.0
     true_peak_dbtp: float = -1.0
     lookahead_ms: float = 5.0
@@ -354,7 +357,7 @@ class Loudness:
     def apply(self, clip: Clip) -> Clip:
         audio = clip.require_audio()
         frames = _as_frames(audio)
-        meter = LoudnessMeter(clip.sample_rate, frames.shape[0]).add(frames)
+        meter = LoudnessMeter(sample_rate=clip.sample_rate, channels=frames.shape[0]).add(frames)
         out, rep = _normalize_measured(
             frames,
             meter,
@@ -375,25 +378,39 @@ class Loudness:
         }
         if not math.isfinite(rep.input_lufs):
             result = clip.with_metrics(**metrics)
-            if meter.frames < _SUB_PER_BLOCK * meter.hop:
-                return result.with_verdict(
-                    "warning",
-                    f"loudness: too short to measure ({clip.duration_s:.3f} s < {BLOCK_S} s); level unchanged",
+            if meter.samples_seen < _SUB_PER_BLOCK * meter.hop_samples:
+                return result.with_findings(
+                    finding("loudness.too_short", metric="duration_s", value=clip.duration_s, threshold=BLOCK_S)
                 )
-            return result.with_verdict(
-                "rejected", f"loudness: silent (no 400 ms block above {ABSOLUTE_GATE_LUFS:.0f} LUFS)"
-            )
+            silent = finding("loudness.silent", metric="pre_gain_lufs", threshold=ABSOLUTE_GATE_LUFS)
+            return result.with_findings(silent)
         result = dataclasses.replace(clip, audio=out.reshape(audio.shape)).with_metrics(**metrics)
         if rep.limiter_reduction_db > self.max_limiter_lu:
-            result = result.with_verdict(
-                "warning",
-                f"loudness: true-peak limiter cost {rep.limiter_reduction_db:.1f} LU "
-                f"(> {self.max_limiter_lu:g}) to hold {self.true_peak_dbtp:g} dBTP at {self.target_lufs:g} LUFS",
+            result = result.with_findings(
+                finding(
+                    "loudness.limited",
+                    metric="limiter_reduction_db",
+                    value=rep.limiter_reduction_db,
+                    threshold=self.max_limiter_lu,
+                    ceiling_dbtp=self.true_peak_dbtp,
+                    target_lufs=self.target_lufs,
+                )
             )
         if not rep.reached_target:
-            result = result.with_verdict(
-                "warning",
-                f"loudness: reached {rep.output_lufs:.2f} LUFS / {rep.output_true_peak_dbtp:.2f} dBTP, "
-                f"target {self.target_lufs:g} LUFS / {self.true_peak_dbtp:g} dBTP",
-            )
+            over_peak = rep.output_true_peak_dbtp > self.true_peak_dbtp
+            if over_peak:
+                result = result.with_findings(
+                    finding(
+                        "loudness.over_peak",
+                        metric="output_true_peak_dbtp",
+                        value=rep.output_true_peak_dbtp,
+                        threshold=self.true_peak_dbtp,
+                    )
+                )
+            if not over_peak or rep.output_lufs != self.target_lufs:
+                result = result.with_findings(
+                    finding(
+                        "loudness.off_target", metric="output_lufs", value=rep.output_lufs, threshold=self.target_lufs
+                    )
+                )
         return result

@@ -10,6 +10,7 @@ from typing import ClassVar
 from ..audio import mix_to_mono
 from ..clip import Clip
 from ..dsp.estimators import VAD_FRAME_S, measure_quality, vad_mask
+from ..dsp.loudness import integrated_loudness
 from ..metrics import source_name
 
 __all__ = ["Measure"]
@@ -20,33 +21,50 @@ INPUT_METRICS = ("snr_db", "clipping_ratio", "clipped_runs", "dc_offset", "bandw
 
 @dataclass(frozen=True)
 class Measure:
-    """Pipeline stage: record the source's quality as ``source_*`` metrics; the audio is unchanged.
+    """Pipeline stage: record the source's quality over the clip's span as ``source_*`` metrics (audio unchanged).
 
-    Put it right after :class:`~prep.stages.downmix.Downmix`, before resampling,
-    trimming, denoising and loudness: ``source_snr_db``,
-    ``source_clipping_ratio``, ``source_clipped_runs``, ``source_dc_offset``,
-    ``source_bandwidth_hz``, ``source_reverb_s``, ``source_tonal_ratio`` and
-    ``source_lufs`` (BS.1770-4 integrated loudness of the downmixed source).
-    The speech regions it finds are kept on the clip
-    (:attr:`~prep.clip.Clip.speech`) for :class:`~prep.stages.denoise.Denoise`.
+    ``source_snr_db``, ``source_clipping_ratio``, ``source_clipped_runs``,
+    ``source_dc_offset``, ``source_bandwidth_hz``, ``source_reverb_s``,
+    ``source_tonal_ratio`` and ``source_lufs`` (BS.1770-4 integrated loudness)
+    are measured on the clip's own stretch of the source: ``clip.source_audio``
+    (the downmixed source at the source rate,
+    before resampling, denoising and loudness, carried from
+    :class:`~prep.stages.downmix.Downmix` or the long-file piece) from
+    ``span_s[0]`` to ``span_s[1]``, cut pauses included.  Put it after
+    :class:`~prep.stages.slice.Slice`, so each slice of a long recording is
+    judged on its own audio, not on the whole recording's.
+
+    The VAD runs on each clip's stretch of the source (one pass over the
+    source in all): its decisions depend on the level of what it sees, so
+    regions found over a whole recording call its noisy half speech when the
+    other half is clean.  A clip without ``source_audio`` is measured on its
+    audio as it is (then put the stage right after the downmix), with its
+    :attr:`~prep.clip.Clip.speech` if known.  When the measured audio has
+    the clip's own timeline (nothing trimmed or cut yet), the regions found
+    are kept on the clip for later stages (e.g. :class:`~prep.stages.denoise.Denoise`).
     """
 
     name: ClassVar[str] = "measure_input"
-    keeps_timing: ClassVar[bool] = True  # speech stays where it was (see run_stages)
+    changes: ClassVar[frozenset[str]] = frozenset()  # metrics and speech regions only (see run_stages)
 
     def apply(self, clip: Clip) -> Clip:
-        from ..dsp.loudness import integrated_loudness
         from ..dsp.vad import mask_to_regions
 
         audio = clip.require_audio()
-        rate = clip.sample_rate
-        speech = clip.speech
-        if speech is None:  # found once here; Denoise uses the same regions
-            mono = mix_to_mono(audio)
-            mask = vad_mask(mono, rate)
-            speech = tuple(mask_to_regions(mask, frame_s=VAD_FRAME_S, duration_s=mono.size / float(rate)))
-        found = measure_quality(audio, rate, skip={"dnsmos_ovrl"}, speech=speech)
-        source = {source_name(k) or k: found[k] for k in INPUT_METRICS}
-        source["source_lufs"] = integrated_loudness(audio, rate)
-        measured = clip.with_metrics(**source)
-        return dataclasses.replace(measured, speech=speech)
+        if clip.source_audio is not None:
+            source, rate, speech = clip.source_audio.span(*clip.span_s), clip.source_audio.sample_rate, None
+        else:
+            source, rate, speech = audio, clip.sample_rate, clip.speech
+        duration = source.shape[-1] / float(rate)
+        if speech is None:
+            mask = vad_mask(mix_to_mono(source), sample_rate=rate)
+            speech = tuple(mask_to_regions(mask, frame_s=VAD_FRAME_S, duration_s=duration))
+        found = measure_quality(source, sample_rate=rate, skip={"dnsmos_ovrl"}, speech=speech)
+        values = {source_name(k) or k: found[k] for k in INPUT_METRICS}
+        values["source_lufs"] = integrated_loudness(source, sample_rate=rate)
+        measured = clip.with_metrics(**values)
+        # Same timeline as the clip's audio (nothing cut, same length within a sample): the regions hold for it.
+        own_timeline = not clip.pauses_cut_s and abs(duration - clip.duration_s) <= 1.0 / min(rate, clip.sample_rate)
+        if clip.speech is None and own_timeline:
+            measured = dataclasses.replace(measured, speech=speech)
+        return measured

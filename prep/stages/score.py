@@ -4,13 +4,15 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+import operator
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from ..clip import Clip
 from ..dsp.estimators import measure_quality
 from ..errors import ConfigError
+from ..findings import Finding, finding
 from ..metrics import source_metrics, source_name
 
 __all__ = ["Score", "judge", "quality_score"]
@@ -82,13 +84,8 @@ def quality_score(metrics: Mapping[str, Any]) -> tuple[float, dict[str, float]]:
     return round(score, 1), penalties
 
 
-def _floor1(seconds: float) -> str:
-    """Seconds to one decimal, rounded down (9.98 s is "9.9 s", never "10.0 s" next to "< 10 s")."""
-    return f"{math.floor(seconds * 10) / 10:.1f}"
-
-
-def judge(metrics: Mapping[str, Any], rules: Score) -> tuple[str, tuple[str, ...]]:
-    """Verdict and reasons for a clip's metrics under the thresholds of ``rules``.
+def judge(metrics: Mapping[str, Any], rules: Score) -> tuple[Finding, ...]:
+    """Findings for a clip's metrics under the thresholds of ``rules``.
 
     Parameters
     ----------
@@ -99,73 +96,59 @@ def judge(metrics: Mapping[str, Any], rules: Score) -> tuple[str, tuple[str, ...
 
     Returns
     -------
-    verdict : {"approved", "warning", "rejected"}
-    reasons : tuple of str
-        Rejections first, then warnings.
+    tuple of Finding
+        Rejections first, then warnings; empty for a clip with nothing wrong.
+        :func:`prep.findings.verdict_of` makes the verdict of them.
     """
     src = source_metrics(metrics)
-    rejected: list[str] = []
-    warned: list[str] = []
+    found: list[Finding] = []
 
-    duration = src["duration_s"]
-    if duration is not None:
-        if duration < rules.min_duration_s:
-            rejected.append(f"too short: {_floor1(duration)} s (< {rules.min_duration_s:g} s)")
-        elif duration < rules.warn_duration_s:
-            warned.append(f"short: {_floor1(duration)} s (< {rules.warn_duration_s:g} s recommended per clip)")
-        elif rules.max_duration_s is not None and duration > rules.max_duration_s:
-            warned.append(f"long: {duration:.1f} s (> {rules.max_duration_s:g} s)")
-    ratio = src["speech_ratio"]
-    if ratio is not None:
-        if ratio < rules.min_speech_ratio:
-            rejected.append(f"mostly silence: speech is {ratio:.0%} of the clip (< {rules.min_speech_ratio:.0%})")
-        elif ratio < rules.warn_speech_ratio:
-            warned.append(f"long pauses: speech is {ratio:.0%} of the clip (< {rules.warn_speech_ratio:.0%})")
-    snr = src["snr_db"]
-    if snr is not None:
-        if snr < rules.min_snr_db:
-            rejected.append(f"too noisy: SNR ≈ {snr:.0f} dB (< {rules.min_snr_db:g} dB)")
-        elif snr < rules.warn_snr_db:
-            warned.append(f"background noise: SNR ≈ {snr:.0f} dB (< {rules.warn_snr_db:g} dB)")
-    clipped = src["clipping_ratio"]
-    if clipped is not None:
-        if clipped > rules.max_clipping_ratio:
-            rejected.append(f"heavy clipping: {clipped:.2%} of samples clipped (> {rules.max_clipping_ratio:.2%})")
-        elif clipped > rules.warn_clipping_ratio:
-            warned.append(f"clipping: {clipped:.3%} of samples clipped (> {rules.warn_clipping_ratio:.3%})")
-    bandwidth = src["bandwidth_hz"]
-    if bandwidth is not None and bandwidth > 0:
-        if bandwidth < rules.min_bandwidth_hz:
-            rejected.append(
-                f"muffled: no content above {bandwidth / 1000:.1f} kHz (< {rules.min_bandwidth_hz / 1000:g} kHz)"
-            )
-        elif bandwidth < rules.warn_bandwidth_hz:
-            warned.append(
-                f"narrowband: audio stops at {bandwidth / 1000:.1f} kHz (phone or low-rate source; "
-                f"< {rules.warn_bandwidth_hz / 1000:g} kHz)"
-            )
-    reverb = src["reverb_s"]
-    if reverb is not None:
-        if reverb > rules.max_reverb_s:
-            rejected.append(f"very reverberant: decay ≈ {reverb:.2f} s (> {rules.max_reverb_s:g} s)")
-        elif reverb > rules.warn_reverb_s:
-            warned.append(
-                f"reverberant: decay ≈ {reverb:.2f} s (> {rules.warn_reverb_s:g} s); the room would be cloned"
-            )
-    tonal = src["tonal_ratio"]
-    if tonal is not None and tonal > rules.warn_tonal_ratio:
-        warned.append(f"music or hum in the background (tonal indicator {tonal:.2f} > {rules.warn_tonal_ratio:g})")
-    dc = src["dc_offset"]
-    if dc is not None and abs(dc) > rules.warn_dc_offset:
-        warned.append(f"DC offset {dc:+.3f} of full scale (> {rules.warn_dc_offset:g})")
-    mos = src["dnsmos_ovrl"]
-    if mos is not None and mos < rules.warn_dnsmos_ovrl:
-        warned.append(f"DNSMOS overall {mos:.2f} (< {rules.warn_dnsmos_ovrl:g})")
-    if rejected:
-        return "rejected", tuple(rejected + warned)
-    if warned:
-        return "warning", tuple(warned)
-    return "approved", ()
+    def first(name: str, *checks: tuple[str, float | None, Callable[[float, float], bool]]) -> None:
+        """Add the first of ``checks`` (code, threshold, is it bad) the metric ``name`` fails."""
+        value = src[name]
+        if value is None:
+            return
+        for code, threshold, bad in checks:
+            if threshold is not None and bad(value, threshold):
+                found.append(finding(code, metric=name, value=value, threshold=threshold))
+                return
+
+    first(
+        "duration_s",
+        ("duration.too_short", rules.min_duration_s, operator.lt),
+        ("duration.short", rules.warn_duration_s, operator.lt),
+        ("duration.long", rules.max_duration_s, operator.gt),
+    )
+    first(
+        "speech_ratio",
+        ("speech.mostly_silence", rules.min_speech_ratio, operator.lt),
+        ("speech.long_pauses", rules.warn_speech_ratio, operator.lt),
+    )
+    first("snr_db", ("snr.too_low", rules.min_snr_db, operator.lt), ("snr.low", rules.warn_snr_db, operator.lt))
+    first(
+        "clipping_ratio",
+        ("clipping.heavy", rules.max_clipping_ratio, operator.gt),
+        ("clipping.light", rules.warn_clipping_ratio, operator.gt),
+    )
+    first(
+        "bandwidth_hz",
+        ("bandwidth.muffled", rules.min_bandwidth_hz, _positive_below),
+        ("bandwidth.narrow", rules.warn_bandwidth_hz, _positive_below),
+    )
+    first(
+        "reverb_s",
+        ("reverb.very_high", rules.max_reverb_s, operator.gt),
+        ("reverb.high", rules.warn_reverb_s, operator.gt),
+    )
+    first("tonal_ratio", ("tonal.background", rules.warn_tonal_ratio, operator.gt))
+    first("dc_offset", ("dc.offset", rules.warn_dc_offset, lambda v, t: abs(v) > t))
+    first("dnsmos_ovrl", ("dnsmos.low", rules.warn_dnsmos_ovrl, operator.lt))
+    return tuple(sorted(found, key=lambda f: f.severity != "reject"))
+
+
+def _positive_below(value: float, threshold: float) -> bool:
+    """Below the threshold but positive (a bandwidth of 0 is "not measured")."""
+    return 0 < value < threshold
 
 
 # -- stage -------------------------------------------------------------------------
@@ -230,7 +213,7 @@ class Score:
     """
 
     name: ClassVar[str] = "score"
-    keeps_timing: ClassVar[bool] = True  # speech stays where it was (see run_stages)
+    changes: ClassVar[frozenset[str]] = frozenset()  # metrics and verdict only (see run_stages)
     min_duration_s: float = 2.0
     warn_duration_s: float = 10.0
     max_duration_s: float | None = None
@@ -270,19 +253,18 @@ class Score:
         known = {k for k, v in clip.metrics.items() if v is not None}
         skip = known & set(QUALITY_METRICS)  # e.g. speech_s from Trim/Slice describes the kept audio
         # The room, the background music and the source bandwidth are properties of the recording that
-        # processing does not change: measured once, on the source, by Measure.
+        # processing does not change: measured on the clip's span of the source, by Measure.
         skip |= {name for name in RECORDING_METRICS if source_name(name) in known}
-        found = measure_quality(audio, clip.sample_rate, skip=skip, mos=self.mos, speech=clip.speech)
+        found = measure_quality(audio, sample_rate=clip.sample_rate, skip=skip, mos=self.mos, speech=clip.speech)
         if "output_lufs" not in known or "output_true_peak_dbtp" not in known:
             from ..dsp.loudness import integrated_loudness, true_peak
 
-            found.setdefault("output_lufs", integrated_loudness(audio, clip.sample_rate))
-            found.setdefault("output_true_peak_dbtp", true_peak(audio, clip.sample_rate))
+            found.setdefault("output_lufs", integrated_loudness(audio, sample_rate=clip.sample_rate))
+            found.setdefault("output_true_peak_dbtp", true_peak(audio, sample_rate=clip.sample_rate))
         return found
 
     def apply(self, clip: Clip) -> Clip:
         scored = clip.with_metrics(**self.measure(clip))
         score, penalties = quality_score(scored.metrics)
         scored = scored.with_metrics(score=score, score_penalties=penalties)
-        verdict, reasons = judge(scored.metrics, self)
-        return scored.with_verdict(verdict, *reasons) if reasons else scored
+        return scored.with_findings(*judge(scored.metrics, self))

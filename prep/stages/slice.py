@@ -16,6 +16,7 @@ from ..audio import mix_to_mono
 from ..clip import Clip
 from ..dsp.vad import Region, check_regions, speech_regions
 from ..errors import ConfigError
+from ..findings import finding
 
 __all__ = ["Slice", "slice_bounds"]
 
@@ -98,7 +99,9 @@ class Slice:
     """Pipeline stage: cut a long recording into ``min_s``–``max_s`` clips at its longest pauses.
 
     Each slice is a new clip with id ``f"{clip.id}-{k:03d}"`` and its own
-    ``span_s`` in the source, trimmed to its speech plus ``pad_s``.  A
+    ``span_s`` in the source (source time, through any pauses an earlier
+    :class:`~prep.stages.trim.Trim` cut, which it lists in ``pauses_cut_s``),
+    trimmed to its speech plus ``pad_s``.  A
     transcript cannot be split without alignment, so slicing drops it (with
     a reason); its speech regions (:attr:`~prep.clip.Clip.speech`) come
     along.  A clip no longer than ``max_s`` passes through unchanged.
@@ -106,6 +109,7 @@ class Slice:
     """
 
     name: ClassVar[str] = "slice"
+    changes: ClassVar[frozenset[str]] = frozenset({"audio", "timing", "span", "id", "transcript"})
     min_s: float = 3.0
     max_s: float = 30.0
     pad_s: float = 0.2
@@ -119,12 +123,11 @@ class Slice:
         if duration <= self.max_s:
             return [clip]  # short enough: no cut, same id, transcript kept (length is the scorer's business)
         regions = speech_regions(
-            mix_to_mono(audio), rate, aggressiveness=self.aggressiveness, min_silence_s=self.min_silence_s
+            mix_to_mono(audio), sample_rate=rate, aggressiveness=self.aggressiveness, min_silence_s=self.min_silence_s
         )
         bounds = slice_bounds(regions, duration_s=duration, min_s=self.min_s, max_s=self.max_s, pad_s=self.pad_s)
         if not bounds:
-            return [clip.with_metrics(speech_s=0.0, speech_ratio=0.0).with_verdict("rejected", "no speech detected")]
-        offset = float(clip.span_s[0])
+            return [clip.with_metrics(speech_s=0.0, speech_ratio=0.0).with_findings(finding("speech.none"))]
         out = []
         for k, (start_s, end_s) in enumerate(bounds):
             i0, i1 = int(np.floor(start_s * rate)), int(np.ceil(end_s * rate))
@@ -133,11 +136,13 @@ class Slice:
                 (max(s, start_s) - start_s, min(e, end_s) - start_s) for s, e in regions if s < end_s and e > start_s
             ]
             speech = sum(e - s for s, e in inside)
+            span = (clip.source_time(start_s, after_cut=True), clip.source_time(end_s))
             piece = dataclasses.replace(
                 clip,
                 id=f"{clip.id}-{k:03d}",
                 audio=np.ascontiguousarray(audio[..., i0:i1]),
-                span_s=(offset + start_s, offset + end_s),
+                span_s=span,
+                pauses_cut_s=tuple(c for c in clip.pauses_cut_s if span[0] <= c[0] and c[1] <= span[1]),
                 speech=tuple(inside),
             ).with_metrics(
                 slice_index=k,
@@ -146,12 +151,11 @@ class Slice:
                 speech_ratio=speech / (end_s - start_s) if end_s > start_s else 0.0,
             )
             if len(bounds) > 1 and clip.transcript is not None:
-                piece = dataclasses.replace(piece, transcript=None).with_verdict(
-                    "warning", "transcript dropped: sliced without alignment"
-                )
+                piece = dataclasses.replace(piece, transcript=None).with_findings(finding("transcript.dropped"))
             length = end_s - start_s
             if length > self.max_s:
-                reason = f"slice is {length:.1f} s > max_s={self.max_s}: no pause to cut at"
-                piece = piece.with_verdict("warning", reason)
+                piece = piece.with_findings(
+                    finding("slice.no_pause", metric="duration_s", value=length, threshold=self.max_s)
+                )
             out.append(piece)
         return out

@@ -17,9 +17,21 @@ from ..audio import check_sample_rate, mix_to_mono
 from ..clip import Clip
 from ..dsp.vad import Region, check_regions, speech_regions
 from ..errors import ConfigError
+from ..findings import finding
 
 __all__ = ["Trim", "TrimReport", "compress_pauses", "trim"]
 _FADE_S = 0.01  # crossfade where compress_pauses joins audio
+
+
+def _merge(ranges: Sequence[Region]) -> tuple[Region, ...]:
+    """Sorted union of ``ranges`` (overlapping or touching ones joined)."""
+    out: list[Region] = []
+    for start, end in sorted(ranges):
+        if out and start <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], end))
+        else:
+            out.append((start, end))
+    return tuple(out)
 
 
 # -- applying ----------------------------------------------------------------
@@ -39,6 +51,10 @@ class TrimReport:
         Seconds removed from those pauses.
     regions : tuple of (float, float)
         The speech regions in the trimmed audio (seconds from its start).
+    pauses_cut_s : tuple of (float, float)
+        The ranges of the input (seconds from its start) that pause
+        compression removed, each as long as what it took out (the crossfade
+        included), so ``end_s - start_s`` minus their total is the output's length.
     """
 
     start_s: float
@@ -47,6 +63,7 @@ class TrimReport:
     pauses_compressed: int = 0
     pause_removed_s: float = 0.0
     regions: tuple[Region, ...] = ()
+    pauses_cut_s: tuple[Region, ...] = ()
 
 
 def _pause_cuts(spans: Sequence[Region], rate: int, max_pause_s: float, keep_pause_s: float) -> list[tuple[int, int]]:
@@ -197,7 +214,9 @@ def trim(
     kept = _shift_regions(local, cuts, round(_FADE_S * rate), rate) if cuts else local
     out_s = y.shape[-1] / rate
     kept = [(max(0.0, s), min(out_s, e)) for s, e in kept if min(out_s, e) > max(0.0, s)]
-    return y, TrimReport(i0 / rate, i1 / rate, speech_s, len(cuts), removed, tuple(kept))
+    n_fade = round(_FADE_S * rate)
+    removed_ranges = tuple(((i0 + c0) / rate, (i0 + c1 + n_fade) / rate) for c0, c1 in cuts)
+    return y, TrimReport(i0 / rate, i1 / rate, speech_s, len(cuts), removed, tuple(kept), removed_ranges)
 
 
 @dataclass(frozen=True)
@@ -206,15 +225,17 @@ class Trim:
 
     Records ``trimmed_start_s``, ``trimmed_end_s``, ``speech_s``,
     ``speech_ratio`` (of the kept audio), ``pauses_compressed`` and
-    ``pause_removed_s``; updates ``span_s`` and sets the clip's
-    :attr:`~prep.clip.Clip.speech` to the regions it found, moved to the kept
-    audio (the score uses them).  A clip with no speech is rejected.
+    ``pause_removed_s``; updates ``span_s`` (in source time), lists the
+    removed pauses in :attr:`~prep.clip.Clip.pauses_cut_s` (source time) and
+    sets the clip's :attr:`~prep.clip.Clip.speech` to the regions it found,
+    moved to the kept audio (the score uses them).  A clip with no speech is rejected.
     Pauses are never compressed in a clip with a transcript unless
     ``compress_with_transcript`` is set (a VAD miss would cut a word the
     transcript still contains).
     """
 
     name: ClassVar[str] = "trim"
+    changes: ClassVar[frozenset[str]] = frozenset({"audio", "timing", "span"})  # sets new speech regions
     pad_s: float = 0.2
     max_pause_s: float | None = 1.0
     keep_pause_s: float = 0.5
@@ -227,10 +248,10 @@ class Trim:
         rate = clip.sample_rate
         duration = audio.shape[-1] / float(rate)
         regions = speech_regions(
-            mix_to_mono(audio), rate, aggressiveness=self.aggressiveness, min_silence_s=self.min_silence_s
+            mix_to_mono(audio), sample_rate=rate, aggressiveness=self.aggressiveness, min_silence_s=self.min_silence_s
         )
         if not regions:
-            return clip.with_metrics(speech_s=0.0, speech_ratio=0.0).with_verdict("rejected", "no speech detected")
+            return clip.with_metrics(speech_s=0.0, speech_ratio=0.0).with_findings(finding("speech.none"))
         compress = self.max_pause_s is not None and (clip.transcript is None or self.compress_with_transcript)
         out, rep = trim(
             audio,
@@ -240,10 +261,12 @@ class Trim:
             max_pause_s=self.max_pause_s if compress else None,
             keep_pause_s=self.keep_pause_s,
         )
-        offset = float(clip.span_s[0])
+        span = (clip.source_time(rep.start_s, after_cut=True), clip.source_time(rep.end_s))
+        cuts = [c for c in clip.pauses_cut_s if span[0] <= c[0] and c[1] <= span[1]]
+        cuts += [(clip.source_time(a), clip.source_time(b, after_cut=True)) for a, b in rep.pauses_cut_s]
         kept_s = out.shape[-1] / float(rate)
         return dataclasses.replace(
-            clip, audio=out, span_s=(offset + rep.start_s, offset + rep.end_s), speech=rep.regions
+            clip, audio=out, span_s=span, speech=rep.regions, pauses_cut_s=_merge(cuts)
         ).with_metrics(
             trimmed_start_s=rep.start_s,
             trimmed_end_s=duration - rep.end_s,

@@ -1,0 +1,330 @@
+"""Benchmark: the model-free SNR (noise floor of the pauses) vs the old mean-of-pauses SNR, and DNSMOS speed.
+
+1. Accuracy on mixtures at known SNR (0, 10, 20, 30 dB): clean corpus speech (0.75 s of silence
+   before and after, a recording's lead-in and tail) plus white, pink and recorded corpus noises;
+   reverberant speech (the corpus' measured room impulse responses) plus white and pink noise.  The
+   true SNR is the clean (or reverberant) speech's mean power over its VAD speech frames over the
+   noise's mean power.  Error = estimate - truth, per noise type and SNR, old vs new estimator.
+2. Agreement with DNSMOS BAK on the corpus' real speech recordings (every speech file but the two
+   reverberant copies derived from other files): Spearman rank correlation of the SNR with BAK
+   (computed here with :mod:`prep.dsp.dnsmos` on the whole recording), and recordings DNSMOS calls
+   clean (BAK >= 3.9) that the SNR would reject for noise (SNR < 10 dB).
+3. DNSMOS speed, x realtime per CPU core (audio seconds / ``time.process_time()`` seconds, one
+   onnxruntime thread): :func:`prep.dsp.dnsmos.dnsmos_scores` vs ``speechmos.dnsmos.run`` on a 60 s
+   program and on the corpus recordings (warm sessions), and their agreement (|ΔOVRL|, |ΔBAK|, |ΔSIG|,
+   |ΔP.808|) on every ``--reference-every``-th recording.
+
+Corpus: ``../shared/corpus`` beside the checkout (or ``$VOICEPREP_CORPUS``).
+
+Run: ``python benchmarks/snr.py [--quick]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import soxr
+from scipy import ndimage, signal, stats
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks._results import CORPUS as _CORPUS
+from benchmarks._results import versions, write_section
+from prep.dsp.estimators import VAD_FRAME_S, frame_powers, snr_estimate, vad_mask
+from prep.run.decode import load
+
+CORPUS = Path(os.environ.get("VOICEPREP_CORPUS", str(_CORPUS)))
+RATE = 16000
+SNRS_DB = (0, 10, 20, 30)
+LEAD_S = 0.75
+SPEECH_FILES = (  # clean read speech (the denoise benchmark's references), female and male
+    "speech/librispeech_test-other/3080-5032-0002.flac",
+    "speech/librispeech_test-other/2414-128291-0004.flac",
+    "speech/librispeech_test-other/2033-164914-0000.flac",
+    "speech/ljspeech_LJ050-0131.wav",
+    "speech/cmu_arctic_us_axb_a0004.wav",
+    "speech/libritts_5142_33396_000002_000004.wav",
+)
+NOISE_FILES = (
+    "noise/sc_doing_the_dishes.wav",
+    "noise/sc_exercise_bike.wav",
+    "noise/sc_running_tap.wav",
+    "noise/adt_hum_50Hz_from_headphone_plug.wav",
+    "noise/dcase2013_restaurant08.wav",
+    "noise/noisereduce_cafe_short.wav",
+)
+RIR_FILES = (
+    "rir/c4dm_Classroom_Omni_30x20y.wav",
+    "rir/c4dm_GreatHall_Omni_x06y06.wav",
+    "rir/c4dm_Octagon_Omni_x06y06.wav",
+    "rir/rir_clap.wav",
+)
+DERIVED = ("speech/libri_1088-134315-0000_rvb.wav", "speech/xmas_clap_reverberant.wav")
+AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg")
+CLEAN_BAK = 3.9
+REJECT_SNR_DB = 10.0
+
+
+# -- estimators -----------------------------------------------------------------------------
+def old_snr(x: np.ndarray, rate: int, guard_s: float = 0.06, min_noise_s: float = 0.2) -> float:
+    """The previous estimator: the noise is the mean power of the frames away from speech."""
+    power = frame_powers(x, rate)
+    mask = np.zeros(power.size, bool)
+    speech = vad_mask(x, rate)
+    k = min(power.size, speech.size)
+    mask[:k] = speech[:k]
+    if not mask.any():
+        return float("nan")
+    guard = math.ceil(guard_s / VAD_FRAME_S)
+    near = ndimage.binary_dilation(mask, structure=np.ones(2 * guard + 1, bool))
+    quiet = ~near
+    if quiet.sum() * VAD_FRAME_S >= min_noise_s:
+        noise = float(np.mean(power[quiet]))
+    else:
+        noise = float(np.mean(np.sort(power)[: max(1, power.size // 20)]))
+    speech_power = float(np.mean(power[near])) - noise
+    if noise <= 1e-12:
+        return 100.0
+    return -100.0 if speech_power <= 0 else min(100.0, 10 * math.log10(speech_power / noise))
+
+
+def new_snr(x: np.ndarray, rate: int) -> float:
+    return snr_estimate(x, rate).snr_db
+
+
+# -- inputs ----------------------------------------------------------------------------------
+def read(path: Path, rate: int | None = RATE) -> tuple[np.ndarray, int]:
+    audio, native = load(path)
+    mono = np.ascontiguousarray(audio.mean(axis=0), dtype=np.float32)
+    if rate is None or native == rate:
+        return mono, native
+    return soxr.resample(mono, native, rate).astype(np.float32), rate
+
+
+def colored(n: int, seed: int, exponent: float) -> np.ndarray:
+    spec = np.fft.rfft(np.random.default_rng(seed).standard_normal(n))
+    f = np.arange(spec.size, dtype=np.float64)
+    f[0] = 1.0
+    x = np.fft.irfft(spec / f ** (exponent / 2), n)
+    return (x / np.std(x)).astype(np.float32)
+
+
+def rir(path: Path) -> np.ndarray:
+    h, _ = read(path)
+    peak = int(np.argmax(np.abs(h)))
+    h = h[max(0, peak - 16) :]
+    return h / np.max(np.abs(h))
+
+
+def mixtures(quick: bool):
+    """Yield (condition, noise name, snr_db, mixture, true snr_db)."""
+    speech_files = SPEECH_FILES[:2] if quick else SPEECH_FILES
+    lead = np.zeros(int(LEAD_S * RATE), np.float32)
+    speech = [np.concatenate([lead, read(CORPUS / p)[0], lead]) for p in speech_files]
+    noises: list[tuple[str, np.ndarray | None]] = [("white", None), ("pink", None)]
+    noises += [(Path(p).stem, read(CORPUS / p)[0]) for p in NOISE_FILES]
+    rirs = [(Path(p).stem, rir(CORPUS / p)) for p in RIR_FILES]
+    for i, clean in enumerate(speech):
+        variants = [("dry", clean, noises)]
+        for j, (_, h) in enumerate(rirs):
+            if (i + j) % 2 == 0:  # half of the (speech, room) pairs
+                wet = signal.fftconvolve(clean, h)[: clean.size + RATE // 2].astype(np.float32)
+                variants.append(("reverberant", wet, noises[:2]))
+        for condition, y, noise_list in variants:
+            power = frame_powers(y, RATE)
+            mask = vad_mask(y, RATE)[: power.size]
+            speech_power = float(np.mean(power[: mask.size][mask]))
+            for k, (name, src) in enumerate(noise_list):
+                if src is None:
+                    z = colored(y.size, 100 * i + k, 0.0 if name == "white" else 1.0)
+                else:
+                    offset = (i * 7919) % max(1, src.size - y.size)
+                    z = np.resize(src[offset:], y.size)
+                z = z / math.sqrt(float(np.mean(z.astype(np.float64) ** 2)))
+                for snr in SNRS_DB:
+                    yield condition, name, snr, (y + z * math.sqrt(speech_power / 10 ** (snr / 10))).astype(np.float32)
+
+
+def corpus_recordings() -> list[Path]:
+    root = CORPUS / "speech"
+    return sorted(p for p in root.rglob("*") if p.suffix in AUDIO_SUFFIXES)
+
+
+# -- sections --------------------------------------------------------------------------------
+def accuracy(quick: bool) -> str:
+    errors: dict[tuple[str, str], dict[int, list[tuple[float, float]]]] = {}
+    for condition, name, snr, x in mixtures(quick):
+        errors.setdefault((condition, name), {}).setdefault(snr, []).append((old_snr(x, RATE) - snr,
+                                                                             new_snr(x, RATE) - snr))
+    head = " | ".join(f"{s} dB old / new" for s in SNRS_DB)
+    lines = [f"| speech | noise | n | {head} |", "|---|---|---:|" + "---|" * len(SNRS_DB)]
+    all_old, all_new = [], []
+    for (condition, name), by_snr in errors.items():
+        cells = []
+        for snr in SNRS_DB:
+            pairs = by_snr[snr]
+            old = max((p[0] for p in pairs), key=abs)
+            new = max((p[1] for p in pairs), key=abs)
+            all_old += [p[0] for p in pairs]
+            all_new += [p[1] for p in pairs]
+            cells.append(f"{old:+.1f} / **{new:+.1f}**" if abs(new) <= 3 else f"{old:+.1f} / {new:+.1f}")
+        lines.append(f"| {condition} | {name} | {len(by_snr[SNRS_DB[0]])} | " + " | ".join(cells) + " |")
+    old_arr, new_arr = np.abs(all_old), np.abs(all_new)
+    summary = (
+        f"- {new_arr.size} mixtures; |error| <= 3 dB: old {np.mean(old_arr <= 3):.0%}, "
+        f"new {np.mean(new_arr <= 3):.0%}; "
+        f"mean |error| old {old_arr.mean():.2f} dB, new {new_arr.mean():.2f} dB; "
+        f"worst old {old_arr.max():.1f} dB, new {new_arr.max():.1f} dB"
+    )
+    return "\n".join(["Worst error (estimate - truth, dB) over the speech files, old / **new** (bold: within 3 dB):",
+                      "", *lines, "", summary])
+
+
+def program_speed(seconds: float = 60.0) -> list[str]:
+    """x realtime per core of both implementations on one long program (corpus speech, concatenated)."""
+    from prep.dsp.dnsmos import dnsmos_scores
+
+    parts, total = [], 0
+    for path in corpus_recordings():
+        y = read(path)[0]
+        parts.append(y)
+        total += y.size
+        if total >= seconds * RATE:
+            break
+    x = np.clip(np.concatenate(parts)[: int(seconds * RATE)], -1, 1)
+    rows = []
+    t0 = time.process_time()
+    ours = dnsmos_scores(x, sample_rate=RATE)
+    cpu = time.process_time() - t0
+    rows.append(f"| direct (prep.dsp.dnsmos), {seconds:.0f} s program | {seconds:.0f} | {cpu:.1f} | "
+                f"{seconds / cpu:.1f} | {ours.windows} | {ours.ovrl:.3f} |")
+    try:
+        from speechmos import dnsmos as reference
+    except ImportError:
+        return rows
+    t0 = time.process_time()
+    ref = reference.run(x, RATE)
+    cpu = time.process_time() - t0
+    windows = int(np.floor(x.size / RATE) - 9.01) + 1
+    rows.append(f"| speechmos.dnsmos.run, {seconds:.0f} s program | {seconds:.0f} | {cpu:.1f} | "
+                f"{seconds / cpu:.1f} | {windows} | {ref['ovrl_mos']:.3f} |")
+    return rows
+
+
+def corpus(quick: bool, reference_every: int) -> tuple[str, str]:
+    from prep.dsp.dnsmos import dnsmos_scores
+
+    rows = []
+    speed = {"direct": [0.0, 0.0], "speechmos": [0.0, 0.0]}  # audio s, cpu s
+    diffs = []
+    try:
+        from speechmos import dnsmos as reference
+    except ImportError:
+        reference = None
+    files = corpus_recordings()
+    if quick:
+        files = files[::4]
+    dnsmos_scores(np.zeros(RATE, np.float32) + 1e-3, sample_rate=RATE)  # warm sessions
+    if reference is not None:
+        reference.run(np.full(RATE * 10, 1e-3, np.float32), RATE)
+    for path in files:
+        name = str(path.relative_to(CORPUS))
+        x, rate = read(path, None)
+        y = soxr.resample(x, rate, RATE).astype(np.float32) if rate != RATE else x
+        t0 = time.process_time()
+        scores = dnsmos_scores(y, sample_rate=RATE)
+        speed["direct"][0] += y.size / RATE
+        speed["direct"][1] += time.process_time() - t0
+        if reference is not None and files.index(path) % reference_every == 0:
+            t0 = time.process_time()
+            ref = reference.run(np.clip(y, -1, 1), RATE)
+            speed["speechmos"][0] += y.size / RATE
+            speed["speechmos"][1] += time.process_time() - t0
+            diffs.append((abs(scores.ovrl - ref["ovrl_mos"]), abs(scores.sig - ref["sig_mos"]),
+                          abs(scores.bak - ref["bak_mos"]), abs(scores.p808 - ref["p808_mos"]), y.size / RATE))
+        rows.append((name, scores.bak, old_snr(x, rate), new_snr(x, rate), y.size / RATE))
+    real = [r for r in rows if r[0] not in DERIVED]
+    bak = np.array([r[1] for r in real])
+    lines = []
+    for label, col in (("old (mean of pauses)", 2), ("new (floor of pauses)", 3)):
+        snr = np.array([r[col] for r in real])
+        rho = stats.spearmanr(snr, bak).statistic
+        rho_all = stats.spearmanr([r[col] for r in rows], [r[1] for r in rows]).statistic
+        rejected = [f"{Path(r[0]).name} (BAK {r[1]:.2f}, {r[col]:.1f} dB)" for r in real
+                    if r[1] >= CLEAN_BAK and r[col] < REJECT_SNR_DB]
+        lines.append(f"| {label} | {rho:.2f} | {rho_all:.2f} | {len(rejected)} | {'; '.join(rejected) or '-'} |")
+    moved = sorted(real, key=lambda r: r[2] - r[3])[:5]
+    table = "\n".join([
+        f"{len(real)} real speech recordings of the corpus (all {len(rows)} speech files but the derived reverberant "
+        f"copies for the 'all' column); DNSMOS BAK from prep.dsp.dnsmos on the whole recording; "
+        f"SNR at the native rate.",
+        "",
+        "| estimator | Spearman vs BAK (real) | Spearman (all) | clean (BAK >= 3.9) rejected (SNR < 10 dB) | which |",
+        "|---|---:|---:|---:|---|",
+        *lines,
+        "",
+        "Largest changes (old -> new dB): " + "; ".join(f"{Path(r[0]).name} {r[2]:.1f} -> {r[3]:.1f} (BAK {r[1]:.2f})"
+                                                         for r in moved),
+    ])
+    out = program_speed()
+    for label, (audio, cpu) in speed.items():
+        if cpu > 0:
+            which = f" (every {reference_every}. recording)" if label == "speechmos" else ""
+            out.append(f"| {label}, corpus recordings{which} | {audio:.0f} | {cpu:.1f} | {audio / cpu:.1f} | | |")
+    dtext = ""
+    if diffs:
+        d = np.array(diffs)
+        long = d[d[:, 4] > 10.01]
+        dtext = (
+            f"\n\nAgreement with speechmos on {len(d)} recordings (|direct - speechmos|): "
+            f"OVRL mean {d[:, 0].mean():.3f}, "
+            f"max {d[:, 0].max():.3f}; SIG max {d[:, 1].max():.3f}; BAK max {d[:, 2].max():.3f}; "
+            f"P.808 max {d[:, 3].max():.3f}.  Recordings of 9.01-10 s are scored on the same single window "
+            f"(identical up to float rounding); on the {len(long)} recordings longer than 10 s the window grids "
+            f"differ (OVRL max {long[:, 0].max() if len(long) else 0.0:.3f}); shorter ones are repeated to 9.01 s "
+            f"and scored once here, at 1 s shifts of the repetition by the reference."
+        )
+    speed_md = "\n".join([
+        "DNSMOS speed on the same recordings, x realtime per CPU core (audio s / process CPU s; one onnxruntime "
+        "thread for the direct path; speechmos creates default sessions, so its CPU time covers all its threads). "
+        "Every window costs the same (~38 GFLOP of convolutions in the P.835 model), and a recording shorter than "
+        "9.01 s costs a whole window, so the corpus' short recordings (median ~7 s) run slower per audio second "
+        "than a long program:",
+        "",
+        "| implementation | audio s | CPU s | x realtime per core | windows | OVRL |",
+        "|---|---:|---:|---:|---:|---:|",
+        *out,
+    ]) + dtext
+    return table, speed_md
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer speech files (a smoke run, not for RESULTS.md)")
+    parser.add_argument("--no-write", action="store_true", help="print only")
+    parser.add_argument("--reference-every", type=int, default=3, help="run speechmos on every n-th recording")
+    args = parser.parse_args()
+    if not (CORPUS / "speech").is_dir():
+        sys.exit(f"corpus not found at {CORPUS} (set VOICEPREP_CORPUS)")
+    acc = accuracy(args.quick)
+    table, speed_md = corpus(args.quick, max(1, args.reference_every))
+    md = "\n\n".join([
+        "## SNR: floor of the pauses vs mean of the pauses; DNSMOS direct on onnxruntime",
+        "### Accuracy on mixtures at known SNR", acc,
+        "### Rank agreement with DNSMOS BAK on real recordings", table,
+        "### DNSMOS (prep.dsp.dnsmos) speed and agreement", speed_md,
+        f"onnxruntime/speechmos: {versions(('onnxruntime', 'speechmos'))}.",
+    ])
+    print(md)
+    if not args.no_write and not args.quick:
+        write_section("snr", md)
+
+
+if __name__ == "__main__":
+    main()

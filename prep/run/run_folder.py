@@ -1,0 +1,437 @@
+"""The run folder ``OUT`` of ``voiceprep run``: its paths, its lock, its journal and its reader.
+
+This module is the only one that spells the names inside ``OUT``; every
+other module asks a :class:`RunFolder` for them.
+
+Layout (relative to ``OUT``):
+
+``clips/<speaker>/<id>.wav``
+    The written clips (:meth:`RunFolder.clip_path`; ``Clip.output`` holds
+    the relative form, :meth:`RunFolder.clip_output`).
+``manifest.jsonl``
+    The journal (below).
+``report.json``, ``report.html``
+    The report of the last finished run (:mod:`prep.report.summary`,
+    :mod:`prep.report.html`).
+``plots/<speaker>/<id>.jpg``
+    Each clip's before/after figure, drawn by the worker that had the audio.
+``submit.json``, ``submit.dry-run.json``
+    Fish Audio submissions (:mod:`prep.deliver.submit`).
+``.voiceprep.lock``
+    Held by the one run writing here (:class:`RunLock`).
+``.<name>.*.tmp``
+    Temp files of atomic writes (:mod:`prep.io`); one a killed run left
+    behind is deleted by the next run (:meth:`RunFolder.remove_stale_temps`).
+
+The journal
+    ``manifest.jsonl`` is append-only: one JSON object per line, a clip's
+    :meth:`~prep.clip.Clip.to_dict` plus ``"pipeline"``, the resume key of
+    the run that made it (records rewritten by the checks across a
+    speaker's clips carry none).  :meth:`RunFolder.append` writes a whole
+    line and fsyncs it; the lock keeps to one writer.
+    :meth:`RunFolder.read_journal` reads it with one policy:
+
+    - a last line without its trailing newline is the torn tail of an
+      interrupted append: it is ignored (and cut off by the next append);
+    - any other line that is not a JSON clip record is skipped with a
+      logged warning naming ``file:line``.  The journal is the resume log:
+      a skipped record only means that its file is processed again.
+
+The reader of a finished run
+    ``report.json`` is written when a run finishes, so it is the one record
+    of a finished run: :meth:`RunFolder.read_report` (its dict) and
+    :meth:`RunFolder.read_clips` (its clips) are what ``voiceprep report``,
+    ``export`` and ``submit`` read.  The journal is not used for that: it
+    also holds records of interrupted runs, of older pipelines and of inputs
+    no longer given.  A missing ``report.json`` is a usage error
+    (:class:`~prep.errors.ConfigError`: nothing has finished in ``OUT``; an
+    interrupted run writes it once re-run to the end); an unreadable or
+    corrupt one is a :class:`~prep.errors.DataError` naming the file.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..errors import ConfigError, DataError, OutputError, PrepError
+from ..metrics import upgrade_metrics
+
+if TYPE_CHECKING:
+    from ..clip import Clip
+
+__all__ = [
+    "CLIPS_DIR",
+    "DRY_RUN_FILE",
+    "LOCK_FILE",
+    "MANIFEST",
+    "PLOTS_DIR",
+    "REPORT_HTML",
+    "REPORT_JSON",
+    "REPORT_VERSION",
+    "SUBMIT_FILE",
+    "JournalRecord",
+    "RunFolder",
+    "RunLock",
+    "load_report",
+    "upgrade_report",
+]
+
+log = logging.getLogger(__name__)
+
+CLIPS_DIR = "clips"
+MANIFEST = "manifest.jsonl"
+REPORT_JSON = "report.json"
+REPORT_HTML = "report.html"
+PLOTS_DIR = "plots"
+SUBMIT_FILE = "submit.json"
+DRY_RUN_FILE = "submit.dry-run.json"
+LOCK_FILE = ".voiceprep.lock"
+#: Version of the ``report.json`` schema this voiceprep writes and reads (older ones are upgraded on reading;
+#: 3: findings, and the metric names of the :mod:`prep.metrics` registry).
+REPORT_VERSION = 3
+
+
+@dataclass(frozen=True)
+class JournalRecord:
+    """One record of the journal.
+
+    Attributes
+    ----------
+    clip : Clip
+        The clip as journaled (no audio).
+    pipeline : str or None
+        Resume key of the run that made it; ``None`` on records rewritten
+        after the run's checks across clips.
+    line : int
+        1-based line number in ``manifest.jsonl``.
+    """
+
+    clip: Clip
+    pipeline: str | None
+    line: int
+
+
+@dataclass(frozen=True)
+class RunFolder:
+    """The paths of one output folder, and the operations on its shared files.
+
+    Parameters
+    ----------
+    root : str or Path
+        The output folder (``-o OUT``); it need not exist yet.
+    """
+
+    root: Path
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "root", Path(self.root))
+
+    # -- paths --------------------------------------------------------------------------------------------
+    @property
+    def clips_dir(self) -> Path:
+        """Folder of the written clips."""
+        return self.root / CLIPS_DIR
+
+    @property
+    def manifest(self) -> Path:
+        """The journal."""
+        return self.root / MANIFEST
+
+    @property
+    def report_json(self) -> Path:
+        """The report of the last finished run."""
+        return self.root / REPORT_JSON
+
+    @property
+    def report_html(self) -> Path:
+        """The HTML page of the report."""
+        return self.root / REPORT_HTML
+
+    @property
+    def plots_dir(self) -> Path:
+        """Folder of the clips' before/after figures."""
+        return self.root / PLOTS_DIR
+
+    @property
+    def submit_json(self) -> Path:
+        """The record of Fish Audio submissions."""
+        return self.root / SUBMIT_FILE
+
+    @property
+    def submit_dry_run(self) -> Path:
+        """The request a dry-run submission would send."""
+        return self.root / DRY_RUN_FILE
+
+    @property
+    def lock_file(self) -> Path:
+        """The lock file of the run writing here."""
+        return self.root / LOCK_FILE
+
+    @staticmethod
+    def clip_output(speaker: str, clip_id: str) -> str:
+        """A clip's path relative to the folder, as ``Clip.output`` stores it (POSIX form)."""
+        return f"{CLIPS_DIR}/{speaker}/{clip_id}.wav"
+
+    def clip_path(self, speaker: str, clip_id: str) -> Path:
+        """Where a clip's WAV is written."""
+        return self.root / self.clip_output(speaker, clip_id)
+
+    def output_path(self, output: str) -> Path:
+        """The file a clip's ``output`` (a path relative to the folder) names."""
+        return self.root / output
+
+    def plot_path(self, speaker: str, clip_id: str) -> Path:
+        """Where a clip's before/after figure is kept."""
+        return self.plots_dir / speaker / f"{clip_id}.jpg"
+
+    # -- housekeeping -------------------------------------------------------------------------------------
+    def lock(self) -> RunLock:
+        """The run lock of this folder (a context manager)."""
+        return RunLock(self.root)
+
+    def remove_stale_temps(self) -> None:
+        """Delete temp files a killed run left behind (only ever named ``.<name>.*.tmp``).
+
+        Call it holding the lock: a running writer's temp files look the same.
+        """
+        for tmp in [*self.root.glob(".*.tmp"), *self.clips_dir.glob("*/.*.tmp"), *self.plots_dir.glob("*/.*.tmp")]:
+            tmp.unlink(missing_ok=True)
+
+    # -- the journal --------------------------------------------------------------------------------------
+    def append(self, clip: Clip, *, pipeline: str | None = None) -> None:
+        """Append one clip record to the journal and push it to disk.
+
+        A torn last line (an append that was interrupted) is cut off first,
+        so it cannot run into the new record.
+
+        Parameters
+        ----------
+        clip : Clip
+        pipeline : str, optional
+            The resume key of the run that made the clip.
+
+        Raises
+        ------
+        OutputError
+            If the journal cannot be written.
+        """
+        data = clip.to_dict()
+        if pipeline is not None:
+            data["pipeline"] = pipeline
+        line = (json.dumps(data, ensure_ascii=False) + "\n").encode("utf-8")
+        path = self.manifest
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with open(path, "a+b") as fh:
+                _cut_torn_tail(fh, path)
+                fh.write(line)
+                fh.flush()
+                os.fsync(fh.fileno())
+        except OSError as err:
+            raise OutputError(f"{path}: cannot append to the journal: {err.strerror or err}") from err
+
+    def read_journal(self) -> list[JournalRecord]:
+        """Every record of the journal, in order (empty when there is none).
+
+        A torn last line is ignored; any other bad line is skipped with a
+        warning naming ``file:line`` (see the module docstring).
+
+        Raises
+        ------
+        OutputError
+            If the journal exists but cannot be read.
+        """
+        from ..clip import Clip
+
+        path = self.manifest
+        try:
+            raw = path.read_bytes()
+        except FileNotFoundError:
+            return []
+        except OSError as err:
+            raise OutputError(f"{path}: cannot read the journal: {err.strerror or err}") from err
+        lines = raw.split(b"\n")
+        if lines[-1]:
+            log.info("%s:%d: torn last line (an interrupted append) ignored", path, len(lines))
+        records = []
+        for number, line in enumerate(lines[:-1], 1):
+            if not line.strip():
+                continue
+            try:
+                data = json.loads(line.decode("utf-8"))
+                if not isinstance(data, dict):
+                    raise TypeError(f"expected a JSON object, got {type(data).__name__}")
+                clip = Clip.from_dict(data)
+            except (UnicodeDecodeError, ValueError, TypeError, PrepError) as err:
+                log.warning("%s:%d: corrupt journal line skipped (its file is redone): %s", path, number, err)
+                continue
+            pipeline = data.get("pipeline")
+            records.append(JournalRecord(clip=clip, pipeline=pipeline if isinstance(pipeline, str) else None,
+                                         line=number))
+        return records
+
+    def latest_records(self) -> dict[tuple[str, str], JournalRecord]:
+        """The latest journal record per ``(source, clip id)``."""
+        return {(r.clip.source, r.clip.id): r for r in self.read_journal()}
+
+    # -- the reader of a finished run ---------------------------------------------------------------------
+    def read_report(self) -> dict[str, Any]:
+        """The report of the last finished run (``report.json``).
+
+        Raises
+        ------
+        ConfigError
+            If there is none (no run has finished here).
+        DataError
+            If it cannot be read or is not a voiceprep report.
+        """
+        return load_report(self.report_json)
+
+    def read_clips(self) -> list[Clip]:
+        """The clips of the last finished run, in the report's order (without audio).
+
+        Raises
+        ------
+        ConfigError
+            If no run has finished here.
+        DataError
+            If the report cannot be read, or a clip entry is malformed.
+        """
+        from ..clip import Clip
+
+        clips = []
+        for number, entry in enumerate(self.read_report()["clips"], 1):
+            try:
+                clips.append(Clip.from_dict(entry))
+            except (PrepError, ValueError) as err:
+                raise DataError(f"{self.report_json}: clip entry {number}: {err}") from err
+        return clips
+
+
+def load_report(path: str | Path) -> dict[str, Any]:
+    """Read a ``report.json`` file (see :meth:`RunFolder.read_report`)."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError as err:
+        where = path.parent if path.name == REPORT_JSON else path
+        raise ConfigError(
+            f"{path}: no such report; run `voiceprep run ... -o {where}` first "
+            "(an interrupted run writes it when run again to the end)"
+        ) from err
+    except (OSError, UnicodeDecodeError) as err:
+        raise DataError(f"{path}: cannot read the report: {getattr(err, 'strerror', None) or err}") from err
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise DataError(f"{path}: corrupt report (line {err.lineno}: {err.msg})") from err
+    if not isinstance(data, dict) or not isinstance(data.get("clips"), list):
+        raise DataError(f"{path}: not a voiceprep report (no 'clips' list)")
+    version = data.get("report_version")
+    if isinstance(version, int) and version > REPORT_VERSION:
+        raise ConfigError(
+            f"{path}: report_version {version} is newer than this voiceprep reads ({REPORT_VERSION}); "
+            "upgrade voiceprep or run `voiceprep run` again with this one"
+        )
+    return upgrade_report(data)
+
+
+def upgrade_report(report: dict[str, Any]) -> dict[str, Any]:
+    """``report`` in the current schema (:data:`REPORT_VERSION`); a current report is returned as is.
+
+    Version 2 clip metrics are renamed (:func:`prep.metrics.upgrade_metrics`);
+    the speakers' ``consistency.input_lufs`` is dropped (it was the loudness
+    stage's pre-gain level, not the source's) and ``source_lufs`` is
+    ``None``, as version 2 did not measure the source level.  Version 2
+    reasons become ``legacy.reason`` findings where they are read
+    (:func:`prep.findings.findings_from_record`).  The result records
+    ``upgraded_from``.
+    """
+    version = report.get("report_version")
+    if version == REPORT_VERSION:
+        return report
+    clips = [
+        {**entry, "metrics": upgrade_metrics(entry.get("metrics") or {})} if isinstance(entry, dict) else entry
+        for entry in report.get("clips") or []
+    ]
+    speakers = {}
+    for name, entry in (report.get("speakers") or {}).items():
+        if isinstance(entry, dict) and isinstance(entry.get("consistency"), dict):
+            cons = {k: v for k, v in entry["consistency"].items() if k != "input_lufs"}
+            entry = {**entry, "consistency": {"source_lufs": None, **cons}}
+        speakers[name] = entry
+    return {**report, "report_version": REPORT_VERSION, "upgraded_from": version, "clips": clips, "speakers": speakers}
+
+
+def _cut_torn_tail(fh: Any, path: Path) -> None:
+    """Truncate an ``a+b`` journal handle after its last newline (drops a torn last line)."""
+    size = fh.seek(0, os.SEEK_END)
+    if size == 0:
+        return
+    fh.seek(size - 1)
+    if fh.read(1) == b"\n":
+        return
+    fh.seek(0)
+    data = fh.read()
+    keep = data.rfind(b"\n") + 1
+    log.info("%s: torn last line (%d bytes, an interrupted append) dropped", path, size - keep)
+    fh.truncate(keep)
+
+
+class RunLock:
+    """An exclusive lock file in the output folder (refuses a second run).
+
+    A lock left by a process that no longer exists is taken over.
+    """
+
+    def __init__(self, out_dir: str | Path) -> None:
+        self.path = Path(out_dir) / LOCK_FILE
+        self._held = False
+
+    def __enter__(self) -> RunLock:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise OutputError(f"{self.path.parent}: cannot create the output folder: {err.strerror or err}") from err
+        for _ in range(2):
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                try:
+                    pid = int(self.path.read_text().strip() or 0)
+                except (OSError, ValueError):
+                    pid = 0
+                if pid and _alive(pid):
+                    raise OutputError(
+                        f"{self.path.parent}: another voiceprep run (pid {pid}) is writing here; "
+                        "wait for it or choose another -o folder"
+                    ) from None
+                self.path.unlink(missing_ok=True)  # stale lock
+                continue
+            except OSError as err:
+                raise OutputError(f"{self.path.parent}: output folder is not writable: {err.strerror or err}") from err
+            with os.fdopen(fd, "w") as fh:
+                fh.write(str(os.getpid()))
+            self._held = True
+            return self
+        raise OutputError(f"{self.path}: cannot take the run lock")
+
+    def __exit__(self, *exc: object) -> None:
+        if self._held:
+            self.path.unlink(missing_ok=True)
+            self._held = False
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

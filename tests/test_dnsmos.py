@@ -1,0 +1,159 @@
+"""prep.dsp.dnsmos: DNSMOS on onnxruntime agrees with speechmos, and a changed model file is refused."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import soxr
+from speechlike import colored_noise, mix
+
+pytest.importorskip("onnxruntime", reason="DNSMOS needs the [mos] extra (onnxruntime)")
+pytest.importorskip("speechmos", reason="DNSMOS needs the [mos] extra (speechmos models)")
+
+from prep.dsp.dnsmos import (
+    DNSMOS_MODEL,
+    WINDOW_SAMPLES,
+    dnsmos_scores,
+    mel_features,
+    window_starts,
+)
+from prep.dsp.estimators import dnsmos
+from prep.models import BundledModel, ModelError
+
+RATE = 16000
+DEMO = Path(__file__).resolve().parents[1] / "fixtures" / "demo"
+AGREE_OVRL = 0.3
+
+
+def _demo(name: str) -> np.ndarray:
+    data, rate = sf.read(str(DEMO / name), dtype="float32", always_2d=True)
+    return soxr.resample(data.mean(axis=1), rate, RATE).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def speech() -> np.ndarray:
+    """espeak-ng speech (alice a01, 30 dB pink noise), ~13 s at 16 kHz."""
+    return _demo("alice/a01.wav")
+
+
+def _reference(x: np.ndarray) -> dict[str, float]:
+    from speechmos import dnsmos as ref
+
+    out = ref.run(np.clip(x, -1, 1).astype(np.float32), RATE)
+    return {k: float(v) for k, v in out.items()}
+
+
+def _check_agreement(x: np.ndarray) -> None:
+    ours = dnsmos_scores(x, sample_rate=RATE)
+    ref = _reference(x)
+    assert ours is not None
+    assert abs(ours.ovrl - ref["ovrl_mos"]) <= AGREE_OVRL, (ours, ref)
+    assert abs(ours.sig - ref["sig_mos"]) <= 0.4, (ours, ref)
+    assert abs(ours.bak - ref["bak_mos"]) <= 0.4, (ours, ref)
+    assert abs(ours.p808 - ref["p808_mos"]) <= 0.3, (ours, ref)
+
+
+# -- features --------------------------------------------------------------------------------
+def test_mel_features_match_librosa():
+    librosa = pytest.importorskip("librosa", reason="librosa is the peer of the numpy mel spectrogram")
+    rng = np.random.default_rng(0)
+    y = (rng.standard_normal(WINDOW_SAMPLES - 160) * 0.05).astype(np.float32)
+    y[40000:60000] *= 10  # a loud part: the dB range and top_db clamp matter
+    mel = librosa.feature.melspectrogram(y=y, sr=RATE, n_fft=321, hop_length=160, n_mels=120)
+    ref = ((librosa.power_to_db(mel, ref=np.max) + 40) / 40).T
+    ours = mel_features(y)
+    assert ours.shape == ref.shape == (900, 120)
+    np.testing.assert_allclose(ours, ref, atol=1e-4)
+
+
+def test_windows_do_not_overlap():
+    assert window_starts(WINDOW_SAMPLES) == [0]
+    assert window_starts(WINDOW_SAMPLES + RATE // 2) == [0]  # < 1 s left: ignored, as the reference does
+    n = 40 * RATE
+    starts = window_starts(n)
+    assert starts[:4] == [0, WINDOW_SAMPLES, 2 * WINDOW_SAMPLES, 3 * WINDOW_SAMPLES]
+    assert starts[-1] == n - WINDOW_SAMPLES  # the remainder is covered by one window ending at the end
+    assert len(starts) == 5  # the reference's 1 s hop needs 32 windows
+    with pytest.raises(ValueError):
+        window_starts(WINDOW_SAMPLES - 1)
+
+
+# -- agreement with speechmos ------------------------------------------------------------------
+def test_agrees_with_speechmos_on_espeak_speech(speech):
+    _check_agreement(speech)
+
+
+@pytest.mark.parametrize(("kind", "snr_db"), [("white", 5.0), ("pink", 15.0)])
+def test_agrees_with_speechmos_on_noisy_speech(speech, kind, snr_db):
+    noise = colored_noise(speech.size, seed=3, exponent=0.0 if kind == "white" else 1.0)
+    noisy = mix(speech, noise, snr_db)
+    noisy *= np.float32(0.9 / max(1.0, float(np.max(np.abs(noisy)))))
+    _check_agreement(noisy)
+    clean = dnsmos_scores(speech, sample_rate=RATE)
+    assert dnsmos_scores(noisy, sample_rate=RATE).bak < clean.bak  # noise lowers the background score
+
+
+def test_agrees_with_speechmos_on_short_clip(speech):
+    short = speech[RATE : 4 * RATE]  # 3 s: repeated to 9.01 s as the reference does
+    _check_agreement(short)
+    assert dnsmos_scores(short, sample_rate=RATE).windows == 1
+
+
+def test_agrees_with_speechmos_on_40_s_clip():
+    parts = [_demo(f"alice/{name}") for name in ("a01.wav", "a02.flac", "a06.ogg")]
+    long = np.concatenate(parts)[: 40 * RATE]
+    assert long.size == 40 * RATE
+    _check_agreement(long)
+    assert dnsmos_scores(long, sample_rate=RATE).windows == 5
+
+
+def test_any_rate_and_channels(speech):
+    at16 = dnsmos_scores(speech, sample_rate=RATE)
+    at48 = dnsmos_scores(np.stack([speech, speech]).repeat(3, axis=1), sample_rate=3 * RATE)  # crude 48 kHz copy
+    assert at48 is not None and abs(at48.ovrl - at16.ovrl) < 0.3
+    assert dnsmos_scores(speech[: RATE // 4], sample_rate=RATE) is None  # too short to judge
+
+
+def test_estimators_dnsmos_keeps_its_keys(speech):
+    scores = dnsmos(speech, RATE)
+    assert set(scores) == {"dnsmos_ovrl", "dnsmos_sig", "dnsmos_bak", "dnsmos_p808"}
+    assert all(1.0 <= v <= 5.0 for v in scores.values())
+
+
+# -- model files -------------------------------------------------------------------------------
+def test_pinned_hashes_match_installed_files():
+    dist = metadata.distribution("speechmos")
+    for rel, sha in DNSMOS_MODEL.files.items():
+        assert hashlib.sha256(Path(str(dist.locate_file(rel))).read_bytes()).hexdigest() == sha
+
+
+def test_corrupted_model_copy_is_refused(tmp_path, speech):
+    dist = metadata.distribution("speechmos")
+    root = Path(str(dist.locate_file(""))).resolve()
+    copies = {}
+    for i, (rel, sha) in enumerate(DNSMOS_MODEL.files.items()):
+        dst = tmp_path / Path(rel).name
+        shutil.copyfile(Path(str(dist.locate_file(rel))), dst)
+        if i == 0:  # flip one byte of the P.835 model
+            data = bytearray(dst.read_bytes())
+            data[len(data) // 2] ^= 0xFF
+            dst.write_bytes(bytes(data))
+        copies[os.path.relpath(dst, root)] = sha
+    corrupted = BundledModel(name="DNSMOS test copy", distribution="speechmos", version=DNSMOS_MODEL.version,
+                             files=copies, extra="mos")
+    with pytest.raises(ModelError, match=r"DNSMOS test copy: .*SHA-256 .*corrupted or replaced"):
+        dnsmos_scores(speech, sample_rate=RATE, model=corrupted)
+
+
+def test_other_version_is_refused(speech):
+    other = BundledModel(name="DNSMOS", distribution="speechmos", version="9.9.9", files=DNSMOS_MODEL.files,
+                         extra="mos")
+    with pytest.raises(ModelError, match=r"9\.9\.9"):
+        dnsmos_scores(speech, sample_rate=RATE, model=other)
