@@ -298,12 +298,14 @@ def test_a_failing_stage_gives_stage_error_and_a_crashing_one_internal_error():
 
     class Fails:
         name = "fails"
+        changes = frozenset()
 
         def apply(self, clip):
             raise PrepError("cannot do it")
 
     class Crashes:
         name = "crashes"
+        changes = frozenset()
 
         def apply(self, clip):
             raise ZeroDivisionError("oops")
@@ -337,7 +339,7 @@ def test_source_samples_and_written_output_findings(tmp_path):
     (hot,) = process_job(Job(str(tmp_path / "hot.wav"), "s"), [], out_dir=tmp_path / "out")
     codes = [f.code for f in hot.findings]
     assert codes == ["samples.over_full_scale", "output.scaled"], codes
-    assert hot.findings[0].value == pytest.approx(1.5) and hot.findings[0].threshold == 1.0
+    assert hot.findings[0].value == pytest.approx(20 * math.log10(1.5)) and hot.findings[0].threshold == 0.0
     assert hot.findings[1].value == pytest.approx(1.5) and hot.output is not None
 
     blocked = tmp_path / "blocked"

@@ -10,6 +10,7 @@ import speechlike
 
 from prep.clip import Clip
 from prep.findings import finding
+from prep.metrics import Metric
 from prep.run.pipeline import CHANGES, StageContractError, run_stages
 from prep.run.profiles import PROFILES, get_profile
 
@@ -105,7 +106,11 @@ def test_a_stage_that_shortens_the_audio_must_declare_timing():
 
 def test_metrics_and_verdicts_need_no_declaration():
     short = finding("duration.short", metric="duration_s", value=1.0, threshold=10.0)
-    stage = _Stage(lambda c: c.with_metrics(seen=True).with_findings(short))
+
+    class Probe(_Stage):
+        metrics = (Metric("seen", "", "whether it looked", ("probe",), "process", "bool"),)  # its own metric
+
+    stage = Probe(lambda c: c.with_metrics(seen=True).with_findings(short))
     (out,) = run_stages(_clip(), [stage])
     assert out.metrics["seen"] is True and out.verdict == "warning"
 

@@ -230,7 +230,8 @@ def _finished_run(out: Path, ids: list[str]) -> list[Clip]:
         tone = 0.1 * np.sin(2 * np.pi * (150 + 20 * i) * np.arange(12 * 8000) / 8000).astype(np.float32)
         write_wav_atomic(out / rel, tone, sample_rate=8000)
         clips.append(Clip(id=cid, source=f"{cid}.wav", source_sha256="0" * 64, speaker="s", sample_rate=8000,
-                          transcript=f"text of {cid}", span_s=(0.0, 12.0), output=rel, metrics={"score": 50.0}))
+                          transcript=f"text of {cid}", span_s=(0.0, 12.0), n_samples=tone.size, output=rel,
+                          metrics={"score": 50.0}))
     write_report_json(build_report(clips, profile="test"), out)
     return clips
 
