@@ -74,7 +74,7 @@ REJECT_SNR_DB = 10.0
 # -- estimators -----------------------------------------------------------------------------
 def old_snr(x: np.ndarray, rate: int, guard_s: float = 0.06, min_noise_s: float = 0.2) -> float:
     """The previous estimator: the noise is the mean power of the frames away from speech."""
-    power = frame_powers(x, rate)
+    power = frame_powers(x, sample_rate=rate)
     mask = np.zeros(power.size, bool)
     speech = vad_mask(x, rate)
     k = min(power.size, speech.size)
@@ -95,7 +95,7 @@ def old_snr(x: np.ndarray, rate: int, guard_s: float = 0.06, min_noise_s: float 
 
 
 def new_snr(x: np.ndarray, rate: int) -> float:
-    return snr_estimate(x, rate).snr_db
+    return snr_estimate(x, sample_rate=rate).snr_db
 
 
 # -- inputs ----------------------------------------------------------------------------------
@@ -137,7 +137,7 @@ def mixtures(quick: bool):
                 wet = signal.fftconvolve(clean, h)[: clean.size + RATE // 2].astype(np.float32)
                 variants.append(("reverberant", wet, noises[:2]))
         for condition, y, noise_list in variants:
-            power = frame_powers(y, RATE)
+            power = frame_powers(y, sample_rate=RATE)
             mask = vad_mask(y, RATE)[: power.size]
             speech_power = float(np.mean(power[: mask.size][mask]))
             for k, (name, src) in enumerate(noise_list):

@@ -122,7 +122,7 @@ def test_any_rate_and_channels(speech):
 
 
 def test_estimators_dnsmos_keeps_its_keys(speech):
-    scores = dnsmos(speech, RATE)
+    scores = dnsmos(speech, sample_rate=RATE)
     assert set(scores) == {"dnsmos_ovrl", "dnsmos_sig", "dnsmos_bak", "dnsmos_p808"}
     assert all(1.0 <= v <= 5.0 for v in scores.values())
 

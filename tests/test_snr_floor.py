@@ -64,7 +64,7 @@ def _noisy(x: np.ndarray, regions: list[tuple[float, float]], snr_db: float) -> 
 
 def _mean_of_pauses_snr(x: np.ndarray, mask: np.ndarray, guard_s: float = 0.06) -> float:
     """The previous estimator: noise = mean power of the frames away from speech."""
-    power = frame_powers(x, RATE)
+    power = frame_powers(x, sample_rate=RATE)
     speech = np.zeros(power.size, bool)
     speech[: min(power.size, mask.size)] = mask[: power.size]
     guard = math.ceil(guard_s / VAD_FRAME_S)
@@ -86,7 +86,7 @@ def test_breaths_and_tails_in_pauses_are_not_noise(phrases, case, snr_db):
     clean, regions = phrases
     x = _noisy(CASES[case](clean, regions), regions, snr_db)
     mask = regions_to_mask(regions, frame_s=VAD_FRAME_S, duration_s=x.size / RATE)
-    new = snr_estimate(x, RATE, speech=mask)
+    new = snr_estimate(x, sample_rate=RATE, speech=mask)
     old = _mean_of_pauses_snr(x, mask)
     assert new.noise_from == "pauses"
     assert abs(new.snr_db - snr_db) <= 3.0, new
@@ -98,10 +98,10 @@ def test_floor_keeps_plain_noise_accurate(phrases, snr_db):
     """Where the pauses hold only noise, the floor is the noise's mean power (as the mean was)."""
     clean, regions = phrases
     x = _noisy(clean, regions, snr_db)
-    assert abs(snr_estimate(x, RATE).snr_db - snr_db) <= 3.0
+    assert abs(snr_estimate(x, sample_rate=RATE).snr_db - snr_db) <= 3.0
 
 
 def test_floor_with_the_vad_on_reverberant_speech(phrases):
     clean, regions = phrases
     x = _noisy(_reverberant(clean, 0.4), regions, 30)
-    assert abs(snr_estimate(x, RATE).snr_db - 30) <= 3.0
+    assert abs(snr_estimate(x, sample_rate=RATE).snr_db - 30) <= 3.0

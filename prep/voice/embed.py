@@ -34,9 +34,9 @@ import numpy as np
 import soxr
 
 from ..audio import mix_to_mono
+from ..dsp.vad import speech_regions
 from ..errors import ConfigError
 from ..models import BundledModel, ModelError, model_files
-from ._vad import speech_regions
 
 __all__ = [
     "EMBEDDER_MODEL",
