@@ -5,9 +5,9 @@ writes, with its unit, its meaning, who writes it and what it describes
 (its *scope*):
 
 ``source``
-    The recording before processing (as :class:`~prep.stages.measure.Measure`
-    finds it right after the downmix).  These names, and only these, start
-    with ``source_``.
+    The recording before processing: :class:`~prep.stages.measure.Measure`
+    measures each clip's own span of the downmixed source, at the source rate.
+    These names, and only these, start with ``source_``.
 ``output``
     The written clip.  A bare name (``snr_db``, ``clipping_ratio``) or an
     ``output_`` prefix where the stage that writes it also records a level
@@ -39,11 +39,10 @@ so they agree on which value stands for a clip.
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
-
-import numpy as np
 
 __all__ = [
     "Metric",
@@ -338,7 +337,7 @@ def markdown_tables() -> str:
 
 def finite(value: Any) -> float | None:
     """``value`` as a float when it is a finite real number (not a bool), else None."""
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
         return None
     value = float(value)
     return value if math.isfinite(value) else None

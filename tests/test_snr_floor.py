@@ -105,3 +105,19 @@ def test_floor_with_the_vad_on_reverberant_speech(phrases):
     clean, regions = phrases
     x = _noisy(_reverberant(clean, 0.4), regions, 30)
     assert abs(snr_estimate(x, sample_rate=RATE).snr_db - 30) <= 3.0
+
+
+@pytest.mark.parametrize("snr_db", [10, 15])
+def test_noise_that_fills_most_pauses_is_not_hidden_by_a_quiet_stretch(phrases, snr_db):
+    """A clip clean for its first pause and noisy after: the noise of most pauses counts, not the clean floor.
+
+    Per-slice judging measures a slice's own span, which can straddle a clean and a noisy stretch; the
+    10th percentile of its pauses then sits in the clean part and would call the slice clean.
+    """
+    clean, regions = phrases
+    x = _noisy(clean, regions, snr_db)
+    quiet_until = int(regions[1][0] * RATE)  # the first phrase and the first pause stay clean
+    x[:quiet_until] = clean[:quiet_until]
+    mask = regions_to_mask(regions, frame_s=VAD_FRAME_S, duration_s=x.size / RATE)
+    found = snr_estimate(x, sample_rate=RATE, speech=mask).snr_db
+    assert found <= snr_db + 3.0, found  # the 10th percentile alone read the clean pause: far above

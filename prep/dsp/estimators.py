@@ -256,13 +256,24 @@ def snr_estimate(
 NOISE_PERCENTILE = 10.0
 #: Pause frames up to this many dB above the anchor count as noise.
 NOISE_SPAN_DB = 10.0
+#: Least share of the pause frames the floor must cover before it is taken from the median instead.
+NOISE_MIN_SHARE = 0.5
 
 
 def _noise_floor(pauses: np.ndarray) -> tuple[float, int]:
-    """Mean power of the pause frames within NOISE_SPAN_DB of their NOISE_PERCENTILE-th percentile."""
+    """Mean power of the pause frames within NOISE_SPAN_DB of their NOISE_PERCENTILE-th percentile.
+
+    When fewer than :data:`NOISE_MIN_SHARE` of the pause frames lie within that span, the low ones
+    are not the floor of this stretch but a quieter part of it (a clip that is clean for a few
+    seconds and noisy for the rest): the anchor is then the pauses' median, so the noise that fills
+    most of the pauses counts.
+    """
     level = 10.0 * np.log10(np.maximum(pauses, _POWER_FLOOR))
     anchor = float(np.percentile(level, NOISE_PERCENTILE))
-    keep = pauses[level <= anchor + NOISE_SPAN_DB]
+    within = level <= anchor + NOISE_SPAN_DB
+    if within.mean() < NOISE_MIN_SHARE:
+        within = level <= float(np.median(level)) + NOISE_SPAN_DB
+    keep = pauses[within]
     return float(np.mean(keep)), int(keep.size)
 
 

@@ -107,7 +107,7 @@ def _mel_to_hz(m: np.ndarray) -> np.ndarray:
 
 
 @functools.cache
-def mel_filters(sample_rate: int = EMBED_RATE, n_fft: int = N_FFT, n_mels: int = N_MELS) -> np.ndarray:
+def mel_filters(*, sample_rate: int = EMBED_RATE, n_fft: int = N_FFT, n_mels: int = N_MELS) -> np.ndarray:
     """Mel filterbank identical to ``librosa.filters.mel(sr=, n_fft=, n_mels=)`` (its defaults).
 
     Slaney mel scale (``htk=False``), ``fmin=0``, ``fmax=sample_rate/2``, Slaney area
