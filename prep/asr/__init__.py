@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from .guards import check_asr
 from .models import AsrModel, bundled_model_dir, clear_model_cache, load_asr_model, select_device
-from .transcribe import ASR_SAMPLE_RATE, AsrResult, AsrSegment, AsrWord, transcribe
+from .transcribe import ASR_SAMPLE_RATE, AsrResult, AsrSegment, AsrWord, transcribe, transcribe_many
 from .verify import CER_THRESHOLD, Verification, verify_transcript
 
 __all__ = [
@@ -30,5 +30,6 @@ __all__ = [
     "load_asr_model",
     "select_device",
     "transcribe",
+    "transcribe_many",
     "verify_transcript",
 ]

@@ -17,7 +17,7 @@ Problem codes (strings, stable; the pipeline maps them to findings):
 ``asr_compression``
     A segment's zlib compression ratio > ``MAX_COMPRESSION_RATIO`` (2.4, Whisper's threshold).
 ``asr_repetition``
-    A looping n-gram: the same 1-4 word sequence repeated back to back (``REPEAT_MIN`` times for one
+    A looping n-gram: the same 1-8 word sequence repeated back to back (``REPEAT_MIN`` times for one
     word, 3 for longer ones).
 ``asr_rate``
     Characters (normalised, spaces included) per second of *speech* outside ``CHARS_PER_S`` -- far too
@@ -26,11 +26,15 @@ Problem codes (strings, stable; the pipeline maps them to findings):
     Text was produced although the caller's VAD found (almost) no speech (``speech_s`` < 0.3 s).
 ``asr_words_outside``
     Word times not ordered or outside the audio.
+``asr_non_speech_tag``
+    Whisper's own non-speech captions: a bracketed or parenthesised tag (``[Music]``, ``(applause)``),
+    music notes (``♪``), or a text that is only one of :data:`NON_SPEECH_TAGS` (``Music``).
 """
 
 from __future__ import annotations
 
 import itertools
+import re
 
 from ..text import normalize_text
 from .transcribe import AsrResult
@@ -42,6 +46,7 @@ __all__ = [
     "NO_SPEECH_LOGPROB",
     "NO_SPEECH_PROB",
     "NO_SPEECH_PROB_ALONE",
+    "NON_SPEECH_TAGS",
     "REPEAT_MIN",
     "check_asr",
     "repeated_ngram",
@@ -55,9 +60,12 @@ MAX_COMPRESSION_RATIO = 2.4
 REPEAT_MIN = 4
 CHARS_PER_S = (3.0, 30.0)
 _MIN_SPEECH_S = 0.3
+NON_SPEECH_TAGS = frozenset({"music", "applause", "laughter", "laughs", "silence", "noise", "inaudible",
+                             "blank audio", "no speech", "background noise", "instrumental"})
+_RE_TAG = re.compile(r"[\[(（【][^\])）】]{1,40}[\])）】]|[♪♫♬]")
 
 
-def repeated_ngram(words: list[str], *, max_n: int = 4) -> tuple[str, int] | None:
+def repeated_ngram(words: list[str], *, max_n: int = 8) -> tuple[str, int] | None:
     """The first n-gram repeated back to back too often, as ``(ngram, repeats)``, or ``None``.
 
     A single word counts when it occurs ``REPEAT_MIN`` (4) times in a row ("no no no no"); a sequence of
@@ -116,6 +124,8 @@ def check_asr(result: AsrResult, *, duration_s: float, speech_s: float) -> list[
         rate = len(norm) / speech_s
         if not CHARS_PER_S[0] <= rate <= CHARS_PER_S[1]:
             problems.append("asr_rate")
+    if _RE_TAG.search(result.text) or norm in NON_SPEECH_TAGS:
+        problems.append("asr_non_speech_tag")
     words = result.words
     end = max(duration_s, result.duration_s) + 0.05
     if any(not (0.0 <= w.start <= w.end <= end) for w in words) or any(

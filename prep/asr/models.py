@@ -16,6 +16,13 @@ Every file's SHA-256 is pinned (taken from each distribution's ``RECORD`` and ve
 checked by :func:`prep.models.model_files` before loading; the joined file is checked again every time
 a process loads it.
 
+Provenance: the ``tiny.en`` files are byte-identical to ``Systran/faster-whisper-tiny.en`` at revision
+``0d3d19a`` (same SHA-256 for all four files).  The ``base`` files are *not* byte-identical to
+``Systran/faster-whisper-base`` (``ebe41f7``: ``model.bin`` 145 217 532 bytes, SHA-256 ``d01c3014…``;
+ours is 145 217 607 bytes with ``vocabulary.json`` and a larger ``tokenizer.json``, as written by a
+newer CTranslate2 converter; ``config.json`` is identical).  The pins guarantee that voiceprep loads
+exactly the files it was tested with, not that they are an upstream release.
+
 Any other name (``small``, ``large-v3``, a Hugging Face repo id) is passed to faster-whisper, which
 downloads and caches it as usual; an existing folder path loads a local CTranslate2 model.
 """
