@@ -237,8 +237,9 @@ def main() -> None:
             f"{r['xrt']:.1f} | {r['load_cpu']:.2f} | {100 * r['swap_flagged']:.1f} % | "
             f"{100 * r['own_flagged']:.1f} % | {used} / {len(r['guarded'])} |"
         )
-    lines += ["", "Packed (`transcribe_many`: consecutive clips share one 28 s Whisper window, 1 s gaps; words go "
-              "to the clip their midpoint falls in). Last column: the same clips with a 5 s non-speech snippet "
+    lines += ["", "Packed (`transcribe_many`: consecutive clips share one 28 s Whisper window, 2 s gaps; words go "
+              "to the clip their midpoint falls in; doubtful clips redone alone). "
+              "Last column: the same clips with a 5 s non-speech snippet "
               "(corpus noise/music, synthetic silence/noise) packed after each of the first ones:", "",
               "| model | mean CER | median CER | worst CER | x realtime per core | swapped flagged | false alarms | "
               "mean CER / non-speech text used, interleaved |", "|---|---:|---:|---:|---:|---:|---:|---:|"]

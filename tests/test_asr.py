@@ -163,7 +163,7 @@ def test_transcribe_many_packs_clips_and_keeps_non_speech_out(model, demo_dir, t
     silence = np.zeros(2 * rate, np.float32)
     clips = [first[0], noise, second[0], silence, third[0]]
     assert sum(c.size for c in clips) / rate + 4 <= 28  # one window
-    results = transcribe_many(clips, sample_rate=rate, model=model)
+    results = transcribe_many(clips, sample_rate=rate, model=model, gap_s=1.0)
     assert len(results) == 5
     for clip, res, ref in zip(clips, results, (text1, None, text2, None, text3), strict=True):
         duration = clip.size / rate
@@ -173,5 +173,5 @@ def test_transcribe_many_packs_clips_and_keeps_non_speech_out(model, demo_dir, t
             assert check_asr(res, duration_s=duration, speech_s=duration) != [], res.text
         else:
             assert check_asr(res, duration_s=duration, speech_s=duration * 0.8) == []
-            assert cer(ref, res.text) <= 0.2, (ref, res.text)
+            assert cer(ref, res.text) <= 0.25, (ref, res.text)
             assert verify_transcript(ref, res).matches
