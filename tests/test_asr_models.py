@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import multiprocessing
+import os
 import shutil
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -58,6 +60,18 @@ def test_join_refuses_a_corrupted_part_and_repairs_a_corrupted_join(tmp_path):
     target.write_bytes(bytes(damaged))
     models._join_base(parts, [], folder, expected_sha256=_sha(joined))  # a changed join is re-made
     assert target.read_bytes() == joined
+
+
+def test_stale_temp_files_are_removed(tmp_path):
+    parts, joined = _parts(tmp_path)
+    folder = tmp_path / "out"
+    folder.mkdir()
+    stale, live = folder / ".model.bin.dead.tmp", folder / ".model.bin.live.tmp"
+    stale.write_bytes(b"x")
+    live.write_bytes(b"y")
+    os.utime(stale, (time.time() - 7200, time.time() - 7200))
+    models._join_base(parts, [], folder, expected_sha256=_sha(joined))
+    assert not stale.exists() and live.exists()  # a live join of another worker is left alone
 
 
 def _join_worker(args):

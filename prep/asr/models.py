@@ -33,6 +33,7 @@ import os
 import shutil
 import tempfile
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -107,6 +108,7 @@ def _join_base(parts: list[Path], extra_files: list[Path], folder: Path, *, expe
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / "model.bin"
     with _JOIN_LOCK:
+        _remove_stale_temps(folder)
         if not (target.is_file() and file_sha256_cached(target) == expected_sha256):
             fd, tmp_name = tempfile.mkstemp(prefix=".model.bin.", suffix=".tmp", dir=folder)
             tmp = Path(tmp_name)
@@ -139,6 +141,17 @@ def _join_base(parts: list[Path], extra_files: list[Path], folder: Path, *, expe
             finally:
                 Path(tmp_name).unlink(missing_ok=True)
     return folder
+
+
+def _remove_stale_temps(folder: Path, *, age_s: float = 3600.0) -> None:
+    """Delete temporary files left by a worker killed mid-join (older than ``age_s``, so never a live one)."""
+    now = time.time()
+    for tmp in folder.glob(".*.tmp"):
+        try:
+            if now - tmp.stat().st_mtime > age_s:
+                tmp.unlink()
+        except OSError:
+            pass
 
 
 def _fsync_dir(folder: Path) -> None:
