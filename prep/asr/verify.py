@@ -6,9 +6,11 @@ text and with every other recording's text (378 swapped pairs).  Own-text CER: a
 / 0.13 (base), 95th percentile 0.10; swapped CER: at least 0.63, 5th percentile 0.71.  0.35 sits in
 the gap with room on both sides (tiny.en reaches 0.21 on the noisiest espeak-ng fixture): 100 % of the
 swapped pairs flagged, 0 % false alarms, with both models, one clip per call or packed.  It detects a
-wrong or swapped transcript, not a single wrong word (one word in ten is a CER of ~0.1).  A transcript is a *mismatch* when the CER (normalised text, spaces
-kept) exceeds it, or when the ASR text is unusable (:func:`prep.asr.check_asr` problems given), or
-when the detected language differs from the expected one.
+wrong or swapped transcript, not a single wrong word (one word in ten is a CER of ~0.1).
+
+A transcript is a *mismatch* when the CER (normalised text, spaces kept) exceeds it, when the ASR
+text is unusable (:func:`prep.asr.check_asr` problems given), or when the detected language differs
+from the expected one.
 """
 
 from __future__ import annotations
