@@ -92,7 +92,7 @@ def nonspeech_inputs(rate: int, quick: bool) -> list[tuple[str, np.ndarray]]:
 def speech_seconds(x: np.ndarray, rate: int) -> float:
     from prep.dsp.vad import speech_regions
 
-    return float(sum(b - a for a, b in speech_regions(x, rate)))
+    return float(sum(b - a for a, b in speech_regions(x, sample_rate=rate)))
 
 
 def verification_rates(results) -> tuple[np.ndarray, float, np.ndarray, float]:
