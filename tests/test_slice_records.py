@@ -193,3 +193,21 @@ def test_lengths_spans_and_totals_agree_with_the_wavs(tmp_path, long_file):
     for cid, seconds in wav_s.items():
         assert back[cid].duration_s == pytest.approx(seconds, abs=1e-9)
         assert back[cid].span_s == pytest.approx(next(c.span_s for c in written if c.id == cid))
+
+
+@pytest.mark.parametrize("context_s", [1.0, 0.0])
+def test_trimmed_background_still_counts_for_the_source_metrics(demo_dir, truth, context_s):
+    """b03 holds 50 Hz hum under pink noise (fixtures/truth.json); trimming keeps only its speech.
+
+    Measured on its trimmed span alone the hum hides under the voice; with the context that trimming
+    cut off (the default ``context_s``) the background is heard again.
+    """
+    from prep.stages.measure import Measure
+
+    assert "hum" in truth["bob/b03.mp3"]["how"]
+    fish = _no_mos(get_profile("fish").stages)
+    stages = [Measure(context_s=context_s) if s.name == "measure_input" else s for s in fish]
+    (clip,) = process_job(Job(str(demo_dir / "bob" / "b03.mp3"), "bob"), stages)
+    assert clip.metrics["trimmed_start_s"] > 0.5  # the span really is trimmed
+    hum_found = "tonal.background" in {f.code for f in clip.findings}
+    assert hum_found == (context_s > 0), clip.metrics["source_tonal_ratio"]

@@ -11,6 +11,7 @@ from ..audio import mix_to_mono
 from ..clip import Clip
 from ..dsp.estimators import VAD_FRAME_S, measure_quality, vad_mask
 from ..dsp.loudness import integrated_loudness
+from ..errors import ConfigError
 from ..metrics import source_name
 
 __all__ = ["Measure"]
@@ -42,17 +43,32 @@ class Measure:
     :attr:`~prep.clip.Clip.speech` if known.  When the measured audio has
     the clip's own timeline (nothing trimmed or cut yet), the regions found
     are kept on the clip for later stages (e.g. :class:`~prep.stages.denoise.Denoise`).
+
+    Attributes
+    ----------
+    context_s : float
+        Source audio measured on either side of the clip's span, at most this many seconds (clamped to
+        the source the clip carries).  What trimming cut off before and after the speech is where the
+        background (noise floor, hum, music) shows without a voice over it: without it a trimmed clip
+        full of speech hides a hum that fills every pause of the recording.
     """
 
     name: ClassVar[str] = "measure_input"
     changes: ClassVar[frozenset[str]] = frozenset()  # metrics and speech regions only (see run_stages)
+    context_s: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.context_s <= 60.0:
+            raise ConfigError(f"context_s must be in [0, 60] seconds, got {self.context_s!r}")
 
     def apply(self, clip: Clip) -> Clip:
         from ..dsp.vad import mask_to_regions
 
         audio = clip.require_audio()
         if clip.source_audio is not None:
-            source, rate, speech = clip.source_audio.span(*clip.span_s), clip.source_audio.sample_rate, None
+            start_s, end_s = clip.span_s
+            source = clip.source_audio.span(start_s - self.context_s, end_s + self.context_s)
+            rate, speech = clip.source_audio.sample_rate, None
         else:
             source, rate, speech = audio, clip.sample_rate, clip.speech
         duration = source.shape[-1] / float(rate)
