@@ -166,7 +166,15 @@ def _exit_status(clips, strict: bool) -> int:
     return EXIT_OK
 
 
+def _require_inputs(paths: Sequence[str]) -> None:
+    """Refuse an input path that does not exist (a usage error, before anything is created)."""
+    for path in paths:
+        if not os.path.exists(path):
+            raise ConfigError(f"{path}: no such file or folder")
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
+    _require_inputs(args.inputs)
     _start_workers_early(args)
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -245,6 +253,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
     from .run.profiles import get_profile
     from .run.runner import discover, process_job
 
+    _require_inputs(args.files)
     profile = get_profile(args.profile)
     jobs = discover(args.files)
     clips = []

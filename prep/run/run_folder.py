@@ -189,6 +189,13 @@ class RunFolder:
         """Where a clip's before/after figure is kept."""
         return self.plots_dir / speaker / f"{clip_id}.jpg"
 
+    def is_run_folder(self) -> bool:
+        """Whether the folder is a voiceprep output folder: it holds the journal or the run lock.
+
+        Discovery never reads such a folder's files as inputs.
+        """
+        return self.manifest.is_file() or self.lock_file.exists()
+
     # -- housekeeping -------------------------------------------------------------------------------------
     def lock(self) -> RunLock:
         """The run lock of this folder (a context manager)."""

@@ -87,7 +87,9 @@ def discover(inputs: Iterable[str | Path], *, speaker: str | None = None) -> lis
     """Expand files and folders (recursively) into jobs.
 
     Files named explicitly are taken whatever their ending (a bad one then
-    gets an ``error`` verdict); inside folders only audio endings count.  A
+    gets an ``error`` verdict); inside folders only audio endings count, and
+    a voiceprep output folder (:meth:`RunFolder.is_run_folder`) is skipped
+    with one logged warning naming it, so a run's own clips are never input.  A
     folder holding no audio is kept as one entry, which then gets an
     ``error`` verdict saying so.
     The speaker is ``speaker`` if given, else a metadata file's speaker
@@ -108,7 +110,7 @@ def discover(inputs: Iterable[str | Path], *, speaker: str | None = None) -> lis
     for item in inputs:
         p = Path(item)
         if p.is_dir():
-            found = [q for q in p.rglob("*") if q.suffix.lower() in AUDIO_EXTENSIONS and q.is_file()]
+            found = _audio_files(p)
             paths.extend(sorted(found) or [p])  # an empty folder becomes an error entry, not silence
         else:
             paths.append(p)
@@ -128,6 +130,19 @@ def discover(inputs: Iterable[str | Path], *, speaker: str | None = None) -> lis
         spk = speaker or transcripts.speaker(p) or _slug(p.resolve().parent.name)
         jobs.append(Job(path=str(p), speaker=_slug(spk), transcript=transcripts.lookup(p)))
     return jobs
+
+
+def _audio_files(root: Path) -> list[Path]:
+    """The audio files under ``root`` (recursively), leaving out voiceprep output folders."""
+    found = []
+    for top, dirs, files in os.walk(root):
+        here = Path(top)
+        if RunFolder(here).is_run_folder():
+            log.warning("%s: skipped: a voiceprep output folder (its clips are not read as inputs)", here)
+            dirs[:] = []
+            continue
+        found.extend(here / name for name in files if Path(name).suffix.lower() in AUDIO_EXTENSIONS)
+    return [q for q in found if q.is_file()]
 
 
 def _error_clip(job: Job, sha: str, message: str, code: str = "decode.error") -> Clip:

@@ -1,0 +1,50 @@
+"""New-user robustness (issue 16): run folders inside inputs, missing inputs, interrupts, resume notes,
+``-v`` placement, closed pipes, slice spans in ``check`` and export's skip counts."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from pathlib import Path
+
+from prep.cli import main
+from prep.run.run_folder import RunFolder
+
+
+def _inputs(tmp_path: Path, demo_dir: Path, names=("a01.wav", "a03.mp3")) -> Path:
+    inp = tmp_path / "in" / "alice"
+    inp.mkdir(parents=True)
+    for name in names:
+        shutil.copy(demo_dir / "alice" / name, inp / name)
+    return inp
+
+
+def _report(out: Path) -> dict:
+    return json.loads(RunFolder(out).report_json.read_text(encoding="utf-8"))
+
+
+def test_an_output_folder_inside_the_input_is_not_read_again(tmp_path, demo_dir, caplog):
+    inp = _inputs(tmp_path, demo_dir)
+    out = inp / "out"
+    assert main(["run", str(inp), "-o", str(out), "-q", "--jobs", "1"]) == 0
+    first = sorted(c["id"] for c in _report(out)["clips"])
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        assert main(["run", str(inp), "-o", str(out), "-q", "--jobs", "1"]) == 0
+    assert sorted(c["id"] for c in _report(out)["clips"]) == first
+    assert all(not c["source"].startswith(str(out)) for c in _report(out)["clips"])
+    skipped = [r.getMessage() for r in caplog.records if "voiceprep output folder" in r.getMessage()]
+    assert len(skipped) == 1 and str(out) in skipped[0]
+
+
+def test_a_missing_input_is_a_usage_error_and_creates_nothing(tmp_path, demo_dir, capsys):
+    inp = _inputs(tmp_path, demo_dir, names=("a01.wav",))
+    gone = tmp_path / "no" / "such.wav"
+    out = tmp_path / "out"
+    assert main(["run", str(inp), str(gone), "-o", str(out), "-q", "--jobs", "1"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and str(gone) in err and "no such file or folder" in err
+    assert not out.exists()
+    assert main(["check", str(gone)]) == 2
+    assert str(gone) in capsys.readouterr().err
