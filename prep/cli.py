@@ -9,7 +9,8 @@ Exit status: 0 when every file processed; 1 when some file errored (with
 :class:`~prep.errors.OutputError`; :class:`~prep.errors.SchedulerError`:
 the Dask scheduler cannot be reached; API errors); 2 for usage errors
 (:class:`~prep.errors.ConfigError`: bad options, nothing to work on); 130
-when interrupted.
+when interrupted; 141, quietly, when stdout's reader
+closed the pipe early.
 Heavy modules are imported inside the commands so that start-up stays fast.
 """
 
@@ -32,6 +33,8 @@ from .run.run_folder import DRY_RUN_FILE, MANIFEST, REPORT_HTML, REPORT_JSON, SU
 __all__ = ["main", "build_parser"]
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+#: Exit status when stdout's reader closed the pipe early (128 + SIGPIPE, as the shell reports such a stop).
+EXIT_CLOSED_PIPE = 141
 
 
 def _add_run(sub: argparse._SubParsersAction) -> None:
@@ -71,6 +74,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in _COMMANDS:
         add(sub)
+    for command in sub.choices.values():
+        # also after the subcommand; SUPPRESS keeps a -v given before it
+        command.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                             help="log details to stderr")
     return parser
 
 
@@ -406,7 +413,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     for noisy in ("distributed", "bokeh", "tornado"):
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
     try:
-        return int(args.func(args))
+        status = int(args.func(args))
+        sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's last flush
+        return status
     except ConfigError as err:
         print(f"voiceprep: error: {err}", file=sys.stderr)
         return EXIT_USAGE
@@ -416,6 +425,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("voiceprep: interrupted; finished files are kept in the manifest, re-run to resume", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        return _closed_pipe()
+
+
+def _closed_pipe() -> int:
+    """Exit quietly when the reader of stdout has gone (``voiceprep check ... | head -1``).
+
+    Stdout is pointed at ``/dev/null`` so that the interpreter's last flush
+    does not raise again.
+    """
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+    finally:
+        os.close(devnull)
+    return EXIT_CLOSED_PIPE
 
 
 if __name__ == "__main__":

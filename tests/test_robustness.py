@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
-from prep.cli import main
+from prep.cli import build_parser, main
 from prep.run.run_folder import RunFolder
 
 
@@ -48,3 +51,25 @@ def test_a_missing_input_is_a_usage_error_and_creates_nothing(tmp_path, demo_dir
     assert not out.exists()
     assert main(["check", str(gone)]) == 2
     assert str(gone) in capsys.readouterr().err
+
+
+def test_verbose_is_accepted_before_and_after_the_subcommand():
+    parser = build_parser()
+    assert parser.parse_args(["run", "-v", "in", "-o", "out"]).verbose is True
+    assert parser.parse_args(["-v", "check", "f.wav"]).verbose is True
+    assert parser.parse_args(["check", "f.wav", "--verbose"]).verbose is True
+    assert parser.parse_args(["check", "f.wav"]).verbose is False
+
+
+def test_a_closed_stdout_pipe_ends_check_quietly(demo_dir):
+    files = [demo_dir / "alice" / name for name in ("a01.wav", "a06.ogg", "a02.flac", "a03.mp3")]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}  # each line is written at once, as to a terminal
+    proc = subprocess.Popen([sys.executable, "-m", "prep", "check", "--json", *map(str, files)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    first = proc.stdout.readline()
+    proc.stdout.close()  # `| head -1`
+    err = proc.stderr.read().decode()
+    proc.wait(timeout=120)
+    assert json.loads(first)["source"].endswith("a01.wav")
+    assert "Traceback" not in err and "BrokenPipeError" not in err, err
+    assert proc.returncode == 141
