@@ -1,7 +1,7 @@
 """The ``voiceprep`` command line.
 
 ``voiceprep run INPUT... -o OUT``   process files/folders into OUT
-``voiceprep check FILE...``         one-line verdict per file, writes nothing
+``voiceprep check FILE...``         one-line verdict per clip (with its span in the source), writes nothing
 
 Exit status: 0 when every file processed; 1 when some file errored (with
 ``--strict``, also when any clip is not approved), or on any other failure
@@ -270,11 +270,13 @@ def _cmd_check(args: argparse.Namespace) -> int:
         for clip in results:
             if args.json:
                 data = clip.to_dict()
-                print(json.dumps({k: data[k] for k in ("id", "source", "speaker", "duration_s", "verdict",
+                print(json.dumps({k: data[k] for k in ("id", "source", "speaker", "span_s", "duration_s", "verdict",
                                                        "reasons", "findings", "metrics", "input")}, ensure_ascii=False))
             else:
                 why = "; ".join(clip.reasons) if clip.reasons else "ok"
-                print(f"{clip.verdict:<8} {clip.source}  [{clip.duration_s:.1f} s] {why}")
+                start, end = clip.span_s
+                span = f"{start:.1f}–{end:.1f} s " if end > start else ""  # where in the source: slices differ
+                print(f"{clip.verdict:<8} {clip.source}  {span}[{clip.duration_s:.1f} s] {why}")
     return _exit_status(clips, args.strict)
 
 

@@ -11,6 +11,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+import soundfile as sf
+
 from prep.cli import build_parser, main
 from prep.run.run_folder import RunFolder
 
@@ -73,3 +76,19 @@ def test_a_closed_stdout_pipe_ends_check_quietly(demo_dir):
     assert json.loads(first)["source"].endswith("a01.wav")
     assert "Traceback" not in err and "BrokenPipeError" not in err, err
     assert proc.returncode == 141
+
+
+def test_check_shows_each_slice_span_of_a_long_file(tmp_path, demo_dir, capsys):
+    audio, rate = sf.read(demo_dir / "alice" / "a01.wav", dtype="float32")
+    pause = np.zeros(int(0.8 * rate), np.float32)
+    long = tmp_path / "long.wav"
+    sf.write(long, np.concatenate([audio, pause] * 4), rate)
+    assert main(["check", "--json", str(long)]) in (0, 1)
+    records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert len(records) >= 2, "the file is sliced"
+    main(["check", str(long)])
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == len(records) and len(set(lines)) == len(lines)
+    for line, record in zip(lines, records, strict=True):
+        start, end = record["span_s"]
+        assert f"{start:.1f}–{end:.1f} s" in line
