@@ -356,7 +356,7 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from .deliver.export import export_clips
+    from .deliver.export import describe_skipped, export_clips
 
     if not Path(args.out).is_dir():
         raise ConfigError(f"OUT {args.out}: no such folder")
@@ -371,8 +371,10 @@ def _cmd_export(args: argparse.Namespace) -> int:
     )
     for note in result.notes:
         print(f"note: {note}", file=sys.stderr)
+    why = describe_skipped(result.skipped, include_warning=args.include_warning,
+                           require_text=not args.allow_missing_text)
     print(f"exported {len(result.exported)} clip(s) as {result.format} to {result.dest}"
-          + (f"; skipped {len(result.skipped)}" if result.skipped else ""))
+          + (f"; skipped {len(result.skipped)} ({why})" if result.skipped else ""))
     for clip_id, why in result.skipped:
         print(f"  skipped {clip_id}: {why}", file=sys.stderr)
     return EXIT_OK

@@ -13,8 +13,12 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
+from findings_helpers import findings_for
 
 from prep.cli import build_parser, main
+from prep.clip import Clip
+from prep.io import write_wav_atomic
+from prep.report.summary import build_report, write_report_json
 from prep.run.run_folder import RunFolder
 
 
@@ -92,3 +96,29 @@ def test_check_shows_each_slice_span_of_a_long_file(tmp_path, demo_dir, capsys):
     for line, record in zip(lines, records, strict=True):
         start, end = record["span_s"]
         assert f"{start:.1f}–{end:.1f} s" in line
+
+
+def test_export_with_nothing_approved_counts_each_cause_and_names_the_flags(tmp_path, capsys):
+    out = tmp_path / "out"
+    specs = [("w1", "warning", "a"), ("w2", "warning", "b"), ("w3", "warning", None), ("r1", "rejected", "c"),
+             ("e1", "error", "d"), ("t1", "approved", None), ("t2", "approved", None), ("gone", "approved", "e")]
+    clips = []
+    for cid, verdict, text in specs:
+        rel = None if verdict == "error" else f"clips/s/{cid}.wav"
+        if rel and cid != "gone":
+            write_wav_atomic(out / rel, np.full(1600, 0.1, np.float32), sample_rate=16000)
+        clips.append(Clip(id=cid, source=f"{cid}.wav", source_sha256="0" * 64, speaker="s", sample_rate=16000,
+                          transcript=text, span_s=(0.0, 0.1), n_samples=1600, findings=findings_for(verdict),
+                          output=rel))
+    write_report_json(build_report(clips, profile="test"), out)
+    assert main(["export", str(out), "--format", "ljspeech", "-d", str(tmp_path / "d")]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    assert "8 skipped" in err
+    assert "not approved: 3 warning / 1 rejected / 1 error" in err
+    assert "no transcript: 2" in err and "file missing: 1" in err
+    assert "--include-warning" in err and "--allow-missing-text" in err
+    assert main(["export", str(out), "--format", "ljspeech", "-d", str(tmp_path / "d"), "--include-warning"]) == 0
+    printed = capsys.readouterr().out
+    assert "skipped 6 (not approved: 1 rejected / 1 error; no transcript: 3; file missing: 1;" in printed
+    assert "--include-warning" not in printed and "--allow-missing-text" in printed

@@ -46,7 +46,7 @@ from ..errors import ConfigError, OutputError, PrepError
 from ..io import atomic_path, write_text_atomic
 from ..run.run_folder import RunFolder
 
-__all__ = ["FORMATS", "MARKER", "ExportResult", "export_clips"]
+__all__ = ["FORMATS", "MARKER", "ExportResult", "describe_skipped", "export_clips"]
 
 FORMATS = ("fish-speech", "ljspeech", "nemo", "audiofolder")
 MARKER = ".voiceprep-export.json"
@@ -77,6 +77,48 @@ class ExportResult:
     files: tuple[str, ...]
     skipped: tuple[tuple[str, str], ...] = ()
     notes: tuple[str, ...] = field(default_factory=tuple)
+
+
+def describe_skipped(skipped: Sequence[tuple[str, str]], *, include_warning: bool, require_text: bool) -> str:
+    """The skipped clips counted per cause, with the option that includes each.
+
+    Parameters
+    ----------
+    skipped : sequence of (str, str)
+        ``ExportResult.skipped``: ``(clip id, reason)``.
+    include_warning, require_text : bool
+        The options of the export, to suggest only what would change it.
+
+    Returns
+    -------
+    str
+        E.g. ``"not approved: 20 warning / 3 rejected; no transcript: 2; file missing: 1;
+        --include-warning exports warning clips"``.
+    """
+    verdicts: dict[str, int] = {}
+    no_text = missing = 0
+    for _, why in skipped:
+        if why.startswith("verdict "):
+            verdict = why.removeprefix("verdict ")
+            verdicts[verdict] = verdicts.get(verdict, 0) + 1
+        elif why == "no transcript":
+            no_text += 1
+        else:
+            missing += 1
+    parts = []
+    if verdicts:
+        order = ("warning", "rejected", "error")
+        names = sorted(verdicts, key=lambda v: (order.index(v) if v in order else len(order), v))
+        parts.append("not approved: " + " / ".join(f"{verdicts[v]} {v}" for v in names))
+    if no_text:
+        parts.append(f"no transcript: {no_text}")
+    if missing:
+        parts.append(f"file missing: {missing}")
+    if verdicts.get("warning") and not include_warning:
+        parts.append("--include-warning exports warning clips")
+    if no_text and require_text:
+        parts.append("--allow-missing-text exports clips without a transcript")
+    return "; ".join(parts)
 
 
 def _names(clips: Sequence[Clip]) -> dict[int, str]:
@@ -223,7 +265,8 @@ def export_clips(
         else:
             chosen.append(clip)
     if not chosen:
-        raise PrepError(f"no clip of {out} qualifies for export ({len(skipped)} skipped: verdict/transcript/file)")
+        raise PrepError(f"no clip of {out} qualifies for export: {len(skipped)} skipped ("
+                        f"{describe_skipped(skipped, include_warning=include_warning, require_text=require_text)})")
     previous = _prepare_dest(dest)
     names = _names(chosen)
     notes: list[str] = []
