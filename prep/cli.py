@@ -213,6 +213,19 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     finished = 0
 
+    def on_resume(done: int, redone: int) -> None:
+        if args.quiet:
+            return
+        notes = []
+        if redone:
+            notes.append(f"voiceprep: the profile or config changed since the last run into {out}: "
+                         f"{redone} file(s) done then are redone")
+        if done:
+            notes.append(f"voiceprep: resuming: {done} file(s) already done (in {RunFolder(out).manifest}) "
+                         "are skipped; --no-resume redoes them")
+        for note in notes:
+            progress.console.print(note, markup=False, highlight=False, soft_wrap=True)
+
     def on_result(job, clips) -> None:
         nonlocal finished
         finished += 1
@@ -233,6 +246,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
                 on_result=on_result,
                 resume=not args.no_resume,
                 longform=profile.longform,
+                on_resume=on_resume,
             )
     except KeyboardInterrupt:
         print(

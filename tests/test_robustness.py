@@ -122,3 +122,19 @@ def test_export_with_nothing_approved_counts_each_cause_and_names_the_flags(tmp_
     printed = capsys.readouterr().out
     assert "skipped 6 (not approved: 1 rejected / 1 error; no transcript: 3; file missing: 1;" in printed
     assert "--include-warning" not in printed and "--allow-missing-text" in printed
+
+
+def test_resume_says_what_it_skips_and_what_a_changed_config_redoes(tmp_path, demo_dir, capsys):
+    inp = _inputs(tmp_path, demo_dir)
+    out = tmp_path / "out"
+    run = ["run", str(inp), "-o", str(out), "--jobs", "1"]
+    assert main(run) == 0
+    assert "resuming" not in capsys.readouterr().err
+    assert main(run) == 0
+    err = capsys.readouterr().err
+    assert "resuming: 2 file(s) already done" in err and "skipped" in err
+    assert "changed" not in err
+    assert main([*run, "--profile", "dataset"]) == 0
+    err = capsys.readouterr().err
+    assert "the profile or config changed" in err and "2 file(s) done then are redone" in err
+    assert "resuming" not in err

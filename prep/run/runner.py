@@ -32,7 +32,7 @@ from ..stages.downmix import Downmix
 from .decode import AUDIO_EXTENSIONS, load, probe
 from .longform import LongForm, piece_clips, scan
 from .pipeline import Stage, pipeline_fingerprint, run_stages, stage_config
-from .run_folder import RunFolder
+from .run_folder import JournalRecord, RunFolder
 from .transcripts import TranscriptIndex, flag_transcript_rates
 
 __all__ = [
@@ -349,10 +349,12 @@ def process_job(
     return written
 
 
-def _done_sources(folder: RunFolder, fingerprint: str) -> dict[tuple[str, str], list[Clip]]:
+def _done_sources(
+    folder: RunFolder, fingerprint: str, records: Sequence[JournalRecord]
+) -> dict[tuple[str, str], list[Clip]]:
     """Clips already finished by an earlier run with the same pipeline, by (source, sha)."""
     done: dict[tuple[str, str], list[Clip]] = {}
-    for record in folder.read_journal():
+    for record in records:
         if record.pipeline == fingerprint:
             clip = record.clip
             done.setdefault((clip.source, clip.source_sha256), []).append(clip)
@@ -373,6 +375,7 @@ def run_jobs(
     on_result: Callable[[Job, list[Clip]], None] | None = None,
     resume: bool = True,
     longform: LongForm | None = None,
+    on_resume: Callable[[int, int], None] | None = None,
 ) -> list[Clip]:
     """Process ``jobs`` into ``out_dir`` and return all clips (without audio).
 
@@ -393,6 +396,11 @@ def run_jobs(
     resume : bool
     longform : LongForm, optional
         Long-file settings (see :func:`process_job`).
+    on_resume : callable, optional
+        With ``resume``, called once before any work as ``on_resume(done,
+        redone)``: the number of files skipped as already done, and the
+        number of files the journal has only from another pipeline (another
+        profile, config or version), which are therefore redone.
 
     Returns
     -------
@@ -407,7 +415,8 @@ def run_jobs(
     results: dict[int, list[Clip]] = {}
     with folder.lock():
         folder.remove_stale_temps()
-        done = _done_sources(folder, fingerprint) if resume else {}
+        records = folder.read_journal() if resume else []
+        done = _done_sources(folder, fingerprint, records)
         todo: list[tuple[int, Job]] = []
         done_paths = {path for path, _ in done}
         for index, job in enumerate(jobs):
@@ -422,6 +431,10 @@ def run_jobs(
                     on_result(job, done[key])
             else:
                 todo.append((index, job))
+        if resume and on_resume:
+            same = {r.clip.source for r in records if r.pipeline == fingerprint}
+            other = {r.clip.source for r in records if r.pipeline is not None and r.pipeline != fingerprint}
+            on_resume(len(results), sum(1 for _, job in todo if job.path in other - same))
 
         def record(index: int, job: Job, future: Future) -> None:
             try:
