@@ -9,7 +9,8 @@ Exit status: 0 when every file processed; 1 when some file errored (with
 :class:`~prep.errors.OutputError`; :class:`~prep.errors.SchedulerError`:
 the Dask scheduler cannot be reached; API errors); 2 for usage errors
 (:class:`~prep.errors.ConfigError`: bad options, nothing to work on); 130
-when interrupted; 141, quietly, when stdout's reader
+when interrupted (Ctrl-C or SIGTERM: finished files stay in the journal and
+a report of them is written, marked partial); 141, quietly, when stdout's reader
 closed the pipe early.
 Heavy modules are imported inside the commands so that start-up stays fast.
 """
@@ -21,10 +22,13 @@ import contextlib
 import json
 import logging
 import os
+import signal
 import sys
+import threading
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Executor
 from pathlib import Path
+from typing import Any
 
 from . import __version__
 from .errors import ConfigError, PrepError, SchedulerError
@@ -212,6 +216,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     )
 
     finished = 0
+    collected: dict[str, list] = {}  # the clips of each finished file, for a partial report
 
     def on_resume(done: int, redone: int) -> None:
         if args.quiet:
@@ -229,6 +234,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     def on_result(job, clips) -> None:
         nonlocal finished
         finished += 1
+        collected[job.path] = clips
         progress.advance(task)
         for clip in clips:
             if clip.verdict == "error":
@@ -248,10 +254,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
                 longform=profile.longform,
                 on_resume=on_resume,
             )
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (see main)
+        stages = [{"stage": s.name, "config": stage_config(s)} for s in profile.stages]
+        kept = [c for job in jobs for c in sorted(collected.get(job.path, ()), key=lambda c: c.id)]
+        partial = _finish_interrupted(out, kept, profile=profile.name, stages=stages, quiet=args.quiet)
         print(
             f"voiceprep: interrupted: {finished} of {len(jobs)} file(s) finished and kept in "
-            f"{RunFolder(out).manifest}; run the same command again to resume",
+            f"{RunFolder(out).manifest}{partial}; run the same command again to resume",
             file=sys.stderr,
         )
         return 130
@@ -262,6 +271,29 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if not args.quiet:
         _print_summary(report, out)
     return _exit_status(clips, args.strict)
+
+
+def _finish_interrupted(out: Path, clips: list, *, profile: str, stages: list[dict], quiet: bool) -> str:
+    """After an interrupt: remove clip files the journal does not list, write a partial report.
+
+    Returns the part of the interrupt message naming the report ("" when
+    no output folder was made).
+    """
+    from .report.html import write_report_html
+    from .report.summary import build_report, write_report_json
+
+    folder = RunFolder(out)
+    if not folder.root.is_dir():
+        return ""
+    with folder.lock():  # the workers have stopped; the run's own lock is released
+        folder.remove_stale_temps()
+        folder.remove_unjournaled_clips()
+    report = build_report(clips, profile=profile, stages=stages, partial=True)
+    write_report_json(report, out)
+    write_report_html(report, out)
+    if not quiet:
+        _print_summary(report, out)
+    return f", partial report in {folder.report_json}"
 
 
 def _print_summary(report: dict, out: Path) -> None:
@@ -430,6 +462,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=level, format="%(levelname)s %(message)s")
     for noisy in ("distributed", "bokeh", "tornado"):
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
+    previous = _sigterm_as_interrupt()
     try:
         status = int(args.func(args))
         sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's last flush
@@ -445,6 +478,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return _closed_pipe()
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM ends the process at once
+    raise KeyboardInterrupt
+
+
+def _sigterm_as_interrupt() -> Any:
+    """Make SIGTERM stop a command as Ctrl-C does; returns the handler it replaced (None if not set)."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGTERM, _on_sigterm)
 
 
 def _closed_pipe() -> int:

@@ -3,12 +3,15 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -138,3 +141,46 @@ def test_resume_says_what_it_skips_and_what_a_changed_config_redoes(tmp_path, de
     err = capsys.readouterr().err
     assert "the profile or config changed" in err and "2 file(s) done then are redone" in err
     assert "resuming" not in err
+
+
+def _clip_files(out: Path) -> dict[str, str]:
+    return {p.relative_to(out).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted((out / "clips").glob("*/*.wav"))}
+
+
+def test_sigterm_stops_like_ctrl_c_with_a_partial_report_and_resumes_to_the_same_result(tmp_path, demo_dir):
+    inp = tmp_path / "in" / "alice"
+    inp.mkdir(parents=True)
+    for k in range(2):
+        for src in sorted((demo_dir / "alice").glob("a0*")):
+            if src.suffix != ".txt":
+                shutil.copy(src, inp / f"{src.stem}_{k}{src.suffix}")
+    ref, out = tmp_path / "ref", tmp_path / "out"
+    run = ["run", str(inp), "-q", "--jobs", "2"]
+    assert main([*run, "-o", str(ref)]) == 0
+
+    proc = subprocess.Popen([sys.executable, "-m", "prep", *run, "-o", str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    journal = RunFolder(out).manifest
+    deadline = time.monotonic() + 120
+    while not (journal.is_file() and journal.read_bytes().count(b"\n")) and time.monotonic() < deadline:
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr
+    assert "interrupted" in stderr and "Traceback" not in stderr, stderr
+    report = _report(out)
+    assert report["partial"] is True
+    assert "Partial report" in RunFolder(out).report_html.read_text(encoding="utf-8")
+    listed = {r.clip.output for r in RunFolder(out).read_journal() if r.clip.output}
+    assert set(_clip_files(out)) <= listed
+    assert len(report["clips"]) < len(_report(ref)["clips"]), "stopped mid-run"
+    assert not RunFolder(out).lock_file.exists()
+
+    assert main([*run, "-o", str(out)]) == 0
+    resumed = _report(out)
+    assert resumed["partial"] is False
+    assert [(c["id"], c["verdict"], c["output"]) for c in resumed["clips"]] == [
+        (c["id"], c["verdict"], c["output"]) for c in _report(ref)["clips"]]
+    assert _clip_files(out) == _clip_files(ref)

@@ -31,7 +31,7 @@ from ..io import write_text_atomic
 from ..metrics import finite, pick, source_metrics
 from ..run.run_folder import RunFolder
 from .colormap import magma_lut
-from .summary import entry_findings, finding_counts
+from .summary import PARTIAL_NOTE, entry_findings, finding_counts
 
 __all__ = ["render_html", "write_report_html"]
 
@@ -54,6 +54,7 @@ h2{margin:28px 0 10px;font-size:18px}
 .kv{display:grid;grid-template-columns:auto auto;gap:2px 14px;font-size:13px}
 .kv > span:nth-child(odd){color:#5b6475}
 ul.notes{margin:6px 0 0 18px;padding:0;font-size:13px}
+p.partial{background:#fff3cd;border:1px solid #e0b400;padding:8px 12px;border-radius:4px}
 table.clips{border-collapse:collapse;background:#fff;width:100%;font-size:13px;box-shadow:0 1px 3px rgba(0,0,0,.12)}
 table.clips th{position:sticky;top:0;background:#e8ebf0;cursor:pointer;user-select:none;padding:6px 8px;text-align:left;
 white-space:nowrap}
@@ -716,6 +717,8 @@ def render_html(report: Mapping[str, Any], out_dir: str | Path, *, max_plots: in
         f"<header><h1>{_e(title)}</h1><div class='meta'>profile {_e(report.get('profile', '?'))} · "
         f"{len(clips)} clip(s) · {verdicts} · created {_e(report.get('created', '?'))} · "
         f"voiceprep {_e(report.get('voiceprep_version', '?'))}</div></header><main>",
+        *([f"<p class='partial'><strong>Partial report:</strong> {_e(PARTIAL_NOTE)}</p>"]
+          if report.get("partial") else []),
         "<h2>Speakers</h2>",
         _speaker_cards(report.get("speakers") or {}, anchor_of),
     ]

@@ -12,6 +12,10 @@ otherwise):
     Provenance.
 ``profile`` : str, ``pipeline`` : list of ``{"stage", "config"}``
     The stages run, with their configs.
+``partial`` : bool
+    True when the run was interrupted (Ctrl-C or SIGTERM): the report lists
+    only the files that finished; running the same command again finishes
+    it and rewrites the report.
 ``thresholds`` : dict or null
     Config of the ``score`` stage (the verdict thresholds), if it ran.
 ``summary`` : dict
@@ -71,6 +75,7 @@ from ..metrics import source_metrics
 from ..run.run_folder import REPORT_VERSION, RunFolder, load_report, upgrade_report
 
 __all__ = [
+    "PARTIAL_NOTE",
     "REPORT_VERSION",
     "build_report",
     "entry_findings",
@@ -108,7 +113,9 @@ def _clip_entry(clip: Clip, selected: bool = False) -> dict[str, Any]:
     }
 
 
-def build_report(clips: Sequence[Clip], *, profile: str, stages: Sequence[dict[str, Any]] = ()) -> dict[str, Any]:
+def build_report(
+    clips: Sequence[Clip], *, profile: str, stages: Sequence[dict[str, Any]] = (), partial: bool = False
+) -> dict[str, Any]:
     """Assemble the report dict for ``clips``.
 
     Parameters
@@ -118,6 +125,8 @@ def build_report(clips: Sequence[Clip], *, profile: str, stages: Sequence[dict[s
         Name of the profile used.
     stages : sequence of dict
         ``{"stage": name, "config": {...}}`` for each stage of the pipeline.
+    partial : bool
+        The run was interrupted: ``clips`` are those of the files that finished.
     """
     from .. import __version__
     from ..deliver.select import summarize_speakers
@@ -134,6 +143,7 @@ def build_report(clips: Sequence[Clip], *, profile: str, stages: Sequence[dict[s
         "python": platform.python_version(),
         "profile": profile,
         "pipeline": list(stages),
+        "partial": partial,
         "thresholds": thresholds,
         "summary": {**summarize(clips), "findings": finding_counts(entries)},
         "speakers": speakers,
@@ -193,6 +203,10 @@ def read_report(out_dir: str | Path) -> dict[str, Any]:
     path = Path(out_dir)
     return RunFolder(path).read_report() if path.is_dir() else load_report(path)
 
+
+#: Shown with a partial report (HTML and terminal).
+PARTIAL_NOTE = ("the run was interrupted, so this report lists only the files that finished; "
+                "run the same command again to finish it")
 
 _STYLE = {"approved": "green", "warning": "yellow", "rejected": "red", "error": "magenta"}
 
@@ -273,6 +287,8 @@ def print_summary(report: dict[str, Any], out_dir: str | Path, *, console: Any =
     for name, s in speakers.items():
         for note in s.get("notes") or []:
             console.print(Text.assemble((name, "bold"), ": ", note))
+    if report.get("partial"):
+        console.print(Text.assemble(("partial report: ", "bold yellow"), PARTIAL_NOTE))
     folder = RunFolder(out)
     paths = [p for p in (folder.report_json, folder.report_html) if p.exists()]
     if paths:

@@ -21,7 +21,10 @@ Layout (relative to ``OUT``):
     Held by the one run writing here (:class:`RunLock`).
 ``.<name>.*.tmp``
     Temp files of atomic writes (:mod:`prep.io`); one a killed run left
-    behind is deleted by the next run (:meth:`RunFolder.remove_stale_temps`).
+    behind is deleted by the next run (:meth:`RunFolder.remove_stale_temps`),
+    and so is a clip WAV the journal does not list
+    (:meth:`RunFolder.remove_unjournaled_clips`; an interrupted run removes
+    its own at once).
 
 The journal
     ``manifest.jsonl`` is append-only: one JSON object per line, a clip's
@@ -43,10 +46,11 @@ The reader of a finished run
     :meth:`RunFolder.read_clips` (its clips) are what ``voiceprep report``,
     ``export`` and ``submit`` read.  The journal is not used for that: it
     also holds records of interrupted runs, of older pipelines and of inputs
-    no longer given.  A missing ``report.json`` is a usage error
-    (:class:`~prep.errors.ConfigError`: nothing has finished in ``OUT``; an
-    interrupted run writes it once re-run to the end); an unreadable or
-    corrupt one is a :class:`~prep.errors.DataError` naming the file.
+    no longer given.  An interrupted run writes a report of the files that
+    finished, marked ``"partial": true``; re-run to the end, it writes the
+    whole one.  A missing ``report.json`` is a usage error
+    (:class:`~prep.errors.ConfigError`: nothing has finished in ``OUT``); an
+    unreadable or corrupt one is a :class:`~prep.errors.DataError` naming the file.
 """
 
 from __future__ import annotations
@@ -209,6 +213,24 @@ class RunFolder:
         for tmp in [*self.root.glob(".*.tmp"), *self.clips_dir.glob("*/.*.tmp"), *self.plots_dir.glob("*/.*.tmp")]:
             tmp.unlink(missing_ok=True)
 
+    def remove_unjournaled_clips(self) -> list[Path]:
+        """Delete clip WAVs that the journal does not list, and return their paths.
+
+        A run journals each file's clips right after writing them; a run
+        stopped in between (interrupted, killed) leaves WAVs no record
+        describes.  Call it holding the lock: a running writer's clips look
+        the same until they are journaled.
+        """
+        listed = {r.clip.output for r in self.read_journal() if r.clip.output}
+        removed = []
+        for wav in sorted(self.clips_dir.glob("*/*.wav")):
+            if wav.relative_to(self.root).as_posix() not in listed:
+                wav.unlink(missing_ok=True)
+                removed.append(wav)
+        if removed:
+            log.info("%s: %d clip file(s) the journal does not list removed", self.clips_dir, len(removed))
+        return removed
+
     # -- the journal --------------------------------------------------------------------------------------
     def append(self, clip: Clip, *, pipeline: str | None = None) -> None:
         """Append one clip record to the journal and push it to disk.
@@ -329,7 +351,7 @@ def load_report(path: str | Path) -> dict[str, Any]:
         where = path.parent if path.name == REPORT_JSON else path
         raise ConfigError(
             f"{path}: no such report; run `voiceprep run ... -o {where}` first "
-            "(an interrupted run writes it when run again to the end)"
+            "(a run writes it when it finishes or is interrupted)"
         ) from err
     except (OSError, UnicodeDecodeError) as err:
         raise DataError(f"{path}: cannot read the report: {getattr(err, 'strerror', None) or err}") from err

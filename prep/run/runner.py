@@ -415,6 +415,7 @@ def run_jobs(
     results: dict[int, list[Clip]] = {}
     with folder.lock():
         folder.remove_stale_temps()
+        folder.remove_unjournaled_clips()  # a killed run's clips that were never journaled
         records = folder.read_journal() if resume else []
         done = _done_sources(folder, fingerprint, records)
         todo: list[tuple[int, Job]] = []
