@@ -309,6 +309,11 @@ def _cmd_check(args: argparse.Namespace) -> int:
     _require_inputs(args.files)
     profile = get_profile(args.profile)
     jobs = discover(args.files)
+    if jobs:
+        from .dsp.estimators import mos_missing_notice
+
+        if notice := mos_missing_notice(profile.stages):  # once per run, not per file
+            logging.getLogger(__name__).warning(notice)
     clips = []
     for job in jobs:
         results = process_job(job, profile.stages, out_dir=None, longform=profile.longform)

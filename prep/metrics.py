@@ -131,6 +131,13 @@ _DECLARED: tuple[Metric, ...] = (
        (_MEASURE,), "source", output_pair="output_lufs"),
     _M("source_peak_dbfs", "dBFS", "sample peak of the decoded source (above 0 for float files beyond full "
        "scale; `-inf` if silent)", (RUNNER,), "source"),
+    # DNSMOS of the source span (measure_input, only with the optional extra `pip install 'voiceprep[mos]'`)
+    _M("source_dnsmos_ovrl", "MOS", "DNSMOS P.835 overall (1–5) of the source span; judged and scored, optional "
+       "extra", (_MEASURE,), "source", output_pair="dnsmos_ovrl"),
+    _M("source_dnsmos_sig", "MOS", "DNSMOS P.835 speech signal quality (1–5) of the source span, optional extra",
+       (_MEASURE,), "source", output_pair="dnsmos_sig"),
+    _M("source_dnsmos_bak", "MOS", "DNSMOS P.835 background quality (1–5, 5 = no audible noise) of the source "
+       "span; judged, optional extra", (_MEASURE,), "source", output_pair="dnsmos_bak"),
     # -- output: the written clip ----------------------------------------------------------------
     _M("duration_s", "s", "clip length", (_SCORE,), "output"),
     _M("speech_s", "s", "VAD speech in the clip", ("trim", "slice", _SCORE, RUNNER), "output"),
@@ -153,8 +160,9 @@ _DECLARED: tuple[Metric, ...] = (
        "`score`)", ("loudness", _SCORE), "output"),
     _M("output_true_peak_dbtp", "dBTP", "true peak of the clip (from `loudness`, else measured by `score`)",
        ("loudness", _SCORE), "output"),
-    _M("dnsmos_ovrl", "MOS", "DNSMOS P.835 overall (1–5), only with the optional extra "
-       "`pip install 'voiceprep[mos]'`", (_SCORE,), "output"),
+    _M("dnsmos_ovrl", "MOS", "DNSMOS P.835 overall (1–5) of the clip, only with the optional extra "
+       "`pip install 'voiceprep[mos]'`; scored and judged where `source_dnsmos_ovrl` is missing",
+       (_SCORE,), "output"),
     _M("dnsmos_sig", "MOS", "DNSMOS P.835 speech signal quality (1–5), optional extra", (_SCORE,), "output"),
     _M("dnsmos_bak", "MOS", "DNSMOS P.835 background quality (1–5), optional extra", (_SCORE,), "output"),
     _M("dnsmos_p808", "MOS", "DNSMOS P.808 MOS (1–5), optional extra", (_SCORE,), "output"),
@@ -377,8 +385,8 @@ def source_metrics(metrics: Mapping[str, Any]) -> dict[str, float | None]:
     dict of str to float or None
         Keyed by the output names: ``duration_s``, ``speech_ratio``,
         ``snr_db``, ``clipping_ratio``, ``bandwidth_hz``, ``reverb_s``,
-        ``tonal_ratio``, ``dc_offset`` and ``dnsmos_ovrl``; None where not
-        measured.
+        ``tonal_ratio``, ``dc_offset``, ``dnsmos_ovrl``, ``dnsmos_sig`` and
+        ``dnsmos_bak``; None where not measured.
     """
     clip_src = source_name("clipping_ratio")
     clip_in = pick(metrics, clip_src) if clip_src else None
@@ -386,7 +394,7 @@ def source_metrics(metrics: Mapping[str, Any]) -> dict[str, float | None]:
     out = {
         name: _source_first(metrics, name)
         for name in ("duration_s", "speech_ratio", "snr_db", "clipping_ratio", "bandwidth_hz", "reverb_s",
-                     "tonal_ratio", "dc_offset", "dnsmos_ovrl")
+                     "tonal_ratio", "dc_offset", "dnsmos_ovrl", "dnsmos_sig", "dnsmos_bak")
     }
     out["clipping_ratio"] = max((v for v in (clip_in, clip_out) if v is not None), default=None)
     return out

@@ -423,7 +423,7 @@ def test_measure_then_denoise_runs_the_vad_once(monkeypatch):
     calls = []
     real = vad.vad_frames
     monkeypatch.setattr(vad, "vad_frames", lambda *a, **k: calls.append(1) or real(*a, **k))
-    (out,) = run_stages(_clip(noisy, rate), [Measure(), Denoise()])
+    (out,) = run_stages(_clip(noisy, rate), [Measure(mos=False), Denoise()])
     assert len(calls) == 1 and out.speech is not None
     assert out.metrics["denoise_applied"] and out.metrics["noise_profile"] == "non-speech frames"
     assert speechlike.si_sdr(out.audio, clean) > speechlike.si_sdr(noisy, clean) + 3.0

@@ -377,7 +377,9 @@ CLEAN = {"duration_s": 12.0, "speech_ratio": 0.85, "snr_db": 35.0, "clipping_rat
         ({"reverb_s": 2.0}, "rejected", "reverb.very_high", "reverb_s", 1.5),
         ({"tonal_ratio": 0.8}, "warning", "tonal.background", "tonal_ratio", 0.5),
         ({"dc_offset": -0.05}, "warning", "dc.offset", "dc_offset", 0.02),
-        ({"dnsmos_ovrl": 1.8}, "warning", "dnsmos.low", "dnsmos_ovrl", 2.5),
+        ({"dnsmos_ovrl": 2.3}, "warning", "dnsmos.low", "dnsmos_ovrl", 2.5),
+        ({"dnsmos_ovrl": 1.8}, "rejected", "dnsmos.too_low", "dnsmos_ovrl", 2.0),
+        ({"dnsmos_bak": 2.6}, "warning", "dnsmos.noisy", "dnsmos_bak", 3.0),
     ],
 )
 def test_verdict_rules(change, verdict, code, metric, threshold):
@@ -430,7 +432,7 @@ def _clip(audio: np.ndarray, **metrics) -> Clip:
 def test_measure_stage_records_source_metrics_and_keeps_audio(speech):
     clean, regions = speech
     noisy = mix_at_snr(clean, regions, np.random.default_rng(1).standard_normal(clean.size), 15)
-    out = Measure().apply(_clip(noisy))
+    out = Measure(mos=False).apply(_clip(noisy))
     assert out.audio is not None and np.array_equal(out.audio, noisy)
     assert abs(out.metrics["source_snr_db"] - 15.0) <= 3.0
     assert {"source_clipping_ratio", "source_bandwidth_hz", "source_reverb_s", "source_tonal_ratio"} <= set(out.metrics)

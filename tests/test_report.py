@@ -31,7 +31,7 @@ from prep.stages.score import Score
 from prep.stages.trim import Trim
 
 FILES = [("alice", "alice/a01.wav"), ("alice", "alice/a02.flac"), ("bob", "bob/b01.wav"), ("bob", "bob/b03.mp3")]
-STAGES = (Downmix(), Measure(), Resample(target_sample_rate=24000), Trim(), Score(mos=False))
+STAGES = (Downmix(), Measure(mos=False), Resample(target_sample_rate=24000), Trim(), Score(mos=False))
 
 
 @pytest.fixture(scope="module")

@@ -22,7 +22,7 @@ from prep.run.runner import Job, process_job, run_jobs
 
 def _no_mos(stages):
     """The profile's stages with DNSMOS off (speed; the source metrics are what is tested)."""
-    return tuple(dataclasses.replace(s, mos=False) if s.name == "score" else s for s in stages)
+    return tuple(dataclasses.replace(s, mos=False) if s.name in ("measure_input", "score") else s for s in stages)
 
 
 def _noise_to_snr(speech: np.ndarray, regions, rate: int, snr_db: float, seed: int) -> np.ndarray:

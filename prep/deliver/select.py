@@ -126,7 +126,8 @@ def select_clips(
     """Choose one speaker's clips for a voice, by verdict, length and score.
 
     Candidates are ranked in tiers, each by ``score`` (highest first, then
-    longest, then id): approved clips of at least ``min_clip_s``, shorter
+    longest, then id; the score holds the DNSMOS OVRL penalty when the
+    ``[mos]`` extra ran): approved clips of at least ``min_clip_s``, shorter
     approved clips, warning clips of at least ``min_clip_s``, shorter
     warning clips.  Rejected and errored clips are never chosen.  The first
     tier is taken while the total stays within ``max_total_s`` and the count

@@ -51,7 +51,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,6 +67,7 @@ from .filters import ANALYSIS_RATE, ENV_HOP_S, band_envelope, long_runs_any, max
 __all__ = [
     "ANALYSIS_RATE",
     "MAX_SNR_DB",
+    "MOS_MISSING_NOTICE",
     "ClippingReport",
     "SnrEstimate",
     "bandwidth_hz",
@@ -76,6 +77,8 @@ __all__ = [
     "frame_powers",
     "ltas_db",
     "measure_quality",
+    "mos_available",
+    "mos_missing_notice",
     "reverb_decay_s",
     "snr_estimate",
     "tonal_ratio",
@@ -609,6 +612,42 @@ def tonal_ratio(
 
 
 # -- optional DNSMOS -------------------------------------------------------------
+#: What a run without the ``[mos]`` extra says, once (:func:`mos_missing_notice`).
+MOS_MISSING_NOTICE = (
+    "DNSMOS is off: onnxruntime/speechmos are not installed. pip install 'voiceprep[mos]' adds DNSMOS "
+    "OVRL/SIG/BAK of each clip's source and output, up to 20 score points for a low OVRL and the "
+    "dnsmos.* findings; scores and verdicts now use the model-free metrics only"
+)
+
+
+def mos_available() -> bool:
+    """Whether the ``[mos]`` extra (``onnxruntime`` and ``speechmos``) is installed.
+
+    Looks the packages up without importing them (a run's parent process asks, the workers score).
+    """
+    import importlib.util
+
+    return all(importlib.util.find_spec(name) is not None for name in ("onnxruntime", "speechmos"))
+
+
+def mos_missing_notice(stages: Iterable[object]) -> str | None:
+    """The one notice a run gives when its stages would run DNSMOS but the extra is missing.
+
+    Parameters
+    ----------
+    stages : iterable of stage
+        The run's stages; a stage wants DNSMOS when its ``mos`` attribute is true
+        (:class:`~prep.stages.measure.Measure`, :class:`~prep.stages.score.Score`).
+
+    Returns
+    -------
+    str or None
+        :data:`MOS_MISSING_NOTICE`, or None when no stage wants DNSMOS or it is available.
+    """
+    wanted = any(getattr(stage, "mos", False) for stage in stages)
+    return MOS_MISSING_NOTICE if wanted and not mos_available() else None
+
+
 def dnsmos(audio: np.ndarray, *, sample_rate: int) -> dict[str, float] | None:
     """DNSMOS scores with the optional ``[mos]`` extra (``pip install voiceprep[mos]``).
 
@@ -625,13 +664,17 @@ def dnsmos(audio: np.ndarray, *, sample_rate: int) -> dict[str, float] | None:
     dict or None
         ``dnsmos_ovrl``, ``dnsmos_sig``, ``dnsmos_bak`` (P.835) and
         ``dnsmos_p808`` on the 1–5 MOS scale; ``None`` when ``speechmos``
-        (or onnxruntime) is not installed or the clip is empty.
+        (or onnxruntime) is not installed or the clip is empty.  Says
+        nothing when the extra is missing: a run says it once
+        (:func:`mos_missing_notice`), not once per clip.
 
     Raises
     ------
     prep.models.ModelError
         ``speechmos`` is another version or a model file's SHA-256 differs.
     """
+    if not mos_available():
+        return None
     try:
         import onnxruntime  # noqa: F401
         import speechmos  # noqa: F401  (carries the model files)

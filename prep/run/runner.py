@@ -379,7 +379,9 @@ def run_jobs(
 ) -> list[Clip]:
     """Process ``jobs`` into ``out_dir`` and return all clips (without audio).
 
-    Each finished file's clips are appended to the run folder's journal
+    When a stage would run DNSMOS but the ``[mos]`` extra is missing, one
+    warning says so (:func:`prep.dsp.estimators.mos_missing_notice`), not one
+    per file or worker.  Each finished file's clips are appended to the run folder's journal
     (:meth:`prep.run.run_folder.RunFolder.append`) as they arrive, tagged with
     the pipeline fingerprint.  With ``resume``, a file whose content hash and
     pipeline match a journal entry (and whose clip files exist) is not redone.
@@ -436,6 +438,12 @@ def run_jobs(
             same = {r.clip.source for r in records if r.pipeline == fingerprint}
             other = {r.clip.source for r in records if r.pipeline is not None and r.pipeline != fingerprint}
             on_resume(len(results), sum(1 for _, job in todo if job.path in other - same))
+        if todo:
+            from ..dsp.estimators import mos_missing_notice
+
+            # Said here, once per run: the workers score without it silently.
+            if notice := mos_missing_notice(stages):
+                log.warning(notice)
 
         def record(index: int, job: Job, future: Future) -> None:
             try:

@@ -18,6 +18,8 @@ __all__ = ["Measure"]
 #: Quality metrics :class:`Measure` records on the source, as their ``source_*`` pair (see
 #: :func:`prep.metrics.source_name`).
 INPUT_METRICS = ("snr_db", "clipping_ratio", "clipped_runs", "dc_offset", "bandwidth_hz", "reverb_s", "tonal_ratio")
+#: DNSMOS scores :class:`Measure` records on the source (``Measure.mos``, with the ``[mos]`` extra).
+INPUT_DNSMOS = ("dnsmos_ovrl", "dnsmos_sig", "dnsmos_bak")
 
 
 @dataclass(frozen=True)
@@ -26,7 +28,8 @@ class Measure:
 
     ``source_snr_db``, ``source_clipping_ratio``, ``source_clipped_runs``,
     ``source_dc_offset``, ``source_bandwidth_hz``, ``source_reverb_s``,
-    ``source_tonal_ratio`` and ``source_lufs`` (BS.1770-4 integrated loudness)
+    ``source_tonal_ratio``, ``source_lufs`` (BS.1770-4 integrated loudness)
+    and, with the ``[mos]`` extra, ``source_dnsmos_ovrl``/``_sig``/``_bak``
     are measured on the clip's own stretch of the source: ``clip.source_audio``
     (the downmixed source at the source rate,
     before resampling, denoising and loudness, carried from
@@ -51,11 +54,16 @@ class Measure:
         the source the clip carries).  What trimming cut off before and after the speech is where the
         background (noise floor, hum, music) shows without a voice over it: without it a trimmed clip
         full of speech hides a hum that fills every pause of the recording.
+    mos : bool
+        Run DNSMOS on the same stretch of the source when the ``[mos]`` extra is installed (about
+        0.4 s of one core per 9 s window; without the extra nothing is recorded and nothing is said
+        here: a run says it once, see :func:`prep.dsp.estimators.mos_missing_notice`).
     """
 
     name: ClassVar[str] = "measure_input"
     changes: ClassVar[frozenset[str]] = frozenset()  # metrics and speech regions only (see run_stages)
     context_s: float = 1.0
+    mos: bool = True
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.context_s <= 60.0:
@@ -75,8 +83,9 @@ class Measure:
         if speech is None:
             mask = vad_mask(mix_to_mono(source), sample_rate=rate)
             speech = tuple(mask_to_regions(mask, frame_s=VAD_FRAME_S, duration_s=duration))
-        found = measure_quality(source, sample_rate=rate, skip={"dnsmos_ovrl"}, speech=speech)
+        found = measure_quality(source, sample_rate=rate, mos=self.mos, speech=speech)
         values = {source_name(k) or k: found[k] for k in INPUT_METRICS}
+        values.update({source_name(k) or k: found[k] for k in INPUT_DNSMOS if k in found})
         values["source_lufs"] = integrated_loudness(source, sample_rate=rate)
         measured = clip.with_metrics(**values)
         # Same timeline as the clip's audio (nothing cut, same length within a sample): the regions hold for it.

@@ -37,6 +37,10 @@ PENALTIES: dict[str, tuple[float, float, float]] = {
     "speech_ratio": (0.7, 0.2, 20.0),
     "duration_s": (10.0, 2.0, 15.0),
     "dc_offset_abs": (0.005, 0.05, 5.0),
+    # DNSMOS OVRL (the [mos] extra; nothing when it did not run): clean read speech 3.2-3.46, the same
+    # speech in cafe/kitchen/restaurant/white noise: median 2.76 at 20 dB SNR, 2.16 at 10 dB, 1.63 at
+    # 5 dB (benchmarks/dnsmos_score.py).
+    "dnsmos_ovrl": (3.3, 2.0, 20.0),
 }
 
 
@@ -47,9 +51,11 @@ def quality_score(metrics: Mapping[str, Any]) -> tuple[float, dict[str, float]]:
     value (:data:`PENALTIES`): SNR 35 → 5 dB (40 points), clipped samples
     0.001 % → 1 % on a log scale (30), bandwidth 11 → 3.5 kHz (25), decay
     time 0.3 → 1.0 s (25), tonal background 0.3 → 0.9 (20), speech ratio
-    0.7 → 0.2 (20), duration 10 → 2 s (15), DC offset 0.005 → 0.05 (5).
+    0.7 → 0.2 (20), duration 10 → 2 s (15), DC offset 0.005 → 0.05 (5),
+    DNSMOS OVRL 3.3 → 2.0 (20; only with the ``[mos]`` extra).
     Source (``source_*``) values are used where :class:`Measure` recorded
-    them.  Missing metrics cost nothing.
+    them.  Missing metrics cost nothing, so a run without DNSMOS scores on
+    the model-free metrics alone.
 
     Parameters
     ----------
@@ -74,6 +80,7 @@ def quality_score(metrics: Mapping[str, Any]) -> tuple[float, dict[str, float]]:
         "speech_ratio": src["speech_ratio"],
         "duration_s": src["duration_s"],
         "dc_offset_abs": abs(src["dc_offset"]) if src["dc_offset"] is not None else None,
+        "dnsmos_ovrl": src["dnsmos_ovrl"],
     }
     penalties = {}
     for name, (good, bad, points) in PENALTIES.items():
@@ -142,7 +149,12 @@ def judge(metrics: Mapping[str, Any], rules: Score) -> tuple[Finding, ...]:
     )
     first("tonal_ratio", ("tonal.background", rules.warn_tonal_ratio, operator.gt))
     first("dc_offset", ("dc.offset", rules.warn_dc_offset, lambda v, t: abs(v) > t))
-    first("dnsmos_ovrl", ("dnsmos.low", rules.warn_dnsmos_ovrl, operator.lt))
+    first(
+        "dnsmos_ovrl",
+        ("dnsmos.too_low", rules.min_dnsmos_ovrl, operator.lt),
+        ("dnsmos.low", rules.warn_dnsmos_ovrl, operator.lt),
+    )
+    first("dnsmos_bak", ("dnsmos.noisy", rules.warn_dnsmos_bak, operator.lt))
     return tuple(sorted(found, key=lambda f: f.severity != "reject"))
 
 
@@ -206,10 +218,18 @@ class Score:
         Music / hum indicator.
     warn_dc_offset : float
         DC offset, fraction of full scale.
-    warn_dnsmos_ovrl : float
-        DNSMOS overall MOS (only with the ``[mos]`` extra installed).
+    min_dnsmos_ovrl, warn_dnsmos_ovrl : float
+        DNSMOS overall MOS, 1–5 (only with the ``[mos]`` extra installed; the
+        source value where :class:`~prep.stages.measure.Measure` recorded it).
+        Read speech in everyday noise falls below 2.0 from 5–10 dB SNR
+        (the ``min_snr_db`` default is 10 dB), below 2.5 from 10–20 dB
+        (``benchmarks/dnsmos_score.py``).  ``0`` turns a check off.
+    warn_dnsmos_bak : float
+        DNSMOS background quality, 1–5: below it the background is audibly
+        noisy (3.0 is the median at 20 dB SNR, the ``warn_snr_db`` default;
+        it also hears babble or clatter the SNR estimate takes for speech).
     mos : bool
-        Run DNSMOS when ``speechmos`` is installed.
+        Run DNSMOS on the clip when ``speechmos`` is installed.
     """
 
     name: ClassVar[str] = "score"
@@ -229,7 +249,9 @@ class Score:
     warn_reverb_s: float = 0.45
     warn_tonal_ratio: float = 0.5
     warn_dc_offset: float = 0.02
+    min_dnsmos_ovrl: float = 2.0
     warn_dnsmos_ovrl: float = 2.5
+    warn_dnsmos_bak: float = 3.0
     mos: bool = True
 
     def __post_init__(self) -> None:
@@ -241,6 +263,11 @@ class Score:
         _check_order("warn_clipping_ratio", self.warn_clipping_ratio, "max_clipping_ratio", self.max_clipping_ratio)
         _check_order("min_bandwidth_hz", self.min_bandwidth_hz, "warn_bandwidth_hz", self.warn_bandwidth_hz)
         _check_order("warn_reverb_s", self.warn_reverb_s, "max_reverb_s", self.max_reverb_s)
+        _check_order("min_dnsmos_ovrl", self.min_dnsmos_ovrl, "warn_dnsmos_ovrl", self.warn_dnsmos_ovrl)
+        for field in ("min_dnsmos_ovrl", "warn_dnsmos_ovrl", "warn_dnsmos_bak"):
+            value = getattr(self, field)
+            if not 0.0 <= value <= 5.0:
+                raise ConfigError(f"{field} is a MOS in [0, 5] (0: no check), got {value!r}")
         if self.min_duration_s < 0 or self.min_speech_ratio < 0 or self.warn_clipping_ratio < 0:
             raise ConfigError(
                 "min_duration_s, min_speech_ratio and warn_clipping_ratio must be >= 0, got "
