@@ -539,6 +539,7 @@ _TABLE = [
     ("LUFS src", "source_lufs", ".1f", ""),
     ("LUFS out", "output_lufs", ".1f", ""),
     ("TP out", "output_true_peak_dbtp", ".1f", ""),
+    ("voice", "voice_similarity", ".2f", ""),
 ]
 
 
@@ -630,7 +631,9 @@ def _metrics_table(metrics: Mapping[str, Any]) -> str:
     rows = []
     for key in sorted(metrics):
         value = metrics[key]
-        if isinstance(value, float):
+        if key == "voice_embedding" and isinstance(value, list):
+            text = f"{len(value)} values (speaker embedding, in report.json)"
+        elif isinstance(value, float):
             text = f"{value:.4g}"
         elif isinstance(value, (dict, list)):
             text = json.dumps(value, ensure_ascii=False)
