@@ -83,6 +83,19 @@ def test_speakers_are_judged_apart_and_need_three_clips(base):
         flag_other_voices(alice, warn=0.6, reject=0.7)
 
 
+def test_a_clip_on_another_channel_is_not_judged(base):
+    """A phone-band clip among wideband ones: its embedding follows the channel, so no flag."""
+    clips = [_clip(i, _near(base, 0.95, i)).with_metrics(bandwidth_hz=16000.0) for i in range(4)]
+    phone = _clip(4, _near(base, 0.5, 40)).with_metrics(bandwidth_hz=3900.0)
+    wide_other = _clip(5, _near(base, 0.5, 50)).with_metrics(bandwidth_hz=15000.0)
+    out = flag_other_voices([*clips, phone, wide_other])
+    assert out[4] is phone and not is_other_voice(out[4])
+    assert is_other_voice(out[5])  # the same similarity on the speaker's channel is flagged
+    notes = speaker_summary(out)["notes"]
+    assert any("voice not judged for 1 clip(s) of a much narrower bandwidth" in n and n.endswith(": c4")
+               for n in notes), notes
+
+
 def test_several_voices_are_named_in_the_report(base):
     other = _direction(2)
     clips = [_clip(i, _near(base, 0.95, i), seconds=12.0) for i in range(3)]
@@ -103,6 +116,25 @@ def test_several_voices_are_named_in_the_report(base):
     print_summary(report, "out", console=Console(file=buf, width=300))
     assert "alice: 2 different voices among these clips: alice-1: 3 clip(s)" in buf.getvalue()
     assert "(c3, c4, c5)" in buf.getvalue()
+
+
+def test_report_html_maps_each_speakers_voices(base, tmp_path):
+    import re
+
+    from prep.report.html import render_html
+
+    other = _direction(2)
+    clips = [_clip(i, _near(base, 0.95, i)) for i in range(3)]
+    clips += [_clip(3 + i, _near(other, 0.95, 30 + i)) for i in range(3)]
+    clips += [_clip(9, None, speaker="bob")]
+    html = render_html(build_report(flag_other_voices(clips), profile="fish"), tmp_path, max_plots=0)
+    assert html.count('class="voicemap"') == 1  # alice only: bob has no embeddings
+    dots = re.findall(r'<circle cx="([\d.]+)" cy="[\d.]+" r="4.5"[^>]*><title>(c\d)', html)
+    assert sorted(cid for _, cid in dots) == [f"c{i}" for i in range(6)]
+    x = {cid: float(cx) for cx, cid in dots}
+    # the two voices lie apart on the first axis
+    a, b = [x[f"c{i}"] for i in range(3)], [x[f"c{i}"] for i in range(3, 6)]
+    assert max(a) < min(b) or max(b) < min(a), x
 
 
 def test_voice_stage_without_the_extra_changes_nothing():

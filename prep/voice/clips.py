@@ -19,17 +19,19 @@ import numpy as np
 from ..clip import Clip
 from ..errors import ConfigError
 from ..findings import finding
-from ..metrics import finite
+from ..metrics import finite, source_metrics
 from .cluster import CLUSTER_DISTANCE, cluster_voices
 from .consistency import REJECT_SIMILARITY, WARN_SIMILARITY, check_voice
 
 __all__ = [
+    "CHANNEL_BANDWIDTH_RATIO",
     "MIN_CLIPS",
     "MIN_VOICE_SHARE",
     "OTHER_VOICE_CODES",
     "clip_embedding",
     "flag_other_voices",
     "is_other_voice",
+    "off_channel",
     "speaker_voices",
 ]
 
@@ -41,6 +43,10 @@ MIN_CLIPS = 3
 MIN_VOICE_SHARE = 0.3
 #: Finding codes of a clip that sounds like another voice (never selected).
 OTHER_VOICE_CODES = frozenset({"voice.other", "voice.other_reject"})
+#: A clip whose bandwidth is below the speaker's median bandwidth divided by this is on another
+#: channel (a phone call among studio takes): the embedding follows the channel too (a
+#: recording resampled to 8 kHz scored 0.57 against its wideband copies), so such a clip is not judged.
+CHANNEL_BANDWIDTH_RATIO = 2.0
 
 
 def clip_embedding(clip: Clip) -> np.ndarray | None:
@@ -64,6 +70,20 @@ def _speech_s(clip: Clip) -> float:
     return max(float(value or 0.0), 1e-3)
 
 
+def _bandwidth_hz(clip: Clip) -> float | None:
+    value = source_metrics(clip.metrics)["bandwidth_hz"]
+    return value if value is not None and value > 0 else None
+
+
+def off_channel(clips: Sequence[Clip], *, ratio: float = CHANNEL_BANDWIDTH_RATIO) -> set[int]:
+    """Indices of the clips whose bandwidth is below the group's median bandwidth over ``ratio``."""
+    widths = {i: w for i, c in enumerate(clips) if (w := _bandwidth_hz(c)) is not None}
+    if len(widths) < 2:
+        return set()
+    median = float(np.median(list(widths.values())))
+    return {i for i, w in widths.items() if w * ratio < median}
+
+
 def is_other_voice(clip: Clip) -> bool:
     """Whether the clip was flagged as sounding like another voice (:data:`OTHER_VOICE_CODES`)."""
     return any(f.code in OTHER_VOICE_CODES for f in clip.findings)
@@ -84,7 +104,8 @@ def flag_other_voices(clips: Sequence[Clip], *, warn: float = WARN_SIMILARITY, r
     scored by cosine similarity to the speaker's robust centre (weighted by seconds of
     speech).  Each gains ``voice_similarity``; below ``warn`` a ``voice.other`` warning, below
     ``reject`` a ``voice.other_reject``.  A speaker with fewer than ``min_clips`` such clips is
-    not checked.
+    not checked.  Clips on another channel (:func:`off_channel`: a phone-band clip among
+    wideband ones) are neither part of the centre nor judged.
 
     Parameters
     ----------
@@ -108,6 +129,8 @@ def flag_other_voices(clips: Sequence[Clip], *, warn: float = WARN_SIMILARITY, r
     for members in _by_speaker(clips).values():
         usable = [i for i in members if clips[i].verdict in ("approved", "warning")]
         vectors = {i: v for i in usable if (v := clip_embedding(clips[i])) is not None}
+        other_channel = off_channel([clips[i] for i in vectors])
+        vectors = {i: v for k, (i, v) in enumerate(vectors.items()) if k not in other_channel}
         if len(vectors) < min_clips or len({v.size for v in vectors.values()}) != 1:
             continue
         idx = list(vectors)
@@ -134,7 +157,8 @@ def speaker_voices(clips: Sequence[Clip], *, name: str = "voice", min_clips: int
     The clips with a ``voice_embedding`` (any verdict) are clustered
     (:func:`~prep.voice.cluster.cluster_voices`, voices named ``<name>-1``, ``<name>-2``... by
     amount of speech).  A voice *counts* when it has at least 2 clips or ``min_share`` of their
-    speech; two or more counting voices make a ``several`` note.
+    speech; two or more counting voices make a ``several`` note.  Clips on another channel
+    (:func:`off_channel`) are left out and named in a note.
 
     Parameters
     ----------
@@ -157,13 +181,19 @@ def speaker_voices(clips: Sequence[Clip], *, name: str = "voice", min_clips: int
         ``count`` (voices that count), ``voices`` (each ``{"name", "clips", "speech_s"}``, ids in
         clip order, every voice found), ``several`` and ``notes``.
     """
-    items = [(c, v) for c in clips if (v := clip_embedding(c)) is not None]
-    if not items:
+    embedded = [(c, v) for c in clips if (v := clip_embedding(c)) is not None]
+    if not embedded:
         return None
+    other_channel = off_channel([c for c, _ in embedded])
+    items = [item for k, item in enumerate(embedded) if k not in other_channel]
+    skipped = [embedded[k][0].id for k in sorted(other_channel)]
+    channel_notes = [f"voice not judged for {len(skipped)} clip(s) of a much narrower bandwidth than the "
+                     f"others (phone or codec): {', '.join(skipped)}"] if skipped else []
     n = len(items)
     if n < min_clips:
         return {"embedded": n, "checked": False, "count": None, "voices": [], "several": False,
-                "notes": [f"voice not checked: {n} clip(s) with speech embedded, {min_clips} needed"]}
+                "notes": [f"voice not checked: {n} clip(s) with speech embedded, {min_clips} needed",
+                          *channel_notes]}
     if len({v.size for _, v in items}) != 1:
         return {"embedded": n, "checked": False, "count": None, "voices": [], "several": False,
                 "notes": ["voice not checked: the clips' embeddings come from different models"]}
@@ -183,4 +213,4 @@ def speaker_voices(clips: Sequence[Clip], *, name: str = "voice", min_clips: int
                           for v in counting)
         notes.append(f"{len(counting)} different voices among these clips: {parts}")
     return {"embedded": n, "checked": True, "count": len(counting), "voices": voices,
-            "several": len(counting) >= 2, "notes": notes}
+            "several": len(counting) >= 2, "notes": [*notes, *channel_notes]}
