@@ -288,6 +288,21 @@ CODES: dict[str, Code] = {
         "outside",
         signed=True,
     ),
+    # -- speaker identity (the `[voice]` extra; prep.voice.clips, thresholds in prep.voice.consistency) --
+    "voice.other": Code(
+        "warning",
+        "similarity to the speaker's voice below 0.80: may be another voice (never selected)",
+        "sounds like a different voice: similarity {value} (< {threshold})",
+        "<",
+        decimals=2,
+    ),
+    "voice.other_reject": Code(
+        "reject",
+        "similarity to the speaker's voice below 0.70: another voice",
+        "a different voice: similarity {value} (< {threshold})",
+        "<",
+        decimals=2,
+    ),
     # -- decoding and samples --------------------------------------------------------------------
     "input.error": Code("error", "the input file is missing, a directory without audio, or unreadable", "{detail}"),
     "decode.error": Code("error", "the input could not be decoded", "{detail}"),

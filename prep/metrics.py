@@ -217,6 +217,12 @@ _DECLARED: tuple[Metric, ...] = (
     _M("chars_per_s", "chars/s", "transcript characters per second of speech", (RUNNER,), "process"),
     _M("chars_per_s_z", "z", "robust z-score of `log chars_per_s` against the speaker's other clips",
        (RUNNER,), "process"),
+    # -- speaker identity (the `[voice]` extra: prep.stages.voice, prep.voice.clips) ----------------
+    _M("voice_similarity", "", "cosine similarity of the clip's speaker embedding to its speaker's robust "
+       "centre (1 = the same voice; below 0.80 a warning, below 0.70 a rejection), only with the optional "
+       "extra `pip install 'voiceprep[voice]'`", (RUNNER,), "output"),
+    _M("voice_embedding", "", "speaker embedding of the clip's speech: 256 floats of a unit d-vector, "
+       "rounded to 4 decimals (`[voice]` extra)", ("voice",), "process", "list"),
 )
 
 

@@ -74,7 +74,8 @@ def messy(tmp_path_factory, demo_dir, speech):
         for _ in range(18):  # 3 hours
             fh.write(block)
     expect["silent_3h.flac"] = ("rejected", "longform.silent", "no signal")
-    shutil.copy(demo_dir / "bob" / "b05.ogg", root / "good ögg.ogg")
+    # alice's voice, as the rest of the folder (bob's would be flagged as a different voice)
+    shutil.copy(demo_dir / "alice" / "a06.ogg", root / "good ögg.ogg")
     expect["good ögg.ogg"] = ("ok", "", "")
     return root, expect
 

@@ -59,6 +59,14 @@ def clip_seconds(clip: Clip) -> float:
     return max(0.0, value or 0.0)
 
 
+#: Finding codes of a clip that sounds like another voice (:data:`prep.voice.clips.OTHER_VOICE_CODES`).
+_OTHER_VOICE = frozenset({"voice.other", "voice.other_reject"})
+
+
+def _other_voice(clip: Clip) -> bool:
+    return any(f.code in _OTHER_VOICE for f in clip.findings)
+
+
 def _score(clip: Clip) -> float:
     value = finite(clip.metrics.get("score"))
     return -math.inf if value is None else value
@@ -129,7 +137,8 @@ def select_clips(
     longest, then id; the score holds the DNSMOS OVRL penalty when the
     ``[mos]`` extra ran): approved clips of at least ``min_clip_s``, shorter
     approved clips, warning clips of at least ``min_clip_s``, shorter
-    warning clips.  Rejected and errored clips are never chosen.  The first
+    warning clips.  Rejected and errored clips are never chosen, nor clips that
+    may be another voice (``voice.other``).  The first
     tier is taken while the total stays within ``max_total_s`` and the count
     within ``max_clips``; later tiers only while the total is still below
     ``min_total_s``.  A clip that would overflow ``max_total_s`` is skipped
@@ -170,7 +179,10 @@ def select_clips(
         long_enough = clip_seconds(clip) >= min_clip_s
         return (0 if long_enough else 1) + (0 if clip.verdict == "approved" else 2)
 
-    candidates = [c for c in pool if c.verdict in ("approved", "warning") and clip_seconds(c) > 0]
+    other_voice = [c.id for c in pool if c.verdict == "warning" and _other_voice(c)]
+    candidates = [
+        c for c in pool if c.verdict in ("approved", "warning") and clip_seconds(c) > 0 and not _other_voice(c)
+    ]
     candidates.sort(key=lambda c: (tier(c), -_score(c), -clip_seconds(c), c.id))
     chosen: list[Clip] = []
     total = 0.0
@@ -202,6 +214,9 @@ def select_clips(
         notes.append(f"{n_short} selected clip(s) are shorter than {min_clip_s:g} s")
     if too_long:
         notes.append(f"{len(too_long)} clip(s) longer than the {max_total_s:.0f} s budget were left out")
+    if other_voice:
+        notes.append(f"{len(other_voice)} clip(s) that may be a different voice were left out: "
+                     f"{', '.join(other_voice)}")
     return Selection(tuple(chosen), total, min_total_s, max_total_s, tuple(notes))
 
 
@@ -280,7 +295,9 @@ def speaker_summary(clips: Sequence[Clip], **budget: Any) -> dict[str, Any]:
         ``speech_s``, ``approved_s``, ``approved_speech_s``, ``usable_s``
         (approved + warning), ``mean_score``, ``consistency`` (see
         :func:`consistency`), ``selection`` (see :meth:`Selection.to_dict`),
-        ``ready`` (the selection reaches the minimum total) and ``notes``.
+        ``ready`` (the selection reaches the minimum total), ``voices`` (one voice or
+        several: :func:`prep.voice.clips.speaker_voices`; None without speaker embeddings)
+        and ``notes``.
     """
     verdicts = {v: 0 for v in VERDICTS}
     duration = speech = approved = approved_speech = usable = 0.0
@@ -302,6 +319,9 @@ def speaker_summary(clips: Sequence[Clip], **budget: Any) -> dict[str, Any]:
     usable_clips = [c for c in clips if c.verdict in ("approved", "warning")]
     selection = select_clips(clips, **budget)
     notes = list(selection.notes)
+    voices = _voices(clips)
+    if voices is not None:
+        notes.extend(voices["notes"])
     if verdicts.get("rejected"):
         notes.append(f"{verdicts['rejected']} clip(s) rejected")
     if verdicts.get("error"):
@@ -318,8 +338,18 @@ def speaker_summary(clips: Sequence[Clip], **budget: Any) -> dict[str, Any]:
         "consistency": consistency(usable_clips),
         "selection": selection.to_dict(),
         "ready": selection.enough,
+        "voices": voices,
         "notes": notes,
     }
+
+
+def _voices(clips: Sequence[Clip]) -> dict[str, Any] | None:
+    """:func:`prep.voice.clips.speaker_voices` when any clip carries a speaker embedding, else None."""
+    if not any("voice_embedding" in c.metrics for c in clips):
+        return None
+    from ..voice.clips import speaker_voices  # clustering needs SciPy: only with embeddings
+
+    return speaker_voices(clips, name=clips[0].speaker)
 
 
 def summarize_speakers(clips: Iterable[Clip], **budget: Any) -> dict[str, dict[str, Any]]:

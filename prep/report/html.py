@@ -540,6 +540,7 @@ _TABLE = [
     ("LUFS src", "source_lufs", ".1f", ""),
     ("LUFS out", "output_lufs", ".1f", ""),
     ("TP out", "output_true_peak_dbtp", ".1f", ""),
+    ("voice", "voice_similarity", ".2f", ""),
 ]
 
 
@@ -561,7 +562,72 @@ def _anchor(entry: Mapping[str, Any], index: int) -> str:
     return f"clip-{index}"
 
 
-def _speaker_cards(speakers: Mapping[str, Any], anchors: Mapping[tuple[str, str], str]) -> str:
+_MAP_W, _MAP_H, _MAP_PAD = 260, 160, 10
+
+
+def _voice_map(entries: Sequence[Mapping[str, Any]], anchors: Mapping[tuple[str, str], str]) -> str | None:
+    """A small 2-D map of one speaker's clips: their speaker embeddings on the first two principal axes.
+
+    Parameters
+    ----------
+    entries : sequence of Mapping
+        One speaker's report clip entries; those with a ``voice_embedding`` metric are drawn.
+    anchors : Mapping
+        ``(speaker, id)`` -> anchor of the clip's section (each dot links to it).
+
+    Returns
+    -------
+    str or None
+        Inline SVG (dots coloured by verdict, ringed when selected), or None with fewer than 3
+        embedded clips.
+    """
+    items = []
+    for entry in entries:
+        vec = (entry.get("metrics") or {}).get("voice_embedding")
+        if isinstance(vec, list) and vec and all(isinstance(v, (int, float)) for v in vec):
+            items.append((entry, vec))
+    if len(items) < 3 or len({len(v) for _, v in items}) != 1:
+        return None
+    x = np.asarray([v for _, v in items], dtype=np.float64)
+    if not np.isfinite(x).all():
+        return None
+    x -= x.mean(axis=0)
+    _, _, vt = np.linalg.svd(x, full_matrices=False)
+    xy = x @ vt[:2].T
+    lo, hi = xy.min(axis=0), xy.max(axis=0)
+    span = np.maximum(hi - lo, 1e-9)
+    dots = []
+    for (entry, _), (px, py) in zip(items, xy, strict=True):
+        cx = _MAP_PAD + (px - lo[0]) / span[0] * (_MAP_W - 2 * _MAP_PAD)
+        cy = _MAP_PAD + (py - lo[1]) / span[1] * (_MAP_H - 2 * _MAP_PAD)
+        verdict = str(entry.get("verdict", ""))
+        sim = finite((entry.get("metrics") or {}).get("voice_similarity"))
+        tip = f"{entry.get('id', '')} · {verdict}" + ("" if sim is None else f" · similarity {sim:.2f}")
+        ring = ' stroke="#1d2330" stroke-width="1.5"' if entry.get("selected") else ""
+        anchor = anchors.get((str(entry.get("speaker")), str(entry.get("id"))), "")
+        dots.append(
+            f'<a href="#{_e(anchor)}"><circle cx="{cx:.1f}" cy="{cy:.1f}" r="4.5" '
+            f'fill="{_COLORS.get(verdict, "#555")}"{ring}><title>{_e(tip)}</title></circle></a>'
+        )
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="voicemap" viewBox="0 0 {_MAP_W} {_MAP_H}" '
+        f'width="{_MAP_W}" height="{_MAP_H}" role="img" aria-label="voice map">'
+        f'<rect width="{_MAP_W}" height="{_MAP_H}" fill="#f6f7f9" rx="4"/>{"".join(dots)}</svg>'
+        '<p class="muted">voice map: the clips by speaker embedding (first two principal axes); '
+        "alike voices lie close. Colour: verdict; ring: selected.</p>"
+    )
+
+
+def _voice_maps(clips: Sequence[Mapping[str, Any]], anchors: Mapping[tuple[str, str], str]) -> dict[str, str]:
+    """:func:`_voice_map` of each speaker that has one."""
+    groups: dict[str, list[Mapping[str, Any]]] = {}
+    for entry in clips:
+        groups.setdefault(str(entry.get("speaker")), []).append(entry)
+    return {name: m for name, group in groups.items() if (m := _voice_map(group, anchors)) is not None}
+
+
+def _speaker_cards(speakers: Mapping[str, Any], anchors: Mapping[tuple[str, str], str],
+                   maps: Mapping[str, str] | None = None) -> str:
     if not speakers:
         return '<p class="muted">No speaker summary in this report.</p>'
     cards = []
@@ -590,6 +656,7 @@ def _speaker_cards(speakers: Mapping[str, Any], anchors: Mapping[tuple[str, str]
             f"<span>sources</span><span>{_e(', '.join(cons.get('codecs') or []))} {_e(rates)}</span>"
             f"</div><p class='muted'>selected: {links}</p>"
             + (f'<ul class="notes">{notes_html}</ul>' if notes_html else "")
+            + ((maps or {}).get(name) or "")
             + "</div>"
         )
     return '<div class="cards">' + "".join(cards) + "</div>"
@@ -631,7 +698,9 @@ def _metrics_table(metrics: Mapping[str, Any]) -> str:
     rows = []
     for key in sorted(metrics):
         value = metrics[key]
-        if isinstance(value, float):
+        if key == "voice_embedding" and isinstance(value, list):
+            text = f"{len(value)} values (speaker embedding)"
+        elif isinstance(value, float):
             text = f"{value:.4g}"
         elif isinstance(value, (dict, list)):
             text = json.dumps(value, ensure_ascii=False)
@@ -720,7 +789,7 @@ def render_html(report: Mapping[str, Any], out_dir: str | Path, *, max_plots: in
         *([f"<p class='partial'><strong>Partial report:</strong> {_e(PARTIAL_NOTE)}</p>"]
           if report.get("partial") else []),
         "<h2>Speakers</h2>",
-        _speaker_cards(report.get("speakers") or {}, anchor_of),
+        _speaker_cards(report.get("speakers") or {}, anchor_of, _voice_maps(clips, anchor_of)),
     ]
     codes = _code_table(clips)
     if codes:

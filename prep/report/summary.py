@@ -30,7 +30,9 @@ otherwise):
     (``source_lufs`` / ``bandwidth_hz`` / ``snr_db`` as ``{min, max, std}``,
     ``sample_rates``, ``codecs``, ``notes``), ``selection`` (``clips``: ids
     best first, ``count``, ``total_s``, ``min_total_s``, ``max_total_s``,
-    ``enough``, ``notes``), ``ready``
+    ``enough``, ``notes``), ``ready``, ``voices`` (with the ``[voice]`` extra, else null:
+    ``embedded``, ``checked``, ``count``, ``voices`` as ``{"name", "clips", "speech_s", "counts"}``,
+    ``several``, ``notes``; :func:`prep.voice.clips.speaker_voices`)
     and ``notes``.
 ``clips`` : list of dict
     One per clip: ``id``, ``source``, ``source_sha256``, ``speaker``,

@@ -18,6 +18,7 @@ from ..stages.resample import Resample
 from ..stages.score import Score
 from ..stages.slice import Slice
 from ..stages.trim import Trim
+from ..stages.voice import VoiceEmbed
 from .longform import LongForm
 from .pipeline import Stage
 
@@ -47,6 +48,7 @@ def _fish() -> Profile:
             Measure(),
             Loudness(target_lufs=-23.0, true_peak_dbtp=-1.0),
             Score(),
+            VoiceEmbed(),
         ),
     )
 
@@ -64,6 +66,7 @@ def _dataset() -> Profile:
             Measure(),
             Loudness(target_lufs=-23.0, true_peak_dbtp=-1.0),
             Score(min_duration_s=0.5, warn_duration_s=1.0, max_duration_s=30.0),
+            VoiceEmbed(),
         ),
     )
 

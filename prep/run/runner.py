@@ -29,6 +29,8 @@ from ..errors import OutputError, PrepError
 from ..findings import finding
 from ..io import write_bytes_atomic, write_wav_atomic
 from ..stages.downmix import Downmix
+from ..stages.voice import VOICE_NOTICE
+from ..voice.clips import flag_other_voices
 from .decode import AUDIO_EXTENSIONS, load, probe
 from .longform import LongForm, piece_clips, scan
 from .pipeline import Stage, pipeline_fingerprint, run_stages, stage_config
@@ -415,6 +417,8 @@ def run_jobs(
     fingerprint = pipeline_fingerprint(stages, config)
     executor = executor or SerialExecutor()
     results: dict[int, list[Clip]] = {}
+    if any(s.name == "voice" and not getattr(s, "model", "") for s in stages):
+        log.warning(VOICE_NOTICE)
     with folder.lock():
         folder.remove_stale_temps()
         folder.remove_unjournaled_clips()  # a killed run's clips that were never journaled
@@ -476,7 +480,7 @@ def run_jobs(
         # Checks across a speaker's clips; changed records are journaled
         # (untagged, so a resumed run recomputes them from the tagged ones).
         merged = [c for index in sorted(results) for c in results[index]]
-        checked = flag_transcript_rates(merged)
+        checked = flag_other_voices(flag_transcript_rates(merged))
         changed = {c.id: c for old, c in zip(merged, checked, strict=False) if c is not old}
         if changed:
             latest = {key: r.clip.to_dict() for key, r in folder.latest_records().items()}

@@ -21,6 +21,11 @@ Modules
 :mod:`prep.voice.diarise`
     :func:`diarise` (turns of one recording, with what was dropped and why),
     :func:`keep_main_voice`.
+:mod:`prep.voice.clips`
+    The pipeline's checks on clip records: :func:`~prep.voice.clips.flag_other_voices`
+    (``voice_similarity``, ``voice.other``, ``voice.other_reject``) and
+    :func:`~prep.voice.clips.speaker_voices` (one voice or several, for the report); the
+    embeddings come from :class:`prep.stages.voice.VoiceEmbed`.
 
 All functions that take audio follow ``f(audio, *, sample_rate, ...)`` with float32
 ``(channels, samples)`` or 1-D mono arrays; channels are averaged, any rate is resampled to
