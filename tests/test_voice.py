@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from espeak_voices import SENTENCES, VOICES
 
 pytest.importorskip("onnxruntime", reason="onnxruntime is not installed (pip install 'voiceprep[voice]')")
 
@@ -31,21 +32,6 @@ except ModelError as err:  # pragma: no cover - depends on the environment
     pytest.skip(f"speaker embedder unavailable: {err}", allow_module_level=True)
 
 RATE = 22050  # espeak-ng's output rate
-SENTENCES = [
-    "The quick brown fox jumps over the lazy dog near the river bank.",
-    "She sells sea shells by the sea shore every summer morning.",
-    "A large number of people gathered in the town square to listen.",
-    "Please remember to bring your umbrella because it may rain later today.",
-    "The museum opens at nine and closes early on public holidays.",
-    "Our team finished the project two weeks ahead of the schedule.",
-    "Fresh bread from the bakery smells wonderful in the early morning.",
-    "He counted the boxes twice before loading them into the truck.",
-]
-VOICES = {
-    "low": ["-v", "en+m3", "-p", "30", "-s", "160"],
-    "high": ["-v", "en+f4", "-p", "70", "-s", "170"],
-    "us": ["-v", "en-us+m7", "-p", "45", "-s", "150"],
-}
 
 
 def _say(text: str, voice: str, path: Path) -> np.ndarray:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from espeak_voices import SENTENCES, VOICES
 
 pytest.importorskip("onnxruntime", reason="onnxruntime is not installed (pip install 'voiceprep[voice]')")
 
@@ -33,18 +34,6 @@ except ModelError as err:  # pragma: no cover - depends on the environment
 if shutil.which("espeak-ng") is None:  # pragma: no cover - depends on the environment
     pytest.skip("espeak-ng is not installed (apt-get install espeak-ng)", allow_module_level=True)
 
-SENTENCES = [
-    "The quick brown fox jumps over the lazy dog near the river bank.",
-    "She sells sea shells by the sea shore every summer morning.",
-    "A large number of people gathered in the town square to listen.",
-    "Please remember to bring your umbrella because it may rain later today.",
-    "The museum opens at nine and closes early on public holidays.",
-    "Our team finished the project two weeks ahead of the schedule.",
-]
-VOICES = {
-    "low": ["-v", "en+m3", "-p", "30", "-s", "160"],
-    "high": ["-v", "en+f4", "-p", "70", "-s", "170"],
-}
 
 
 def _say(text: str, voice: str, path: Path) -> None:
