@@ -76,7 +76,7 @@ def old_snr(x: np.ndarray, rate: int, guard_s: float = 0.06, min_noise_s: float 
     """The previous estimator: the noise is the mean power of the frames away from speech."""
     power = frame_powers(x, sample_rate=rate)
     mask = np.zeros(power.size, bool)
-    speech = vad_mask(x, rate)
+    speech = vad_mask(x, sample_rate=rate)
     k = min(power.size, speech.size)
     mask[:k] = speech[:k]
     if not mask.any():
@@ -138,7 +138,7 @@ def mixtures(quick: bool):
                 variants.append(("reverberant", wet, noises[:2]))
         for condition, y, noise_list in variants:
             power = frame_powers(y, sample_rate=RATE)
-            mask = vad_mask(y, RATE)[: power.size]
+            mask = vad_mask(y, sample_rate=RATE)[: power.size]
             speech_power = float(np.mean(power[: mask.size][mask]))
             for k, (name, src) in enumerate(noise_list):
                 if src is None:
