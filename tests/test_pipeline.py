@@ -135,3 +135,18 @@ def test_a_malformed_declaration_is_refused(bad):
     stage = type("Odd", (_Stage,), {"changes": bad})(lambda c: c)
     with pytest.raises(StageContractError, match="declares changes="):
         run_stages(_clip(), [stage])
+
+
+def test_profile_configure_replaces_one_stage_and_validates():
+    from prep.errors import ConfigError
+    from prep.run.profiles import get_profile
+
+    fish = get_profile("fish")
+    louder = fish.configure("loudness", target_lufs=-16.0)
+    assert louder.stage("loudness").target_lufs == -16.0
+    assert fish.stage("loudness").target_lufs == -23.0  # the original is untouched
+    assert [s.name for s in louder.stages] == [s.name for s in fish.stages]
+    with pytest.raises(ConfigError, match="no setting"):
+        fish.configure("loudness", target_lufz=-16.0)
+    with pytest.raises(ConfigError, match="no stage"):
+        fish.configure("nonexistent", x=1)

@@ -7,7 +7,9 @@ training data.  Stages that are not built are absent, never faked.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..errors import ConfigError
 from ..stages.denoise import Denoise
@@ -33,6 +35,41 @@ class Profile:
     description: str
     stages: tuple[Stage, ...]
     longform: LongForm = field(default_factory=LongForm)
+
+    def stage(self, name: str) -> Stage:
+        """The profile's stage called ``name``.
+
+        Raises
+        ------
+        ConfigError
+            If the profile has no such stage.
+        """
+        for stage in self.stages:
+            if stage.name == name:
+                return stage
+        raise ConfigError(f"profile {self.name!r} has no stage {name!r}; it has {[s.name for s in self.stages]}")
+
+    def configure(self, name: str, **fields: Any) -> Profile:
+        """A copy whose stage ``name`` has the given config fields replaced.
+
+        This is how command-line options (``--denoise``, ``--transcribe``…)
+        and profile files change a built-in profile: the stage's own
+        dataclass validates the new values.
+
+        Raises
+        ------
+        ConfigError
+            If there is no such stage, it has no such field, or the stage
+            refuses the value.
+        """
+        old = self.stage(name)
+        known = {f.name for f in dataclasses.fields(old)}  # type: ignore[arg-type]
+        unknown = sorted(set(fields) - known)
+        if unknown:
+            raise ConfigError(f"stage {name!r} has no setting {', '.join(unknown)}; it has {sorted(known)}")
+        new = dataclasses.replace(old, **fields)  # type: ignore[type-var]
+        stages = tuple(new if s is old else s for s in self.stages)
+        return dataclasses.replace(self, stages=stages)
 
 
 def _fish() -> Profile:
