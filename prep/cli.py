@@ -2,6 +2,7 @@
 
 ``voiceprep run INPUT... -o OUT``   process files/folders into OUT
 ``voiceprep check FILE...``         one-line verdict per clip (with its span in the source), writes nothing
+``voiceprep profiles [NAME]``       list the built-in profiles, or print one as a TOML profile file
 
 Exit status: 0 when every file processed; 1 when some file errored (with
 ``--strict``, also when any clip is not approved), or on any other failure
@@ -46,7 +47,8 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="audio files or folders (searched recursively)")
     p.add_argument("-o", "--out", required=True, metavar="OUT", help="output folder")
     p.add_argument("--speaker", help="speaker label for all inputs (default: each file's parent folder name)")
-    p.add_argument("--profile", default="fish", help="processing profile: fish (default) or dataset")
+    p.add_argument("--profile", default="fish", metavar="PROFILE",
+                   help="processing profile: fish (default), dataset, or a TOML profile file (voiceprep profiles)")
     p.add_argument("-j", "--jobs", type=int, default=None, help="worker processes (default: all cores; 1 = serial)")
     p.add_argument("--engine", choices=("local", "dask"), default="local",
                    help="local processes (default) or a dask.distributed cluster (pip install 'voiceprep[dask]')")
@@ -61,7 +63,8 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
 def _add_check(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("check", help="print a one-line verdict per file; writes nothing")
     p.add_argument("files", nargs="+", metavar="FILE")
-    p.add_argument("--profile", default="fish", help="processing profile (default fish)")
+    p.add_argument("--profile", default="fish", metavar="PROFILE",
+                   help="processing profile: fish (default), dataset, or a TOML profile file")
     p.add_argument("--json", action="store_true", help="print one JSON object per file instead")
     p.add_argument("--strict", action="store_true", help="exit 1 when any clip is not approved")
     p.set_defaults(func=_cmd_check)
@@ -257,7 +260,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (see main)
         stages = [{"stage": s.name, "config": stage_config(s)} for s in profile.stages]
         kept = [c for job in jobs for c in sorted(collected.get(job.path, ()), key=lambda c: c.id)]
-        partial = _finish_interrupted(out, kept, profile=profile.name, stages=stages, quiet=args.quiet)
+        partial = _finish_interrupted(out, kept, profile=profile.name, stages=stages, quiet=args.quiet,
+                                      purpose=profile.purpose)
         print(
             f"voiceprep: interrupted: {finished} of {len(jobs)} file(s) finished and kept in "
             f"{RunFolder(out).manifest}{partial}; run the same command again to resume",
@@ -265,7 +269,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         )
         return 130
     stages = [{"stage": s.name, "config": stage_config(s)} for s in profile.stages]
-    report = build_report(clips, profile=profile.name, stages=stages)
+    report = build_report(clips, profile=profile.name, stages=stages, purpose=profile.purpose)
     write_report_json(report, out)
     write_report_html(report, out)
     if not args.quiet:
@@ -273,7 +277,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return _exit_status(clips, args.strict)
 
 
-def _finish_interrupted(out: Path, clips: list, *, profile: str, stages: list[dict], quiet: bool) -> str:
+def _finish_interrupted(
+    out: Path, clips: list, *, profile: str, stages: list[dict], quiet: bool, purpose: str = "fish"
+) -> str:
     """After an interrupt: remove clip files the journal does not list, write a partial report.
 
     Returns the part of the interrupt message naming the report ("" when
@@ -288,7 +294,7 @@ def _finish_interrupted(out: Path, clips: list, *, profile: str, stages: list[di
     with folder.lock():  # the workers have stopped; the run's own lock is released
         folder.remove_stale_temps()
         folder.remove_unjournaled_clips()
-    report = build_report(clips, profile=profile, stages=stages, partial=True)
+    report = build_report(clips, profile=profile, stages=stages, partial=True, purpose=purpose)
     write_report_json(report, out)
     write_report_html(report, out)
     if not quiet:
@@ -328,6 +334,28 @@ def _cmd_check(args: argparse.Namespace) -> int:
     return _exit_status(clips, args.strict)
 
 
+def _add_profiles(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("profiles", help="list the built-in profiles, or print one as a TOML profile file")
+    p.add_argument("name", nargs="?", metavar="NAME",
+                   help="a built-in profile (or a profile file) to print as TOML: start a file of your own from it")
+    p.set_defaults(func=_cmd_profiles)
+
+
+def _cmd_profiles(args: argparse.Namespace) -> int:
+    from .run.profiles import PROFILES, get_profile
+
+    if args.name is not None:
+        sys.stdout.write(get_profile(args.name).to_toml())
+        return EXIT_OK
+    width = max(len(name) for name in PROFILES)
+    for name, make in PROFILES.items():
+        profile = make()
+        print(f"{name:<{width}}  {profile.description} (purpose: {profile.purpose})")
+    print("voiceprep profiles NAME prints one as TOML; save it, keep `extends` and the settings you change, "
+          "and pass --profile FILE.toml")
+    return EXIT_OK
+
+
 def _add_submit(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("submit", help="create a Fish Audio voice model (POST /model) from a speaker's best clips")
     p.add_argument("out", metavar="OUT", help="output folder of `voiceprep run`")
@@ -344,6 +372,8 @@ def _add_submit(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dry-run", action="store_true",
                    help=f"write the exact request to OUT/{DRY_RUN_FILE} instead of sending it")
     p.add_argument("--force", action="store_true", help=f"create a new model even if OUT/{SUBMIT_FILE} has one")
+    p.add_argument("--allow-partial", action="store_true",
+                   help=f"submit even though OUT/{REPORT_JSON} is partial (an interrupted run; refused by default)")
     p.add_argument("--base-url", default="https://api.fish.audio", help="API root (default https://api.fish.audio)")
     p.add_argument("--no-wait", action="store_true", help="do not poll the model until it is trained")
     p.add_argument("--wait-timeout", type=float, default=600.0, metavar="S", help="stop polling after S s (600)")
@@ -375,7 +405,8 @@ def _cmd_submit(args: argparse.Namespace) -> int:
     )
     if not Path(args.out).is_dir():
         raise ConfigError(f"OUT {args.out}: no such folder")
-    result = submit(args.out, args.speaker, options, force=args.force, dry_run=args.dry_run)
+    result = submit(args.out, args.speaker, options, force=args.force, dry_run=args.dry_run,
+                    allow_partial=args.allow_partial)
     plan = result.plan
     texts = "with" if plan and plan.texts else "without"
     sent = f"{len(plan.clips)} clip(s), {plan.total_s:.1f} s, {texts} texts" if plan else ""
@@ -453,7 +484,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-_COMMANDS = [_add_run, _add_check, _add_submit, _add_export, _add_report]
+_COMMANDS = [_add_run, _add_check, _add_profiles, _add_submit, _add_export, _add_report]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

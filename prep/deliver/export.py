@@ -19,6 +19,11 @@ Formats (``DEST`` is the export folder):
     ``DEST/metadata.csv`` with columns ``file_name``, ``transcription``,
     ``speaker``, ``duration``.
 
+A run folder whose report is partial (an interrupted run) is exported with
+a note naming the report and how to finish the run (the export can simply
+be repeated into the same ``DEST`` afterwards); its marker records
+``"partial": true``.
+
 Only ``approved`` clips are exported (``include_warning`` adds ``warning``
 ones); clips without a transcript are skipped unless ``require_text`` is off.
 The clip WAVs are copied byte for byte; every file is written atomically
@@ -246,7 +251,10 @@ def export_clips(
     dest = Path(dest)
     if dest.resolve() == out.resolve():
         raise ConfigError(f"-d {dest}: the export folder must not be the run folder")
-    clips = RunFolder(out).read_clips()
+    folder = RunFolder(out)
+    report = folder.read_report()
+    clips = folder.read_clips(report)
+    partial = folder.partial_note(report)
     if speaker is not None:
         speakers = sorted({c.speaker for c in clips})
         clips = [c for c in clips if c.speaker == speaker]
@@ -269,7 +277,7 @@ def export_clips(
                         f"{describe_skipped(skipped, include_warning=include_warning, require_text=require_text)})")
     previous = _prepare_dest(dest)
     names = _names(chosen)
-    notes: list[str] = []
+    notes: list[str] = [f"{partial}, then export again"] if partial else []
     files: list[str] = []
 
     def put_audio(clip: Clip, rel: str) -> Path:
@@ -325,7 +333,8 @@ def export_clips(
         files.append("metadata.csv")
 
     _remove_stale(dest, previous, set(files))
-    marker = {"format": fmt, "source": str(out.resolve()), "clips": [c.id for c in chosen], "files": files}
+    marker = {"format": fmt, "source": str(out.resolve()), "partial": bool(partial), "clips": [c.id for c in chosen],
+              "files": files}
     write_text_atomic(dest / MARKER, json.dumps(marker, indent=1, ensure_ascii=False) + "\n")
     return ExportResult(
         format=fmt,

@@ -10,7 +10,8 @@ work on clips without audio (read back from a manifest or report).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator, Sequence
+import re
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +22,7 @@ from ..errors import ConfigError
 from ..metrics import finite, pick, source_metrics
 
 __all__ = [
+    "blocking_note",
     "MAX_CLIPS",
     "MAX_TOTAL_S",
     "MIN_CLIP_S",
@@ -278,13 +280,89 @@ def consistency(clips: Sequence[Clip]) -> dict[str, Any]:
     }
 
 
-def speaker_summary(clips: Sequence[Clip], **budget: Any) -> dict[str, Any]:
+def blocking_note(clips: Sequence[Clip], pipeline: Sequence[Mapping[str, Any]] = ()) -> str | None:
+    """One line for a speaker with nothing approved: which findings held the clips back, and the
+    settings that relax them.
+
+    Parameters
+    ----------
+    clips : sequence of Clip
+        One speaker's clips.
+    pipeline : sequence of dict
+        ``{"stage", "config"}`` of the stages run (a report's ``pipeline``): a
+        code's setting is a field named in backquotes in its
+        :data:`prep.findings.CODES` meaning that a stage's config has.
+
+    Returns
+    -------
+    str or None
+        ``None`` when some clip was approved (or there are no clips).
+    """
+    from ..findings import CODES
+
+    if not clips or any(c.verdict == "approved" for c in clips):
+        return None
+    counts: dict[str, int] = {}
+    for clip in clips:
+        for code in {f.code for f in clip.findings if f.severity != "info"}:
+            counts[code] = counts.get(code, 0) + 1
+    if not counts:
+        return None
+    order = sorted(counts, key=lambda c: (-counts[c], c))
+    shown = order[:6]
+    more = f", {len(order) - len(shown)} more code(s)" if len(order) > len(shown) else ""
+    settings: list[str] = []
+    for code in shown:
+        named = re.findall(r"`([a-z_0-9]+)`", CODES[code].meaning) if code in CODES else []
+        for stage in pipeline:
+            config = stage.get("config") or {}
+            for key in named:
+                if key in config:
+                    text = f"[{stage.get('stage')}] {key} (now {_setting(config[key])})"
+                    if text not in settings:
+                        settings.append(text)
+    line = ("nothing approved: held back by " + ", ".join(f"{c} ({counts[c]} clip(s))" for c in shown) + more)
+    if settings:
+        line += "; a profile file (--profile my.toml) relaxes them with " + ", ".join(settings)
+    return line
+
+
+def _setting(value: Any) -> str:
+    return "none" if value is None else f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _dataset_notes(clips: Sequence[Clip], verdicts: Mapping[str, int]) -> list[str]:
+    """Speaker notes for a TTS dataset: what ``voiceprep export`` would leave out, and mixed sample rates."""
+    notes = []
+    approved = [c for c in clips if c.verdict == "approved"]
+    no_text = sum(1 for c in approved if not c.transcript)
+    if no_text:
+        notes.append(f"{no_text} of {len(approved)} approved clip(s) have no transcript: export skips them "
+                     "unless --allow-missing-text (add .txt/.lab sidecars or a metadata.csv)")
+    if verdicts.get("warning"):
+        notes.append(f"{verdicts['warning']} warning clip(s) are exported only with --include-warning")
+    rates = sorted({c.sample_rate for c in clips if c.verdict in ("approved", "warning") and c.sample_rate})
+    if len(rates) > 1:
+        notes.append(f"clips come at {len(rates)} sample rates ({', '.join(f'{r} Hz' for r in rates)}): "
+                     "sources below the profile's rate are not upsampled; a dataset usually wants one rate")
+    return notes
+
+
+def speaker_summary(
+    clips: Sequence[Clip], *, purpose: str = "fish", pipeline: Sequence[Mapping[str, Any]] = (), **budget: Any
+) -> dict[str, Any]:
     """Totals, consistency and selection for one speaker's clips.
 
     Parameters
     ----------
     clips : sequence of Clip
         One speaker's clips.
+    purpose : str
+        What the clips are for (:data:`prep.run.profiles.PURPOSES`): ``fish``
+        notes advise on the Fish Audio selection, ``dataset`` notes on what
+        an export would contain.
+    pipeline : sequence of dict
+        The stages run, for :func:`blocking_note`.
     **budget
         Passed to :func:`select_clips` (``max_clips``, ``min_total_s``, ...).
 
@@ -295,7 +373,9 @@ def speaker_summary(clips: Sequence[Clip], **budget: Any) -> dict[str, Any]:
         ``speech_s``, ``approved_s``, ``approved_speech_s``, ``usable_s``
         (approved + warning), ``mean_score``, ``consistency`` (see
         :func:`consistency`), ``selection`` (see :meth:`Selection.to_dict`),
-        ``ready`` (the selection reaches the minimum total), ``voices`` (one voice or
+        ``ready`` (``fish``: the selection reaches the minimum total; ``dataset``:
+        some clip is exportable), ``exportable`` (approved clips with a
+        transcript: what ``voiceprep export`` takes by default), ``voices`` (one voice or
         several: :func:`prep.voice.clips.speaker_voices`; None without speaker embeddings)
         and ``notes``.
     """
@@ -318,7 +398,10 @@ def speaker_summary(clips: Sequence[Clip], **budget: Any) -> dict[str, Any]:
             scores.append(score)
     usable_clips = [c for c in clips if c.verdict in ("approved", "warning")]
     selection = select_clips(clips, **budget)
-    notes = list(selection.notes)
+    exportable = sum(1 for c in clips if c.verdict == "approved" and c.transcript)
+    blocked = blocking_note(clips, pipeline)
+    notes = [blocked] if blocked else []
+    notes += list(selection.notes) if purpose == "fish" else _dataset_notes(clips, verdicts)
     voices = _voices(clips)
     if voices is not None:
         notes.extend(voices["notes"])
@@ -337,7 +420,8 @@ def speaker_summary(clips: Sequence[Clip], **budget: Any) -> dict[str, Any]:
         "mean_score": round(float(np.mean(scores)), 1) if scores else None,
         "consistency": consistency(usable_clips),
         "selection": selection.to_dict(),
-        "ready": selection.enough,
+        "ready": selection.enough if purpose == "fish" else exportable > 0,
+        "exportable": exportable,
         "voices": voices,
         "notes": notes,
     }
@@ -352,10 +436,13 @@ def _voices(clips: Sequence[Clip]) -> dict[str, Any] | None:
     return speaker_voices(clips, name=clips[0].speaker)
 
 
-def summarize_speakers(clips: Iterable[Clip], **budget: Any) -> dict[str, dict[str, Any]]:
+def summarize_speakers(
+    clips: Iterable[Clip], *, purpose: str = "fish", pipeline: Sequence[Mapping[str, Any]] = (), **budget: Any
+) -> dict[str, dict[str, Any]]:
     """:func:`speaker_summary` for every speaker, by speaker name (sorted)."""
     groups: dict[str, list[Clip]] = {}
     for clip in clips:
         groups.setdefault(clip.speaker, []).append(clip)
-    return {name: speaker_summary(group, **budget) for name, group in sorted(groups.items())}
+    return {name: speaker_summary(group, purpose=purpose, pipeline=pipeline, **budget)
+            for name, group in sorted(groups.items())}
 

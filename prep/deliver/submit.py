@@ -33,6 +33,7 @@ logged, printed, or written (the dry-run file shows ``Bearer <FISH_API_KEY>``).
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import email.parser
 import email.policy
@@ -729,6 +730,7 @@ def submit(
     api_key: str | None = None,
     force: bool = False,
     dry_run: bool = False,
+    allow_partial: bool = False,
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
 ) -> SubmitResult:
@@ -746,6 +748,11 @@ def submit(
         Create a new model even though one is recorded for the speaker.
     dry_run : bool
         Write the exact request to ``OUT/submit.dry-run.json`` instead of sending it.
+    allow_partial : bool
+        Submit even though the run's report is partial (an interrupted run:
+        the selection would be made from the files that finished, and a
+        model once created blocks a better one without ``force``).  A dry
+        run is allowed either way, with a note.
     sleep, clock : callable
         Time functions (replaceable so that tests do not wait).
 
@@ -756,14 +763,20 @@ def submit(
     Raises
     ------
     ConfigError
-        No API key, unknown speaker.
+        No API key, unknown speaker, a partial report without ``allow_partial``.
     SubmitError
         Already submitted (without ``force``), API refusal (401, 422, ...),
         retries exhausted, training ``failed``, or polling timed out.
     """
     out = Path(out_dir)
+    folder = RunFolder(out)
+    partial = folder.partial_note(folder.read_report())
+    if partial and not (dry_run or allow_partial):
+        raise ConfigError(f"{partial}; or pass --allow-partial to submit what finished")
     existing = read_submissions(out).get(speaker)
     plan = plan_submission(out, speaker, max_clips=options.max_clips, include_warning=options.include_warning)
+    if partial:
+        plan = dataclasses.replace(plan, notes=(*plan.notes, partial))
     for note in plan.notes:
         log.info("%s", note)
     if dry_run:

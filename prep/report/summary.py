@@ -12,6 +12,10 @@ otherwise):
     Provenance.
 ``profile`` : str, ``pipeline`` : list of ``{"stage", "config"}``
     The stages run, with their configs.
+``purpose`` : str
+    What the profile prepares clips for (``fish`` or ``dataset``,
+    :data:`prep.run.profiles.PURPOSES`); the speaker notes follow it.
+    Absent from reports of voiceprep before it: read as ``fish``.
 ``partial`` : bool
     True when the run was interrupted (Ctrl-C or SIGTERM): the report lists
     only the files that finished; running the same command again finishes
@@ -30,10 +34,14 @@ otherwise):
     (``source_lufs`` / ``bandwidth_hz`` / ``snr_db`` as ``{min, max, std}``,
     ``sample_rates``, ``codecs``, ``notes``), ``selection`` (``clips``: ids
     best first, ``count``, ``total_s``, ``min_total_s``, ``max_total_s``,
-    ``enough``, ``notes``), ``ready``, ``voices`` (with the ``[voice]`` extra, else null:
+    ``enough``, ``notes``), ``ready`` (``fish``: the selection is long enough;
+    ``dataset``: some clip is exportable), ``exportable`` (approved clips with a
+    transcript), ``voices`` (with the ``[voice]`` extra, else null:
     ``embedded``, ``checked``, ``count``, ``voices`` as ``{"name", "clips", "speech_s", "counts"}``,
     ``several``, ``notes``; :func:`prep.voice.clips.speaker_voices`)
-    and ``notes``.
+    and ``notes`` (the selection's under ``fish``, what an export leaves out under
+    ``dataset``; with nothing approved, first a line naming the findings that
+    held the clips back and the profile settings that relax them).
 ``clips`` : list of dict
     One per clip: ``id``, ``source``, ``source_sha256``, ``speaker``,
     ``output`` (path relative to OUT, or null), ``transcript``, ``span_s``
@@ -116,7 +124,12 @@ def _clip_entry(clip: Clip, selected: bool = False) -> dict[str, Any]:
 
 
 def build_report(
-    clips: Sequence[Clip], *, profile: str, stages: Sequence[dict[str, Any]] = (), partial: bool = False
+    clips: Sequence[Clip],
+    *,
+    profile: str,
+    stages: Sequence[dict[str, Any]] = (),
+    partial: bool = False,
+    purpose: str = "fish",
 ) -> dict[str, Any]:
     """Assemble the report dict for ``clips``.
 
@@ -129,12 +142,15 @@ def build_report(
         ``{"stage": name, "config": {...}}`` for each stage of the pipeline.
     partial : bool
         The run was interrupted: ``clips`` are those of the files that finished.
+    purpose : str
+        What the profile prepares clips for (:data:`prep.run.profiles.PURPOSES`):
+        the speaker notes follow it.
     """
     from .. import __version__
     from ..deliver.select import summarize_speakers
     from ..run.runner import summarize
 
-    speakers = summarize_speakers(clips)
+    speakers = summarize_speakers(clips, purpose=purpose, pipeline=stages)
     entries = [_clip_entry(c) for c in clips]
     chosen = {(name, cid) for name, entry in speakers.items() for cid in entry["selection"]["clips"]}
     thresholds = next((dict(s.get("config") or {}) for s in stages if s.get("stage") == "score"), None)
@@ -144,6 +160,7 @@ def build_report(
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "python": platform.python_version(),
         "profile": profile,
+        "purpose": purpose,
         "pipeline": list(stages),
         "partial": partial,
         "thresholds": thresholds,
@@ -213,8 +230,168 @@ PARTIAL_NOTE = ("the run was interrupted, so this report lists only the files th
 _STYLE = {"approved": "green", "warning": "yellow", "rejected": "red", "error": "magenta"}
 
 
+def _verdict_count(verdict: str) -> Any:
+    return lambda s: str((s.get("verdicts") or {}).get(verdict, 0))
+
+
+def _selected(s: Mapping[str, Any]) -> str:
+    sel = s.get("selection") or {}
+    return f"{sel.get('count', 0)} / {float(sel.get('total_s') or 0.0):.1f} s"
+
+
+def _status(purpose: str) -> Any:
+    def status(s: Mapping[str, Any]) -> Any:
+        from rich.text import Text
+
+        if purpose == "dataset":
+            n = int(s.get("exportable") or 0)
+            return Text(f"{n} to export", style="green") if n else Text("nothing to export", style="yellow")
+        if s.get("ready"):
+            return Text("ready", style="green")
+        sel = s.get("selection") or {}
+        missing = float(sel.get("min_total_s") or 0.0) - float(sel.get("total_s") or 0.0)
+        return Text(f"needs {max(0.0, missing):.0f} s more", style="yellow")
+
+    return status
+
+
+def _speaker_columns(purpose: str) -> list[tuple[str, str, int, Any, Any]]:
+    """The speaker table's columns: ``(header, justify, priority, cell, below)``.
+
+    ``priority`` orders which columns stay when the width is short (0 stays
+    always); ``below`` words a dropped column's value for the line under the
+    table (``None``: nothing worth a word).
+    """
+    def count(verdict: str) -> Any:
+        return lambda s: (f"{n} {verdict}" if (n := (s.get("verdicts") or {}).get(verdict, 0)) else None)
+
+    last = (("exportable", "right", 9, lambda s: str(s.get("exportable") or 0), None) if purpose == "dataset" else
+            ("selected", "right", 9, _selected, lambda s: f"selected {_selected(s)}"))
+    return [
+        ("speaker", "left", 0, lambda s: None, None),
+        ("clips", "right", 1, lambda s: str(s.get("clips", 0)), lambda s: f"{s.get('clips', 0)} clip(s)"),
+        ("approved", "right", 2, _verdict_count("approved"), count("approved")),
+        ("warning", "right", 5, _verdict_count("warning"), count("warning")),
+        ("rejected", "right", 6, _verdict_count("rejected"), count("rejected")),
+        ("error", "right", 7, _verdict_count("error"), count("error")),
+        ("approved s", "right", 8, lambda s: f"{s.get('approved_s', 0.0):.1f}",
+         lambda s: f"{s.get('approved_s', 0.0):.1f} s approved"),
+        ("usable s", "right", 4, lambda s: f"{s.get('usable_s', 0.0):.1f}",
+         lambda s: f"{s.get('usable_s', 0.0):.1f} s usable"),
+        last,
+        ("status", "left", 3, _status(purpose), lambda s: _status(purpose)(s).plain),
+    ]
+
+
+def _natural_width(console: Any, renderable: Any) -> int:
+    """Columns ``renderable`` takes when nothing in it wraps (measured without the console's limit)."""
+    from rich.measure import Measurement
+
+    return Measurement.get(console, console.options.update_width(1 << 16), renderable).maximum
+
+
+def _fits(console: Any, renderable: Any) -> bool:
+    return _natural_width(console, renderable) <= console.width
+
+
+def _speaker_table(console: Any, speakers: Mapping[str, Any], purpose: str) -> tuple[Any, list[Any]]:
+    """The widest speaker table that fits the console without wrapping a cell, and the lines under it.
+
+    Columns are dropped by priority until the table fits; what they held is
+    listed per speaker below it.  When not even speaker, clips, approved and
+    status fit, there is no table, only the lines.
+    """
+    from rich import box
+    from rich.table import Table
+    from rich.text import Text
+
+    columns = _speaker_columns(purpose)
+    for keep in range(len(columns), 3, -1):
+        kept = sorted(sorted(columns, key=lambda c: c[2])[:keep], key=columns.index)
+        table = Table(box=box.SIMPLE_HEAD, show_edge=False, padding=(0, 1), pad_edge=False)
+        for header, justify, *_ in kept:
+            table.add_column(header, justify=justify, no_wrap=True, overflow="fold")  # type: ignore[arg-type]
+        for name, s in speakers.items():
+            table.add_row(*[name if header == "speaker" else cell(s) for header, _, _, cell, _ in kept])
+        if _fits(console, table):
+            dropped = [c for c in columns if c not in kept]
+            break
+    else:
+        table, dropped = None, columns[1:]
+    lines = []
+    for name, s in speakers.items():
+        words = [text for *_, below in dropped if below is not None and (text := below(s))]
+        if words:
+            lines.append(Text.assemble((name, "bold"), ": ", ", ".join(words)))
+    return table, lines
+
+
+def _clip_cells(c: Mapping[str, Any]) -> tuple[str, str, str, str]:
+    metrics = c.get("metrics") or {}
+    score = metrics.get("score")
+    snr = source_metrics(metrics)["snr_db"]
+    return (
+        str(c.get("verdict", "")),
+        f"{score:.0f}" if isinstance(score, (int, float)) else "–",
+        f"{c['duration_s']:.1f}" if isinstance(c.get("duration_s"), (int, float)) else "–",
+        f"{snr:.0f}" if isinstance(snr, (int, float)) else "–",
+    )
+
+
+#: Narrowest reasons column of the clip table; below it each clip's reasons go on lines of their own.
+_MIN_REASONS_WIDTH = 24
+
+
+def _print_clips(console: Any, clips: Sequence[Mapping[str, Any]]) -> None:
+    """Every clip, grouped by speaker: a table when ids and numbers fit beside a readable reasons
+    column, else a line per clip with its reasons indented below.  Ids are never cut."""
+    from rich.padding import Padding
+    from rich.table import Table
+    from rich.text import Text
+
+    groups: dict[str, list[Mapping[str, Any]]] = {}
+    for c in clips:
+        groups.setdefault(str(c.get("speaker")), []).append(c)
+    heads = (("clip", "left"), ("verdict", "left"), ("score", "right"), ("s", "right"), ("SNR", "right"))
+
+    def table(with_reasons: bool) -> Any:
+        t = Table(show_edge=False, box=None, padding=(0, 1), pad_edge=False)
+        for name, justify in heads:
+            t.add_column(name, justify=justify, no_wrap=True, overflow="fold")  # type: ignore[arg-type]
+        if with_reasons:
+            t.add_column("reasons", overflow="fold", min_width=_MIN_REASONS_WIDTH)
+        for speaker, group in groups.items():
+            t.add_row(Text(speaker, style="bold"), *([""] * (len(heads) - (0 if with_reasons else 1))))
+            for c in group:
+                verdict, *numbers = _clip_cells(c)
+                row = [Text(f" {c.get('id')}"), Text(verdict, style=_STYLE.get(verdict, "")), *numbers]
+                if with_reasons:
+                    row.append(Text("; ".join(c.get("reasons") or []) or "ok"))
+                t.add_row(*row)
+        return t
+
+    if _natural_width(console, table(False)) + 1 + _MIN_REASONS_WIDTH <= console.width:
+        console.print(table(True))
+        return
+    for speaker, group in groups.items():
+        console.print(Text(speaker, style="bold"))
+        for c in group:
+            verdict, score, seconds, snr = _clip_cells(c)
+            console.print(Text.assemble(
+                "  ", str(c.get("id")), "  ", (verdict, _STYLE.get(verdict, "")),
+                f"  score {score}  {seconds} s  SNR {snr} dB",
+            ))
+            console.print(Padding(Text("; ".join(c.get("reasons") or []) or "ok"), (0, 0, 0, 4)))
+
+
 def print_summary(report: dict[str, Any], out_dir: str | Path, *, console: Any = None, max_clip_rows: int = 40) -> None:
     """Print the end-of-run summary: speakers, clips, problems counted by finding code and where the reports are.
+
+    It is laid out to the console's width (80 columns when piped, or
+    ``COLUMNS``): the speaker table keeps the columns that fit and lists the
+    rest below it, clips get their reasons on lines of their own when a
+    table would squeeze them, and speaker names and clip ids are never cut
+    or shortened; lists and notes wrap between words.
 
     Parameters
     ----------
@@ -229,62 +406,27 @@ def print_summary(report: dict[str, Any], out_dir: str | Path, *, console: Any =
         (findings other than ``info``) are counted by code either way.
     """
     from rich.console import Console
-    from rich.table import Table
     from rich.text import Text
 
     console = console or Console()
     out = Path(out_dir)
     clips = report.get("clips") or []
     speakers = report.get("speakers") or {}
-    table = Table(title=f"voiceprep: {len(clips)} clip(s) -> {out}", title_justify="left")
-    for name, justify in (("speaker", "left"), ("clips", "right"), ("approved", "right"), ("warning", "right"),
-                          ("rejected", "right"), ("error", "right"), ("approved s", "right"), ("usable s", "right"),
-                          ("selected", "right"), ("status", "left")):
-        table.add_column(name, justify=justify)  # type: ignore[arg-type]
-    for name, s in speakers.items():
-        v = s.get("verdicts") or {}
-        sel = s.get("selection") or {}
-        if s.get("ready"):
-            status = Text("ready", style="green")
-        else:
-            missing = float(sel.get("min_total_s") or 0.0) - float(sel.get("total_s") or 0.0)
-            status = Text(f"needs {max(0.0, missing):.0f} s more", style="yellow")
-        table.add_row(
-            name,
-            str(s.get("clips", 0)),
-            str(v.get("approved", 0)),
-            str(v.get("warning", 0)),
-            str(v.get("rejected", 0)),
-            str(v.get("error", 0)),
-            f"{s.get('approved_s', 0.0):.1f}",
-            f"{s.get('usable_s', 0.0):.1f}",
-            f"{sel.get('count', 0)} / {float(sel.get('total_s') or 0.0):.1f} s",
-            status,
-        )
-    console.print(table)
+    purpose = str(report.get("purpose") or "fish")
+    console.print(Text.assemble(("voiceprep: ", "bold"), f"{len(clips)} clip(s) -> {out}"))
+    if speakers:
+        table, lines = _speaker_table(console, speakers, purpose)
+        if table is not None:
+            console.print(table)
+        for line in lines:
+            console.print(line)
     if clips and len(clips) <= max_clip_rows:
-        detail = Table(show_edge=False, box=None, padding=(0, 1))
-        for name, justify in (("clip", "left"), ("verdict", "left"), ("score", "right"), ("s", "right"),
-                              ("SNR", "right"), ("reasons", "left")):
-            detail.add_column(name, justify=justify, overflow="fold")  # type: ignore[arg-type]
-        for c in clips:
-            metrics = c.get("metrics") or {}
-            score = metrics.get("score")
-            snr = source_metrics(metrics)["snr_db"]
-            verdict = str(c.get("verdict", ""))
-            detail.add_row(
-                f"{c.get('speaker')}/{c.get('id')}",
-                Text(verdict, style=_STYLE.get(verdict, "")),
-                f"{score:.0f}" if isinstance(score, (int, float)) else "–",
-                f"{c['duration_s']:.1f}" if isinstance(c.get("duration_s"), (int, float)) else "–",
-                f"{snr:.0f}" if isinstance(snr, (int, float)) else "–",
-                Text("; ".join(c.get("reasons") or []) or "ok"),
-            )
-        console.print(detail)
+        console.print()
+        _print_clips(console, clips)
     problems = {code: n for code, n in finding_counts(clips).items() if n["severity"] != "info"}
     if problems:
         top = list(problems.items())[:12]
-        more = f", … {len(problems) - len(top)} more code(s)" if len(problems) > len(top) else ""
+        more = f", and {len(problems) - len(top)} more code(s)" if len(problems) > len(top) else ""
         console.print(Text("problems by code (clips): " + ", ".join(f"{k} ({n['clips']})" for k, n in top) + more))
     for name, s in speakers.items():
         for note in s.get("notes") or []:
@@ -292,6 +434,6 @@ def print_summary(report: dict[str, Any], out_dir: str | Path, *, console: Any =
     if report.get("partial"):
         console.print(Text.assemble(("partial report: ", "bold yellow"), PARTIAL_NOTE))
     folder = RunFolder(out)
-    paths = [p for p in (folder.report_json, folder.report_html) if p.exists()]
-    if paths:
-        console.print(Text("reports: " + ", ".join(str(p) for p in paths)))
+    for path in (folder.report_json, folder.report_html):
+        if path.exists():
+            console.print(Text(f"report: {path}"))

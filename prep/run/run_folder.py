@@ -321,8 +321,17 @@ class RunFolder:
         """
         return load_report(self.report_json)
 
-    def read_clips(self) -> list[Clip]:
+    def partial_note(self, report: dict[str, Any]) -> str | None:
+        """One line for a report marked partial (an interrupted run), naming it and how to finish; else None."""
+        if not report.get("partial"):
+            return None
+        return (f"{self.report_json} is partial: the run into {self.root} was interrupted and it lists only the "
+                "files that finished; run the same `voiceprep run` command again to finish it")
+
+    def read_clips(self, report: dict[str, Any] | None = None) -> list[Clip]:
         """The clips of the last finished run, in the report's order (without audio).
+
+        ``report``, when given, is the report already read (:meth:`read_report`).
 
         Raises
         ------
@@ -334,7 +343,7 @@ class RunFolder:
         from ..clip import Clip
 
         clips = []
-        for number, entry in enumerate(self.read_report()["clips"], 1):
+        for number, entry in enumerate((report if report is not None else self.read_report())["clips"], 1):
             try:
                 clips.append(Clip.from_dict(entry))
             except (PrepError, ValueError) as err:
