@@ -391,7 +391,8 @@ def print_summary(report: dict[str, Any], out_dir: str | Path, *, console: Any =
     ``COLUMNS``): the speaker table keeps the columns that fit and lists the
     rest below it, clips get their reasons on lines of their own when a
     table would squeeze them, and speaker names and clip ids are never cut
-    or shortened; lists and notes wrap between words.
+    or shortened; lists and notes wrap between words, and paths are never
+    broken.
 
     Parameters
     ----------
@@ -413,7 +414,8 @@ def print_summary(report: dict[str, Any], out_dir: str | Path, *, console: Any =
     clips = report.get("clips") or []
     speakers = report.get("speakers") or {}
     purpose = str(report.get("purpose") or "fish")
-    console.print(Text.assemble(("voiceprep: ", "bold"), f"{len(clips)} clip(s) -> {out}"))
+    # paths are never broken across lines (soft wrap): they stay whole to copy, however long
+    console.print(Text.assemble(("voiceprep: ", "bold"), f"{len(clips)} clip(s) -> {out}"), soft_wrap=True)
     if speakers:
         table, lines = _speaker_table(console, speakers, purpose)
         if table is not None:
@@ -436,4 +438,4 @@ def print_summary(report: dict[str, Any], out_dir: str | Path, *, console: Any =
     folder = RunFolder(out)
     for path in (folder.report_json, folder.report_html):
         if path.exists():
-            console.print(Text(f"report: {path}"))
+            console.print(Text(f"report: {path}"), soft_wrap=True)
