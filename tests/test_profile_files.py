@@ -182,3 +182,23 @@ def test_configure_checks_any_stage_dataclass_by_its_field_types():
         profile.to_toml()
     with pytest.raises(ConfigError, match="purpose"):
         dataclasses.replace(profile, purpose="podcast")
+
+
+def test_run_with_a_profile_file_records_it_and_redoes_files_when_a_setting_changes(tmp_path, demo_dir, capsys):
+    inp = tmp_path / "in" / "alice"
+    inp.mkdir(parents=True)
+    (inp / "a01.wav").write_bytes((demo_dir / "alice" / "a01.wav").read_bytes())
+    path = _write(tmp_path, 'extends = "fish"\n[score]\nmin_snr_db = 5\n', "quiet.toml")
+    run = ["run", str(inp), "-o", str(tmp_path / "out"), "--jobs", "1", "--profile", str(path)]
+    assert main(run) == 0
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert report["profile"] == "quiet" and report["purpose"] == "fish"
+    assert report["thresholds"]["min_snr_db"] == 5.0
+    capsys.readouterr()
+    assert main(run) == 0
+    assert "resuming: 1 file(s) already done" in capsys.readouterr().err
+    path.write_text('extends = "fish"\n[score]\nmin_snr_db = 6\n', encoding="utf-8")
+    assert main(run) == 0
+    err = capsys.readouterr().err
+    assert "the profile or config changed" in err and "1 file(s) done then are redone" in err
+    assert json.loads((tmp_path / "out" / "report.json").read_text())["thresholds"]["min_snr_db"] == 6.0

@@ -67,7 +67,19 @@ _LONGFORM = "longform"
 
 @dataclass(frozen=True)
 class Profile:
-    """A named, ordered tuple of stages, and how long files are cut before them."""
+    """A named, ordered tuple of stages, and how long files are cut before them.
+
+    Attributes
+    ----------
+    name, description : str
+    stages : tuple of Stage
+        In the order they run.
+    longform : LongForm
+        How files longer than ``longform.long_file_s`` are cut before the stages.
+    purpose : str
+        What the clips are for, one of :data:`PURPOSES`: the speaker notes of
+        the report follow it.
+    """
 
     name: str
     description: str
