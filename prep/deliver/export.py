@@ -274,7 +274,8 @@ def export_clips(
             chosen.append(clip)
     if not chosen:
         raise PrepError(f"no clip of {out} qualifies for export: {len(skipped)} skipped ("
-                        f"{describe_skipped(skipped, include_warning=include_warning, require_text=require_text)})")
+                        f"{describe_skipped(skipped, include_warning=include_warning, require_text=require_text)})"
+                        + (f"; {partial}" if partial else ""))
     previous = _prepare_dest(dest)
     names = _names(chosen)
     notes: list[str] = [f"{partial}, then export again"] if partial else []
