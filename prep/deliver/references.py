@@ -22,7 +22,8 @@ builds them:
   ``max_total_s`` and ``max_count``.
 
 Only clips of the one speaker are ever used, never one with a ``voice.other*``
-finding; ``warning`` clips only with ``include_warning``.
+finding; ``warning`` clips only with ``include_warning`` (the ``duration.short``
+warning does not count: joining is its remedy).
 
 :func:`plan_references` chooses (pure, on clip records); :func:`join_utterances`
 and :func:`render_reference` make the audio; :func:`build_references` writes the
@@ -53,6 +54,7 @@ import numpy as np
 
 from ..clip import Clip
 from ..errors import ConfigError, DataError, OutputError
+from ..findings import verdict_of
 from ..metrics import finite, pick
 from ..run.run_folder import REFERENCES_JSON, RunFolder
 from .select import clip_seconds
@@ -72,6 +74,7 @@ __all__ = [
     "pitch_stats",
     "plan_references",
     "read_references",
+    "reference_verdict",
     "references_stale",
     "render_reference",
     "speech_edges",
@@ -82,6 +85,8 @@ log = logging.getLogger(__name__)
 #: Version of ``references.json``.
 LISTING_VERSION = 1
 _OTHER_VOICE_PREFIX = "voice.other"
+#: Findings a reference makes moot (the clip is joined into 10 s or more).
+_JOINING_FIXES = frozenset({"duration.short"})
 
 
 @dataclass(frozen=True)
@@ -164,12 +169,21 @@ def _other_voice(clip: Clip) -> bool:
     return any(f.code.startswith(_OTHER_VOICE_PREFIX) for f in clip.findings)
 
 
+def reference_verdict(clip: Clip) -> str:
+    """A clip's verdict as a part of a reference: its verdict without the ``duration.short`` warning.
+
+    That warning says a clip is shorter than Fish Audio's 10 s; joining it with
+    its neighbours is what a reference does about it.
+    """
+    return verdict_of(f for f in clip.findings if f.code not in _JOINING_FIXES)
+
+
 def eligible_clips(clips: Iterable[Clip], *, config: ReferenceConfig) -> tuple[list[Clip], list[str]]:
     """The clips a reference may use, and notes on those left out.
 
-    A clip is eligible when its verdict is ``approved`` (or ``warning`` with
-    ``include_warning``), it has a written file and a length, and no
-    ``voice.other*`` finding says it may be another voice.
+    A clip is eligible when its :func:`reference_verdict` is ``approved`` (or
+    ``warning`` with ``include_warning``), it has a written file and a length,
+    and no ``voice.other*`` finding says it may be another voice.
 
     Raises
     ------
@@ -181,12 +195,15 @@ def eligible_clips(clips: Iterable[Clip], *, config: ReferenceConfig) -> tuple[l
     if len(speakers) > 1:
         raise ConfigError(f"references take one speaker's clips, got speakers {speakers}")
     allowed = ("approved", "warning") if config.include_warning else ("approved",)
-    other = [c.id for c in pool if c.verdict in allowed and _other_voice(c)]
-    keep = [c for c in pool if c.verdict in allowed and c.output and clip_seconds(c) > 0 and not _other_voice(c)]
+    other = [c.id for c in pool if _other_voice(c) and verdict_of(
+        f for f in c.findings if f.code not in _JOINING_FIXES and not f.code.startswith(_OTHER_VOICE_PREFIX)
+    ) in allowed]
+    keep = [c for c in pool
+            if reference_verdict(c) in allowed and c.output and clip_seconds(c) > 0 and not _other_voice(c)]
     notes = []
     if other:
         notes.append(f"{len(other)} clip(s) that may be another voice were left out: {', '.join(other)}")
-    warned = sum(c.verdict == "warning" for c in pool)
+    warned = sum(reference_verdict(c) == "warning" for c in pool)
     if warned and not config.include_warning:
         notes.append(f"{warned} clip(s) with warnings were not used (include_warning uses them)")
     return keep, notes
@@ -273,8 +290,27 @@ def _folder_format(clip: Clip) -> tuple[Any, ...]:
 
 
 def _chains(seq: Sequence[Clip], config: ReferenceConfig) -> list[list[Clip]]:
-    """Cut an ordered run of short clips into consecutive groups of ``join_target_s`` (never over ``max_s``)."""
+    """Cut an ordered run of short clips into consecutive groups of about ``join_target_s``, within the limits.
+
+    The run is split evenly into as many groups as its length divided by
+    ``join_target_s`` suggests (each at least ``min_s``, at most ``max_s``);
+    when the clips' lengths make an even split miss the limits, groups are
+    filled greedily instead (a last group under ``min_s`` is then left over).
+    """
     margin = 0.25  # pauses may shorten a join slightly: aim a little above min_s
+    lengths = [clip_seconds(c) for c in seq]
+    total = float(sum(lengths))
+    same_rate = len({c.sample_rate for c in seq}) <= 1
+    if same_rate and total >= config.min_s + margin:
+        k = max(1, round(total / config.join_target_s), math.ceil(total / config.max_s))
+        k = min(k, max(1, int(total // (config.min_s + margin))))
+        target = total / k
+        mids = np.cumsum(lengths) - np.asarray(lengths) / 2
+        index = np.minimum((mids // target).astype(int), k - 1)
+        even = [[c for c, i in zip(seq, index, strict=True) if i == g] for g in range(k)]
+        sums = [sum(clip_seconds(c) for c in group) for group in even]
+        if all(group for group in even) and all(config.min_s + margin <= v <= config.max_s for v in sums):
+            return even
     chains: list[list[Clip]] = []
     current: list[Clip] = []
     length = 0.0
@@ -399,6 +435,12 @@ def plan_references(clips: Iterable[Clip], *, config: ReferenceConfig = Referenc
 def speech_edges(audio: np.ndarray, *, sample_rate: int) -> tuple[float, float]:
     """Start of the first and end of the last speech region of a clip, in seconds.
 
+    The VAD (:func:`prep.dsp.vad.speech_regions`, 30 ms frames grown into the
+    decays) finds the speech; each edge is then refined on 5 ms frames to where
+    the level first (last) rises 6 dB above the clip's own non-speech level
+    (speech about as loud as the room tone), searching up to 0.2 s inside and
+    0.1 s outside the VAD edge.
+
     Parameters
     ----------
     audio : np.ndarray, shape (samples,)
@@ -411,11 +453,28 @@ def speech_edges(audio: np.ndarray, *, sample_rate: int) -> tuple[float, float]:
     """
     from ..dsp.vad import speech_regions
 
-    duration = audio.shape[-1] / float(sample_rate)
-    regions = speech_regions(audio, sample_rate=sample_rate) if audio.shape[-1] else []
+    x = np.asarray(audio, dtype=np.float32).reshape(-1)
+    duration = x.size / float(sample_rate)
+    regions = speech_regions(x, sample_rate=sample_rate) if x.size else []
     if not regions:
         return 0.0, duration
-    return float(regions[0][0]), float(min(duration, regions[-1][1]))
+    start, end = float(regions[0][0]), float(min(duration, regions[-1][1]))
+    hop = max(1, round(0.005 * sample_rate))
+    n = x.size // hop
+    if n < 8:
+        return start, end
+    energy = np.mean(x[: n * hop].astype(np.float64).reshape(n, hop) ** 2, axis=1)
+    centres = (np.arange(n) + 0.5) * hop / sample_rate
+    outside = energy[(centres < start) | (centres > end)]
+    noise = float(np.median(outside)) if outside.size >= 8 else float(np.percentile(energy, 10))
+    loud = energy > max(noise * 10 ** (6 / 10), float(energy.max()) * 1e-9)
+    near_start = np.flatnonzero(loud & (centres >= start - 0.1) & (centres <= start + 0.2))
+    near_end = np.flatnonzero(loud & (centres >= end - 0.2) & (centres <= end + 0.1))
+    if near_start.size:
+        start = near_start[0] * hop / sample_rate
+    if near_end.size:
+        end = min(duration, (near_end[-1] + 1) * hop / sample_rate)
+    return float(start), float(max(end, start))
 
 
 def _ramp(n: int) -> np.ndarray:
