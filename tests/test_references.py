@@ -349,3 +349,50 @@ def test_rejected_clips_are_never_used(tmp_path):
     write_report_json(build_report([*good, bad], profile="test"), out)
     listing = build_references(out, "s", config=ReferenceConfig(mos=False, include_warning=True))
     assert sorted(c for r in listing["references"] for c in r["clips"]) == ["g0", "g1"]
+
+
+def test_tts_corpus_files_join_across_files_and_a_planted_voice_stays_out(tmp_path):
+    """ARCTIC-like: one 3-4 s utterance per file, one file of a different voice, through the fish profile."""
+    pytest.importorskip("onnxruntime", reason="onnxruntime is not installed (pip install 'voiceprep[voice]')")
+    from espeak_voices import SENTENCES
+
+    from prep.models import ModelError
+    from prep.run.profiles import get_profile
+    from prep.run.runner import discover, run_jobs
+    from prep.voice.embed import embed_clip
+
+    folder = tmp_path / "in" / "arc"
+    folder.mkdir(parents=True)
+    plan = [("low", 0), ("low", 1), ("low", 2), ("low", 3), ("high", 4), ("low", 5), ("low", 6), ("low", 7)]
+    for k, (voice, sentence) in enumerate(plan):
+        say(SENTENCES[sentence], voice, folder / f"arctic_a{k + 1:04d}.wav")
+        (folder / f"arctic_a{k + 1:04d}.txt").write_text(SENTENCES[sentence], encoding="utf-8")
+    profile = get_profile("fish").configure("measure_input", mos=False).configure("score", mos=False)
+    out = tmp_path / "out"
+    try:
+        clips = run_jobs(discover([folder]), profile.stages, out_dir=out)
+    except ModelError as err:  # pragma: no cover - depends on the environment
+        pytest.skip(f"speaker embedder unavailable: {err}")
+    write_report_json(build_report(clips, profile="fish"), out)
+    planted = next(c for c in clips if c.source.endswith("a0005.wav"))
+    assert any(f.code.startswith("voice.other") for f in planted.findings)
+    assert all(c.duration_s < 10 for c in clips)
+
+    assert main(["references", str(out)]) == 0
+    listing = read_references(out, "arc")
+    refs = listing["references"]
+    assert refs and listing["texts"]
+    by_id = {c.id: c for c in clips}
+    for ref in refs:
+        audio, rate = _wav(out, ref["output"])
+        assert 10 <= audio.size / rate <= 30 and ref["joined"]
+        sources = [by_id[c].source for c in ref["clips"]]
+        assert sources == sorted(sources) and len(set(sources)) == len(sources) > 1  # consecutive files, in order
+        assert ref["transcript"] == " ".join(by_id[c].transcript for c in ref["clips"])
+        assert planted.id not in ref["clips"]
+        assert all(p["pause_before_s"] == 0.45 for p in ref["parts"][1:])  # between files: the default pause
+        # one voice: the reference's embedding is the main voice's, not the planted one's
+        main_voice = embed_clip(_wav(out, by_id[ref["clips"][0]].output)[0], sample_rate=rate).vector
+        other = embed_clip(_wav(out, planted.output)[0], sample_rate=rate).vector
+        mine = embed_clip(audio, sample_rate=rate).vector
+        assert float(mine @ main_voice) > 0.85 > float(mine @ other)

@@ -726,7 +726,9 @@ def _report_sha256(folder: RunFolder) -> str:
 
 
 def _key(report_sha: str, config: ReferenceConfig) -> str:
-    blob = json.dumps({"report": report_sha, "config": config.to_dict()}, sort_keys=True).encode()
+    """The staleness key: the run's report and the settings that change what is built (not ``mos``)."""
+    settings = {k: v for k, v in config.to_dict().items() if k != "mos"}
+    blob = json.dumps({"report": report_sha, "config": settings}, sort_keys=True).encode()
     return _sha256(blob)[:16]
 
 
@@ -933,6 +935,14 @@ def _write_set(folder: RunFolder, speaker: str, plan: ReferencePlan, staging: Pa
         planned = _planned(parts, config)
         text, text_note = _text(planned)
         pitch_hz, spread_st = pitch_stats(audio, sample_rate=rate)
+        # a clip used as it is keeps the measurements the run made of it
+        known = parts[0].metrics if len(parts) == 1 else {}
+        lufs = finite(known.get("output_lufs"))
+        peak = finite(known.get("output_true_peak_dbtp"))
+        mos = {k: round(v, 3) for k in ("dnsmos_ovrl", "dnsmos_sig", "dnsmos_bak")
+               if (v := finite(known.get(k))) is not None} or None
+        if mos is None and config.mos:
+            mos = _dnsmos(audio, rate)
         entry: dict[str, Any] = {
             "id": f"ref-{index:02d}",
             "output": rel,
@@ -946,13 +956,13 @@ def _write_set(folder: RunFolder, speaker: str, plan: ReferencePlan, staging: Pa
             "transcript": text,
             "text_note": text_note,
             "quality": round(planned.quality, 2),
-            "lufs": round(integrated_loudness(audio, sample_rate=rate), 2),
-            "true_peak_dbtp": round(true_peak(audio, sample_rate=rate), 2),
+            "lufs": round(integrated_loudness(audio, sample_rate=rate) if lufs is None else lufs, 2),
+            "true_peak_dbtp": round(true_peak(audio, sample_rate=rate) if peak is None else peak, 2),
             "pitch_median_hz": None if pitch_hz is None else round(pitch_hz, 1),
             "pitch_spread_st": None if spread_st is None else round(spread_st, 2),
             "parts": info,
         }
-        if config.mos and (mos := _dnsmos(audio, rate)) is not None:
+        if mos:
             entry.update(mos)
         entries.append(entry)
     return entries

@@ -440,11 +440,12 @@ def _reference_plan(out: Path, speaker: str, *, max_clips: int, include_warning:
                 parts=tuple(ref.get("clips") or ()),
             )
         )
-    missing = [c.id for c in selected if not c.text]
+    missing = [f"{ref['id']}: {ref.get('text_note') or 'no text'}" for ref in refs[:max_clips]
+               if not ref.get("transcript")]
     if missing:
         texts: tuple[str, ...] = ()
         notes.append(f"no texts sent: {len(missing)} of {len(selected)} references lack a full transcript "
-                     f"({', '.join(missing)})")
+                     f"({'; '.join(missing)})")
     else:
         texts = tuple(str(c.text) for c in selected)
     return SubmitPlan(speaker=speaker, clips=tuple(selected), texts=texts, notes=tuple(notes))
