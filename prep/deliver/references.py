@@ -595,10 +595,10 @@ def match_loudness(parts: Sequence[np.ndarray], *, sample_rate: int) -> tuple[li
 
 
 def pitch_stats(audio: np.ndarray, *, sample_rate: int) -> tuple[float | None, float | None]:
-    """Median f0 (Hz) and its spread (semitones, interquartile range / 1.35) of voiced frames.
+    """Median f0 (Hz) and its spread (semitones, interquartile range / 1.35, octave errors folded) of voiced frames.
 
-    A cheap normalised-autocorrelation estimate on 40 ms frames every 10 ms at
-    16 kHz (60–400 Hz); frames whose peak correlation is under 0.6 or whose level
+    A cheap normalised-autocorrelation estimate on 40 ms frames every 10 ms of the
+    signal low-passed to 900 Hz at 16 kHz (60–400 Hz); frames whose peak correlation is under 0.6 or whose level
     is 35 dB below the loudest are unvoiced.
 
     Parameters
@@ -619,6 +619,9 @@ def pitch_stats(audio: np.ndarray, *, sample_rate: int) -> tuple[float | None, f
     frame, hop = 640, 160
     if x.size < frame:
         return None, None
+    spec_all = np.fft.rfft(x.astype(np.float64))
+    spec_all[np.fft.rfftfreq(x.size, 1 / 16000) > 900.0] = 0  # the first formant would pass for f0
+    x = np.fft.irfft(spec_all, x.size)
     n = (x.size - frame) // hop + 1
     idx = np.arange(frame)[None, :] + hop * np.arange(n)[:, None]
     frames = x[idx].astype(np.float64)
@@ -636,6 +639,8 @@ def pitch_stats(audio: np.ndarray, *, sample_rate: int) -> tuple[float | None, f
         return None, None
     f0 = 16000.0 / lag[voiced]
     semitones = 12 * np.log2(f0)
+    centre = np.median(semitones)
+    semitones -= 12 * np.round((semitones - centre) / 12)  # octave errors folded back: they are no intonation
     q1, q3 = np.percentile(semitones, [25, 75])
     return float(np.median(f0)), float((q3 - q1) / 1.35)
 
