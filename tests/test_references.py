@@ -396,3 +396,34 @@ def test_tts_corpus_files_join_across_files_and_a_planted_voice_stays_out(tmp_pa
         other = embed_clip(_wav(out, planted.output)[0], sample_rate=rate).vector
         mine = embed_clip(audio, sample_rate=rate).vector
         assert float(mine @ main_voice) > 0.85 > float(mine @ other)
+
+
+def _harmonics(f0_hz: np.ndarray, rate: int) -> np.ndarray:
+    phase = 2 * np.pi * np.cumsum(f0_hz) / rate
+    return (0.1 * sum(np.sin(k * phase) / k for k in range(1, 12))).astype(np.float32)
+
+
+def test_pitch_stats_finds_f0_and_its_spread():
+    from prep.deliver.references import pitch_stats
+
+    rate = 22050
+    n = 4 * rate
+    flat_hz, flat_st = pitch_stats(_harmonics(np.full(n, 150.0), rate), sample_rate=rate)
+    assert flat_hz == pytest.approx(150.0, rel=0.02) and flat_st < 0.3
+    glide = 100.0 * 2 ** (np.arange(n) / n)  # one octave, evenly in semitones: IQR / 1.35 = 6 / 1.35
+    glide_hz, glide_st = pitch_stats(_harmonics(glide, rate), sample_rate=rate)
+    assert glide_hz == pytest.approx(100.0 * 2**0.5, rel=0.03)
+    assert glide_st == pytest.approx(6 / 1.35, abs=0.4)
+    assert pitch_stats(np.zeros(n, np.float32), sample_rate=rate) == (None, None)
+
+
+def test_intonation_decides_between_equal_candidates(tmp_path):
+    out = tmp_path / "out"
+    clips = [tone_clip(out, cid, speaker="s", seconds=12, source=f"in/s/{cid}.wav") for cid in ("flat", "lively")]
+    config = ReferenceConfig(min_total_s=10.0, max_total_s=15.0)
+    plain = plan_references(clips, config=config)
+    assert [r.parts[0].id for r in plain.references] == ["lively"]  # a tie: broken by the first part's id
+    assert [r.parts[0].id for r in plain.left_out] == ["flat"]
+    spread = {"flat": 4.0, "lively": 0.5}  # the measured intonation turns it round
+    chosen = plan_references(clips, config=config, intonation_st=spread)
+    assert [r.parts[0].id for r in chosen.references] == ["flat"]

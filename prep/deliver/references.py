@@ -122,6 +122,10 @@ class ReferenceConfig:
     source_penalty : float
         Quality points taken from a candidate for each chosen reference that
         shares one of its sources (variety).
+    intonation_weight : float
+        Quality points per semitone of pitch spread (at most 6), used when more
+        candidates exist than can be chosen (:func:`build_references` then
+        measures the pitch of the best candidates' clips).
     mos : bool
         Measure DNSMOS of each reference when the ``[mos]`` extra is installed.
     """
@@ -141,6 +145,7 @@ class ReferenceConfig:
     dnsmos_weight: float = 10.0
     similarity_weight: float = 50.0
     source_penalty: float = 5.0
+    intonation_weight: float = 2.0
     mos: bool = True
 
     def __post_init__(self) -> None:
@@ -268,6 +273,8 @@ class ReferencePlan:
     speaker: str
     references: tuple[PlannedReference, ...]
     notes: tuple[str, ...] = ()
+    #: Candidates that were not chosen (over the total or the count), best first.
+    left_out: tuple[PlannedReference, ...] = ()
 
     @property
     def estimate_s(self) -> float:
@@ -343,7 +350,12 @@ def _planned(parts: Sequence[Clip], config: ReferenceConfig) -> PlannedReference
     return PlannedReference(tuple(parts), tuple(gaps), quality)
 
 
-def plan_references(clips: Iterable[Clip], *, config: ReferenceConfig = ReferenceConfig()) -> ReferencePlan:
+def plan_references(
+    clips: Iterable[Clip],
+    *,
+    config: ReferenceConfig = ReferenceConfig(),
+    intonation_st: Mapping[str, float] | None = None,
+) -> ReferencePlan:
     """Choose one speaker's references from clip records (no audio needed).
 
     Parameters
@@ -351,6 +363,10 @@ def plan_references(clips: Iterable[Clip], *, config: ReferenceConfig = Referenc
     clips : iterable of Clip
         One speaker's clips.
     config : ReferenceConfig
+    intonation_st : Mapping, optional
+        Pitch spread (semitones, :func:`pitch_stats`) by clip id: a candidate whose
+        parts all have one gains ``intonation_weight`` points per semitone (at most
+        6): lively speech over monotone reading.
 
     Returns
     -------
@@ -398,7 +414,10 @@ def plan_references(clips: Iterable[Clip], *, config: ReferenceConfig = Referenc
                     n_joined_files += len({c.source for c in chain}) > 1
                 else:
                     leftovers.extend(chain)
+    if intonation_st:
+        units = [_with_intonation(u, intonation_st, config) for u in units]
     chosen: list[PlannedReference] = []
+    skipped: list[PlannedReference] = []
     total = 0.0
     remaining = list(units)
     while remaining and len(chosen) < config.max_count:
@@ -411,9 +430,11 @@ def plan_references(clips: Iterable[Clip], *, config: ReferenceConfig = Referenc
         best = max(remaining, key=value)
         remaining.remove(best)
         if total + best.estimate_s > config.max_total_s + 1e-9:
+            skipped.append(best)
             continue
         chosen.append(best)
         total += best.estimate_s
+    skipped += sorted(remaining, key=lambda u: -u.quality)
     if too_long:
         notes.append(f"{len(too_long)} clip(s) longer than {config.max_s:g} s were not used: "
                      f"{', '.join(c.id for c in too_long)}")
@@ -426,7 +447,18 @@ def plan_references(clips: Iterable[Clip], *, config: ReferenceConfig = Referenc
     if total < config.min_total_s:
         notes.append(f"only {total:.0f} s of references; Fish Audio recommends "
                      f"{config.min_total_s:.0f}–{config.max_total_s:.0f} s: record more clean speech")
-    return ReferencePlan(speaker, tuple(chosen), tuple(notes))
+    return ReferencePlan(speaker, tuple(chosen), tuple(notes), tuple(skipped))
+
+
+def _with_intonation(unit: PlannedReference, intonation_st: Mapping[str, float], config: ReferenceConfig
+                     ) -> PlannedReference:
+    """``unit`` with ``intonation_weight`` points per semitone of pitch spread (at most 6) added."""
+    spreads = [intonation_st.get(c.id) for c in unit.parts]
+    if any(v is None or not math.isfinite(v) for v in spreads):
+        return unit
+    weights = [clip_seconds(c) for c in unit.parts]
+    spread = float(np.average([min(float(v), 6.0) for v in spreads], weights=weights))  # type: ignore[arg-type]
+    return dataclasses.replace(unit, quality=unit.quality + config.intonation_weight * spread)
 
 
 # -- the audio ---------------------------------------------------------------------------------------
@@ -855,6 +887,15 @@ def build_references(
         raise ConfigError(f"speaker {speaker!r} has no clips in {folder.root}; speakers there: "
                           f"{sorted({c.speaker for c in every})}")
     plan = plan_references(mine, config=config)
+    if plan.left_out:  # a real choice: let intonation weigh in, measured on the best candidates' clips
+        pool = sorted([*plan.references, *plan.left_out], key=lambda u: -u.quality)[: 3 * config.max_count]
+        spreads = {}
+        for clip in {c.id: c for unit in pool for c in unit.parts}.values():
+            audio, rate = _read_wav(folder.output_path(str(clip.output)))
+            spread = pitch_stats(audio, sample_rate=rate)[1]
+            if spread is not None:
+                spreads[clip.id] = spread
+        plan = plan_references(mine, config=config, intonation_st=spreads)
     notes = list(plan.notes)
     final = folder.reference_dir(speaker)
     with folder.lock():
