@@ -594,3 +594,18 @@ def test_cli_submit_dry_run_with_references_and_clips(short_out, capsys):
     assert all(f["path"].startswith("clips/ann/") for f in doc["request"]["files"])
     with pytest.raises(SystemExit):
         main(["submit", str(short_out), "--speaker", "ann", "--title", "t", "--use", "everything"])
+
+
+def test_without_any_reference_the_clips_are_sent_with_a_note(tmp_path):
+    from reference_fixtures import tone_clip
+
+    from prep.report.summary import build_report, write_report_json
+
+    out = tmp_path / "out"
+    clips = [tone_clip(out, "x1", speaker="s", seconds=3.0), tone_clip(out, "x2", speaker="s", seconds=4.0,
+                                                                         source="in/t/x2.wav")]
+    write_report_json(build_report(clips, profile="test"), out)
+    plan = plan_submission(out, "s")
+    assert sorted(c.id for c in plan.clips) == ["x1", "x2"] and not any(c.parts for c in plan.clips)
+    assert any("no reference sample could be built" in n for n in plan.notes)
+    assert plan.texts and len(plan.texts) == len(plan.clips)
