@@ -3,6 +3,7 @@
 ``voiceprep run INPUT... -o OUT``   process files/folders into OUT
 ``voiceprep check FILE...``         one-line verdict per clip (with its span in the source), writes nothing
 ``voiceprep profiles [NAME]``       list the built-in profiles, or print one as a TOML profile file
+``voiceprep references OUT``        Fish Audio reference samples (10-30 s) in OUT/references/<speaker>/
 
 Exit status: 0 when every file processed; 1 when some file errored (with
 ``--strict``, also when any clip is not approved), or on any other failure
@@ -367,7 +368,10 @@ def _add_submit(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--tag", dest="tags", action="append", default=[], metavar="TAG", help="model tag (repeatable)")
     p.add_argument("--enhance-audio-quality", action="store_true",
                    help="ask the API to denoise again (off by default: voiceprep already cleaned the audio)")
-    p.add_argument("--max-clips", type=int, default=20, help="at most this many clips (1..20, default 20)")
+    p.add_argument("--use", choices=("references", "clips"), default="references",
+                   help="send the reference samples (default: 10-30 s each, built as `voiceprep references` does "
+                        "when missing or stale) or the selected clips as they are")
+    p.add_argument("--max-clips", type=int, default=20, help="at most this many samples (1..20, default 20)")
     p.add_argument("--include-warning", action="store_true", help="also consider clips with a warning verdict")
     p.add_argument("--dry-run", action="store_true",
                    help=f"write the exact request to OUT/{DRY_RUN_FILE} instead of sending it")
@@ -396,6 +400,7 @@ def _cmd_submit(args: argparse.Namespace) -> int:
         tags=tuple(args.tags),
         max_clips=args.max_clips,
         include_warning=args.include_warning,
+        use=args.use,
         base_url=args.base_url,
         timeout_s=args.timeout,
         retry=RetryPolicy(max_retries=args.retries, backoff_s=args.backoff, backoff_max_s=max(30.0, args.backoff)),
@@ -409,7 +414,8 @@ def _cmd_submit(args: argparse.Namespace) -> int:
                     allow_partial=args.allow_partial)
     plan = result.plan
     texts = "with" if plan and plan.texts else "without"
-    sent = f"{len(plan.clips)} clip(s), {plan.total_s:.1f} s, {texts} texts" if plan else ""
+    kind = "reference(s)" if plan and any(c.parts for c in plan.clips) else "clip(s)"
+    sent = f"{len(plan.clips)} {kind}, {plan.total_s:.1f} s, {texts} texts" if plan else ""
     for note in plan.notes if plan else ():
         print(f"note: {note}", file=sys.stderr)
     if args.dry_run:
@@ -459,6 +465,37 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _add_references(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("references", help="build Fish Audio reference samples (10-30 s each) from the best clips")
+    p.add_argument("out", metavar="OUT", help="output folder of `voiceprep run`")
+    p.add_argument("--speaker", default=None, help="only this speaker (default: every speaker of the run)")
+    p.add_argument("--include-warning", action="store_true", help="also use clips with a warning verdict")
+    p.set_defaults(func=_cmd_references)
+
+
+def _cmd_references(args: argparse.Namespace) -> int:
+    from .deliver.references import ReferenceConfig, build_references, describe
+    from .report.html import write_report_html
+    from .report.summary import read_report
+
+    out = Path(args.out)
+    if not out.is_dir():
+        raise ConfigError(f"OUT {args.out}: no such folder")
+    folder = RunFolder(out)
+    clips = folder.read_clips()
+    speakers = [args.speaker] if args.speaker else sorted({c.speaker for c in clips})
+    config = ReferenceConfig(include_warning=args.include_warning)
+    built = 0
+    for speaker in speakers:
+        listing = build_references(out, speaker, config=config, clips=clips)
+        built += bool(listing["references"])
+        print(f"{speaker}: {describe(listing)} in {folder.reference_dir(speaker)}")
+        for note in listing["notes"]:
+            print(f"note: {speaker}: {note}", file=sys.stderr)
+    write_report_html(read_report(out), out)  # the page shows the new references
+    return EXIT_OK if built == len(speakers) else EXIT_FAILED
+
+
 def _add_report(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("report", help=f"regenerate OUT/{REPORT_HTML} from OUT/{REPORT_JSON} and print the summary")
     p.add_argument("out", metavar="OUT", help="output folder of `voiceprep run`")
@@ -484,7 +521,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-_COMMANDS = [_add_run, _add_check, _add_profiles, _add_submit, _add_export, _add_report]
+_COMMANDS = [_add_run, _add_check, _add_profiles, _add_submit, _add_references, _add_export, _add_report]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -252,7 +252,8 @@ def test_report_export_and_submit_read_the_finished_run_not_the_journal(tmp_path
     folder.append(stale, pipeline="old")
     assert [c["id"] for c in read_report(out)["clips"]] == ["x", "y"]
     assert sorted(c.id for c in speaker_clips(out, "s")) == ["x", "y"]
-    assert sorted(c.id for c in plan_submission(out, "s").clips) == ["x", "y"]
+    assert sorted(c.id for c in plan_submission(out, "s", use="clips").clips) == ["x", "y"]
+    assert sorted(part for c in plan_submission(out, "s").clips for part in c.parts) == ["x", "y"]  # references
     assert sorted(export_clips(out, "ljspeech", tmp_path / "d").exported) == ["x", "y"]
 
 

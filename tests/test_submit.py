@@ -320,7 +320,8 @@ def test_server_rejects_mismatched_text_count(fish, out):
 
 
 def test_no_texts_when_a_selected_clip_lacks_a_transcript(fish, out):
-    victim = plan_submission(out, "alice", include_warning=True).clips[-1].id  # one clip that will be sent
+    sent_last = plan_submission(out, "alice", include_warning=True).clips[-1]  # a reference that will be sent
+    victim = sent_last.parts[0]  # one clip it is made of
     report = json.loads((out / "report.json").read_text())
     for entry in report["clips"]:
         if entry["id"] == victim:
@@ -329,7 +330,7 @@ def test_no_texts_when_a_selected_clip_lacks_a_transcript(fish, out):
     t = FakeTime()
     result = submit(out, "alice", _options(fish), api_key=KEY, sleep=t.sleep, clock=t.clock)
     sent = fish.created[0]
-    assert victim in [c.id for c in result.plan.clips]
+    assert victim in [part for c in result.plan.clips for part in c.parts]  # the references were rebuilt
     assert sent["texts"] == [] and "texts" not in sent["fields"]
     assert len(sent["voices"]) == len(result.plan.clips)
     assert any("no texts sent" in n and victim in n for n in result.plan.notes)
@@ -500,11 +501,111 @@ def test_selection_uses_verdict_and_score(tmp_path):
                           metrics={"score": score}))
     write_report_json(build_report(clips, profile="test"), out)
 
-    plan = plan_submission(out, "s", max_clips=2)
+    plan = plan_submission(out, "s", max_clips=2, use="clips")
     assert [c.id for c in plan.clips] == ["top", "mid"]  # approved only, best score first
     assert plan.texts == ("text of top", "text of mid")
-    assert "bad" not in [c.id for c in plan_submission(out, "s", include_warning=True).clips]
+    assert "bad" not in [c.id for c in plan_submission(out, "s", include_warning=True, use="clips").clips]
+    # the reference samples (the default) rank alike, 12 s clips being references as they are; the
+    # "warned" clip's only warning is duration.short, which is no objection to a part of a reference
+    refs = plan_submission(out, "s", max_clips=3)
+    assert [c.parts for c in refs.clips] == [("warned",), ("top",), ("mid",)]
+    assert refs.texts == ("text of warned", "text of top", "text of mid")
+    assert [c.sha256 for c in refs.clips][1:] == [c.sha256 for c in plan.clips]  # the same bytes
     rejected_only = tmp_path / "rej"
     write_report_json(build_report([c for c in clips if c.verdict == "rejected"], profile="test"), rejected_only)
     with pytest.raises(SubmitError, match="no approved clip"):
         plan_submission(rejected_only, "s")
+
+
+# -- reference samples (the default) ----------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def short_run(tmp_path_factory) -> Path:
+    """A finished run whose speaker ann holds only 3-4 s utterances of one source (see reference_fixtures)."""
+    from reference_fixtures import one_source_run
+
+    out = tmp_path_factory.mktemp("short") / "out"
+    one_source_run(out)
+    return out
+
+
+@pytest.fixture
+def short_out(short_run, tmp_path) -> Path:
+    dst = tmp_path / "short"
+    shutil.copytree(short_run, dst)
+    return dst
+
+
+def _clip_digests(out: Path, speaker: str) -> set[str]:
+    return {hashlib.sha256(p.read_bytes()).hexdigest() for p in (out / "clips" / speaker).glob("*.wav")}
+
+
+def test_submit_sends_reference_samples_of_10_to_30_s_by_default(fish, short_out):
+    t = FakeTime()
+    result = submit(short_out, "ann", _options(fish, include_warning=False), api_key=KEY, sleep=t.sleep,
+                    clock=t.clock)
+    assert len(fish.created) == 1, fish.rejected
+    sent = fish.created[0]
+    listing = json.loads((short_out / "references" / "ann" / "references.json").read_text())  # built by submit
+    refs = listing["references"]
+    assert sent["voices"] == [r["sha256"] for r in refs] and len(refs) >= 2
+    assert sent["texts"] == [r["transcript"] for r in refs]  # one text per voice, in the same order
+    assert not set(sent["voices"]) & _clip_digests(short_out, "ann")  # no 3-4 s clip is sent
+    files = {hashlib.sha256(p.read_bytes()).hexdigest(): p for p in (short_out / "references" / "ann").glob("*.wav")}
+    for digest in sent["voices"]:
+        assert 10.0 <= sf.info(str(files[digest])).duration <= 30.0
+    record = read_submissions(short_out)["ann"]
+    assert record["use"] == "references"
+    assert [c["clips"] for c in record["clips"]] == [r["clips"] for r in refs]
+    assert result.plan and all(c.parts for c in result.plan.clips)
+
+
+def test_use_clips_sends_the_clips_as_before(fish, short_out):
+    t = FakeTime()
+    submit(short_out, "ann", _options(fish, use="clips"), api_key=KEY, sleep=t.sleep, clock=t.clock)
+    sent = fish.created[0]
+    assert set(sent["voices"]) <= _clip_digests(short_out, "ann")
+    assert len(sent["texts"]) == len(sent["voices"])
+    assert not (short_out / "references").exists()  # nothing built
+
+
+def test_max_clips_caps_the_references_and_texts_follow(fish, short_out):
+    t = FakeTime()
+    submit(short_out, "ann", _options(fish, max_clips=1), api_key=KEY, sleep=t.sleep, clock=t.clock)
+    sent = fish.created[0]
+    listing = json.loads((short_out / "references" / "ann" / "references.json").read_text())
+    assert len(listing["references"]) >= 2
+    assert sent["voices"] == [listing["references"][0]["sha256"]]
+    assert sent["texts"] == [listing["references"][0]["transcript"]]
+
+
+def test_cli_submit_dry_run_with_references_and_clips(short_out, capsys):
+    assert main(["submit", str(short_out), "--speaker", "ann", "--title", "t", "--dry-run"]) == 0
+    printed = capsys.readouterr().out
+    doc = json.loads((short_out / DRY_RUN_FILE).read_text())
+    assert "reference(s)" in printed and all(f["path"].startswith("references/ann/") for f in doc["request"]["files"])
+    texts = [v for k, v in doc["request"]["fields"] if k == "texts"]
+    assert len(texts) == len(doc["request"]["files"])
+    assert main(["submit", str(short_out), "--speaker", "ann", "--title", "t", "--dry-run", "--use", "clips",
+                 "--include-warning"]) == 0
+    doc = json.loads((short_out / DRY_RUN_FILE).read_text())
+    assert "clip(s)" in capsys.readouterr().out
+    assert all(f["path"].startswith("clips/ann/") for f in doc["request"]["files"])
+    with pytest.raises(SystemExit):
+        main(["submit", str(short_out), "--speaker", "ann", "--title", "t", "--use", "everything"])
+
+
+def test_without_any_reference_the_clips_are_sent_with_a_note(tmp_path):
+    from reference_fixtures import tone_clip
+
+    from prep.report.summary import build_report, write_report_json
+
+    out = tmp_path / "out"
+    clips = [tone_clip(out, "x1", speaker="s", seconds=3.0), tone_clip(out, "x2", speaker="s", seconds=4.0,
+                                                                         source="in/t/x2.wav")]
+    write_report_json(build_report(clips, profile="test"), out)
+    plan = plan_submission(out, "s")
+    assert sorted(c.id for c in plan.clips) == ["x1", "x2"] and not any(c.parts for c in plan.clips)
+    assert any("no reference sample could be built" in n for n in plan.notes)
+    assert plan.texts and len(plan.texts) == len(plan.clips)

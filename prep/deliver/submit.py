@@ -1,7 +1,10 @@
 """Submitting a speaker's clips to Fish Audio (``POST /model``).
 
-The speaker's best approved clips (at most 20, chosen by
-:func:`prep.deliver.select.select_clips`) and their transcripts are sent with the
+By default the speaker's reference samples are sent: 10-30 s each, built from the
+best approved clips by :mod:`prep.deliver.references` (short utterances joined),
+built first when missing or stale.  With ``use="clips"`` the best approved clips
+themselves are sent instead (at most 20, chosen by
+:func:`prep.deliver.select.select_clips`).  Either way with their transcripts, through the
 official ``fish-audio-sdk`` client (``fishaudio.FishAudio``,
 ``client.voices.create``); the new model is then polled
 (``client.voices.get``) until its state is ``trained`` or ``failed``.
@@ -57,6 +60,7 @@ from .select import select_clips
 __all__ = [
     "DEFAULT_BASE_URL",
     "MAX_VOICES",
+    "USES",
     "VISIBILITIES",
     "RetryPolicy",
     "SelectedClip",
@@ -75,6 +79,8 @@ log = logging.getLogger(__name__)
 DEFAULT_BASE_URL = "https://api.fish.audio"
 VISIBILITIES = ("private", "unlist", "public")
 TRAIN_MODES = ("fast",)
+#: What a submission sends: the reference samples (default) or the clips as they are.
+USES = ("references", "clips")
 TERMINAL_STATES = ("trained", "failed")
 #: Most voice files one ``POST /model`` takes from voiceprep.
 MAX_VOICES = 20
@@ -136,6 +142,10 @@ class SubmitOptions:
         At most this many clips (1..20).
     include_warning : bool
         Also consider clips with a ``warning`` verdict.
+    use : str
+        ``references`` (default): the speaker's reference samples
+        (:mod:`prep.deliver.references`, built when missing or stale); ``clips``:
+        the selected clips as they are.
     base_url : str
         API root, e.g. ``https://api.fish.audio`` or a local test server.
     timeout_s : float
@@ -157,6 +167,7 @@ class SubmitOptions:
     tags: tuple[str, ...] = ()
     max_clips: int = MAX_VOICES
     include_warning: bool = False
+    use: str = "references"
     base_url: str = DEFAULT_BASE_URL
     timeout_s: float = 120.0
     retry: RetryPolicy = field(default_factory=RetryPolicy)
@@ -173,6 +184,8 @@ class SubmitOptions:
             raise ConfigError(f"train_mode {self.train_mode!r} is not one of {TRAIN_MODES}")
         if not 1 <= self.max_clips <= MAX_VOICES:
             raise ConfigError(f"max_clips must be in 1..{MAX_VOICES}, got {self.max_clips!r}")
+        if self.use not in USES:
+            raise ConfigError(f"use {self.use!r} is not one of {USES}")
         if not self.base_url.startswith(("http://", "https://")):
             raise ConfigError(f"base_url must start with http:// or https://, got {self.base_url!r}")
         for name in ("timeout_s", "poll_interval_s", "poll_timeout_s"):
@@ -188,14 +201,17 @@ class SelectedClip:
     Attributes
     ----------
     id : str
+        The clip's id, or the reference's (``ref-NN``).
     path : Path
-        The clip's WAV file inside the output folder.
+        The WAV file inside the output folder.
     output : str
         Its path relative to the output folder.
     bytes : int
     sha256 : str
     duration_s : float
     text : str or None
+    parts : tuple of str
+        For a reference sample: the ids of the clips it is made of, in spoken order.
     """
 
     id: str
@@ -205,10 +221,11 @@ class SelectedClip:
     sha256: str
     duration_s: float
     text: str | None
+    parts: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (path relative to the output folder)."""
-        return {
+        data = {
             "id": self.id,
             "output": self.output,
             "bytes": self.bytes,
@@ -216,6 +233,9 @@ class SelectedClip:
             "duration_s": self.duration_s,
             "text": self.text,
         }
+        if self.parts:
+            data["clips"] = list(self.parts)
+        return data
 
 
 @dataclass(frozen=True)
@@ -307,9 +327,14 @@ def _select(clips: Sequence[Clip], *, max_clips: int) -> tuple[list[Clip], list[
 
 
 def plan_submission(
-    out_dir: str | Path, speaker: str, *, max_clips: int = MAX_VOICES, include_warning: bool = False
+    out_dir: str | Path,
+    speaker: str,
+    *,
+    max_clips: int = MAX_VOICES,
+    include_warning: bool = False,
+    use: str = "references",
 ) -> SubmitPlan:
-    """Choose the speaker's clips and texts for one ``POST /model``.
+    """Choose the speaker's samples and texts for one ``POST /model``.
 
     Parameters
     ----------
@@ -317,9 +342,14 @@ def plan_submission(
         Output folder of ``voiceprep run``.
     speaker : str
     max_clips : int
-        At most this many clips (1..20).
+        At most this many samples (1..20).
     include_warning : bool
         Also consider clips whose verdict is ``warning``.
+    use : str
+        ``references`` (default): the speaker's reference samples, best first,
+        built (:func:`prep.deliver.references.ensure_references`) when missing or
+        stale; when none can be built, the clips are sent, with a note.
+        ``clips``: the clips the selector chooses.
 
     Returns
     -------
@@ -328,15 +358,23 @@ def plan_submission(
     Raises
     ------
     ConfigError
-        Unknown speaker or bad ``max_clips``.
+        Unknown speaker, bad ``max_clips`` or ``use``.
     SubmitError
         No eligible clip, or a selected clip's WAV is missing.
     """
     if not 1 <= max_clips <= MAX_VOICES:
         raise ConfigError(f"max_clips must be in 1..{MAX_VOICES}, got {max_clips!r}")
+    if use not in USES:
+        raise ConfigError(f"use {use!r} is not one of {USES}")
     out = Path(out_dir)
     allowed = ("approved", "warning") if include_warning else ("approved",)
     clips = speaker_clips(out, speaker)
+    fallback: list[str] = []
+    if use == "references":
+        plan = _reference_plan(out, speaker, max_clips=max_clips, include_warning=include_warning)
+        if plan.clips:
+            return plan
+        fallback = [*plan.notes, "no reference sample could be built: the clips are sent as they are"]
     eligible = [c for c in clips if c.verdict in allowed and c.output]
     if not eligible:
         verdicts = sorted({c.verdict for c in clips})
@@ -345,6 +383,7 @@ def plan_submission(
             f"(verdicts: {verdicts})" + ("" if include_warning else "; --include-warning also considers warnings")
         )
     chosen, notes = _select(eligible, max_clips=max_clips)
+    notes = fallback + notes
     if not chosen:
         raise SubmitError(f"the selector chose no clip of speaker {speaker!r} in {out}: {'; '.join(notes)}")
     selected = []
@@ -374,8 +413,53 @@ def plan_submission(
     return SubmitPlan(speaker=speaker, clips=tuple(selected), texts=texts, notes=tuple(notes))
 
 
+def _reference_plan(out: Path, speaker: str, *, max_clips: int, include_warning: bool) -> SubmitPlan:
+    """The speaker's reference samples (best first, at most ``max_clips``) as a plan; empty when none."""
+    from .references import ReferenceConfig, ensure_references
+
+    listing = ensure_references(out, speaker, config=ReferenceConfig(include_warning=include_warning))
+    refs = listing["references"]
+    notes = [f"sending reference samples: {len(refs[:max_clips])} of {len(refs)} "
+             f"({RunFolder(out).reference_dir(speaker)})"] if refs else []
+    notes += list(listing.get("notes") or [])
+    selected = []
+    for ref in refs[:max_clips]:
+        path = out / str(ref["output"])
+        try:
+            data = path.read_bytes()
+        except OSError as err:
+            raise SubmitError(f"reference {ref['id']}: cannot read {path}: {err.strerror or err}") from err
+        selected.append(
+            SelectedClip(
+                id=str(ref["id"]),
+                path=path,
+                output=str(ref["output"]),
+                bytes=len(data),
+                sha256=hashlib.sha256(data).hexdigest(),
+                duration_s=float(ref["duration_s"]),
+                text=ref.get("transcript") or None,
+                parts=tuple(ref.get("clips") or ()),
+            )
+        )
+    missing = [f"{ref['id']}: {ref.get('text_note') or 'no text'}" for ref in refs[:max_clips]
+               if not ref.get("transcript")]
+    if missing:
+        texts: tuple[str, ...] = ()
+        notes.append(f"no texts sent: {len(missing)} of {len(selected)} references lack a full transcript "
+                     f"({'; '.join(missing)})")
+    else:
+        texts = tuple(str(c.text) for c in selected)
+    return SubmitPlan(speaker=speaker, clips=tuple(selected), texts=texts, notes=tuple(notes))
+
+
 def reference_audio(
-    out_dir: str | Path, speaker: str, *, max_clips: int = 3, max_total_s: float = 30.0, include_warning: bool = False
+    out_dir: str | Path,
+    speaker: str,
+    *,
+    max_clips: int = 3,
+    max_total_s: float = 30.0,
+    include_warning: bool = False,
+    use: str = "references",
 ) -> list[Any]:
     """``ReferenceAudio`` items for instant (per-request) cloning.
 
@@ -391,6 +475,8 @@ def reference_audio(
         Stop adding references once this much audio is reached (the first
         one is always taken).
     include_warning : bool
+    use : str
+        ``references`` (the reference samples, default) or ``clips`` (see :func:`plan_submission`).
 
     Returns
     -------
@@ -404,7 +490,7 @@ def reference_audio(
     """
     from fishaudio.types import ReferenceAudio
 
-    plan = plan_submission(out_dir, speaker, max_clips=MAX_VOICES, include_warning=include_warning)
+    plan = plan_submission(out_dir, speaker, max_clips=MAX_VOICES, include_warning=include_warning, use=use)
     refs: list[Any] = []
     total = 0.0
     for clip in plan.clips:
@@ -774,7 +860,8 @@ def submit(
     if partial and not (dry_run or allow_partial):
         raise ConfigError(f"{partial}; or pass --allow-partial to submit what finished")
     existing = read_submissions(out).get(speaker)
-    plan = plan_submission(out, speaker, max_clips=options.max_clips, include_warning=options.include_warning)
+    plan = plan_submission(out, speaker, max_clips=options.max_clips, include_warning=options.include_warning,
+                           use=options.use)
     if partial:
         plan = dataclasses.replace(plan, notes=(*plan.notes, partial))
     for note in plan.notes:
@@ -815,6 +902,7 @@ def submit(
         "train_mode": options.train_mode,
         "enhance_audio_quality": options.enhance_audio_quality,
         "base_url": options.base_url,
+        "use": options.use,
         "texts_sent": bool(plan.texts),
         "clips": [c.to_dict() for c in plan.clips],
         "total_s": plan.total_s,

@@ -742,6 +742,61 @@ def _clip_section(entry: Mapping[str, Any], anchor: str, figure: tuple[str, str,
     return "".join(parts)
 
 
+def _references_section(report: Mapping[str, Any], out: Path) -> str:
+    """The speakers' Fish Audio reference samples (``OUT/references/<speaker>/``) with players; "" when none.
+
+    A set built from another run's ``report.json`` is marked as outdated.
+    """
+    import hashlib
+
+    from ..deliver.references import read_references
+
+    try:
+        current = hashlib.sha256(RunFolder(out).report_json.read_bytes()).hexdigest()
+    except OSError:
+        current = None
+    speakers = sorted({str(c.get("speaker")) for c in report.get("clips") or []} | set(report.get("speakers") or {}))
+    cards = []
+    for name in speakers:
+        listing = read_references(out, name)
+        if listing is None:
+            continue
+        stale = current is not None and listing.get("report_sha256") != current
+        rows = []
+        for ref in listing.get("references") or []:
+            parts = ref.get("parts") or []
+            pauses = [p.get("pause_before_s") for p in parts if p.get("pause_before_s") is not None]
+            made = (f"{len(parts)} clips joined (pauses {min(pauses):.2f}–{max(pauses):.2f} s)" if len(parts) > 1
+                    else "one clip as it is")
+            mos = ref.get("dnsmos_ovrl")
+            text = ref.get("transcript")
+            rows.append(
+                f'<tr class="reference"><td>{_e(ref.get("id", ""))}</td>'
+                f'<td><audio controls preload="none" src="{_e(ref.get("output", ""))}"></audio></td>'
+                f'<td class="num">{_fmt(ref.get("duration_s"), ".1f", " s")}</td>'
+                f'<td class="num">{_fmt(ref.get("lufs"), ".1f", " LUFS")}</td>'
+                f'<td class="num">{_fmt(mos, ".2f")}</td>'
+                f'<td>{_e(made)}<div class="muted">{_e(", ".join(ref.get("clips") or []))}</div></td>'
+                f'<td class="reasons">{_e(text) if text else _e(ref.get("text_note") or "no text")}</td></tr>'
+            )
+        notes = "".join(f"<li>{_e(n)}</li>" for n in listing.get("notes") or [])
+        head = (f'<h3>{_e(name)} <span class="muted">{len(rows)} reference(s), '
+                f'{_fmt(listing.get("total_s"), ".1f", " s")}</span></h3>')
+        warn = ("<p class='partial'>Built from an earlier run: <code>voiceprep references</code> builds them "
+                "again (submit does so by itself).</p>" if stale else "")
+        table = (
+            "<table class='clips references'><thead><tr><th>ref</th><th>listen</th><th>length</th><th>loudness</th>"
+            f"<th>DNSMOS</th><th>made of</th><th>transcript</th></tr></thead><tbody>{''.join(rows)}</tbody></table>"
+            if rows else "<p class='muted'>No reference sample could be built.</p>"
+        )
+        cards.append(f'<div class="card" id="references-{_e(name)}">{head}{warn}{table}'
+                     + (f'<ul class="notes">{notes}</ul>' if notes else "") + "</div>")
+    if not cards:
+        return ""
+    return ("<h2>Reference samples</h2><p class='muted'>What <code>voiceprep submit</code> sends to Fish Audio: "
+            "10–30 s each, short utterances joined in source order.</p>" + "".join(cards))
+
+
 def render_html(report: Mapping[str, Any], out_dir: str | Path, *, max_plots: int = 500) -> str:
     """Render the report page.
 
@@ -791,6 +846,7 @@ def render_html(report: Mapping[str, Any], out_dir: str | Path, *, max_plots: in
         "<h2>Speakers</h2>",
         _speaker_cards(report.get("speakers") or {}, anchor_of, _voice_maps(clips, anchor_of)),
     ]
+    body.append(_references_section(report, out))
     codes = _code_table(clips)
     if codes:
         body += ["<h2>Findings</h2><p class='muted'>Clips per finding code.</p>", codes]

@@ -74,6 +74,8 @@ __all__ = [
     "LOCK_FILE",
     "MANIFEST",
     "PLOTS_DIR",
+    "REFERENCES_DIR",
+    "REFERENCES_JSON",
     "REPORT_HTML",
     "REPORT_JSON",
     "REPORT_VERSION",
@@ -92,6 +94,8 @@ MANIFEST = "manifest.jsonl"
 REPORT_JSON = "report.json"
 REPORT_HTML = "report.html"
 PLOTS_DIR = "plots"
+REFERENCES_DIR = "references"
+REFERENCES_JSON = "references.json"
 SUBMIT_FILE = "submit.json"
 DRY_RUN_FILE = "submit.dry-run.json"
 LOCK_FILE = ".voiceprep.lock"
@@ -192,6 +196,24 @@ class RunFolder:
     def plot_path(self, speaker: str, clip_id: str) -> Path:
         """Where a clip's before/after figure is kept."""
         return self.plots_dir / speaker / f"{clip_id}.jpg"
+
+    @property
+    def references_dir(self) -> Path:
+        """Folder of the Fish Audio reference samples, one subfolder per speaker."""
+        return self.root / REFERENCES_DIR
+
+    def reference_dir(self, speaker: str) -> Path:
+        """One speaker's reference samples and their listing (``references/<speaker>/``)."""
+        return self.references_dir / speaker
+
+    @staticmethod
+    def reference_output(speaker: str, index: int) -> str:
+        """A reference sample's path relative to the folder (POSIX form): ``references/<speaker>/ref-NN.wav``."""
+        return f"{REFERENCES_DIR}/{speaker}/ref-{index:02d}.wav"
+
+    def references_json(self, speaker: str) -> Path:
+        """The listing of one speaker's reference samples (what each contains)."""
+        return self.reference_dir(speaker) / REFERENCES_JSON
 
     def is_run_folder(self) -> bool:
         """Whether the folder is a voiceprep output folder: it holds the journal or the run lock.
