@@ -43,7 +43,7 @@ def test_declarations_match_what_the_stages_do():
     by_name = {stage.name: stage.changes for stage in get_profile("fish").stages}
     assert by_name["measure_input"] == frozenset() and by_name["score"] == frozenset()
     assert by_name["resample"] == {"audio", "sample_rate"}
-    assert {n for n, c in by_name.items() if "timing" in c} == {"trim", "slice"}
+    assert {n for n, c in by_name.items() if "timing" in c} == {"trim", "diarise", "slice"}
     assert {n for n, c in by_name.items() if "id" in c or "transcript" in c} == {"slice"}
 
 
