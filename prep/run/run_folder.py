@@ -31,7 +31,11 @@ The journal
     :meth:`~prep.clip.Clip.to_dict` plus ``"pipeline"``, the resume key of
     the run that made it (records rewritten by the checks across a
     speaker's clips carry none).  :meth:`RunFolder.append` writes a whole
-    line and fsyncs it; the lock keeps to one writer.
+    line and fsyncs it; the lock keeps to one writer.  A clip given another
+    speaker (``--speakers auto``) gets a new record naming its new place before
+    its files move (:meth:`RunFolder.move_clip`); the latest record of a clip
+    is the one that counts, and :meth:`RunFolder.finish_moves` completes a
+    move an interrupt left half done.
     :meth:`RunFolder.read_journal` reads it with one policy:
 
     - a last line without its trailing newline is the torn tail of an
