@@ -222,3 +222,22 @@ def test_speakers_auto_splits_a_folder_and_moves_its_files(tmp_path):
     assert {c.speaker for c in plain} == {"duo"}
     assert build_report(plain, profile="dataset")["speakers"]["duo"]["voices"]["several"]
     assert json.loads(lines[-1])["speaker"].startswith("duo-")
+
+
+def test_long_file_keeps_its_main_voice_across_pieces(inputs, tmp_path):
+    from prep.run.longform import LongForm
+    from prep.run.runner import Job, process_job
+
+    root, truth = inputs
+    config = LongForm(long_file_s=30.0, min_piece_s=15.0, max_piece_s=30.0, block_s=2.0)
+    clips = process_job(Job(str(root / "in" / "talk" / "talk.wav"), "talk"), get_profile("dataset").stages,
+                        out_dir=tmp_path, longform=config)
+    assert len({c.metrics["piece_index"] for c in clips}) >= 2
+    assert {c.speaker for c in clips} == {"talk"}
+    right = sum(_overlap(c.span_s, truth, "low") for c in clips)
+    wrong = sum(_overlap(c.span_s, truth, "high") for c in clips)
+    assert wrong / (right + wrong) <= 0.05, [(c.id, c.span_s) for c in clips]
+    # the dropped voice's clips were written by their pieces, then removed with their figures
+    written = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.glob("clips/*/*.wav"))
+    assert written == sorted(c.output for c in clips if c.output)
+    assert len(list(tmp_path.glob("plots/*/*.jpg"))) == len(written)
