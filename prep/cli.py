@@ -56,6 +56,10 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--scheduler", metavar="ADDR",
                    help="with --engine dask: scheduler address, e.g. tcp://10.0.0.5:8786 (default: a LocalCluster)")
     p.add_argument("--no-resume", action="store_true", help=f"redo files already in OUT/{MANIFEST}")
+    _add_keep_voice(p)
+    p.add_argument("--speakers", choices=("auto",), default=None,
+                   help="auto: split each folder's clips into its voices, speakers <folder>-1, <folder>-2... by "
+                        "amount of speech (clips are moved; [voice] extra)")
     p.add_argument("--strict", action="store_true", help="exit 1 when any clip is not approved")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
     p.set_defaults(func=_cmd_run)
@@ -67,8 +71,26 @@ def _add_check(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--profile", default="fish", metavar="PROFILE",
                    help="processing profile: fish (default), dataset, or a TOML profile file")
     p.add_argument("--json", action="store_true", help="print one JSON object per file instead")
+    _add_keep_voice(p)
     p.add_argument("--strict", action="store_true", help="exit 1 when any clip is not approved")
     p.set_defaults(func=_cmd_check)
+
+
+def _add_keep_voice(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--keep-voice", choices=("main", "all"), default=None,
+                   help="recordings over 20 s with several voices: keep the voice with the most speech (main, "
+                        "the profiles' default) or every voice as its own speaker <speaker>-2... (all); "
+                        "[voice] extra")
+
+
+def _profile(args: argparse.Namespace):
+    """The chosen profile with the command line's stage options applied."""
+    from .run.profiles import get_profile
+
+    profile = get_profile(args.profile)
+    if getattr(args, "keep_voice", None):
+        profile = profile.configure("diarise", keep_voice=args.keep_voice)
+    return profile
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -197,10 +219,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from .report.html import write_report_html
     from .report.summary import build_report, write_report_json
     from .run.pipeline import stage_config
-    from .run.profiles import get_profile
     from .run.runner import discover, run_jobs
 
-    profile = get_profile(args.profile)
+    profile = _profile(args)
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"-o {out}: exists and is not a folder")
@@ -257,6 +278,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
                 resume=not args.no_resume,
                 longform=profile.longform,
                 on_resume=on_resume,
+                speakers=args.speakers,
             )
     except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (see main)
         stages = [{"stage": s.name, "config": stage_config(s)} for s in profile.stages]
@@ -294,7 +316,10 @@ def _finish_interrupted(
         return ""
     with folder.lock():  # the workers have stopped; the run's own lock is released
         folder.remove_stale_temps()
+        folder.finish_moves()  # a clip --speakers auto journaled under its new speaker but did not move yet
         folder.remove_unjournaled_clips()
+        latest = folder.latest_records()  # clips moved to another speaker before the interrupt
+        clips = [latest[(c.source, c.id)].clip if (c.source, c.id) in latest else c for c in clips]
     report = build_report(clips, profile=profile, stages=stages, partial=True, purpose=purpose)
     write_report_json(report, out)
     write_report_html(report, out)
@@ -310,11 +335,10 @@ def _print_summary(report: dict, out: Path) -> None:
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
-    from .run.profiles import get_profile
     from .run.runner import discover, extra_notices, process_job
 
     _require_inputs(args.files)
-    profile = get_profile(args.profile)
+    profile = _profile(args)
     jobs = discover(args.files)
     for notice in extra_notices(profile.stages) if jobs else ():  # once per run, not per file
         logging.getLogger(__name__).warning(notice)

@@ -303,6 +303,19 @@ CODES: dict[str, Code] = {
         "<",
         decimals=2,
     ),
+    # -- diarisation (the `[voice]` extra; prep.stages.diarise, prep.voice.pieces) --------------------
+    "diarise.other_voices": Code(
+        "info",
+        "the recording holds several voices; the other voices' turns were dropped (`--keep-voice main`)",
+        "{voices} voices in the recording: kept the main voice, dropped {value} s of the other voices' turns",
+        decimals=1,
+    ),
+    "diarise.unseparated": Code(
+        "info",
+        "speech where voices overlap, change or take turns too short to separate was dropped, never kept as one voice",
+        "{value} s of speech dropped where voices overlap or turns are too short to separate",
+        decimals=1,
+    ),
     # -- decoding and samples --------------------------------------------------------------------
     "input.error": Code("error", "the input file is missing, a directory without audio, or unreadable", "{detail}"),
     "decode.error": Code("error", "the input could not be decoded", "{detail}"),

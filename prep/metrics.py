@@ -140,8 +140,9 @@ _DECLARED: tuple[Metric, ...] = (
        "span; judged, optional extra", (_MEASURE,), "source", output_pair="dnsmos_bak"),
     # -- output: the written clip ----------------------------------------------------------------
     _M("duration_s", "s", "clip length", (_SCORE,), "output"),
-    _M("speech_s", "s", "VAD speech in the clip", ("trim", "slice", _SCORE, RUNNER), "output"),
-    _M("speech_ratio", "ratio", "`speech_s` over the clip length", ("trim", "slice", _SCORE, RUNNER), "output"),
+    _M("speech_s", "s", "VAD speech in the clip", ("trim", "diarise", "slice", _SCORE, RUNNER), "output"),
+    _M("speech_ratio", "ratio", "`speech_s` over the clip length", ("trim", "diarise", "slice", _SCORE, RUNNER),
+       "output"),
     _M("snr_db", "dB", "active-speech SNR: VAD speech frames (noise subtracted) over the frames away from "
        "speech; 100 dB for digital silence", (_SCORE,), "output"),
     _M("clipping_ratio", "ratio", "samples on clipped plateaus (≥ 2 samples within 0.01 % of the positive or "
@@ -223,6 +224,16 @@ _DECLARED: tuple[Metric, ...] = (
        "extra `pip install 'voiceprep[voice]'`", (RUNNER,), "output"),
     _M("voice_embedding", "", "speaker embedding of the clip's speech: 256 floats of a unit d-vector, "
        "rounded to 4 decimals (`[voice]` extra)", ("voice",), "process", "list"),
+    _M("diarise_voice_count", "count", "voices the diarisation found in the clip's recording (or long-file "
+       "piece) of over `min_recording_s` (`[voice]` extra)", ("diarise", RUNNER), "process", "int"),
+    _M("diarise_voice_index", "index", "which of them the clip is (0 = the most speech; a long file's "
+       "voices are matched across its pieces)", ("diarise", RUNNER), "process", "int"),
+    _M("diarise_turn_index", "index", "which turn of its recording the clip was cut from", ("diarise",),
+       "process", "int"),
+    _M("diarise_dropped_s", "s", "speech of the recording dropped where voices overlap or turns are too "
+       "short to separate", ("diarise",), "process"),
+    _M("diarise_other_s", "s", "speech of the other voices' turns dropped (`--keep-voice main`)",
+       ("diarise", RUNNER), "process"),
 )
 
 

@@ -40,6 +40,7 @@ from typing import Any
 
 from ..errors import ConfigError
 from ..stages.denoise import Denoise
+from ..stages.diarise import Diarise
 from ..stages.downmix import Downmix
 from ..stages.loudness import Loudness
 from ..stages.measure import Measure
@@ -287,6 +288,7 @@ def _fish() -> Profile:
             Resample(target_sample_rate=44100),
             Denoise(),
             Trim(),
+            Diarise(keep_voice="main"),
             Slice(min_s=10.0, max_s=30.0),
             Measure(),
             Loudness(target_lufs=-23.0, true_peak_dbtp=-1.0),
@@ -306,6 +308,7 @@ def _dataset() -> Profile:
             Resample(target_sample_rate=24000),
             Denoise(mode="nonstationary"),
             Trim(),
+            Diarise(keep_voice="main"),
             Slice(min_s=3.0, max_s=30.0),
             Measure(),
             Loudness(target_lufs=-23.0, true_peak_dbtp=-1.0),

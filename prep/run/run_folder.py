@@ -31,7 +31,11 @@ The journal
     :meth:`~prep.clip.Clip.to_dict` plus ``"pipeline"``, the resume key of
     the run that made it (records rewritten by the checks across a
     speaker's clips carry none).  :meth:`RunFolder.append` writes a whole
-    line and fsyncs it; the lock keeps to one writer.
+    line and fsyncs it; the lock keeps to one writer.  A clip given another
+    speaker (``--speakers auto``) gets a new record naming its new place before
+    its files move (:meth:`RunFolder.move_clip`); the latest record of a clip
+    is the one that counts, and :meth:`RunFolder.finish_moves` completes a
+    move an interrupt left half done.
     :meth:`RunFolder.read_journal` reads it with one policy:
 
     - a last line without its trailing newline is the torn tail of an
@@ -55,6 +59,7 @@ The reader of a finished run
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -252,6 +257,84 @@ class RunFolder:
         if removed:
             log.info("%s: %d clip file(s) the journal does not list removed", self.clips_dir, len(removed))
         return removed
+
+    # -- moving a clip to another speaker -----------------------------------------------------------------
+    def move_clip_files(self, old: Clip, new: Clip) -> Clip:
+        """Move ``old``'s WAV and figure to where ``new`` (the same clip under another speaker) keeps them.
+
+        Each file is moved with one atomic rename (:func:`os.replace`); a file already in place
+        (a move finished earlier) is left as it is.  The journal is not touched (see
+        :meth:`move_clip`).
+
+        Returns
+        -------
+        Clip
+            ``new`` with ``output`` naming its new place.
+
+        Raises
+        ------
+        OutputError
+            If a file cannot be moved.
+        """
+        moved = dataclasses.replace(new, output=self.clip_output(new.speaker, new.id) if old.output else None)
+        pairs = [(self.plot_path(old.speaker, old.id), self.plot_path(new.speaker, new.id))]
+        if old.output and moved.output:
+            pairs.insert(0, (self.output_path(old.output), self.output_path(moved.output)))
+        for src, dst in pairs:
+            if src == dst or not src.exists():
+                continue
+            try:
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(src, dst)
+            except OSError as err:
+                raise OutputError(f"{src}: cannot move to {dst}: {err.strerror or err}") from err
+            try:
+                src.parent.rmdir()  # the old speaker's folder, once empty
+            except OSError:
+                pass
+        return moved
+
+    def move_clip(self, clip: Clip, speaker: str, *, pipeline: str | None) -> Clip:
+        """Give a written clip another speaker: journal it, then move its files.
+
+        The record naming the new place is appended first (tagged with ``pipeline``, so a resumed
+        run reuses it), then the files are renamed.  A run stopped in between leaves a latest
+        record whose file is still at the place an earlier record of the same clip names;
+        :meth:`finish_moves`, at the start of the next run, completes the move.
+
+        Returns
+        -------
+        Clip
+            The clip under ``speaker``, with its new ``output``.
+        """
+        new = dataclasses.replace(clip, speaker=speaker,
+                                  output=self.clip_output(speaker, clip.id) if clip.output else None)
+        self.append(new, pipeline=pipeline)
+        return self.move_clip_files(clip, new)
+
+    def finish_moves(self) -> int:
+        """Complete the moves an interrupted :meth:`move_clip` left half done; returns how many.
+
+        For each clip whose latest journal record names a file that does not exist, the newest
+        earlier record of the same clip whose file does exist is moved into place.  Call it
+        holding the lock, before :meth:`remove_unjournaled_clips`.
+        """
+        history: dict[tuple[str, str], list[Clip]] = {}
+        for record in self.read_journal():
+            history.setdefault((record.clip.source, record.clip.id), []).append(record.clip)
+        done = 0
+        for versions in history.values():
+            latest = versions[-1]
+            if not latest.output or self.output_path(latest.output).exists():
+                continue
+            for earlier in reversed(versions[:-1]):
+                if earlier.output and earlier.output != latest.output and self.output_path(earlier.output).exists():
+                    self.move_clip_files(earlier, latest)
+                    done += 1
+                    break
+        if done:
+            log.info("%s: %d interrupted clip move(s) completed", self.clips_dir, done)
+        return done
 
     # -- the journal --------------------------------------------------------------------------------------
     def append(self, clip: Clip, *, pipeline: str | None = None) -> None:

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from ..clip import Clip, InputInfo, file_sha256
-from ..errors import OutputError, PrepError
+from ..errors import ConfigError, OutputError, PrepError
 from ..findings import finding
 from ..io import write_bytes_atomic, write_wav_atomic
 from ..stages.downmix import Downmix
@@ -312,9 +312,40 @@ def _process_long(
                 out.append(dataclasses.replace(item, audio=None, source_audio=None))
     except PrepError as err:
         out.append(_error_clip(job, sha, str(err)))
+    out = _keep_file_voices(out, stages, out_dir)  # all of the file's clips: its main voice is decided here
     if not out:
         rejected = base.with_metrics(long_file=True, speech_s=0.0, speech_ratio=0.0)
         out.append(rejected.with_findings(finding("longform.silent", metric="duration_s", value=info.duration_s)))
+    return out
+
+
+def _keep_file_voices(clips: list[Clip], stages: Sequence[Stage], out_dir: str | Path | None) -> list[Clip]:
+    """A long file's clips after :func:`prep.voice.pieces.file_voices` (its voices matched across pieces).
+
+    The clips of dropped voices lose their written WAV and figure; renamed ones (``keep_voice="all"``)
+    are moved to their new speaker's folder.  Nothing happens without a ``diarise`` stage using the
+    ``[voice]`` extra.
+    """
+    diarise = next((s for s in stages if s.name == "diarise" and getattr(s, "model", "")), None)
+    if diarise is None:
+        return clips
+    from ..voice.pieces import file_voices
+
+    kept, dropped = file_voices(clips, keep_voice=diarise.keep_voice)  # type: ignore[attr-defined]
+    if out_dir is None:
+        return kept
+    folder = RunFolder(out_dir)
+    for clip in dropped:
+        if clip.output:
+            folder.output_path(clip.output).unlink(missing_ok=True)
+        folder.plot_path(clip.speaker, clip.id).unlink(missing_ok=True)
+    before = {c.id: c for c in clips}
+    out = []
+    for clip in kept:
+        old = before[clip.id]
+        if clip.speaker != old.speaker and old.output:
+            clip = folder.move_clip_files(old, clip)
+        out.append(clip)
     return out
 
 
@@ -367,11 +398,12 @@ def _done_sources(
     folder: RunFolder, fingerprint: str, records: Sequence[JournalRecord]
 ) -> dict[tuple[str, str], list[Clip]]:
     """Clips already finished by an earlier run with the same pipeline, by (source, sha)."""
-    done: dict[tuple[str, str], list[Clip]] = {}
+    by_id: dict[tuple[str, str], dict[str, Clip]] = {}
     for record in records:
-        if record.pipeline == fingerprint:
+        if record.pipeline == fingerprint:  # the latest record of a clip wins (a clip moved to another speaker)
             clip = record.clip
-            done.setdefault((clip.source, clip.source_sha256), []).append(clip)
+            by_id.setdefault((clip.source, clip.source_sha256), {})[clip.id] = clip
+    done = {key: list(clips.values()) for key, clips in by_id.items()}
     # a source counts as done only if every clip file it produced still exists
     return {
         key: clips
@@ -390,6 +422,7 @@ def run_jobs(
     resume: bool = True,
     longform: LongForm | None = None,
     on_resume: Callable[[int, int], None] | None = None,
+    speakers: str | None = None,
 ) -> list[Clip]:
     """Process ``jobs`` into ``out_dir`` and return all clips (without audio).
 
@@ -417,20 +450,32 @@ def run_jobs(
         redone)``: the number of files skipped as already done, and the
         number of files the journal has only from another pipeline (another
         profile, config or version), which are therefore redone.
+    speakers : {None, "auto"}
+        ``"auto"``: after all files, each folder speaker's clips are split into
+        its voices (:func:`prep.voice.speakers.auto_speakers`, ``<folder>-1``,
+        ``<folder>-2``...); the clips that change speaker are journaled under
+        the new one and then moved (:meth:`RunFolder.move_clip`), so a resumed
+        or interrupted run converges.  Part of the resume key.
 
     Returns
     -------
     list of Clip
         Ordered by job, then clip id: independent of completion order.
     """
+    from ..voice.speakers import SpeakersAuto, auto_speakers
+
+    if speakers not in (None, "auto"):
+        raise ConfigError(f"speakers must be None or 'auto', got {speakers!r}")
     out = Path(out_dir)
     folder = RunFolder(out)
     config = longform or LongForm()
-    fingerprint = pipeline_fingerprint(stages, config)
+    auto = SpeakersAuto() if speakers == "auto" else None
+    fingerprint = pipeline_fingerprint(stages, config, *([auto] if auto else []))
     executor = executor or SerialExecutor()
     results: dict[int, list[Clip]] = {}
     with folder.lock():
         folder.remove_stale_temps()
+        folder.finish_moves()  # a clip an interrupted run journaled under another speaker but did not move
         folder.remove_unjournaled_clips()  # a killed run's clips that were never journaled
         records = folder.read_journal() if resume else []
         done = _done_sources(folder, fingerprint, records)
@@ -487,6 +532,13 @@ def run_jobs(
         # Checks across a speaker's clips; changed records are journaled
         # (untagged, so a resumed run recomputes them from the tagged ones).
         merged = [c for index in sorted(results) for c in results[index]]
+        if auto is not None:  # one voice per speaker: journal each renamed clip, then move its files
+            targets = auto_speakers(merged, {job.path: job.speaker for job in jobs}, config=auto)
+            renamed = {c.id: folder.move_clip(c, t, pipeline=fingerprint) for c, t in zip(merged, targets, strict=True)
+                       if t != c.speaker}
+            merged = [renamed.get(c.id, c) for c in merged]
+            for index, clips in results.items():
+                results[index] = [renamed.get(c.id, c) for c in clips]
         checked = flag_other_voices(flag_transcript_rates(merged))
         changed = {c.id: c for old, c in zip(merged, checked, strict=False) if c is not old}
         if changed:

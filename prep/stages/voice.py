@@ -28,13 +28,15 @@ __all__ = ["VOICE_NOTICE", "VoiceEmbed", "speech_embedding", "voice_missing_noti
 #: What the ``[voice]`` extra would add to a run, said once per run when it is missing.
 VOICE_NOTICE = (
     "voice check off: pip install 'voiceprep[voice]' adds a speaker embedding of each clip, flags clips "
-    "that sound like a different voice (kept out of the selection) and notes folders holding several voices"
+    "that sound like a different voice (kept out of the selection), notes folders holding several voices "
+    "(--speakers auto splits them) and diarises recordings over 20 s, keeping one voice per clip (--keep-voice)"
 )
 
 
 def voice_missing_notice(stages: Iterable[object]) -> str | None:
-    """:data:`VOICE_NOTICE` when a ``voice`` stage runs without the extra (its ``model`` is empty), else None."""
-    return VOICE_NOTICE if any(s.name == "voice" and not getattr(s, "model", "") for s in stages) else None
+    """:data:`VOICE_NOTICE` when a ``voice`` or ``diarise`` stage runs without the extra (its ``model`` is empty)."""
+    uses = ("voice", "diarise")
+    return VOICE_NOTICE if any(s.name in uses and not getattr(s, "model", "") for s in stages) else None
 
 
 def voice_model() -> str:

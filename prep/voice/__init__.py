@@ -21,6 +21,12 @@ Modules
 :mod:`prep.voice.diarise`
     :func:`diarise` (turns of one recording, with what was dropped and why),
     :func:`keep_main_voice`.
+:mod:`prep.voice.pieces`
+    :func:`~prep.voice.pieces.file_voices` (a long file's voices matched across its pieces; the
+    main voice decided per file).
+:mod:`prep.voice.speakers`
+    :func:`~prep.voice.speakers.auto_speakers` (``--speakers auto``: each folder's voices as
+    speakers ``<folder>-1``, ``<folder>-2``...).
 :mod:`prep.voice.clips`
     The pipeline's checks on clip records: :func:`~prep.voice.clips.flag_other_voices`
     (``voice_similarity``, ``voice.other``, ``voice.other_reject``) and
