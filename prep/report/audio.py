@@ -74,10 +74,8 @@ def opus_ogg(audio: np.ndarray, *, sample_rate: int, bitrate_bps: int = OPUS_BIT
     buf = io.BytesIO()
     try:
         with av.open(buf, "w", format="ogg") as container:
-            stream = container.add_stream(
-                "libopus", rate=target, layout=layout, options={"compression_level": str(OPUS_COMPLEXITY)}
-            )
-            stream.bit_rate = bitrate_bps * x.shape[0]
+            options = {"compression_level": str(OPUS_COMPLEXITY), "b": str(bitrate_bps * x.shape[0])}
+            stream = container.add_stream("libopus", rate=target, layout=layout, options=options)
             frame = av.AudioFrame.from_ndarray(x, format="fltp", layout=layout)
             frame.sample_rate = rate  # PyAV resamples to the stream's rate and cuts Opus frames
             for packet in stream.encode(frame):

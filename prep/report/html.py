@@ -36,7 +36,7 @@ from ..errors import ConfigError, PrepError
 from ..findings import CODES
 from ..io import write_bytes_atomic, write_text_atomic
 from ..metrics import finite, pick, source_metrics
-from ..run.run_folder import RunFolder
+from ..run.run_folder import CLIPS_DIR, PLOTS_DIR, REPORT_HTML, RunFolder
 from .colormap import magma_lut
 from .summary import PARTIAL_NOTE, entry_findings, finding_counts
 
@@ -538,8 +538,8 @@ class _Players:
                 f"of the page's {page_bytes / 1e6:.1f} MB; this file alone is the whole report."
             )
         return (
-            "The players link to the files next to this page (clips/ and plots/): keep report.html inside the "
-            "run folder, or write it with voiceprep report OUT --embed-audio to carry it alone."
+            f"The players link to the files next to this page ({CLIPS_DIR}/ and {PLOTS_DIR}/): keep {REPORT_HTML} "
+            "inside the run folder, or write it with voiceprep report OUT --embed-audio to carry it alone."
         )
 
 
@@ -1065,8 +1065,8 @@ def render_html(
     note = players.note(size)
     if embed_audio and size > EMBED_WARN_BYTES:
         log.warning(
-            "report.html is %.0f MB with embedded audio (%d players); browsers get slow on pages this large: "
-            "without --embed-audio it links to the audio files instead", size / 1e6, players.embedded
+            "%s is %.0f MB with embedded audio (%d players); browsers get slow on pages this large: "
+            "without --embed-audio it links to the audio files instead", REPORT_HTML, size / 1e6, players.embedded
         )
     return page.replace(_AUDIO_NOTE, _e(note), 1)
 
