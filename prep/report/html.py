@@ -752,9 +752,12 @@ _TABLE = [
 ]
 
 
-def _derived(metrics: Mapping[str, Any], name: str) -> float | None:
-    """A table column's value: the same source-over-output values the score judged."""
-    src = source_metrics(metrics)
+def _derived(metrics: Mapping[str, Any], name: str, src: Mapping[str, float | None] | None = None) -> float | None:
+    """A table column's value: the same source-over-output values the score judged.
+
+    ``src`` is ``source_metrics(metrics)`` when the caller has it already.
+    """
+    src = source_metrics(metrics) if src is None else src
     if name == "bandwidth_khz":
         return None if src["bandwidth_hz"] is None else src["bandwidth_hz"] / 1000
     if name == "clipping_pct":
@@ -874,10 +877,10 @@ def _speaker_cards(speakers: Mapping[str, Any], anchors: Mapping[tuple[str, str]
 _MAIN_COLUMNS = ("score", "dur", "speech", "SNR src", "SNR out", "band")
 
 
-def _column_value(entry: Mapping[str, Any], name: str) -> float | None:
+def _column_value(entry: Mapping[str, Any], name: str, src: Mapping[str, float | None]) -> float | None:
     metrics = entry.get("metrics") or {}
     if name != "duration_s":
-        return _derived(metrics, name)
+        return _derived(metrics, name, src)
     v = finite(entry.get("duration_s"))
     return finite(metrics.get("duration_s")) if v is None else v
 
@@ -893,13 +896,14 @@ def _clip_table(clips: Sequence[Mapping[str, Any]], anchors: Sequence[str]) -> s
     for entry, anchor in zip(clips, anchors, strict=True):
         verdict = str(entry.get("verdict", ""))
         cid, speaker = str(entry.get("id", "")), str(entry.get("speaker", ""))
+        src = source_metrics(entry.get("metrics") or {})  # once per clip, not per column
         cells = [
             f'<td class="id" data-v="{_e(cid)}"><a href="#{anchor}">{_e(cid or _EMPTY)}</a></td>',
             f'<td class="id" data-v="{_e(speaker)}">{_e(speaker or _EMPTY)}</td>',
             f'<td data-v="{order.get(verdict, 9)}">{_badge(verdict) if verdict else _EMPTY}</td>',
         ]
         for _, name, spec, unit in main:
-            v = _column_value(entry, name)
+            v = _column_value(entry, name, src)
             sort_v = "" if v is None else repr(v)
             cells.append(f'<td class="num" data-v="{sort_v}">{_fmt(v, spec, unit)}</td>')
         selected = bool(entry.get("selected"))
@@ -908,7 +912,7 @@ def _clip_table(clips: Sequence[Mapping[str, Any]], anchors: Sequence[str]) -> s
         codes = " ".join(dict.fromkeys(f.code for f in found))
         messages = "; ".join(f.message for f in found)
         cells.append(f'<td class="reasons" data-v="{_e(codes)}" title="{_e(messages)}">{_e(codes or _EMPTY)}</td>')
-        details = "".join(f"<span>{_e(h)}</span><span>{_fmt(_column_value(entry, n), spec, unit)}</span>"
+        details = "".join(f"<span>{_e(h)}</span><span>{_fmt(_column_value(entry, n, src), spec, unit)}</span>"
                           for h, n, spec, unit in more)
         cells.append(f'<td data-v=""><details><summary>{len(more)} more</summary>'
                      f'<div class="kv">{details}</div></details></td>')
