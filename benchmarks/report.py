@@ -11,7 +11,8 @@
    with its own clip, figure and preview files) and rendered with stored
    figures: this voiceprep (links, and ``embed_audio``) against the report
    writer before this change (``git archive`` of ``--before``, run in a
-   subprocess).  Best of 3.
+   subprocess).  Best of 3, BLAS on one thread (on a loaded machine the
+   voice map's SVD otherwise swings by seconds from run to run).
 
     python benchmarks/report.py [--before 6115366] [--clips 500]
 """
@@ -119,8 +120,8 @@ print(json.dumps({"s": best, "bytes": len(page.encode())}))
 
 def render(pythonpath: Path, report_path: Path, out: Path, **kwargs) -> dict:
     done = subprocess.run([sys.executable, "-c", _RENDER, str(report_path), str(out), json.dumps(kwargs)],
-                          capture_output=True, text=True, check=True, env={"PYTHONPATH": str(pythonpath),
-                                                                           "PATH": "/usr/bin:/bin"})
+                          capture_output=True, text=True, check=True,
+                          env={"PYTHONPATH": str(pythonpath), "PATH": "/usr/bin:/bin", "OPENBLAS_NUM_THREADS": "1"})
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
@@ -157,8 +158,10 @@ def main() -> None:
         f"| files / clips / source span audio | {cost['files']} / {cost['clips']} / {rt:.0f} s |",
         f"| whole per-file work | {cost['total_s']:.2f} s ({rt / cost['total_s']:.0f}x realtime) |",
         f"| source previews (Opus encode + write) | {cost['preview']:.3f} s "
-        f"({100 * cost['preview'] / cost['total_s']:.1f} % of the run, {rt / cost['preview']:.0f}x realtime) |",
-        f"| figures (with axes) | {cost['plot']:.3f} s ({100 * cost['plot'] / cost['total_s']:.1f} % of the run) |",
+        f"({100 * cost['preview'] / cost['total_s']:.1f} % of the run, {rt / cost['preview']:.0f}x realtime, "
+        f"{1000 * cost['preview'] / cost['clips']:.0f} ms per clip) |",
+        f"| figures (with axes) | {cost['plot']:.3f} s ({100 * cost['plot'] / cost['total_s']:.1f} % of the run, "
+        f"{1000 * cost['plot'] / cost['clips']:.0f} ms per clip) |",
         f"| preview bytes / clip WAV bytes / figure bytes | {cost['preview_bytes'] / 1e6:.2f} / "
         f"{cost['wav_bytes'] / 1e6:.2f} / {cost['jpg_bytes'] / 1e6:.2f} MB "
         f"(previews {100 * cost['preview_bytes'] / cost['wav_bytes']:.0f} % of the WAVs) |",

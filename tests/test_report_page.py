@@ -308,3 +308,13 @@ def test_clip_table_fits_1400_px_and_shows_a_dash_for_empty_fields(run, tmp_path
             assert "LUFS out" in opened and "voice" in opened
     wide = pages[1].read_text(encoding="utf-8")
     assert wide.count("<td") > 7 * 12 and "—" in wide  # the bare clip's fields
+
+
+def test_run_and_report_take_embed_audio():
+    from prep.cli import build_parser
+
+    parser = build_parser()
+    assert parser.parse_args(["run", "x", "-o", "o", "--embed-audio"]).embed_audio
+    assert not parser.parse_args(["run", "x", "-o", "o"]).embed_audio
+    assert parser.parse_args(["report", "o", "--embed-audio"]).embed_audio
+    assert not parser.parse_args(["report", "o"]).embed_audio

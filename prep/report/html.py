@@ -1,4 +1,4 @@
-"""``OUT/report.html``: one self-contained page built from the report dict.
+"""``OUT/report.html``: one page built from the report dict.
 
 No network: CSS and the few lines of table-sorting JavaScript are inline,
 the per-clip figures are JPEGs embedded as base64 (drawn by the workers and
@@ -7,8 +7,11 @@ distributions are a hand-written inline SVG (no matplotlib for a report whose
 figures are all stored).
 The page shows a per-speaker summary (totals, selection, consistency), the
 clips per finding code, the score / loudness / SNR distributions, a table of
-clips sortable by any column, and per clip its findings, metrics and waveform + spectrogram
-before (the source over the clip's span) and after (the written clip).
+clips (sortable; the secondary columns fold into a details cell per row so the
+table fits 1400 px), and per clip its findings, metrics and a figure: waveform
+over spectrogram, with time (s) and frequency (kHz) axes and the spectrogram's
+top at the clip's measured bandwidth, before (the source over the clip's span)
+and after (the written clip).
 Each clip has two players under the figure's captions: the source over the
 clip's span (the Ogg Opus preview the worker wrote next to the figure,
 :mod:`prep.report.audio`) and the written clip.  By default they link to
@@ -975,10 +978,6 @@ def _clip_section(entry: Mapping[str, Any], anchor: str, figure: str | None, pla
     return "".join(parts)
 
 
-#: Placeholder of the audio note until the page's size is known.
-_AUDIO_NOTE = "\x00audio-note\x00"
-
-
 def render_html(
     report: Mapping[str, Any], out_dir: str | Path, *, max_plots: int = 500, embed_audio: bool = False
 ) -> str:
@@ -1052,27 +1051,27 @@ def render_html(
         "before processing.</p>",
         _clip_table(clips, anchors),
         "<h2>Clip details</h2>",
-        f"<p class='muted' id='audio-note'>{_AUDIO_NOTE}</p>",
+        "",  # the note on the audio, once the page's size is known
     ]
+    note_at = len(body) - 1
     body += [
         _clip_section(c, a, figures.get(i), players) for i, (c, a) in enumerate(zip(clips, anchors, strict=True))
     ]
     body.append("</main>")
-    page = (
+    head = (
         "<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
         "<meta name='viewport' content='width=device-width, initial-scale=1'>"
         f"<title>{_e(title)}</title><style>{_CSS}</style></head><body>"
-        + "".join(body)
-        + f"<script>{_JS}</script></body></html>\n"
     )
-    size = len(page.encode("utf-8")) - len(_AUDIO_NOTE)
-    note = players.note(size)
+    tail = f"<script>{_JS}</script></body></html>\n"
+    size = len(head) + len(tail) + sum(len(part) for part in body)  # characters ~ bytes: nearly all ASCII
     if embed_audio and size > EMBED_WARN_BYTES:
         log.warning(
             "%s is %.0f MB with embedded audio (%d players); browsers get slow on pages this large: "
             "without --embed-audio it links to the audio files instead", REPORT_HTML, size / 1e6, players.embedded
         )
-    return page.replace(_AUDIO_NOTE, _e(note), 1)
+    body[note_at] = f"<p class='muted' id='audio-note'>{_e(players.note(size))}</p>"
+    return head + "".join(body) + tail
 
 
 def write_report_html(
