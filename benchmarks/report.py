@@ -151,7 +151,8 @@ def main() -> None:
         "Run cost: the corpus speech recordings through `process_job` (fish profile, serial, one warm-up file); "
         "time inside the two report writers of the workers against the whole per-file time. Report cost: "
         f"`render_html` of a {args.clips}-clip report (the run's clips repeated, stored figures), best of 3, "
-        f"this voiceprep against the writer of commit {args.before} (no source previews, a blank-axis figure).",
+        f"this voiceprep against the writer of commit {args.before} "
+        "(no source previews; both read the same stored figures).",
         "",
         "| measurement | value |",
         "|---|---:|",

@@ -22,6 +22,7 @@ Opus data URIs, so ``report.html`` alone is the whole report.
 from __future__ import annotations
 
 import base64
+import functools
 import html
 import io
 import json
@@ -307,6 +308,7 @@ def _spec_image(audio: np.ndarray, rate: int, top_hz: float) -> np.ndarray:
     return np.ascontiguousarray(lut[index])
 
 
+@functools.cache
 def _font(size: int = 11) -> Any:
     from PIL import ImageFont
 
@@ -316,27 +318,53 @@ def _font(size: int = 11) -> Any:
         return ImageFont.load_default()
 
 
-def _axes(img: Any, *, duration_s: float, top_hz: float) -> None:
-    """Draw the time axis (s) under the spectrogram and the frequency axis (kHz) left of it, into a PIL image."""
-    from PIL import ImageDraw
+@functools.cache
+def _label(text: str, anchor: str) -> tuple[np.ndarray, int, int]:
+    """A text label rendered once: its coverage (float32, shape (h, w), 0-1) and offsets from its anchor point.
 
-    draw = ImageDraw.Draw(img)
+    ``anchor`` is Pillow's two-letter text anchor (``"rm"``: right, middle...).
+    """
+    from PIL import Image, ImageDraw
+
     font = _font()
+    left, top, right, bottom = font.getbbox(text, anchor=anchor)
+    img = Image.new("L", (right - left, bottom - top), 0)
+    ImageDraw.Draw(img).text((-left, -top), text, fill=255, font=font, anchor=anchor)
+    coverage = np.asarray(img, dtype=np.float32) / 255.0
+    coverage.setflags(write=False)
+    return coverage, left, top
+
+
+def _text(img: np.ndarray, xy: tuple[int, int], text: str, anchor: str) -> None:
+    """Blend a label in the axis colour into an RGB array at ``xy`` (its anchor point), clipped to the array."""
+    coverage, left, top = _label(text, anchor)
+    y0, x0 = xy[1] + top, xy[0] + left
+    h, w = coverage.shape
+    ys, xs = slice(max(0, y0), min(img.shape[0], y0 + h)), slice(max(0, x0), min(img.shape[1], x0 + w))
+    if ys.start >= ys.stop or xs.start >= xs.stop:
+        return
+    a = coverage[ys.start - y0 : ys.stop - y0, xs.start - x0 : xs.stop - x0, None]
+    region = img[ys, xs].astype(np.float32)
+    img[ys, xs] = np.round(region * (1 - a) + np.asarray(_AXIS_COLOR, np.float32) * a).astype(np.uint8)
+
+
+def _axes(img: np.ndarray, *, duration_s: float, top_hz: float) -> None:
+    """Draw the time axis (s) under the spectrogram and the frequency axis (kHz) left of it, into a panel array."""
     spec_top = _WAVE_H + _WAVE_GAP
     spec_bottom = spec_top + _SPEC_H - 1
     x0, x1 = _AXIS_L, _AXIS_L + _PANEL_W - 1
     for value, label in _nice_ticks(0.0, top_hz / 1000, target=4):
         y = round(spec_bottom - value * 1000 / top_hz * (_SPEC_H - 1))
-        draw.line([(x0 - 4, y), (x0 - 1, y)], fill=_AXIS_COLOR)
-        draw.text((x0 - 6, y), label, fill=_AXIS_COLOR, font=font, anchor="rm")
-    draw.text((x0 - 6, spec_top - 3), "kHz", fill=_AXIS_COLOR, font=font, anchor="rb")
+        img[y, x0 - 4 : x0] = _AXIS_COLOR
+        _text(img, (x0 - 6, y), label, "rm")
+    _text(img, (x0 - 6, spec_top - 6), "kHz", "rb")
     if duration_s > 0:
         for value, label in _nice_ticks(0.0, duration_s, target=6):
             x = round(x0 + value / duration_s * (_PANEL_W - 1))
-            draw.line([(x, spec_bottom + 1), (x, spec_bottom + 4)], fill=_AXIS_COLOR)
+            img[spec_bottom + 1 : spec_bottom + 5, x] = _AXIS_COLOR
             anchor = "lt" if x - x0 < 8 else "rt" if x1 - x < 8 else "mt"
-            draw.text((x, spec_bottom + 5), label, fill=_AXIS_COLOR, font=font, anchor=anchor)
-    draw.text((x1 + 4, spec_bottom + 5), "s", fill=_AXIS_COLOR, font=font, anchor="lt")
+            _text(img, (x, spec_bottom + 5), label, anchor)
+    _text(img, (x1 + 4, spec_bottom + 5), "s", "lt")
 
 
 def _panel(data: tuple[np.ndarray, int] | None, color: tuple[int, int, int], top_hz: float | None) -> Any:
@@ -356,9 +384,8 @@ def _panel(data: tuple[np.ndarray, int] | None, color: tuple[int, int, int], top
     img[_WAVE_H + _WAVE_GAP : _WAVE_H + _WAVE_GAP + _SPEC_H, _AXIS_L : _AXIS_L + _PANEL_W] = _spec_image(
         audio, rate, shown_hz
     )
-    pil = Image.fromarray(img)
-    _axes(pil, duration_s=audio.size / rate, top_hz=shown_hz)
-    return pil
+    _axes(img, duration_s=audio.size / rate, top_hz=shown_hz)
+    return Image.fromarray(img)
 
 
 def clip_figure_jpeg(
