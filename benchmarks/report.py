@@ -148,7 +148,8 @@ def main() -> None:
         embedded = render(ROOT, report_path, out, embed_audio=True)
     rt = cost["audio_s"]
     lines = [
-        "Run cost: the corpus speech recordings through `process_job` (fish profile, serial, one warm-up file); "
+        "Run cost: the corpus speech recordings through `process_job` (fish profile with the installed extras; "
+        "serial, one warm-up file); "
         "time inside the two report writers of the workers against the whole per-file time. Report cost: "
         f"`render_html` of a {args.clips}-clip report (the run's clips repeated, stored figures), best of 3, "
         f"this voiceprep against the writer of commit {args.before} "
@@ -172,6 +173,11 @@ def main() -> None:
         f"| render {args.clips} clips, now, `embed_audio` | {embedded['s']:.2f} s, "
         f"{embedded['bytes'] / 1e6:.1f} MB |",
     ]
+    per_s = (embedded["bytes"] - after["bytes"]) / (rt / cost["clips"] * args.clips)
+    lines += ["", f"- The previews cost {cost['preview'] / cost['plot']:.1f}x the figures' time and "
+              f"{100 * cost['preview_bytes'] / cost['wav_bytes']:.0f} % of the clip WAVs' bytes; embedding adds "
+              f"about {per_s / 1000:.0f} kB of page per second of clip (both players, Opus 32 kb/s in base64), "
+              "the time being the clips' Opus encoding."]
     text = "\n".join(lines)
     print(text)
     if not args.no_write:
