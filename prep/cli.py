@@ -43,6 +43,12 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 EXIT_CLOSED_PIPE = 141
 
 
+_EMBED_HELP = (
+    f"put the audio into OUT/{REPORT_HTML} (Opus data URIs), so the page alone is the whole report "
+    "(default: the players link to the files in OUT)"
+)
+
+
 def _add_run(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("run", help="process audio files/folders into clean, scored clips")
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="audio files or folders (searched recursively)")
@@ -62,6 +68,7 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
                         "amount of speech (clips are moved; [voice] extra)")
     p.add_argument("--strict", action="store_true", help="exit 1 when any clip is not approved")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
+    p.add_argument("--embed-audio", action="store_true", help=_EMBED_HELP)
     p.set_defaults(func=_cmd_run)
 
 
@@ -294,7 +301,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     stages = [{"stage": s.name, "config": stage_config(s)} for s in profile.stages]
     report = build_report(clips, profile=profile.name, stages=stages, purpose=profile.purpose)
     write_report_json(report, out)
-    write_report_html(report, out)
+    write_report_html(report, out, embed_audio=args.embed_audio)
     if not args.quiet:
         _print_summary(report, out)
     return _exit_status(clips, args.strict)
@@ -526,6 +533,7 @@ def _add_report(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-plots", type=int, default=500, metavar="N",
                    help="draw before/after plots for at most N clips (default 500)")
     p.add_argument("-q", "--quiet", action="store_true", help="no summary")
+    p.add_argument("--embed-audio", action="store_true", help=_EMBED_HELP)
     p.set_defaults(func=_cmd_report)
 
 
@@ -537,7 +545,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
         raise ConfigError(f"--max-plots must be >= 0, got {args.max_plots}")
     out = Path(args.out)
     report = read_report(out)
-    path = write_report_html(report, out, max_plots=args.max_plots)
+    path = write_report_html(report, out, max_plots=args.max_plots, embed_audio=args.embed_audio)
     if not args.quiet:
         print_summary(report, out)
     else:

@@ -9,6 +9,7 @@ import soundfile as sf
 from prep.run.decode import load, stream
 from prep.run.longform import LongForm, cut_points, scan
 from prep.run.profiles import get_profile
+from prep.run.run_folder import RunFolder
 from prep.run.runner import Job, process_job
 
 RATE = 22050
@@ -89,6 +90,9 @@ def test_long_file_becomes_pieces_without_losing_speech(tmp_path, long_stereo):
     for clip in clips:
         audio, _rate = sf.read(str(tmp_path / clip.output), dtype="float32")
         assert audio.ndim == 1 and audio.size > 0
+        # each piece's clip has its source-span preview for the report, as long as its span
+        preview = RunFolder(tmp_path).preview_path(clip.speaker, clip.id)
+        assert sf.info(str(preview)).duration == pytest.approx(clip.span_s[1] - clip.span_s[0], abs=0.03)
 
 
 def test_silent_long_file_is_one_rejected_clip(tmp_path):

@@ -1,4 +1,4 @@
-"""``OUT/report.html``: one self-contained page built from the report dict.
+"""``OUT/report.html``: one page built from the report dict.
 
 No network: CSS and the few lines of table-sorting JavaScript are inline,
 the per-clip figures are JPEGs embedded as base64 (drawn by the workers and
@@ -7,33 +7,49 @@ distributions are a hand-written inline SVG (no matplotlib for a report whose
 figures are all stored).
 The page shows a per-speaker summary (totals, selection, consistency), the
 clips per finding code, the score / loudness / SNR distributions, a table of
-clips sortable by any column, and per clip its findings, metrics and waveform + spectrogram
-before (the source over the clip's span) and after (the written clip).
-Audio players point at the clip files relative to the page.
+clips (sortable; the secondary columns fold into a details cell per row so the
+table fits 1400 px), and per clip its findings, metrics and a figure: waveform
+over spectrogram, with time (s) and frequency (kHz) axes and the spectrogram's
+top at the clip's measured bandwidth, before (the source over the clip's span)
+and after (the written clip).
+Each clip has two players under the figure's captions: the source over the
+clip's span (the Ogg Opus preview the worker wrote next to the figure,
+:mod:`prep.report.audio`) and the written clip.  By default they link to
+those files relative to the page; ``embed_audio`` puts them into the page as
+Opus data URIs, so ``report.html`` alone is the whole report.
 """
 
 from __future__ import annotations
 
 import base64
+import functools
 import html
 import io
 import json
+import logging
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import numpy as np
 
-from ..errors import ConfigError
+from ..errors import ConfigError, PrepError
 from ..findings import CODES
-from ..io import write_text_atomic
+from ..io import write_bytes_atomic, write_text_atomic
 from ..metrics import finite, pick, source_metrics
-from ..run.run_folder import RunFolder
+from ..run.run_folder import CLIPS_DIR, PLOTS_DIR, REPORT_HTML, RunFolder
 from .colormap import magma_lut
 from .summary import PARTIAL_NOTE, entry_findings, finding_counts
 
-__all__ = ["render_html", "write_report_html"]
+__all__ = ["EMBED_WARN_BYTES", "clip_figure_jpeg", "display_top_hz", "render_html", "write_report_html"]
+
+log = logging.getLogger(__name__)
+
+#: A page with embedded audio larger than this gets a warning (browsers get slow on very large pages).
+EMBED_WARN_BYTES = 50_000_000
 
 _COLORS = {"approved": "#2e7d32", "warning": "#b26a00", "rejected": "#c62828", "error": "#6a1b9a"}
 _SEVERITY_VERDICT = {"info": "approved", "warning": "warning", "reject": "rejected", "error": "error"}  # colours
@@ -61,15 +77,19 @@ white-space:nowrap}
 table.clips th:after{content:" \\2195";opacity:.35}
 table.clips td{padding:5px 8px;border-top:1px solid #eceef2;vertical-align:top}
 table.clips td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
+table.clips th[data-nosort]{cursor:default}
+table.clips th[data-nosort]:after{content:""}
+table.clips td.id{overflow-wrap:anywhere;min-width:6em}
+table.clips details summary{cursor:pointer;color:#5b6475;white-space:nowrap}
+table.clips details .kv{margin-top:4px;white-space:nowrap}
 table.clips tr:hover td{background:#f3f6fb}
-.reasons{color:#5b6475;font-size:12px;min-width:360px}
+.reasons{color:#5b6475;font-size:12px;overflow-wrap:anywhere}
 .sev{display:inline-block;min-width:52px;padding:0 6px;border-radius:8px;color:#fff;font-size:11px;text-align:center}
 code.fc{font-size:12px;background:#eef0f4;padding:0 4px;border-radius:4px}
 table.codes{border-collapse:collapse;background:#fff;font-size:13px;box-shadow:0 1px 3px rgba(0,0,0,.12)}
 table.codes td,table.codes th{padding:4px 10px;border-top:1px solid #eceef2;text-align:left}
 table.codes td.num{text-align:right}
 .wrap{overflow-x:auto}
-table.clips td:first-child{white-space:nowrap}
 section.clip{background:#fff;border-radius:8px;box-shadow:0 1px 3px rgba(0,0,0,.12);padding:12px 18px;margin:14px 0}
 section.clip h3{margin:0 0 6px;font-size:15px}
 section.clip img{max-width:100%;height:auto;display:block;margin:8px 0}
@@ -77,11 +97,16 @@ section.clip img{max-width:100%;height:auto;display:block;margin:8px 0}
 details table{font-size:12px;border-collapse:collapse}
 details td{padding:1px 10px 1px 0}
 svg.dist{display:block;height:auto;background:#fff;border-radius:8px;box-shadow:0 1px 3px rgba(0,0,0,.12)}
-.caps{display:grid;grid-template-columns:576px 560px;font-size:12px;color:#5b6475}
+.fig{margin:8px 0}
+section.clip .fig img{margin:0;width:100%}
+.caps{display:grid;grid-template-columns:1fr 1fr;font-size:12px;color:#5b6475}
+.caps > div{padding:0 2.3% 0 6.5%}
+.caps audio{display:block;width:100%;height:34px;margin-top:2px}
 """
 
 _JS = """
 document.querySelectorAll('table.clips th').forEach(function(th, col){
+  if (th.hasAttribute('data-nosort')) return;
   th.addEventListener('click', function(){
     var table = th.closest('table'), body = table.tBodies[0];
     var asc = th.dataset.dir !== 'asc';
@@ -100,13 +125,17 @@ document.querySelectorAll('table.clips th').forEach(function(th, col){
 """
 
 
+#: What an empty field shows.
+_EMPTY = "—"
+
+
 def _e(value: Any) -> str:
     return html.escape(str(value), quote=True)
 
 
 def _fmt(value: Any, spec: str = ".1f", unit: str = "") -> str:
     v = finite(value)
-    return "–" if v is None else f"{v:{spec}}{unit}"
+    return _EMPTY if v is None else f"{v:{spec}}{unit}"
 
 
 def _badge(verdict: str) -> str:
@@ -196,7 +225,40 @@ def _after(entry: Mapping[str, Any], out_dir: Path) -> tuple[np.ndarray, int] | 
     return np.ascontiguousarray(data.mean(axis=1)), int(rate)
 
 
-_PANEL_W, _WAVE_H, _SPEC_H, _GAP = 560, 64, 128, 16
+#: One panel: a waveform over a spectrogram (plot area _PANEL_W wide), a frequency axis on the left
+#: (kHz) and a time axis below (s).  The figure is two panels side by side, before | after.
+_PANEL_W, _WAVE_H, _SPEC_H = 560, 64, 128
+_AXIS_L, _AXIS_B, _PAD_R, _WAVE_GAP = 40, 17, 14, 4
+_FIG_PANEL_W = _AXIS_L + _PANEL_W + _PAD_R
+_AXIS_COLOR = (91, 100, 117)
+
+
+def display_top_hz(bandwidth_hz: float | None, *, sample_rate: int) -> float:
+    """Top of a spectrogram display: the content's bandwidth rounded up, at most the Nyquist frequency.
+
+    A recording band-limited to 5 kHz is shown up to 6 kHz, not to 24 kHz
+    (which would leave most of the picture black).
+
+    Parameters
+    ----------
+    bandwidth_hz : float or None
+        The measured bandwidth (``source_bandwidth_hz``); ``None``, zero or
+        non-finite shows the whole band.
+    sample_rate : int
+        Rate of the audio shown, Hz.
+
+    Returns
+    -------
+    float
+        Hz: ``1.1 * bandwidth_hz`` rounded up to a whole kHz (2 kHz above
+        10 kHz), capped at ``sample_rate / 2``.
+    """
+    nyquist = sample_rate / 2
+    bw = finite(bandwidth_hz)
+    if bw is None or bw <= 0:
+        return nyquist
+    step = 1000.0 if bw < 10000 else 2000.0
+    return min(nyquist, math.ceil(1.1 * bw / step - 1e-9) * step)
 
 
 def _wave_image(audio: np.ndarray, color: tuple[int, int, int]) -> np.ndarray:
@@ -223,8 +285,8 @@ def _wave_image(audio: np.ndarray, color: tuple[int, int, int]) -> np.ndarray:
     return img
 
 
-def _spec_image(audio: np.ndarray, rate: int) -> np.ndarray:
-    """Spectrogram (0 Hz at the bottom, Nyquist at the top, 90 dB range) as RGB, shape (_SPEC_H, _PANEL_W, 3)."""
+def _spec_image(audio: np.ndarray, rate: int, top_hz: float) -> np.ndarray:
+    """Spectrogram (0 Hz at the bottom, ``top_hz`` at the top, 90 dB range) as RGB, shape (_SPEC_H, _PANEL_W, 3)."""
     from ..dsp.spectral import spectrogram
 
     nper = 512 if rate <= 24000 else 1024
@@ -236,7 +298,8 @@ def _spec_image(audio: np.ndarray, rate: int) -> np.ndarray:
     shown, cols = np.unique(np.linspace(0, n_frames - 1, _PANEL_W).round().astype(np.intp), return_inverse=True)
     sxx = spectrogram(audio, sample_rate=rate, nper=nper, hop=hop, select=shown)
     top = 10 * np.log10(float(np.max(sxx)) + 1e-14)
-    rows = np.linspace(sxx.shape[0] - 1, 0, _SPEC_H).round().astype(int)
+    top_bin = min(sxx.shape[0] - 1, round(top_hz * nper / rate))
+    rows = np.linspace(top_bin, 0, _SPEC_H).round().astype(int)
     level = 10 * np.log10(sxx[np.ix_(rows, cols)] + 1e-14)  # only the pixels shown
     norm = np.clip((level - (top - 90.0)) / 90.0, 0.0, 1.0)
     lut = magma_lut()
@@ -245,17 +308,84 @@ def _spec_image(audio: np.ndarray, rate: int) -> np.ndarray:
     return np.ascontiguousarray(lut[index])
 
 
-def _panel(data: tuple[np.ndarray, int] | None, color: tuple[int, int, int]) -> np.ndarray:
-    height = _WAVE_H + 4 + _SPEC_H
+@functools.cache
+def _font(size: int = 11) -> Any:
+    from PIL import ImageFont
+
+    try:
+        return ImageFont.load_default(size=size)  # Pillow's bundled TrueType font
+    except (TypeError, OSError):  # Pillow without FreeType: the small bitmap font
+        return ImageFont.load_default()
+
+
+@functools.cache
+def _label(text: str, anchor: str) -> tuple[np.ndarray, int, int]:
+    """A text label rendered once: its coverage (float32, shape (h, w), 0-1) and offsets from its anchor point.
+
+    ``anchor`` is Pillow's two-letter text anchor (``"rm"``: right, middle...).
+    """
+    from PIL import Image, ImageDraw
+
+    font = _font()
+    left, top, right, bottom = font.getbbox(text, anchor=anchor)
+    img = Image.new("L", (right - left, bottom - top), 0)
+    ImageDraw.Draw(img).text((-left, -top), text, fill=255, font=font, anchor=anchor)
+    coverage = np.asarray(img, dtype=np.float32) / 255.0
+    coverage.setflags(write=False)
+    return coverage, left, top
+
+
+def _text(img: np.ndarray, xy: tuple[int, int], text: str, anchor: str) -> None:
+    """Blend a label in the axis colour into an RGB array at ``xy`` (its anchor point), clipped to the array."""
+    coverage, left, top = _label(text, anchor)
+    y0, x0 = xy[1] + top, xy[0] + left
+    h, w = coverage.shape
+    ys, xs = slice(max(0, y0), min(img.shape[0], y0 + h)), slice(max(0, x0), min(img.shape[1], x0 + w))
+    if ys.start >= ys.stop or xs.start >= xs.stop:
+        return
+    a = coverage[ys.start - y0 : ys.stop - y0, xs.start - x0 : xs.stop - x0, None]
+    region = img[ys, xs].astype(np.float32)
+    img[ys, xs] = np.round(region * (1 - a) + np.asarray(_AXIS_COLOR, np.float32) * a).astype(np.uint8)
+
+
+def _axes(img: np.ndarray, *, duration_s: float, top_hz: float) -> None:
+    """Draw the time axis (s) under the spectrogram and the frequency axis (kHz) left of it, into a panel array."""
+    spec_top = _WAVE_H + _WAVE_GAP
+    spec_bottom = spec_top + _SPEC_H - 1
+    x0, x1 = _AXIS_L, _AXIS_L + _PANEL_W - 1
+    for value, label in _nice_ticks(0.0, top_hz / 1000, target=4):
+        y = round(spec_bottom - value * 1000 / top_hz * (_SPEC_H - 1))
+        img[y, x0 - 4 : x0] = _AXIS_COLOR
+        _text(img, (x0 - 6, y), label, "rm")
+    _text(img, (x0 - 6, spec_top - 6), "kHz", "rb")
+    if duration_s > 0:
+        for value, label in _nice_ticks(0.0, duration_s, target=6):
+            x = round(x0 + value / duration_s * (_PANEL_W - 1))
+            img[spec_bottom + 1 : spec_bottom + 5, x] = _AXIS_COLOR
+            anchor = "lt" if x - x0 < 8 else "rt" if x1 - x < 8 else "mt"
+            _text(img, (x, spec_bottom + 5), label, anchor)
+    _text(img, (x1 + 4, spec_bottom + 5), "s", "lt")
+
+
+def _panel(data: tuple[np.ndarray, int] | None, color: tuple[int, int, int], top_hz: float | None) -> Any:
+    """One panel as a PIL image, shape (_WAVE_H + gap + _SPEC_H + _AXIS_B, _FIG_PANEL_W)."""
+    from PIL import Image
+
+    height = _WAVE_H + _WAVE_GAP + _SPEC_H + _AXIS_B
+    img = np.full((height, _FIG_PANEL_W, 3), 255, np.uint8)
+    plot = (slice(0, _WAVE_H + _WAVE_GAP + _SPEC_H), slice(_AXIS_L, _AXIS_L + _PANEL_W))
     if data is None or data[0].size == 0:
-        img = np.full((height, _PANEL_W, 3), 240, np.uint8)
-        img[::8, ::8] = 200  # dotted: nothing to show
-        return img
+        img[plot] = 240
+        img[plot][::8, ::8] = 200  # dotted: nothing to show
+        return Image.fromarray(img)
     audio, rate = data
-    img = np.full((height, _PANEL_W, 3), 255, np.uint8)
-    img[:_WAVE_H] = _wave_image(audio, color)
-    img[_WAVE_H + 4 :] = _spec_image(audio, rate)
-    return img
+    shown_hz = min(float(top_hz), rate / 2) if top_hz and top_hz > 0 else rate / 2
+    img[:_WAVE_H, _AXIS_L : _AXIS_L + _PANEL_W] = _wave_image(audio, color)
+    img[_WAVE_H + _WAVE_GAP : _WAVE_H + _WAVE_GAP + _SPEC_H, _AXIS_L : _AXIS_L + _PANEL_W] = _spec_image(
+        audio, rate, shown_hz
+    )
+    _axes(img, duration_s=audio.size / rate, top_hz=shown_hz)
+    return Image.fromarray(img)
 
 
 def clip_figure_jpeg(
@@ -264,8 +394,12 @@ def clip_figure_jpeg(
     *,
     before_sample_rate: int | None = None,
     after_sample_rate: int | None = None,
+    top_hz: float | None = None,
 ) -> bytes:
-    """One JPEG image: before (left) and after (right), each a waveform over a spectrogram.
+    """One JPEG image: before (left) and after (right), each a waveform over a spectrogram, with axes.
+
+    Each panel has a time axis in seconds from the start of its audio and a
+    frequency axis in kHz.
 
     Parameters
     ----------
@@ -273,6 +407,10 @@ def clip_figure_jpeg(
         Mono audio; ``None`` draws an empty panel.
     before_sample_rate, after_sample_rate : int, optional
         Rate of ``before`` / ``after`` in Hz; required for the audio given.
+    top_hz : float, optional
+        Top of both spectrograms (each capped at its Nyquist frequency), e.g.
+        :func:`display_top_hz` of the measured bandwidth; default: the Nyquist
+        frequency.
 
     Raises
     ------
@@ -286,16 +424,20 @@ def clip_figure_jpeg(
         if audio is not None and sample_rate is None:
             raise ConfigError(f"{label} audio needs {label}_sample_rate")
         panels.append(None if audio is None else (audio, int(sample_rate)))  # type: ignore[arg-type]
-    left = _panel(panels[0], (122, 133, 153))
-    right = _panel(panels[1], (31, 95, 168))
-    gap = np.full((left.shape[0], _GAP, 3), 255, np.uint8)
+    left = _panel(panels[0], (122, 133, 153), top_hz)
+    right = _panel(panels[1], (31, 95, 168), top_hz)
+    figure = Image.new("RGB", (left.width + right.width, left.height), (255, 255, 255))
+    figure.paste(left, (0, 0))
+    figure.paste(right, (left.width, 0))
     buf = io.BytesIO()
     # JPEG: spectrograms are photo-like; 5-10x smaller and faster to encode than PNG
-    Image.fromarray(np.concatenate([left, gap, right], axis=1)).save(buf, format="JPEG", quality=85)
+    figure.save(buf, format="JPEG", quality=85)
     return buf.getvalue()
 
 
-def _clip_figure(before: tuple[np.ndarray, int] | None, after: tuple[np.ndarray, int] | None) -> str:
+def _clip_figure(
+    before: tuple[np.ndarray, int] | None, after: tuple[np.ndarray, int] | None, top_hz: float | None
+) -> str:
     """:func:`clip_figure_jpeg` as a data URI."""
     return _jpeg_uri(
         clip_figure_jpeg(
@@ -303,6 +445,7 @@ def _clip_figure(before: tuple[np.ndarray, int] | None, after: tuple[np.ndarray,
             None if after is None else after[0],
             before_sample_rate=None if before is None else before[1],
             after_sample_rate=None if after is None else after[1],
+            top_hz=top_hz,
         )
     )
 
@@ -311,34 +454,143 @@ def _jpeg_uri(data: bytes) -> str:
     return "data:image/jpeg;base64," + base64.b64encode(data).decode("ascii")
 
 
-def _span_caption(label: str, seconds: float | None, rate: Any) -> str:
-    if not seconds or not rate:
-        return f"{label}: not available"
-    return f"{label}: {seconds:.1f} s, spectrogram 0–{float(rate) / 2000:g} kHz"
+def _captions(entry: Mapping[str, Any]) -> tuple[str, str]:
+    """The captions over the before (source span) and after (clip) panels and players."""
+    span = entry.get("span_s") or []
+    src_rate = finite((entry.get("input") or {}).get("sample_rate"))
+    before = "before (source)"
+    if len(span) == 2 and finite(span[0]) is not None and finite(span[1]) is not None:
+        start, end = float(span[0]), float(span[1])
+        before += f" {start:.2f}–{end:.2f} s: {end - start:.1f} s"
+        if src_rate:
+            before += f" at {src_rate / 1000:g} kHz"
+    else:
+        before += ": not available"
+    after = "after (clip)"
+    duration, rate = finite(entry.get("duration_s")), finite(entry.get("sample_rate"))
+    after += f": {duration:.1f} s at {rate / 1000:g} kHz" if duration and rate else ": not available"
+    return before, after
 
 
-def _stored_figure(entry: Mapping[str, Any], out: Path) -> tuple[str, str, str] | None:
-    """The figure a worker drew while it had the audio (no second decode), with captions."""
+def _fresh(path: Path, output: Path) -> bool:
+    """Whether a figure or preview exists and is not older than the clip file it belongs to."""
+    try:
+        return path.stat().st_mtime >= output.stat().st_mtime - 1.0
+    except OSError:
+        return False
+
+
+def _stored_figure(entry: Mapping[str, Any], out: Path) -> str | None:
+    """The figure a worker drew while it had the audio (no second decode), as a data URI."""
     path = RunFolder(out).plot_path(str(entry.get("speaker")), str(entry.get("id")))
     output = entry.get("output")
-    if not output or not path.is_file() or not (out / output).is_file():
+    if not output or not _fresh(path, out / output):
         return None
-    if path.stat().st_mtime < (out / output).stat().st_mtime - 1.0:
-        return None  # older than the clip it shows
-    span = entry.get("span_s") or [0.0, 0.0]
-    src_rate = (entry.get("input") or {}).get("sample_rate")
-    return (
-        _jpeg_uri(path.read_bytes()),
-        _span_caption("before (source)", float(span[1]) - float(span[0]), src_rate),
-        _span_caption("after (clip)", entry.get("duration_s"), entry.get("sample_rate")),
-    )
+    return _jpeg_uri(path.read_bytes())
 
 
-def _caption(label: str, data: tuple[np.ndarray, int] | None) -> str:
-    if data is None or data[0].size == 0:
-        return f"{label}: not available"
-    audio, rate = data
-    return f"{label}: {audio.size / rate:.1f} s, spectrogram 0–{rate / 2000:g} kHz"
+def _top_hz(entry: Mapping[str, Any], rates: Sequence[int]) -> float | None:
+    """:func:`display_top_hz` of the clip's measured bandwidth, for panels at ``rates``."""
+    if not rates:
+        return None
+    return display_top_hz(source_metrics(entry.get("metrics") or {})["bandwidth_hz"], sample_rate=max(rates))
+
+
+@dataclass
+class _Players:
+    """The two players of each clip: links relative to the page, or embedded Opus data URIs."""
+
+    out: Path
+    embed: bool
+    embedded_bytes: int = 0
+    embedded: int = 0
+
+    def _uri(self, data: bytes) -> str:
+        from .audio import audio_data_uri
+
+        self.embedded_bytes += len(data)
+        self.embedded += 1
+        return audio_data_uri(data)
+
+    def preview_missing(self, entry: Mapping[str, Any]) -> bool:
+        """Whether the clip has a written file but no fresh source preview."""
+        output = entry.get("output")
+        path = RunFolder(self.out).preview_path(str(entry.get("speaker")), str(entry.get("id")))
+        return bool(output) and (self.out / output).is_file() and not _fresh(path, self.out / output)
+
+    def make_preview(self, entry: Mapping[str, Any], before: tuple[np.ndarray, int]) -> None:
+        """Write the missing source preview from source audio decoded for a figure (best effort)."""
+        from .audio import opus_ogg
+
+        path = RunFolder(self.out).preview_path(str(entry.get("speaker")), str(entry.get("id")))
+        try:
+            write_bytes_atomic(path, opus_ogg(before[0], sample_rate=before[1]))
+        except (OSError, PrepError) as err:
+            log.info("%s: no source preview: %s", entry.get("id"), err)
+
+    def before(self, entry: Mapping[str, Any]) -> str | None:
+        """The source-span player's ``src`` (None when there is no preview)."""
+        folder = RunFolder(self.out)
+        output = entry.get("output")
+        path = folder.preview_path(str(entry.get("speaker")), str(entry.get("id")))
+        if not output or not _fresh(path, self.out / output):
+            return None
+        if self.embed:
+            try:
+                return self._uri(path.read_bytes())
+            except OSError:
+                return None
+        return quote(folder.relative(path))
+
+    def after(self, entry: Mapping[str, Any]) -> str | None:
+        """The clip player's ``src`` (None when the clip file is missing)."""
+        from .audio import wav_opus_ogg
+
+        output = entry.get("output")
+        if not output or not (self.out / output).is_file():
+            return None
+        if self.embed:
+            try:
+                return self._uri(wav_opus_ogg(self.out / output))
+            except PrepError as err:
+                log.warning("%s: cannot embed the clip's audio: %s", output, err)
+                return None
+        return quote(str(output))
+
+    def file(self, relative: str) -> str | None:
+        """The ``src`` of a player of a WAV in the run folder (``relative`` to it); None when it is missing."""
+        from .audio import wav_opus_ogg
+
+        if not relative or not (self.out / relative).is_file():
+            return None
+        if self.embed:
+            try:
+                return self._uri(wav_opus_ogg(self.out / relative))
+            except PrepError as err:
+                log.warning("%s: cannot embed its audio: %s", relative, err)
+                return None
+        return quote(relative)
+
+    def note(self, page_bytes: int) -> str:
+        """The page's note on where its audio is."""
+        from .audio import OPUS_BITRATE_BPS
+
+        if self.embed:
+            return (
+                f"Audio is embedded in this page: {self.embedded} player(s), "
+                f"{self.embedded_bytes / 1e6:.1f} MB of Opus at {OPUS_BITRATE_BPS // 1000} kb/s per channel, "
+                f"of the page's {page_bytes / 1e6:.1f} MB; this file alone is the whole report."
+            )
+        return (
+            f"The players link to the files next to this page ({CLIPS_DIR}/ and {PLOTS_DIR}/): keep {REPORT_HTML} "
+            "inside the run folder, or write it with voiceprep report OUT --embed-audio to carry it alone."
+        )
+
+
+def _player(src: str | None, what: str) -> str:
+    if src is None:
+        return f'<span class="muted">{_e(what)}: not available</span>'
+    return f'<audio controls preload="none" src="{_e(src)}" title="{_e(what)}"></audio>'
 
 
 #: One distributions panel: viewBox units (~px at 100 % zoom), plot area inside the margins.
@@ -544,9 +796,12 @@ _TABLE = [
 ]
 
 
-def _derived(metrics: Mapping[str, Any], name: str) -> float | None:
-    """A table column's value: the same source-over-output values the score judged."""
-    src = source_metrics(metrics)
+def _derived(metrics: Mapping[str, Any], name: str, src: Mapping[str, float | None] | None = None) -> float | None:
+    """A table column's value: the same source-over-output values the score judged.
+
+    ``src`` is ``source_metrics(metrics)`` when the caller has it already.
+    """
+    src = source_metrics(metrics) if src is None else src
     if name == "bandwidth_khz":
         return None if src["bandwidth_hz"] is None else src["bandwidth_hz"] / 1000
     if name == "clipping_pct":
@@ -662,31 +917,49 @@ def _speaker_cards(speakers: Mapping[str, Any], anchors: Mapping[tuple[str, str]
     return '<div class="cards">' + "".join(cards) + "</div>"
 
 
+#: Columns of the clip table's row; the other `_TABLE` columns fold into the row's details cell.
+_MAIN_COLUMNS = ("score", "dur", "speech", "SNR src", "SNR out", "band")
+
+
+def _column_value(entry: Mapping[str, Any], name: str, src: Mapping[str, float | None]) -> float | None:
+    metrics = entry.get("metrics") or {}
+    if name != "duration_s":
+        return _derived(metrics, name, src)
+    v = finite(entry.get("duration_s"))
+    return finite(metrics.get("duration_s")) if v is None else v
+
+
 def _clip_table(clips: Sequence[Mapping[str, Any]], anchors: Sequence[str]) -> str:
-    names = ("clip", "speaker", "verdict", *[t[0] for t in _TABLE], "sel", "findings")
-    head = "".join(f"<th>{_e(h)}</th>" for h in names)
+    """The clip table: one row per clip, fitting a 1400 px window (secondary columns in a details cell)."""
+    main = [t for t in _TABLE if t[0] in _MAIN_COLUMNS]
+    more = [t for t in _TABLE if t[0] not in _MAIN_COLUMNS]
+    names = ("clip", "speaker", "verdict", *[t[0] for t in main], "sel", "findings")
+    head = "".join(f"<th>{_e(h)}</th>" for h in names) + "<th data-nosort>more</th>"
     rows = []
     order = {v: i for i, v in enumerate(_COLORS)}
     for entry, anchor in zip(clips, anchors, strict=True):
-        metrics = entry.get("metrics") or {}
         verdict = str(entry.get("verdict", ""))
+        cid, speaker = str(entry.get("id", "")), str(entry.get("speaker", ""))
+        src = source_metrics(entry.get("metrics") or {})  # once per clip, not per column
         cells = [
-            f'<td data-v="{_e(entry.get("id", ""))}"><a href="#{anchor}">{_e(entry.get("id", ""))}</a></td>',
-            f'<td data-v="{_e(entry.get("speaker", ""))}">{_e(entry.get("speaker", ""))}</td>',
-            f'<td data-v="{order.get(verdict, 9)}">{_badge(verdict)}</td>',
+            f'<td class="id" data-v="{_e(cid)}"><a href="#{anchor}">{_e(cid or _EMPTY)}</a></td>',
+            f'<td class="id" data-v="{_e(speaker)}">{_e(speaker or _EMPTY)}</td>',
+            f'<td data-v="{order.get(verdict, 9)}">{_badge(verdict) if verdict else _EMPTY}</td>',
         ]
-        for _, name, spec, unit in _TABLE:
-            v = _derived(metrics, name) if name != "duration_s" else finite(entry.get("duration_s"))
-            if name == "duration_s" and v is None:
-                v = finite(metrics.get("duration_s"))
+        for _, name, spec, unit in main:
+            v = _column_value(entry, name, src)
             sort_v = "" if v is None else repr(v)
             cells.append(f'<td class="num" data-v="{sort_v}">{_fmt(v, spec, unit)}</td>')
         selected = bool(entry.get("selected"))
-        cells.append(f'<td data-v="{int(selected)}">{"✓" if selected else ""}</td>')
+        cells.append(f'<td data-v="{int(selected)}" title="selected">{"✓" if selected else _EMPTY}</td>')
         found = entry_findings(entry)
         codes = " ".join(dict.fromkeys(f.code for f in found))
         messages = "; ".join(f.message for f in found)
-        cells.append(f'<td class="reasons" data-v="{_e(codes)}" title="{_e(messages)}">{_e(codes)}</td>')
+        cells.append(f'<td class="reasons" data-v="{_e(codes)}" title="{_e(messages)}">{_e(codes or _EMPTY)}</td>')
+        details = "".join(f"<span>{_e(h)}</span><span>{_fmt(_column_value(entry, n, src), spec, unit)}</span>"
+                          for h, n, spec, unit in more)
+        cells.append(f'<td data-v=""><details><summary>{len(more)} more</summary>'
+                     f'<div class="kv">{details}</div></details></td>')
         rows.append("<tr>" + "".join(cells) + "</tr>")
     return (
         f'<div class="wrap"><table class="clips" id="clips"><thead><tr>{head}</tr></thead>'
@@ -710,7 +983,7 @@ def _metrics_table(metrics: Mapping[str, Any]) -> str:
     return "<details><summary>all metrics</summary><table>" + "".join(rows) + "</table></details>"
 
 
-def _clip_section(entry: Mapping[str, Any], anchor: str, figure: tuple[str, str, str] | None) -> str:
+def _clip_section(entry: Mapping[str, Any], anchor: str, figure: str | None, players: _Players) -> str:
     found = entry_findings(entry)
     reasons_html = "".join(
         f"<li>{_severity(f.severity)} <code class='fc'>{_e(f.code)}</code> {_e(f.message)}</li>" for f in found
@@ -718,7 +991,6 @@ def _clip_section(entry: Mapping[str, Any], anchor: str, figure: tuple[str, str,
     span = entry.get("span_s") or []
     span_text = f"{_fmt(span[0], '.2f')}–{_fmt(span[1], '.2f')} s" if len(span) == 2 else ""
     output = entry.get("output")
-    player = f'<audio controls preload="none" src="{_e(output)}"></audio>' if output else ""
     transcript = entry.get("transcript")
     metrics = entry.get("metrics") or {}
     parts = [
@@ -729,20 +1001,25 @@ def _clip_section(entry: Mapping[str, Any], anchor: str, figure: tuple[str, str,
     ]
     if transcript:
         parts.append(f'<p class="muted">“{_e(transcript)}”</p>')
-    if figure:
-        png, left, right = figure
+    left, right = _captions(entry)
+    image = (
+        f'<img alt="waveform and spectrogram of {_e(entry.get("id", ""))}, before and after" src="{figure}" '
+        f'width="{2 * _FIG_PANEL_W}">'
+        if figure else ""
+    )
+    if figure or output:
         parts.append(
-            f'<img alt="waveform and spectrogram of {_e(entry.get("id", ""))}, before and after" src="{png}" '
-            f'width="{2 * _PANEL_W + _GAP}">'
-            f'<div class="caps"><span>{_e(left)}</span><span>{_e(right)}</span></div>'
+            f'<div class="fig" style="max-width:{2 * _FIG_PANEL_W}px">{image}<div class="caps">'
+            f'<div class="before"><span>{_e(left)}</span>{_player(players.before(entry), "source preview")}</div>'
+            f'<div class="after"><span>{_e(right)}</span>{_player(players.after(entry), "clip")}</div>'
+            "</div></div>"
         )
-    parts.append(player)
     parts.append(_metrics_table(metrics))
     parts.append("</section>")
     return "".join(parts)
 
 
-def _references_section(report: Mapping[str, Any], out: Path) -> str:
+def _references_section(report: Mapping[str, Any], out: Path, players: _Players) -> str:
     """The speakers' Fish Audio reference samples (``OUT/references/<speaker>/``) with players; "" when none.
 
     A set built from another run's ``report.json`` is marked as outdated.
@@ -772,7 +1049,7 @@ def _references_section(report: Mapping[str, Any], out: Path) -> str:
             text = ref.get("transcript")
             rows.append(
                 f'<tr class="reference"><td>{_e(ref.get("id", ""))}</td>'
-                f'<td><audio controls preload="none" src="{_e(ref.get("output", ""))}"></audio></td>'
+                f'<td>{_player(players.file(str(ref.get("output") or "")), "reference")}</td>'
                 f'<td class="num">{_fmt(ref.get("duration_s"), ".1f", " s")}</td>'
                 f'<td class="num">{_fmt(ref.get("lufs"), ".1f", " LUFS")}</td>'
                 f'<td class="num">{_fmt(mos, ".2f")}</td>'
@@ -797,7 +1074,9 @@ def _references_section(report: Mapping[str, Any], out: Path) -> str:
             "10–30 s each, short utterances joined in source order.</p>" + "".join(cards))
 
 
-def render_html(report: Mapping[str, Any], out_dir: str | Path, *, max_plots: int = 500) -> str:
+def render_html(
+    report: Mapping[str, Any], out_dir: str | Path, *, max_plots: int = 500, embed_audio: bool = False
+) -> str:
     """Render the report page.
 
     Parameters
@@ -809,6 +1088,13 @@ def render_html(report: Mapping[str, Any], out_dir: str | Path, *, max_plots: in
         The run's output folder (clip paths in the report are relative to it).
     max_plots : int
         Draw before/after plots for at most this many clips (the first ones).
+        A figure or source preview missing in ``OUT/plots`` is made again from
+        the source for these clips (and the preview written there).
+    embed_audio : bool
+        Put every player's audio into the page as Opus data URIs (the page
+        alone is then the whole report; a note gives the size, and a page
+        over :data:`EMBED_WARN_BYTES` logs a warning); default: links
+        relative to the page.
 
     Returns
     -------
@@ -823,18 +1109,23 @@ def render_html(report: Mapping[str, Any], out_dir: str | Path, *, max_plots: in
     verdicts = " ".join(f"{_badge(v)}&nbsp;{n}" for v, n in (summary.get("verdicts") or {}).items())
     cache = _SourceCache()
     order = sorted(range(len(clips)), key=lambda i: (str(clips[i].get("source")), i))
-    figures: dict[int, tuple[str, str, str] | None] = {}
+    players = _Players(out, embed_audio)
+    figures: dict[int, str | None] = {}
     for i in order[: max(0, max_plots)]:
         entry = clips[i]
         if entry.get("verdict") == "error" and not entry.get("output"):
             figures[i] = None
             continue
         stored = _stored_figure(entry, out)
+        need_preview = players.preview_missing(entry)
+        before = _before(entry, cache) if stored is None or need_preview else None
+        if need_preview and before is not None:
+            players.make_preview(entry, before)
         if stored is not None:
             figures[i] = stored
             continue
-        before, after = _before(entry, cache), _after(entry, out)
-        figures[i] = (_clip_figure(before, after), _caption("before (source)", before), _caption("after (clip)", after))
+        after = _after(entry, out)
+        figures[i] = _clip_figure(before, after, _top_hz(entry, [d[1] for d in (before, after) if d is not None]))
     dist = _distributions(clips)
     title = f"voiceprep report: {out.resolve().name}"
     body = [
@@ -846,7 +1137,7 @@ def render_html(report: Mapping[str, Any], out_dir: str | Path, *, max_plots: in
         "<h2>Speakers</h2>",
         _speaker_cards(report.get("speakers") or {}, anchor_of, _voice_maps(clips, anchor_of)),
     ]
-    body.append(_references_section(report, out))
+    body.append(_references_section(report, out, players))
     codes = _code_table(clips)
     if codes:
         body += ["<h2>Findings</h2><p class='muted'>Clips per finding code.</p>", codes]
@@ -857,20 +1148,33 @@ def render_html(report: Mapping[str, Any], out_dir: str | Path, *, max_plots: in
         "before processing.</p>",
         _clip_table(clips, anchors),
         "<h2>Clip details</h2>",
+        "",  # the note on the audio, once the page's size is known
     ]
-    body += [_clip_section(c, a, figures.get(i)) for i, (c, a) in enumerate(zip(clips, anchors, strict=True))]
+    note_at = len(body) - 1
+    body += [
+        _clip_section(c, a, figures.get(i), players) for i, (c, a) in enumerate(zip(clips, anchors, strict=True))
+    ]
     body.append("</main>")
-    return (
+    head = (
         "<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
         "<meta name='viewport' content='width=device-width, initial-scale=1'>"
         f"<title>{_e(title)}</title><style>{_CSS}</style></head><body>"
-        + "".join(body)
-        + f"<script>{_JS}</script></body></html>\n"
     )
+    tail = f"<script>{_JS}</script></body></html>\n"
+    size = len(head) + len(tail) + sum(len(part) for part in body)  # characters ~ bytes: nearly all ASCII
+    if embed_audio and size > EMBED_WARN_BYTES:
+        log.warning(
+            "%s is %.0f MB with embedded audio (%d players); browsers get slow on pages this large: "
+            "without --embed-audio it links to the audio files instead", REPORT_HTML, size / 1e6, players.embedded
+        )
+    body[note_at] = f"<p class='muted' id='audio-note'>{_e(players.note(size))}</p>"
+    return head + "".join(body) + tail
 
 
-def write_report_html(report: Mapping[str, Any], out_dir: str | Path, *, max_plots: int = 500) -> Path:
+def write_report_html(
+    report: Mapping[str, Any], out_dir: str | Path, *, max_plots: int = 500, embed_audio: bool = False
+) -> Path:
     """Write ``out_dir/report.html`` atomically and return its path (see :func:`render_html`)."""
     path = RunFolder(out_dir).report_html
-    write_text_atomic(path, render_html(report, out_dir, max_plots=max_plots))
+    write_text_atomic(path, render_html(report, out_dir, max_plots=max_plots, embed_audio=embed_audio))
     return path

@@ -15,6 +15,9 @@ Layout (relative to ``OUT``):
     :mod:`prep.report.html`).
 ``plots/<speaker>/<id>.jpg``
     Each clip's before/after figure, drawn by the worker that had the audio.
+``plots/<speaker>/<id>.source.ogg``
+    Each clip's source span as Ogg Opus, the report's "before" player
+    (:mod:`prep.report.audio`), written by the same worker.
 ``submit.json``, ``submit.dry-run.json``
     Fish Audio submissions (:mod:`prep.deliver.submit`).
 ``.voiceprep.lock``
@@ -219,6 +222,13 @@ class RunFolder:
     def references_json(self, speaker: str) -> Path:
         """The listing of one speaker's reference samples (what each contains)."""
         return self.reference_dir(speaker) / REFERENCES_JSON
+    def preview_path(self, speaker: str, clip_id: str) -> Path:
+        """Where a clip's source-span preview (Ogg Opus, the report's "before" player) is kept."""
+        return self.plots_dir / speaker / f"{clip_id}.source.ogg"
+
+    def relative(self, path: Path) -> str:
+        """``path`` (inside the folder) relative to the folder, in POSIX form (a link from ``report.html``)."""
+        return path.relative_to(self.root).as_posix()
 
     def is_run_folder(self) -> bool:
         """Whether the folder is a voiceprep output folder: it holds the journal or the run lock.

@@ -249,22 +249,47 @@ def _write_plot(item: Clip, source: np.ndarray, rate: int, offset_s: float, out_
     ``source`` is the mono source audio at ``rate`` starting at ``offset_s``
     seconds into the file.  A failure only costs the report a redraw.
     """
-    from ..report.html import clip_figure_jpeg
+    from ..metrics import source_metrics
+    from ..report.html import clip_figure_jpeg, display_top_hz
 
     if item.audio is None or item.output is None:
         return
     i0 = max(0, round((item.span_s[0] - offset_s) * rate))
     i1 = max(i0, min(source.shape[-1], round((item.span_s[1] - offset_s) * rate)))
+    top_hz = display_top_hz(source_metrics(item.metrics)["bandwidth_hz"], sample_rate=max(rate, item.sample_rate))
     try:
         data = clip_figure_jpeg(
             source[i0:i1],
             _source_mono(item.audio),
             before_sample_rate=rate,
             after_sample_rate=item.sample_rate,
+            top_hz=top_hz,
         )
         write_bytes_atomic(RunFolder(out_dir).plot_path(item.speaker, item.id), data)
     except (OSError, ValueError, PrepError) as err:
         log.warning("%s: no figure for the report: %s", item.id, err)
+
+
+def _write_preview(item: Clip, source: np.ndarray, rate: int, offset_s: float, out_dir: str | Path) -> None:
+    """Write the clip's source span as Ogg Opus for the report's "before" player (any input format).
+
+    ``source`` is the source audio, ``(samples,)`` or ``(channels, samples)``,
+    at ``rate`` starting at ``offset_s`` seconds into the file.  A failure
+    only costs the report that player.
+    """
+    from ..report.audio import opus_ogg
+
+    if item.audio is None or item.output is None:
+        return
+    i0 = max(0, round((item.span_s[0] - offset_s) * rate))
+    i1 = max(i0, min(source.shape[-1], round((item.span_s[1] - offset_s) * rate)))
+    if i1 <= i0:
+        return
+    try:
+        data = opus_ogg(source[..., i0:i1], sample_rate=rate)
+        write_bytes_atomic(RunFolder(out_dir).preview_path(item.speaker, item.id), data)
+    except (OSError, ValueError, PrepError) as err:
+        log.warning("%s: no source preview for the report: %s", item.id, err)
 
 
 def _write_clip(item: Clip, out_dir: str | Path | None) -> Clip:
@@ -309,6 +334,7 @@ def _process_long(
                 if out_dir is not None:
                     item = _write_clip(item, out_dir)
                     _write_plot(item, piece.require_audio(), fscan.sample_rate, piece.span_s[0], out_dir)
+                    _write_preview(item, piece.require_audio(), fscan.sample_rate, piece.span_s[0], out_dir)
                 out.append(dataclasses.replace(item, audio=None, source_audio=None))
     except PrepError as err:
         out.append(_error_clip(job, sha, str(err)))
@@ -390,6 +416,7 @@ def process_job(
         item = _write_clip(item, out_dir)
         if clip.audio is not None:
             _write_plot(item, _source_mono(clip.audio), clip.sample_rate, 0.0, out_dir)
+            _write_preview(item, clip.audio, clip.sample_rate, 0.0, out_dir)
         written.append(dataclasses.replace(item, audio=None, source_audio=None))
     return written
 

@@ -1,0 +1,115 @@
+"""Compressed audio for the report: Opus in Ogg, for the source previews and the embedded players.
+
+A clip's *source preview* (``OUT/plots/<speaker>/<id>.source.ogg``,
+:meth:`prep.run.run_folder.RunFolder.preview_path`) is the source over the
+clip's span, written by the worker that has the audio in memory, so the page
+can play "before" next to "after" whatever the source's format and wherever
+it lies.  ``--embed-audio`` puts the previews and the clips, encoded the same
+way, into ``report.html`` as data URIs.
+
+A media-fragment link to the source itself (``input.m4a#t=12.3,24.1``) would
+cost nothing at run time, but plays only what the browser decodes (not every
+m4a, wma or aiff), breaks when OUT or the inputs move, needs a path from OUT
+to anywhere on disk, and cannot be embedded; the preview costs about 2 % of a
+run and 12 % of the clip WAVs' bytes (``benchmarks/report.py``).
+
+Opus at 32 kb/s per channel is near-transparent for speech, every current
+browser plays Ogg Opus, and libopus ships in PyAV's wheels (a core
+dependency): no new package.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+from pathlib import Path
+
+import numpy as np
+
+from ..audio import check_sample_rate
+from ..errors import DataError
+
+__all__ = ["OPUS_BITRATE_BPS", "OPUS_MIME", "audio_data_uri", "opus_ogg", "wav_opus_ogg"]
+
+#: Bit rate per channel (speech is near-transparent at 32 kb/s in Opus).
+OPUS_BITRATE_BPS = 32_000
+#: libopus effort, 0-10: 5 encodes ~250x realtime at a few % more bytes than 10 (benchmarks/report.py).
+OPUS_COMPLEXITY = 5
+#: The MIME type of :func:`opus_ogg`'s output.
+OPUS_MIME = "audio/ogg"
+_OPUS_RATES = (8000, 12000, 16000, 24000, 48000)
+
+
+def opus_ogg(audio: np.ndarray, *, sample_rate: int, bitrate_bps: int = OPUS_BITRATE_BPS) -> bytes:
+    """Encode audio as Opus in an Ogg file (in memory).
+
+    Parameters
+    ----------
+    audio : np.ndarray, float32, shape (samples,) or (channels, samples)
+        One or two channels are kept; more are averaged to mono.
+    sample_rate : int
+        Rate of ``audio`` in Hz; encoded at the lowest Opus rate at or above
+        it (8, 12, 16, 24 or 48 kHz), so nothing of the band is lost.
+    bitrate_bps : int
+        Bit rate per channel.
+
+    Returns
+    -------
+    bytes
+        The Ogg Opus file.
+
+    Raises
+    ------
+    ConfigError
+        If ``sample_rate`` is not a positive integer.
+    DataError
+        If the audio is empty or cannot be encoded.
+    """
+    import av
+
+    rate = check_sample_rate(sample_rate)
+    x = np.asarray(audio, dtype=np.float32)
+    x = x.reshape(1, -1) if x.ndim == 1 else x
+    if x.shape[0] > 2:
+        x = x.mean(axis=0, dtype=np.float32, keepdims=True)
+    if x.shape[1] == 0:
+        raise DataError("no audio to encode")
+    x = np.ascontiguousarray(np.clip(x, -1.0, 1.0))
+    layout = "mono" if x.shape[0] == 1 else "stereo"
+    target = next((r for r in _OPUS_RATES if r >= rate), 48000)
+    buf = io.BytesIO()
+    try:
+        with av.open(buf, "w", format="ogg") as container:
+            options = {"compression_level": str(OPUS_COMPLEXITY), "b": str(bitrate_bps * x.shape[0])}
+            stream = container.add_stream("libopus", rate=target, layout=layout, options=options)
+            frame = av.AudioFrame.from_ndarray(x, format="fltp", layout=layout)
+            frame.sample_rate = rate  # PyAV resamples to the stream's rate and cuts Opus frames
+            for packet in stream.encode(frame):
+                container.mux(packet)
+            for packet in stream.encode(None):
+                container.mux(packet)
+    except (av.FFmpegError, ValueError) as err:
+        raise DataError(f"cannot encode Opus: {err}") from err
+    return buf.getvalue()
+
+
+def wav_opus_ogg(path: str | Path, *, bitrate_bps: int = OPUS_BITRATE_BPS) -> bytes:
+    """A written clip (any file libsndfile reads) as Ogg Opus (see :func:`opus_ogg`).
+
+    Raises
+    ------
+    DataError
+        If the file cannot be read or encoded.
+    """
+    import soundfile as sf
+
+    try:
+        data, rate = sf.read(str(path), dtype="float32", always_2d=True)
+    except (OSError, RuntimeError, sf.LibsndfileError) as err:
+        raise DataError(f"{path}: cannot read: {err}") from err
+    return opus_ogg(data.T, sample_rate=int(rate), bitrate_bps=bitrate_bps)
+
+
+def audio_data_uri(data: bytes, mime: str = OPUS_MIME) -> str:
+    """``data:`` URI of an encoded audio file."""
+    return f"data:{mime};base64," + base64.b64encode(data).decode("ascii")
