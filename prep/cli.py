@@ -41,6 +41,16 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 EXIT_CLOSED_PIPE = 141
 
 
+_DENOISE_HELP = ("auto (default): DeepFilterNet3 on noisy clips (gate SNR estimate < 20 dB) with "
+                 "pip install 'voiceprep[enhance]', the spectral gate elsewhere; gate, deepfilter or off force one")
+
+
+def _denoise_option(profile, args: argparse.Namespace):
+    """The profile with ``--denoise`` applied to its denoise stage (unchanged when not given)."""
+    method = getattr(args, "denoise", None)
+    return profile.configure("denoise", method=method) if method else profile
+
+
 def _add_run(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("run", help="process audio files/folders into clean, scored clips")
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="audio files or folders (searched recursively)")
@@ -55,6 +65,7 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-resume", action="store_true", help=f"redo files already in OUT/{MANIFEST}")
     p.add_argument("--strict", action="store_true", help="exit 1 when any clip is not approved")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
+    p.add_argument("--denoise", choices=("auto", "gate", "deepfilter", "off"), default=None, help=_DENOISE_HELP)
     p.set_defaults(func=_cmd_run)
 
 
@@ -64,6 +75,7 @@ def _add_check(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--profile", default="fish", help="processing profile (default fish)")
     p.add_argument("--json", action="store_true", help="print one JSON object per file instead")
     p.add_argument("--strict", action="store_true", help="exit 1 when any clip is not approved")
+    p.add_argument("--denoise", choices=("auto", "gate", "deepfilter", "off"), default=None, help=_DENOISE_HELP)
     p.set_defaults(func=_cmd_check)
 
 
@@ -196,7 +208,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from .run.profiles import get_profile
     from .run.runner import discover, run_jobs
 
-    profile = get_profile(args.profile)
+    profile = _denoise_option(get_profile(args.profile), args)
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"-o {out}: exists and is not a folder")
@@ -307,7 +319,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
     from .run.runner import discover, extra_notices, process_job
 
     _require_inputs(args.files)
-    profile = get_profile(args.profile)
+    profile = _denoise_option(get_profile(args.profile), args)
     jobs = discover(args.files)
     for notice in extra_notices(profile.stages) if jobs else ():  # once per run, not per file
         logging.getLogger(__name__).warning(notice)
