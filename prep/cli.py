@@ -41,7 +41,7 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 EXIT_CLOSED_PIPE = 141
 
 
-_DENOISE_HELP = ("auto (default): DeepFilterNet3 on noisy clips (gate SNR estimate < 20 dB) with "
+_DENOISE_HELP = ("auto (default): DeepFilterNet3 on noisy clips (gate SNR estimate < 22 dB) with "
                  "pip install 'voiceprep[enhance]', the spectral gate elsewhere; gate, deepfilter or off force one")
 
 

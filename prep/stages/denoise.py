@@ -716,8 +716,8 @@ METHODS = ("auto", "gate", "deepfilter", "off")
 #: What a run whose ``auto`` denoise would use DeepFilterNet3 says once when ``[enhance]`` is missing.
 ENHANCE_NOTICE = (
     "neural denoising off: pip install 'voiceprep[enhance]' adds DeepFilterNet3 for noisy clips "
-    "(chosen per clip where the gate's SNR estimate is below 20 dB: babble, cafe, dishes, crackle, "
-    "+4 to +6 dB SI-SDR over the spectral gate at 0-10 dB SNR); the spectral gate denoises every clip now"
+    "(chosen per clip where the gate's SNR estimate is below 22 dB: babble, cafe, dishes, crackle, "
+    "+3 to +7 dB SI-SDR over the spectral gate at 0-10 dB SNR); the spectral gate denoises every clip now"
 )
 
 
@@ -773,7 +773,7 @@ class Denoise:
     skip_above_snr_db: float = 40.0
     max_reduction_db: float = 30.0
     frames_per_window: int = 2  # STFT frames per window length: 2 (50 % overlap) or 4 (75 %)
-    deepfilter_below_snr_db: float = 20.0
+    deepfilter_below_snr_db: float = 22.0
     enhancer: str = field(default_factory=enhance_model)  # the [enhance] model in use; "" without the extra
 
     def __post_init__(self) -> None:
