@@ -49,6 +49,16 @@ _EMBED_HELP = (
 )
 
 
+_DENOISE_HELP = ("auto (default): DeepFilterNet3 on noisy clips (gate SNR estimate < 22 dB) with "
+                 "pip install 'voiceprep[enhance]', the spectral gate elsewhere; gate, deepfilter or off force one")
+
+
+def _denoise_option(profile, args: argparse.Namespace):
+    """The profile with ``--denoise`` applied to its denoise stage (unchanged when not given)."""
+    method = getattr(args, "denoise", None)
+    return profile.configure("denoise", method=method) if method else profile
+
+
 def _add_run(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("run", help="process audio files/folders into clean, scored clips")
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="audio files or folders (searched recursively)")
@@ -69,6 +79,7 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--strict", action="store_true", help="exit 1 when any clip is not approved")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
     p.add_argument("--embed-audio", action="store_true", help=_EMBED_HELP)
+    p.add_argument("--denoise", choices=("auto", "gate", "deepfilter", "off"), default=None, help=_DENOISE_HELP)
     p.set_defaults(func=_cmd_run)
 
 
@@ -80,6 +91,7 @@ def _add_check(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object per file instead")
     _add_keep_voice(p)
     p.add_argument("--strict", action="store_true", help="exit 1 when any clip is not approved")
+    p.add_argument("--denoise", choices=("auto", "gate", "deepfilter", "off"), default=None, help=_DENOISE_HELP)
     p.set_defaults(func=_cmd_check)
 
 
@@ -97,7 +109,7 @@ def _profile(args: argparse.Namespace):
     profile = get_profile(args.profile)
     if getattr(args, "keep_voice", None):
         profile = profile.configure("diarise", keep_voice=args.keep_voice)
-    return profile
+    return _denoise_option(profile, args)
 
 
 def build_parser() -> argparse.ArgumentParser:

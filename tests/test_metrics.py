@@ -84,8 +84,8 @@ def test_unit_suffixes_agree_with_units_everywhere():
 
 def test_one_meaning_per_snr_name():
     snr = sorted(n for n in METRICS if "snr" in n)
-    assert snr == ["denoise_snr_in_db", "denoise_snr_out_db", "snr_db", "source_snr_db"]
-    assert METRICS["denoise_snr_in_db"].written_by == ("denoise",)
+    assert snr == ["deepfilter_lsnr_db", "denoise_snr_in_db", "denoise_snr_out_db", "snr_db", "source_snr_db"]
+    assert METRICS["denoise_snr_in_db"].written_by == METRICS["deepfilter_lsnr_db"].written_by == ("denoise",)
     assert METRICS["snr_db"].written_by == ("score",)
     assert METRICS["source_snr_db"].written_by == ("measure_input",)
 

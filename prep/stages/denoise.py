@@ -35,7 +35,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from typing import ClassVar
 
 import numpy as np
@@ -43,17 +44,21 @@ import scipy.fft as sp_fft
 
 from ..audio import as_audio, as_mono, check_sample_rate
 from ..clip import Clip
-from ..dsp.vad import regions_to_mask, speech_mask
+from ..dsp.vad import speech_mask
 from ..errors import ConfigError
 from ..kernels.denoise import gate_frames, overlap_add, track_noise
 
 __all__ = [
+    "ENHANCE_NOTICE",
+    "METHODS",
     "MODES",
     "Denoise",
     "DenoiseReport",
     "GateReport",
     "NoiseEstimate",
     "denoise",
+    "enhance_missing_notice",
+    "enhance_model",
     "estimate_noise",
     "spectral_gate",
     "stft_size",
@@ -179,8 +184,10 @@ class NoiseEstimate:
     noise_frames, speech_frames : np.ndarray, bool, shape (stft_frames,)
         STFT frames used as noise, and frames inside speech regions.
     source : str
-        ``"non-speech frames"``, ``"quietest frames"`` (too little
-        non-speech: the quietest 10 % of frames) or ``"empty"``.
+        ``"non-speech frames"``, ``"unguarded non-speech frames"`` (under
+        0.3 s of non-speech away from speech: the pauses without the guard),
+        ``"quietest frames"`` (too little non-speech: the quietest 10 % of
+        frames) or ``"empty"``.
     noise_s : float
         Seconds of audio the profile was measured on.
     noise_floor_dbfs : float
@@ -260,6 +267,17 @@ def _stft(x: np.ndarray, t0: int, t1: int, n: int, hop: int, window: np.ndarray)
     return sp_fft.rfft(frames, axis=-1, overwrite_x=True)
 
 
+def _chunk_power(x: np.ndarray, hop: int, n_frames: int) -> np.ndarray:
+    """Time-domain power of each hop-long chunk starting at a frame centre, ``(n_frames,)`` float64."""
+    whole = x.size // hop * hop
+    chunks = x[:whole].reshape(-1, hop)
+    power = np.einsum("ij,ij->i", chunks, chunks, dtype=np.float64) / hop
+    if whole < x.size:
+        tail = x[whole:].astype(np.float64)
+        power = np.append(power, np.mean(tail * tail))
+    return np.concatenate([power, np.zeros(max(0, n_frames - power.size))])[:n_frames]
+
+
 def _measure(
     x: np.ndarray,
     rate: int,
@@ -275,15 +293,13 @@ def _measure(
     guard = _dilate(speech, math.ceil(guard_s / speech_frame_s))
     is_speech = _frame_flags(speech, n_frames, hop, rate, speech_frame_s)
     is_noise = ~_frame_flags(guard, n_frames, hop, rate, speech_frame_s)
-    # Time-domain power of each hop-long chunk starting at a frame centre.
-    whole = x.size // hop * hop
-    chunks = x[:whole].reshape(-1, hop)
-    chunk_power = np.einsum("ij,ij->i", chunks, chunks, dtype=np.float64) / hop
-    if whole < x.size:
-        tail = x[whole:].astype(np.float64)
-        chunk_power = np.append(chunk_power, np.mean(tail * tail))
-    chunk_power = np.concatenate([chunk_power, np.zeros(max(0, n_frames - chunk_power.size))])[:n_frames]
+    chunk_power = _chunk_power(x, hop, n_frames)
     source = "non-speech frames"
+    if is_noise.sum() * hop < _MIN_NOISE_S * rate and (~is_speech).sum() * hop >= _MIN_NOISE_S * rate:
+        # Too little noise away from speech (impulsive noise the VAD takes for speech leaves short
+        # pauses): the pauses themselves, unguarded, still measure it better than the quietest frames.
+        source = "unguarded non-speech frames"
+        is_noise = ~is_speech
     if is_noise.sum() * hop < _MIN_NOISE_S * rate:
         source = "quietest frames"
         is_noise = chunk_power <= np.quantile(chunk_power, _QUIET_FRACTION) if n_frames else is_noise
@@ -694,39 +710,134 @@ def denoise(
     return y, DenoiseReport(True, float(used), reason, est, snr + gate.snr_change_db, gate)
 
 
+#: Denoising methods of the stage: ``auto`` chooses per clip, the others force one.
+METHODS = ("auto", "gate", "deepfilter", "off")
+
+#: What a run whose ``auto`` denoise would use DeepFilterNet3 says once when ``[enhance]`` is missing.
+ENHANCE_NOTICE = (
+    "neural denoising off: pip install 'voiceprep[enhance]' adds DeepFilterNet3 for noisy clips "
+    "(chosen per clip where the gate's SNR estimate is below 22 dB: babble, cafe, dishes, crackle, "
+    "+3 to +7 dB SI-SDR over the spectral gate at 0-10 dB SNR); the spectral gate denoises every clip now"
+)
+
+
+def enhance_model() -> str:
+    """``"<distribution>==<version>"`` of DeepFilterNet3 when the ``[enhance]`` extra is usable, else ``""``.
+
+    Only looks at what is installed (nothing is loaded or hashed).
+    """
+    from ..dsp.deepfilter import DEEPFILTER_MODEL, deepfilter_available
+
+    return f"{DEEPFILTER_MODEL.distribution}=={DEEPFILTER_MODEL.version}" if deepfilter_available() else ""
+
+
+def enhance_missing_notice(stages: Iterable[object]) -> str | None:
+    """:data:`ENHANCE_NOTICE` when a ``denoise`` stage in ``auto`` runs without the extra, else None."""
+    wanted = any(
+        getattr(s, "name", "") == "denoise" and getattr(s, "method", "") == "auto" and not getattr(s, "enhancer", "")
+        for s in stages
+    )
+    return ENHANCE_NOTICE if wanted else None
+
+
 @dataclass(frozen=True)
 class Denoise:
-    """Pipeline stage: VAD-informed spectral gating with the do-no-harm rule (see :func:`denoise`).
+    """Pipeline stage: spectral gate or DeepFilterNet3, chosen per clip (see :func:`denoise`).
 
-    Records ``noise_floor_dbfs``, ``denoise_snr_in_db``, ``denoise_snr_out_db``
-    (the denoiser's SNR estimates of its input and output), ``denoise_applied``, ``denoise_strength`` (as used),
-    ``noise_profile`` (where the profile came from),
-    ``noise_reduction_db`` and, when skipped or softened, ``denoise_note``.
-    Multichannel audio is gated channel by channel, each with its own
-    profile, with the VAD run once on the channel mean (or the clip's
-    :attr:`~prep.clip.Clip.speech` regions used, when an earlier stage such
-    as :class:`~prep.stages.measure.Measure` found them); the metrics are those of
-    the first channel.
+    ``method``:
+
+    * ``"auto"`` (default): DeepFilterNet3 (:func:`prep.dsp.deepfilter.deepfilter`, the ``[enhance]``
+      extra) where the gate's own SNR estimate of the clip is below ``deepfilter_below_snr_db``, the
+      gate (with its do-no-harm rule) elsewhere; without the extra, always the gate;
+    * ``"gate"``, ``"deepfilter"``: that method for every clip (DeepFilterNet3 always runs, no
+      do-no-harm rule); ``"off"``: nothing.
+
+    Records ``denoise_method`` (what ran: ``gate``, ``deepfilter`` or ``off``),
+    ``noise_floor_dbfs``, ``denoise_snr_in_db``, ``denoise_snr_out_db``
+    (the gate's SNR estimates of the input and of the output, in the same frames, whichever method ran),
+    ``denoise_applied``, ``denoise_strength`` (as used), ``noise_profile`` (where the profile came from),
+    ``noise_reduction_db``, ``deepfilter_lsnr_db`` (the model's own mean local SNR, when it ran) and,
+    when skipped or softened, ``denoise_note``.
+    The speech mask is always the stage's own VAD run (30 ms frames) on the channel mean, never
+    regions an earlier stage found for another purpose, so the stage gives what :func:`denoise` gives.
+    Multichannel audio is processed channel by channel (gate: each with its own profile); the
+    metrics are those of the first channel.
     """
 
     name: ClassVar[str] = "denoise"
     changes: ClassVar[frozenset[str]] = frozenset({"audio"})  # speech stays where it was (see run_stages)
+    method: str = "auto"
     mode: str = "stationary"
     strength: float = 1.0
     soften_above_snr_db: float = 20.0
     skip_above_snr_db: float = 40.0
     max_reduction_db: float = 30.0
     frames_per_window: int = 2  # STFT frames per window length: 2 (50 % overlap) or 4 (75 %)
+    deepfilter_below_snr_db: float = 22.0
+    enhancer: str = field(default_factory=enhance_model)  # the [enhance] model in use; "" without the extra
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise ConfigError(f"denoise method must be one of {METHODS}, got {self.method!r}")
+        if not math.isfinite(self.deepfilter_below_snr_db):
+            raise ConfigError(f"deepfilter_below_snr_db must be finite, got {self.deepfilter_below_snr_db!r}")
+        if self.method == "deepfilter" and not self.enhancer:
+            from ..dsp.deepfilter import DEEPFILTER_MODEL
+            from ..models import ModelError
+
+            raise ModelError(
+                f"denoise method 'deepfilter' needs model {DEEPFILTER_MODEL.name}: "
+                f"{DEEPFILTER_MODEL.distribution} is not installed; {DEEPFILTER_MODEL.install_hint}"
+            )
 
     def apply(self, clip: Clip) -> Clip:
         audio = as_audio(clip.require_audio())
         rate = clip.sample_rate
+        if self.method == "off":
+            return clip.with_metrics(denoise_method="off", denoise_applied=False, denoise_note="denoising is off")
         channels = audio.reshape(1, -1) if audio.ndim == 1 else audio
         mono = channels[0] if channels.shape[0] == 1 else channels.mean(axis=0, dtype=np.float32)
-        if clip.speech is not None:  # found by an earlier stage (Measure) on this audio
-            speech = regions_to_mask(clip.speech, frame_s=_VAD_FRAME_S, duration_s=mono.size / float(rate))
-        else:
-            speech = speech_mask(mono, sample_rate=rate, frame_s=_VAD_FRAME_S) if mono.size else np.zeros(0, bool)
+        speech = speech_mask(mono, sample_rate=rate, frame_s=_VAD_FRAME_S) if mono.size else np.zeros(0, bool)
+        if self.method != "gate" and self.enhancer:
+            est = estimate_noise(channels[0], sample_rate=rate, speech=speech, frames_per_window=self.frames_per_window)
+            wanted = self.method == "deepfilter" or (
+                est.has_speech and est.source != "empty" and est.snr_db < self.deepfilter_below_snr_db
+            )
+            if wanted:
+                return self._deepfilter(clip, audio, channels, est)
+        return self._gate(clip, audio, channels, speech)
+
+    def _deepfilter(self, clip: Clip, audio: np.ndarray, channels: np.ndarray, est: NoiseEstimate) -> Clip:
+        from ..dsp.deepfilter import deepfilter
+
+        rate = clip.sample_rate
+        outs, lsnr = [], math.nan
+        for k, ch in enumerate(channels):
+            y, rep = deepfilter(ch, sample_rate=rate)
+            outs.append(y)
+            if k == 0:
+                lsnr = rep.lsnr_db
+        n_frames = est.noise_frames.size
+        report = _gate_report(
+            _chunk_power(np.ascontiguousarray(channels[0], dtype=np.float32), est.hop, n_frames),
+            _chunk_power(outs[0], est.hop, n_frames),
+            est,
+        )
+        new_audio = np.ascontiguousarray(np.stack(outs) if audio.ndim == 2 else outs[0])
+        return dataclasses.replace(clip, audio=new_audio).with_metrics(
+            denoise_method="deepfilter",
+            noise_floor_dbfs=est.noise_floor_dbfs,
+            denoise_snr_in_db=est.snr_db,
+            denoise_snr_out_db=est.snr_db + report.snr_change_db,
+            denoise_applied=True,
+            denoise_strength=1.0,
+            noise_profile=est.source,
+            noise_reduction_db=report.noise_reduction_db,
+            deepfilter_lsnr_db=lsnr,
+        )
+
+    def _gate(self, clip: Clip, audio: np.ndarray, channels: np.ndarray, speech: np.ndarray) -> Clip:
+        rate = clip.sample_rate
         outs, reports = [], []
         for ch in channels:
             y, rep = denoise(
@@ -748,6 +859,7 @@ class Denoise:
             new_audio = np.ascontiguousarray(np.stack(outs) if audio.ndim == 2 else outs[0])
             clip = dataclasses.replace(clip, audio=new_audio)
         metrics = {
+            "denoise_method": "gate",
             "noise_floor_dbfs": first.noise.noise_floor_dbfs,
             "denoise_snr_in_db": first.snr_before_db,
             "denoise_snr_out_db": first.snr_after_db,

@@ -184,6 +184,7 @@ def normalize(
     true_peak_dbtp: float = -1.0,
     lookahead_ms: float = 5.0,
     release_ms: float = 100.0,
+    max_under_target_lu: float = 0.0,
 ) -> tuple[np.ndarray, NormalizeReport]:
     """Normalise to ``target_lufs`` with a true-peak ceiling of ``true_peak_dbtp``.
 
@@ -207,6 +208,11 @@ def normalize(
         True-peak ceiling, in [-30, 0] dBTP.
     lookahead_ms, release_ms : float
         Limiter attack ramp (0.1-50 ms) and release time constant (1-5000 ms).
+    max_under_target_lu : float
+        Headroom rule, in [0, 20] LU: when the gain to the target would push the true peak over
+        the ceiling, aim up to this much below the target instead (a pure gain, no limiter: a
+        limiter's gain modulation is distortion), and limit only what remains; the target then
+        counts as reached anywhere in ``[target_lufs - max_under_target_lu, target_lufs]``.
 
     Returns
     -------
@@ -226,6 +232,7 @@ def normalize(
         true_peak_dbtp=true_peak_dbtp,
         lookahead_ms=lookahead_ms,
         release_ms=release_ms,
+        max_under_target_lu=max_under_target_lu,
     )
     return y.reshape(x.shape), report
 
@@ -238,12 +245,14 @@ def _normalize_measured(
     true_peak_dbtp: float,
     lookahead_ms: float,
     release_ms: float,
+    max_under_target_lu: float = 0.0,
 ) -> tuple[np.ndarray, NormalizeReport]:
     """:func:`normalize` of (channels, samples) ``frames`` already fed to ``meter``."""
     target = _check_range("target_lufs", target_lufs, ABSOLUTE_GATE_LUFS, 0.0)
     ceiling_db = _check_range("true_peak_dbtp", true_peak_dbtp, -30.0, 0.0)
     _check_range("lookahead_ms", lookahead_ms, 0.1, 50.0)
     _check_range("release_ms", release_ms, 1.0, 5000.0)
+    _check_range("max_under_target_lu", max_under_target_lu, 0.0, 20.0)
     rate, n_ch = meter.sample_rate, meter.channels
     in_lufs, in_peak = meter.integrated_lufs(), meter.true_peak_dbtp()
     if not math.isfinite(in_lufs):
@@ -257,7 +266,12 @@ def _normalize_measured(
         )
 
     gain_db = target - in_lufs
-    if in_peak + gain_db <= ceiling_db - _PEAK_MARGIN_DB:
+    over_db = in_peak + gain_db - (ceiling_db - _PEAK_MARGIN_DB)
+    if over_db > 0 and max_under_target_lu > 0:  # headroom first: lower the target, limit only the rest
+        under = min(over_db, max_under_target_lu)
+        target -= under
+        gain_db -= under
+    if in_peak + gain_db <= ceiling_db - _PEAK_MARGIN_DB + 1e-9:
         y = frames * np.float32(10.0 ** (gain_db / 20.0))
         out_lufs, out_peak = lufs_of(y), true_peak(y, sample_rate=rate)
         return y, NormalizeReport(
@@ -336,7 +350,10 @@ class Loudness:
     A clip shorter than one 400 ms block gets a ``warning``, a silent clip
     (nothing above the -70 LUFS gate) is ``rejected``; both keep their audio
     and get ``-inf`` loudness metrics.  A limiter costing more than
-    ``max_limiter_lu`` is a ``warning``.
+    ``max_limiter_lu`` is a ``warning``.  Headroom comes before limiting: a clip whose true peak
+    would pass the ceiling at the target is first set up to ``max_under_target_lu`` below it by
+    gain alone (see :func:`normalize`), so most speech keeps its waveform (the limiter's gain
+    modulation cost denoised clips up to 3.5 dB SI-SDR).
     """
 
     name: ClassVar[str] = "loudness"
@@ -346,6 +363,7 @@ class Loudness:
     lookahead_ms: float = 5.0
     release_ms: float = 100.0
     max_limiter_lu: float = 1.0
+    max_under_target_lu: float = 3.0
 
     def __post_init__(self) -> None:
         _check_range("target_lufs", self.target_lufs, ABSOLUTE_GATE_LUFS, 0.0)
@@ -353,6 +371,7 @@ class Loudness:
         _check_range("lookahead_ms", self.lookahead_ms, 0.1, 50.0)
         _check_range("release_ms", self.release_ms, 1.0, 5000.0)
         _check_range("max_limiter_lu", self.max_limiter_lu, 0.0, 100.0)
+        _check_range("max_under_target_lu", self.max_under_target_lu, 0.0, 20.0)
 
     def apply(self, clip: Clip) -> Clip:
         audio = clip.require_audio()
@@ -365,6 +384,7 @@ class Loudness:
             true_peak_dbtp=self.true_peak_dbtp,
             lookahead_ms=self.lookahead_ms,
             release_ms=self.release_ms,
+            max_under_target_lu=self.max_under_target_lu,
         )
         metrics = {
             "pre_gain_lufs": rep.input_lufs,

