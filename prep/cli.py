@@ -55,6 +55,7 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-resume", action="store_true", help=f"redo files already in OUT/{MANIFEST}")
     p.add_argument("--strict", action="store_true", help="exit 1 when any clip is not approved")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
+    _add_asr_options(p)
     p.set_defaults(func=_cmd_run)
 
 
@@ -64,7 +65,39 @@ def _add_check(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--profile", default="fish", help="processing profile (default fish)")
     p.add_argument("--json", action="store_true", help="print one JSON object per file instead")
     p.add_argument("--strict", action="store_true", help="exit 1 when any clip is not approved")
+    _add_asr_options(p)
     p.set_defaults(func=_cmd_check)
+
+
+def _add_asr_options(p: argparse.ArgumentParser) -> None:
+    """``--transcribe``, ``--asr-model``, ``--language``, ``--device`` (the profile's ``transcribe`` stage)."""
+    g = p.add_argument_group("transcripts (speech recognition, pip install 'voiceprep[asr]')")
+    g.add_argument("--transcribe", choices=("auto", "always", "never"), default=None,
+                   help="auto (default; $VOICEPREP_TRANSCRIBE): transcribe clips without a transcript and check "
+                        "given ones; always: the ASR text also replaces given ones; never: no speech recognition")
+    g.add_argument("--asr-model", metavar="NAME|PATH", default=None,
+                   help="tiny.en (bundled, default), base (bundled, multilingual), another faster-whisper model "
+                        "name (downloaded), or a local CTranslate2 model folder")
+    g.add_argument("--language", metavar="CODE", default=None,
+                   help="language of the recordings, e.g. en or de (default: detected)")
+    g.add_argument("--device", choices=("auto", "cpu", "cuda"), default=None,
+                   help="where speech recognition runs: auto (a CUDA GPU when there is one; default), cpu, cuda")
+
+
+def _profile(args: argparse.Namespace):
+    """The named profile with the command line's stage options applied (:meth:`Profile.configure`)."""
+    from .run.profiles import get_profile
+
+    profile = get_profile(args.profile)
+    asr = {key: value for key, value in (("mode", args.transcribe), ("asr_model", args.asr_model),
+                                         ("language", args.language), ("device", args.device))
+           if value is not None}
+    if asr:
+        profile = profile.configure("transcribe", **asr)
+    for stage in profile.stages:
+        if stage.name == "transcribe":
+            stage.check_model()  # type: ignore[attr-defined]
+    return profile
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -193,10 +226,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from .report.html import write_report_html
     from .report.summary import build_report, write_report_json
     from .run.pipeline import stage_config
-    from .run.profiles import get_profile
     from .run.runner import discover, run_jobs
 
-    profile = get_profile(args.profile)
+    profile = _profile(args)
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"-o {out}: exists and is not a folder")
@@ -303,11 +335,10 @@ def _print_summary(report: dict, out: Path) -> None:
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
-    from .run.profiles import get_profile
     from .run.runner import discover, extra_notices, process_job
 
     _require_inputs(args.files)
-    profile = get_profile(args.profile)
+    profile = _profile(args)
     jobs = discover(args.files)
     for notice in extra_notices(profile.stages) if jobs else ():  # once per run, not per file
         logging.getLogger(__name__).warning(notice)

@@ -19,6 +19,7 @@ from ..stages.measure import Measure
 from ..stages.resample import Resample
 from ..stages.score import Score
 from ..stages.slice import Slice
+from ..stages.transcribe import Transcribe
 from ..stages.trim import Trim
 from ..stages.voice import VoiceEmbed
 from .longform import LongForm
@@ -81,6 +82,7 @@ def _fish() -> Profile:
             Resample(target_sample_rate=44100),
             Denoise(),
             Trim(),
+            Transcribe(),
             Slice(min_s=10.0, max_s=30.0),
             Measure(),
             Loudness(target_lufs=-23.0, true_peak_dbtp=-1.0),
@@ -99,6 +101,7 @@ def _dataset() -> Profile:
             Resample(target_sample_rate=24000),
             Denoise(mode="nonstationary"),
             Trim(),
+            Transcribe(),
             Slice(min_s=3.0, max_s=30.0),
             Measure(),
             Loudness(target_lufs=-23.0, true_peak_dbtp=-1.0),

@@ -215,9 +215,11 @@ def extra_notices(stages: Sequence[Stage]) -> list[str]:
     extra silently, in every worker.
     """
     from ..dsp.estimators import mos_missing_notice
+    from ..stages.transcribe import transcribe_missing_notice
     from ..stages.voice import voice_missing_notice
 
-    return [n for n in (mos_missing_notice(stages), voice_missing_notice(stages)) if n]
+    notices = (mos_missing_notice(stages), voice_missing_notice(stages), transcribe_missing_notice(stages))
+    return [n for n in notices if n]
 
 
 def load_clip(job: Job, *, info: InputInfo | None = None) -> Clip:
