@@ -350,7 +350,8 @@ def _cmd_check(args: argparse.Namespace) -> int:
             if args.json:
                 data = clip.to_dict()
                 print(json.dumps({k: data[k] for k in ("id", "source", "speaker", "span_s", "duration_s", "verdict",
-                                                       "reasons", "findings", "metrics", "input")}, ensure_ascii=False))
+                                                       "reasons", "findings", "metrics", "input", "transcript",
+                                                       "transcript_info")}, ensure_ascii=False))
             else:
                 why = "; ".join(clip.reasons) if clip.reasons else "ok"
                 start, end = clip.span_s
