@@ -16,7 +16,11 @@ Measured, per model:
   distributions that calibrate it;
 * guards: share of non-speech inputs whose text would be used (must be 0).
 
-Run: ``nice -n 15 python benchmarks/asr.py [--models tiny.en base] [--quick]``
+With ``--pipeline``: the whole fish profile with and without the ``transcribe`` stage (x realtime per
+core of the profile and of transcription inside it, CER of the transcripts the profile writes, flagged
+sidecars); see :func:`run_pipeline`.
+
+Run: ``nice -n 15 python benchmarks/asr.py [--models tiny.en base] [--quick] [--pipeline]``
 """
 
 from __future__ import annotations
@@ -194,11 +198,117 @@ def run_model(name: str, clips, nonspeech, rate: int) -> dict:
     }
 
 
+def _profile_cpu(jobs, stages) -> tuple[float, list]:
+    """Process CPU seconds of :func:`process_job` over ``jobs`` (serial, in this process) and the clips."""
+    from prep.run.runner import process_job
+
+    t = time.process_time()
+    clips = [c for job in jobs for c in process_job(job, stages)]
+    return time.process_time() - t, clips
+
+
+def run_pipeline(quick: bool) -> None:
+    """Whole fish profile with and without the transcribe stage on the corpus speech (section ``asr_pipeline``).
+
+    Two input sets from the recordings with a reference text: each recording as its own file (short
+    clips, 1.5-16 s), and all of them joined with 1 s pauses into one file the profile slices into
+    10-30 s clips.  Each set runs through ``process_job`` in this process (fish profile, 1 thread)
+    with ``--transcribe never`` and ``auto`` (no sidecars: ASR fills every transcript) and, for the
+    per-file set, ``auto`` with the reference as the sidecar (verification) and with a swapped one.
+    """
+    import tempfile
+
+    import soundfile as sf
+
+    from prep.run.decode import load
+    from prep.run.profiles import get_profile
+    from prep.run.runner import Job
+    from prep.text import cer
+
+    refs = [(p, r) for p, r in corpus_references() if p not in SUSPECT_LABELS]
+    if quick:
+        refs = refs[::4]
+    fish = get_profile("fish")
+    never = fish.configure("transcribe", mode="never").stages
+    auto = fish.configure("transcribe", mode="auto", device="cpu").stages
+    from prep.asr import load_asr_model
+
+    load_asr_model("tiny.en", device="cpu")  # loaded once per process, as in a worker: not counted
+    rows, notes = [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        files, joined, texts = [], [], []
+        for k, (path, ref) in enumerate(refs):
+            audio, rate = load(CORPUS / path)
+            x = audio.mean(axis=0)
+            if rate != 16000:
+                import soxr
+
+                x = soxr.resample(x, rate, 16000).astype(np.float32)
+            f = Path(tmp) / f"r{k:02d}.wav"
+            sf.write(f, x, 16000, subtype="PCM_16")
+            files.append((f, ref))
+            joined += [x, np.zeros(16000, np.float32)]
+            texts.append(ref)
+        one = Path(tmp) / "joined.wav"
+        sf.write(one, np.concatenate(joined), 16000, subtype="PCM_16")
+        sets = {
+            f"{len(files)} recordings, one file each": ([Job(str(f), "s") for f, _ in files],
+                                                       {str(f): r for f, r in files}),
+            "the same joined into one file (sliced 10-30 s)": ([Job(str(one), "s")], {str(one): " ".join(texts)}),
+        }
+        for label, (jobs, truth) in sets.items():
+            audio_s = sum(sf.info(j.path).duration for j in jobs)
+            _profile_cpu(jobs[:1], auto)  # warm-up (numba caches, first decode)
+            cpu_never, _ = _profile_cpu(jobs, never)
+            cpu_auto, clips = _profile_cpu(jobs, auto)
+            heard: dict[str, list[str]] = {}
+            for c in sorted(clips, key=lambda c: c.span_s[0]):
+                if c.transcript:
+                    heard.setdefault(c.source, []).append(c.transcript)
+            cers = [cer(truth[src], " ".join(heard.get(src, []))) for src in truth]
+            n_asr = sum(1 for c in clips if c.transcript_info and c.transcript_info.origin == "asr")
+            asr_cpu = max(cpu_auto - cpu_never, 1e-9)
+            rows.append(f"| {label} | {audio_s:.0f} | {len(clips)} | {audio_s / cpu_never:.1f} | "
+                        f"{audio_s / cpu_auto:.1f} | {audio_s / asr_cpu:.1f} | {n_asr} | {np.mean(cers):.3f} |")
+            print(rows[-1], flush=True)
+        jobs = [Job(str(f), "s", transcript=r) for f, r in files]
+        _, right = _profile_cpu(jobs, auto)
+        swapped = [Job(str(f), "s", transcript=files[(k + 1) % len(files)][1]) for k, (f, _) in enumerate(files)]
+        _, wrong = _profile_cpu(swapped, auto)
+
+        def flagged(clips) -> int:
+            return sum(1 for c in clips if any(f.code == "transcript.mismatch" for f in c.findings))
+
+        notes.append(f"Verification inside the profile (`auto`, sidecar = the reference): "
+                     f"{flagged(right)} of {len(right)} clips flagged `transcript.mismatch` (false alarms); "
+                     f"with each file given the next file's reference: {flagged(wrong)} of {len(wrong)} flagged.")
+    text = "\n".join([
+        "## ASR inside the fish profile (benchmarks/asr.py --pipeline)", "",
+        "`process_job` in one process (fish profile: denoise, trim, transcribe, slice, measure, loudness, score, "
+        "voice; `cpu_threads=1`, tiny.en int8, beam 5, word timestamps), on the corpus recordings with a reference "
+        "text, 16 kHz mono. x realtime per core = audio s / process CPU s; the model load (once per process) is "
+        "not counted. `transcribe` alone = audio s / (CPU s with `auto` - CPU s with `never`), measured in the "
+        "same run. CER of the clips' transcripts (joined in source order) against the references.", "",
+        "| input | audio s | clips | whole profile, `--transcribe never` | whole profile, `auto` | "
+        "`transcribe` alone | clips given ASR text | mean CER |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        *rows, "", *notes,
+    ])
+    print(text)
+    if not quick:
+        write_section("asr_pipeline", text)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=["tiny.en", "base"])
     parser.add_argument("--quick", action="store_true", help="a few inputs (smoke test); results not written")
+    parser.add_argument("--pipeline", action="store_true",
+                        help="only the whole fish profile with and without the transcribe stage")
     args = parser.parse_args()
+    if args.pipeline:
+        run_pipeline(args.quick)
+        return
     from prep.asr import CER_THRESHOLD
     from prep.run.decode import load
 

@@ -31,7 +31,7 @@ _RUNNER = r"""
 import json, resource, sys, time
 from prep.cli import main
 t0 = time.perf_counter()
-status = main(["run", sys.argv[1], "-o", sys.argv[2], "-q", "--jobs", "1"])
+status = main(["run", sys.argv[1], "-o", sys.argv[2], "-q", "--jobs", "1", *sys.argv[3:]])
 wall = time.perf_counter() - t0
 # VmHWM, not ru_maxrss: on Linux ru_maxrss survives exec, so a child of a big
 # parent would report the parent's peak.
@@ -55,8 +55,9 @@ def make_input(path: Path, seconds: float) -> None:
             k += 1
 
 
-def run_one(path: Path, out: Path) -> dict:
-    done = subprocess.run([sys.executable, "-c", _RUNNER, str(path), str(out)], capture_output=True, text=True)
+def run_one(path: Path, out: Path, extra: list[str] | None = None) -> dict:
+    done = subprocess.run([sys.executable, "-c", _RUNNER, str(path), str(out), *(extra or [])],
+                          capture_output=True, text=True)
     if done.returncode != 0:
         raise SystemExit(f"run failed: {done.stderr[-2000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -65,7 +66,13 @@ def run_one(path: Path, out: Path) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--durations", type=float, nargs="+", default=[600.0, 3600.0, 7200.0])
+    parser.add_argument("--transcribe", nargs="+", choices=("never", "auto"), default=None,
+                        help="run each input with these --transcribe modes (the [asr] extra) and write the "
+                             "section long_asr instead")
     args = parser.parse_args()
+    if args.transcribe:
+        run_asr(args.durations, args.transcribe)
+        return
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         tmpdir = Path(tmp)
@@ -103,6 +110,39 @@ def main() -> None:
         + "\n".join(table) + "\n" + linear
     )
     write_section("long", md)
+    print(md)
+
+
+def run_asr(durations: list[float], modes: list[str]) -> None:
+    """Peak RSS and speed of long files with and without speech recognition (section ``long_asr``)."""
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        tmpdir = Path(tmp)
+        warm = tmpdir / "warm.flac"
+        make_input(warm, 20.0)
+        run_one(warm, tmpdir / "warm_out")
+        for seconds in durations:
+            path = tmpdir / f"long_{int(seconds)}s.flac"
+            make_input(path, seconds)
+            for mode in modes:
+                out = tmpdir / f"out_{int(seconds)}_{mode}"
+                res = run_one(path, out, ["--transcribe", mode])
+                report = json.loads((out / "report.json").read_text(encoding="utf-8"))
+                res.update(duration_s=seconds, mode=mode, clips=len(report["clips"]),
+                           texts=sum(1 for c in report["clips"] if c.get("transcript")))
+                print(json.dumps(res), flush=True)
+                rows.append(res)
+            path.unlink()
+    table = ["| input | --transcribe | wall s | x realtime | peak RSS MB | clips | clips with ASR text |",
+             "|---|---|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        table.append(f"| {r['duration_s'] / 60:.0f} min 48 kHz stereo FLAC | {r['mode']} | {r['wall_s']:.1f} | "
+                     f"{r['duration_s'] / r['wall_s']:.1f} | {r['peak_rss_mb']:.0f} | {r['clips']} | {r['texts']} |")
+    md = ("## Long recordings with speech recognition (benchmarks/long.py --transcribe never auto)\n\n"
+          "As above (`--jobs 1`, own process, VmHWM), with the `[asr]` extra installed: pieces of 60-120 s are "
+          "transcribed one at a time (tiny.en int8, 1 thread), so memory stays bounded by a piece plus the "
+          "model (loaded once).\n\n" + "\n".join(table) + "\n")
+    write_section("long_asr", md)
     print(md)
 
 

@@ -80,6 +80,7 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
     p.add_argument("--embed-audio", action="store_true", help=_EMBED_HELP)
     p.add_argument("--denoise", choices=("auto", "gate", "deepfilter", "off"), default=None, help=_DENOISE_HELP)
+    _add_asr_options(p)
     p.set_defaults(func=_cmd_run)
 
 
@@ -92,6 +93,7 @@ def _add_check(sub: argparse._SubParsersAction) -> None:
     _add_keep_voice(p)
     p.add_argument("--strict", action="store_true", help="exit 1 when any clip is not approved")
     p.add_argument("--denoise", choices=("auto", "gate", "deepfilter", "off"), default=None, help=_DENOISE_HELP)
+    _add_asr_options(p)
     p.set_defaults(func=_cmd_check)
 
 
@@ -102,6 +104,21 @@ def _add_keep_voice(p: argparse.ArgumentParser) -> None:
                         "[voice] extra")
 
 
+def _add_asr_options(p: argparse.ArgumentParser) -> None:
+    """``--transcribe``, ``--asr-model``, ``--language``, ``--device`` (the profile's ``transcribe`` stage)."""
+    g = p.add_argument_group("transcripts (speech recognition, pip install 'voiceprep[asr]')")
+    g.add_argument("--transcribe", choices=("auto", "always", "never"), default=None,
+                   help="auto (default; $VOICEPREP_TRANSCRIBE): transcribe clips without a transcript and check "
+                        "given ones; always: the ASR text also replaces given ones; never: no speech recognition")
+    g.add_argument("--asr-model", metavar="NAME|PATH", default=None,
+                   help="tiny.en (bundled, default), base (bundled, multilingual), another faster-whisper model "
+                        "name (downloaded), or a local CTranslate2 model folder")
+    g.add_argument("--language", metavar="CODE", default=None,
+                   help="language of the recordings, e.g. en or de (default: detected)")
+    g.add_argument("--device", choices=("auto", "cpu", "cuda"), default=None,
+                   help="where speech recognition runs: auto (a CUDA GPU when there is one; default), cpu, cuda")
+
+
 def _profile(args: argparse.Namespace):
     """The chosen profile with the command line's stage options applied."""
     from .run.profiles import get_profile
@@ -109,6 +126,14 @@ def _profile(args: argparse.Namespace):
     profile = get_profile(args.profile)
     if getattr(args, "keep_voice", None):
         profile = profile.configure("diarise", keep_voice=args.keep_voice)
+    asr = {key: value for key, value in (("mode", args.transcribe), ("asr_model", args.asr_model),
+                                         ("language", args.language), ("device", args.device))
+           if value is not None}
+    if asr:
+        profile = profile.configure("transcribe", **asr)
+    for stage in profile.stages:
+        if stage.name == "transcribe":
+            stage.check_model()  # type: ignore[attr-defined]
     return _denoise_option(profile, args)
 
 
@@ -369,7 +394,8 @@ def _cmd_check(args: argparse.Namespace) -> int:
             if args.json:
                 data = clip.to_dict()
                 print(json.dumps({k: data[k] for k in ("id", "source", "speaker", "span_s", "duration_s", "verdict",
-                                                       "reasons", "findings", "metrics", "input")}, ensure_ascii=False))
+                                                       "reasons", "findings", "metrics", "input", "transcript",
+                                                       "transcript_info")}, ensure_ascii=False))
             else:
                 why = "; ".join(clip.reasons) if clip.reasons else "ok"
                 start, end = clip.span_s

@@ -27,6 +27,8 @@ __all__ = [
     "SourceAudio",
     "StageRecord",
     "InputInfo",
+    "TranscriptInfo",
+    "Word",
     "file_sha256",
     "worst_verdict",
 ]
@@ -52,6 +54,53 @@ class InputInfo:
     channels: int
     duration_s: float
     subtype: str = ""
+
+
+#: One spoken word: ``(text, start_s, end_s)``, times in seconds from the start of the clip's audio.
+Word = tuple[str, float, float]
+
+#: Where a clip's transcript came from.
+TRANSCRIPT_ORIGINS = ("user", "asr", "none")
+
+
+@dataclass(frozen=True)
+class TranscriptInfo:
+    """Where a clip's transcript came from and what speech recognition heard.
+
+    Attributes
+    ----------
+    origin : {"user", "asr", "none"}
+        ``user``: a sidecar or metadata file; ``asr``: speech recognition filled it in; ``none``: the clip
+        has no transcript (recognition ran but its text was not usable).
+    model : str or None
+        The ASR model that ran (bundled name, faster-whisper name or folder), None when none ran.
+    language : str or None
+        Language code the model detected (or was forced to).
+    language_probability : float or None
+        Probability of ``language`` (1.0 when forced or for an English-only model).
+    confidence : float or None
+        Geometric-mean token probability of the ASR text, in [0, 1].
+    heard : str or None
+        The ASR text (also when it was not used: the report shows it beside a user transcript).
+    user_text : str or None
+        The user's transcript when the ASR text replaced it (``--transcribe always``).
+    """
+
+    origin: str
+    model: str | None = None
+    language: str | None = None
+    language_probability: float | None = None
+    confidence: float | None = None
+    heard: str | None = None
+    user_text: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> TranscriptInfo:
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
 
 
 @dataclass(frozen=True)
@@ -178,6 +227,15 @@ class Clip:
         :class:`~prep.stages.downmix.Downmix` and for long-file pieces), so
         :class:`~prep.stages.measure.Measure` can judge each slice on its own
         span of the source.  Not serialised; dropped when the clip is written.
+    transcript_info : TranscriptInfo or None
+        Origin of the transcript (user/asr), the ASR model, language and
+        confidence; None when no transcript stage ran.  Serialised.
+    words : tuple of Word or None
+        The transcript's words with times in seconds from the start of the
+        clip's audio (set by :class:`~prep.stages.transcribe.Transcribe`), so
+        :class:`~prep.stages.slice.Slice` cuts between words and splits the
+        text.  Not serialised; dropped like :attr:`speech` when a stage that
+        declares ``"timing"`` changes the audio without setting new ones.
     """
 
     id: str
@@ -197,6 +255,8 @@ class Clip:
     n_samples: int = 0
     pauses_cut_s: tuple[tuple[float, float], ...] = ()
     source_audio: SourceAudio | None = field(default=None, repr=False)
+    transcript_info: TranscriptInfo | None = None
+    words: tuple[Word, ...] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if self.audio is not None:  # the length always follows the audio while there is audio
@@ -270,6 +330,7 @@ class Clip:
             "speaker": self.speaker,
             "sample_rate": self.sample_rate,
             "transcript": self.transcript,
+            "transcript_info": self.transcript_info.to_dict() if self.transcript_info else None,
             "span_s": list(self.span_s),
             "pauses_cut_s": [list(c) for c in self.pauses_cut_s],
             "n_samples": self.n_samples,
@@ -307,6 +368,8 @@ class Clip:
                 speaker=data["speaker"],
                 sample_rate=rate,
                 transcript=data.get("transcript"),
+                transcript_info=TranscriptInfo.from_dict(data["transcript_info"]) if data.get("transcript_info")
+                else None,
                 span_s=tuple(data.get("span_s") or (0.0, 0.0)),  # type: ignore[arg-type]
                 input=InputInfo(**data["input"]) if data.get("input") else None,
                 metrics=_unjson_metrics(data.get("metrics") or {}),

@@ -288,6 +288,74 @@ CODES: dict[str, Code] = {
         "outside",
         signed=True,
     ),
+    # -- speech recognition (the `[asr]` extra; prep.stages.transcribe, guards in prep.asr.guards) ------
+    # A clip without a user transcript whose ASR text is refused gets the finding as a warning (no text);
+    # a clip with one gets it as info (its transcript is kept, unconfirmed).
+    "asr.empty": Code(
+        "warning",
+        "speech recognition heard no words: the clip gets no transcript",
+        "no transcript: speech recognition heard no words",
+    ),
+    "asr.no_speech": Code(
+        "warning",
+        "ASR text not used: Whisper's no-speech probability is high (noise, music, silence)",
+        "ASR text not used: no-speech probability {value} (> {threshold})",
+        ">",
+        decimals=2,
+    ),
+    "asr.low_confidence": Code(
+        "warning",
+        "ASR text not used: mean token log-probability below -1 (a failed decode)",
+        "ASR text not used: mean log-probability {value} (< {threshold})",
+        "<",
+        decimals=2,
+    ),
+    "asr.compression": Code(
+        "warning",
+        "ASR text not used: its compression ratio is above 2.4 (repetitive text, a decoding loop)",
+        "ASR text not used: compression ratio {value} (> {threshold})",
+        ">",
+        decimals=2,
+    ),
+    "asr.repetition": Code(
+        "warning",
+        "ASR text not used: it repeats an n-gram in a loop (a hallucination)",
+        "ASR text not used: \"{ngram}\" repeated {repeats} times in a row",
+    ),
+    "asr.rate": Code(
+        "warning",
+        "ASR text not used: characters per second of speech outside the plausible range",
+        "ASR text not used: {value} chars/s of speech ({cmp} {threshold} chars/s)",
+        "outside",
+    ),
+    "asr.no_speech_detected": Code(
+        "warning",
+        "ASR text not used: the VAD found (almost) no speech in the clip",
+        "ASR text not used: text heard where the VAD found no speech",
+    ),
+    "asr.non_speech": Code(
+        "warning",
+        "ASR text not used: it is a non-speech caption (`[Music]`, `(applause)`, ♪)",
+        "ASR text not used: a non-speech caption ({text})",
+    ),
+    "asr.bad_timestamps": Code(
+        "warning",
+        "ASR text not used: its word times are out of order or outside the clip",
+        "ASR text not used: word times out of order or outside the clip",
+    ),
+    "transcript.mismatch": Code(
+        "warning",
+        "the given transcript does not match what speech recognition heard (CER above 0.35); the report "
+        "shows both texts",
+        "transcript does not match the audio: CER {value} vs the ASR text (> {threshold})",
+        ">",
+        decimals=2,
+    ),
+    "transcript.language": Code(
+        "warning",
+        "the audio's detected language is not the expected one (`--language`)",
+        "language mismatch: the audio sounds like {heard} (p {probability:.2f}), expected {expected}",
+    ),
     # -- speaker identity (the `[voice]` extra; prep.voice.clips, thresholds in prep.voice.consistency) --
     "voice.other": Code(
         "warning",

@@ -224,6 +224,22 @@ _DECLARED: tuple[Metric, ...] = (
     _M("chars_per_s", "chars/s", "transcript characters per second of speech", (RUNNER,), "process"),
     _M("chars_per_s_z", "z", "robust z-score of `log chars_per_s` against the speaker's other clips",
        (RUNNER,), "process"),
+    # -- speech recognition (the `[asr]` extra: prep.stages.transcribe) ---------------------------
+    _M("asr_cer", "", "character error rate of the ASR text against the user's transcript after normalisation "
+       "(case, punctuation, NFKC, numbers spelled out); above 0.35 `transcript.mismatch`; `null` when the ASR "
+       "text was not usable", ("transcribe",), "process"),
+    _M("asr_wer", "", "word error rate of the ASR text against the user's transcript (same texts as `asr_cer`)",
+       ("transcribe",), "process"),
+    _M("asr_confidence", "", "geometric-mean token probability (0–1) of the ASR text: `exp` of the "
+       "token-weighted mean log-probability", ("transcribe",), "process"),
+    _M("asr_avg_logprob", "", "token-weighted mean log-probability of the ASR text (below -1 "
+       "`asr.low_confidence`)", ("transcribe",), "process"),
+    _M("asr_no_speech_prob", "", "Whisper's no-speech probability (0–1), duration-weighted over segments",
+       ("transcribe",), "process"),
+    _M("asr_language_prob", "", "probability (0–1) of the detected language (1 when forced or English-only)",
+       ("transcribe",), "process"),
+    _M("asr_chars_per_s", "chars/s", "normalised ASR characters per second of speech (plausible: 3–30)",
+       ("transcribe",), "process"),
     # -- speaker identity (the `[voice]` extra: prep.stages.voice, prep.voice.clips) ----------------
     _M("voice_similarity", "", "cosine similarity of the clip's speaker embedding to its speaker's robust "
        "centre (1 = the same voice; below 0.80 a warning, below 0.70 a rejection), only with the optional "

@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
+
+# Speech recognition is opt-in for tests: runs whose subject is not ASR do not pay for transcribing every
+# clip.  Tests of ASR configure the transcribe stage (or pass --transcribe auto) explicitly.  Set in the
+# environment, so pool and Dask workers see it too.
+os.environ.setdefault("VOICEPREP_TRANSCRIBE", "never")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never download a model in tests
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "fixtures"

@@ -19,3 +19,32 @@ VOICES = {
     "high": ["-v", "en+f4", "-p", "70", "-s", "170"],
     "us": ["-v", "en-us+m7", "-p", "45", "-s", "150"],
 }
+
+
+def say_wav(path, sentences, voice: str = "us", *, gap_s: float = 0.8, noise: float = 0.0, seed: int = 0):
+    """Speak ``sentences`` with espeak-ng into one mono WAV at ``path``, ``gap_s`` of silence between them.
+
+    Returns ``(audio, sample_rate)``; ``noise`` adds white noise of that RMS (float32, full scale 1).
+    """
+    import subprocess
+    import tempfile
+    from pathlib import Path
+
+    import numpy as np
+    import soundfile as sf
+
+    parts, rate = [], 22050
+    with tempfile.TemporaryDirectory() as tmp:
+        for k, text in enumerate(sentences):
+            one = Path(tmp) / f"{k}.wav"
+            subprocess.run(["espeak-ng", *VOICES[voice], "-w", str(one), text], check=True, capture_output=True)
+            x, rate = sf.read(one, dtype="float32")
+            if parts:
+                parts.append(np.zeros(round(gap_s * rate), np.float32))
+            parts.append(x)
+    lead = np.zeros(round(0.3 * rate), np.float32)
+    audio = np.concatenate([lead, *parts, lead])
+    if noise:
+        audio = audio + np.random.default_rng(seed).normal(0, noise, audio.size).astype(np.float32)
+    sf.write(path, audio, rate, subtype="PCM_16")
+    return audio, rate

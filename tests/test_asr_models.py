@@ -151,10 +151,24 @@ def test_device_selection(monkeypatch):
     assert models.select_device("cpu") == "cpu"
     monkeypatch.setattr(ct2, "get_cuda_device_count", lambda: 0)
     assert models.select_device("auto") == "cpu"
-    assert models.select_device("cuda") == "cuda"
+    with pytest.raises(ConfigError, match="no CUDA device"):
+        models.select_device("cuda")
 
     def broken() -> int:
         raise RuntimeError("CUDA driver version is insufficient")
 
     monkeypatch.setattr(ct2, "get_cuda_device_count", broken)
     assert models.select_device("auto") == "cpu"
+    with pytest.raises(ConfigError, match="no CUDA device") as err:
+        models.select_device("cuda")
+    assert "\n" not in str(err.value)
+
+
+def test_device_here_is_the_cpu():
+    """No GPU on the test machines: auto resolves to the CPU (the path the tests run)."""
+    ct2 = pytest.importorskip("ctranslate2", reason="the [asr] extra is not installed")
+    if ct2.get_cuda_device_count() > 0:
+        pytest.skip("a CUDA device is present")
+    assert models.select_device("auto") == "cpu"
+    with pytest.raises(ConfigError, match="no CUDA device"):
+        models.select_device("cuda")

@@ -39,12 +39,13 @@ def test_every_stage_of_every_profile_declares_what_it_changes(profile):
 
 
 def test_declarations_match_what_the_stages_do():
-    """Only the cutting stages move the timing; only slicing and diarising rename clips and drop transcripts."""
+    """Only cutting stages move the timing; slicing and diarising rename clips; they and transcribing set texts."""
     by_name = {stage.name: stage.changes for stage in get_profile("fish").stages}
     assert by_name["measure_input"] == frozenset() and by_name["score"] == frozenset()
     assert by_name["resample"] == {"audio", "sample_rate"}
     assert {n for n, c in by_name.items() if "timing" in c} == {"trim", "diarise", "slice"}
-    assert {n for n, c in by_name.items() if "id" in c or "transcript" in c} == {"diarise", "slice"}
+    assert {n for n, c in by_name.items() if "id" in c} == {"diarise", "slice"}
+    assert {n for n, c in by_name.items() if "transcript" in c} == {"diarise", "slice", "transcribe"}
 
 
 def test_profiles_run_within_their_declarations():

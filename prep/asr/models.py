@@ -216,18 +216,21 @@ def select_device(device: str = "auto") -> str:
     Raises
     ------
     ConfigError
-        Another value.
+        Another value, or ``"cuda"`` when CTranslate2 sees no CUDA device.
     """
     if device not in ("auto", "cpu", "cuda"):
         raise ConfigError(f"device must be 'auto', 'cpu' or 'cuda', got {device!r}")
-    if device != "auto":
+    if device == "cpu":
         return device
     import ctranslate2
 
     try:
-        return "cuda" if ctranslate2.get_cuda_device_count() > 0 else "cpu"
+        n_cuda = ctranslate2.get_cuda_device_count()
     except Exception:  # a broken CUDA runtime is the same as no GPU
-        return "cpu"
+        n_cuda = 0
+    if device == "cuda" and n_cuda <= 0:
+        raise ConfigError("--device cuda: CTranslate2 sees no CUDA device here; use --device auto or cpu")
+    return "cuda" if n_cuda > 0 else "cpu"
 
 
 @dataclass(frozen=True)

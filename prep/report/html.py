@@ -999,8 +999,18 @@ def _clip_section(entry: Mapping[str, Any], anchor: str, figure: str | None, pla
         f'<div class="muted">{_e(entry.get("source", ""))} {_e(span_text)} → {_e(output or "not written")}</div>',
         f'<ul class="notes">{reasons_html}</ul>',
     ]
+    info = entry.get("transcript_info") or {}
+    origin = info.get("origin")
     if transcript:
-        parts.append(f'<p class="muted">“{_e(transcript)}”</p>')
+        label = {"user": "given", "asr": f"speech recognition ({info.get('model')})"}.get(str(origin), "")
+        label_html = f'<span class="muted">{_e(label)}:</span> ' if label else ""
+        parts.append(f'<p class="muted">{label_html}“{_e(transcript)}”</p>')
+    heard = info.get("heard")
+    if heard and heard != transcript:  # what speech recognition heard, beside the given text
+        parts.append(f'<p class="muted">heard by speech recognition ({_e(info.get("model") or "")}): '
+                     f'“{_e(heard)}”</p>')
+    elif info.get("user_text"):
+        parts.append(f'<p class="muted">given transcript (replaced): “{_e(info["user_text"])}”</p>')
     left, right = _captions(entry)
     image = (
         f'<img alt="waveform and spectrogram of {_e(entry.get("id", ""))}, before and after" src="{figure}" '

@@ -44,7 +44,11 @@ otherwise):
     held the clips back and the profile settings that relax them).
 ``clips`` : list of dict
     One per clip: ``id``, ``source``, ``source_sha256``, ``speaker``,
-    ``output`` (path relative to OUT, or null), ``transcript``, ``span_s``
+    ``output`` (path relative to OUT, or null), ``transcript``, ``transcript_info``
+    (null, or where the transcript came from: ``origin`` ``user``/``asr``/``none``, ``model``,
+    ``language``, ``language_probability``, ``confidence``, ``heard`` (the ASR text),
+    ``user_text``; see :class:`prep.clip.TranscriptInfo`; absent in reports written before
+    speech recognition, which read back as null), ``span_s``
     (``[start, end]`` of the kept audio in source time, i.e. in the original
     file), ``pauses_cut_s`` (``[start, end]`` source ranges inside the span
     that pause compression removed), ``n_samples`` (length of the written
@@ -108,6 +112,7 @@ def _clip_entry(clip: Clip, selected: bool = False) -> dict[str, Any]:
         "speaker": data["speaker"],
         "output": data["output"],
         "transcript": data["transcript"],
+        "transcript_info": data["transcript_info"],
         "span_s": data["span_s"],
         "pauses_cut_s": data["pauses_cut_s"],
         "n_samples": data["n_samples"],

@@ -56,7 +56,8 @@ log = logging.getLogger(__name__)
 #: ``"id"``
 #:     gives the clip (or the clips it returns) a new id.
 #: ``"transcript"``
-#:     changes or drops the transcript.
+#:     changes or drops the transcript, its words or its
+#:     :attr:`~prep.clip.Clip.transcript_info`.
 CHANGES = frozenset({"audio", "sample_rate", "timing", "span", "id", "transcript"})
 
 
@@ -112,9 +113,13 @@ def pipeline_fingerprint(stages: Sequence[Stage], *extra: Any) -> str:
 
 
 def _drop_stale_speech(before: Clip, after: Clip) -> Clip:
-    """``after`` without the speech regions it inherited from ``before`` if its audio changed."""
-    if after.speech is not None and after.speech is before.speech and after.audio is not before.audio:
-        return dataclasses.replace(after, speech=None)
+    """``after`` without the speech regions and words it inherited from ``before`` if its audio changed."""
+    if after.audio is before.audio:
+        return after
+    if after.speech is not None and after.speech is before.speech:
+        after = dataclasses.replace(after, speech=None)
+    if after.words is not None and after.words is before.words:
+        after = dataclasses.replace(after, words=None)
     return after
 
 
@@ -171,7 +176,10 @@ def _undeclared_changes(changes: frozenset[str], before: Clip, after: Clip) -> l
         found.append("span")
     if "id" not in changes and after.id != before.id:
         found.append("id")
-    if "transcript" not in changes and after.transcript != before.transcript:
+    if "transcript" not in changes and (
+        after.transcript != before.transcript or after.transcript_info != before.transcript_info
+        or after.words is not before.words
+    ):
         found.append("transcript")
     return found
 

@@ -47,6 +47,7 @@ from ..stages.measure import Measure
 from ..stages.resample import Resample
 from ..stages.score import Score
 from ..stages.slice import Slice
+from ..stages.transcribe import Transcribe
 from ..stages.trim import Trim
 from ..stages.voice import VoiceEmbed
 from .longform import LongForm
@@ -289,6 +290,7 @@ def _fish() -> Profile:
             Denoise(),
             Trim(),
             Diarise(keep_voice="main"),
+            Transcribe(),
             Slice(min_s=10.0, max_s=30.0),
             Measure(),
             Loudness(target_lufs=-23.0, true_peak_dbtp=-1.0),
@@ -309,6 +311,7 @@ def _dataset() -> Profile:
             Denoise(mode="nonstationary"),
             Trim(),
             Diarise(keep_voice="main"),
+            Transcribe(),
             Slice(min_s=3.0, max_s=30.0),
             Measure(),
             Loudness(target_lufs=-23.0, true_peak_dbtp=-1.0),

@@ -216,9 +216,11 @@ def extra_notices(stages: Sequence[Stage]) -> list[str]:
     """
     from ..dsp.estimators import mos_missing_notice
     from ..stages.denoise import enhance_missing_notice
+    from ..stages.transcribe import transcribe_missing_notice
     from ..stages.voice import voice_missing_notice
 
-    notices = (mos_missing_notice(stages), voice_missing_notice(stages), enhance_missing_notice(stages))
+    notices = (mos_missing_notice(stages), voice_missing_notice(stages), enhance_missing_notice(stages),
+               transcribe_missing_notice(stages))
     return [n for n in notices if n]
 
 

@@ -30,7 +30,9 @@ def warm() -> None:
     burst = 0.3 * np.sin(2 * np.pi * 220 * t) * (np.abs(t - 0.75) < 0.4)
     audio = (burst + 0.003 * rng.standard_normal(t.size)).astype(np.float32)[None, :]
     clip = Clip(id="warm", source="warm", source_sha256="", speaker="warm", sample_rate=rate, audio=audio)
-    run_stages(clip, get_profile("fish").stages)
+    # No speech recognition here: a model loaded in the fork server would be shared by forked workers
+    # (CTranslate2's threads do not survive a fork); each worker loads it once, on its first clip.
+    run_stages(clip, get_profile("fish").configure("transcribe", mode="never").stages)
 
 
 warm()

@@ -94,6 +94,19 @@ def slice_bounds(
     return out
 
 
+def _merge_regions(regions: Sequence[Region], duration_s: float) -> list[Region]:
+    """Sorted union of possibly overlapping regions, clipped to ``[0, duration_s]`` (empty ones dropped)."""
+    out: list[list[float]] = []
+    for a, b in sorted((max(0.0, float(a)), min(duration_s, float(b))) for a, b in regions):
+        if b <= a:
+            continue
+        if out and a <= out[-1][1]:
+            out[-1][1] = max(out[-1][1], b)
+        else:
+            out.append([a, b])
+    return [(a, b) for a, b in out]
+
+
 @dataclass(frozen=True)
 class Slice:
     """Pipeline stage: cut a long recording into ``min_s``–``max_s`` clips at its longest pauses.
@@ -101,11 +114,18 @@ class Slice:
     Each slice is a new clip with id ``f"{clip.id}-{k:03d}"`` and its own
     ``span_s`` in the source (source time, through any pauses an earlier
     :class:`~prep.stages.trim.Trim` cut, which it lists in ``pauses_cut_s``),
-    trimmed to its speech plus ``pad_s``.  A
-    transcript cannot be split without alignment, so slicing drops it (with
-    a reason); its speech regions (:attr:`~prep.clip.Clip.speech`) come
-    along.  A clip no longer than ``max_s`` passes through unchanged.
-    No speech at all gives the clip back rejected.
+    trimmed to its speech plus ``pad_s``; its speech regions
+    (:attr:`~prep.clip.Clip.speech`) come along.
+
+    With word times (:attr:`~prep.clip.Clip.words`, from
+    :class:`~prep.stages.transcribe.Transcribe`) the cuts fall only in pauses
+    between words: every word's span counts as speech next to the VAD's
+    regions, so the longest pauses chosen are both silent and between words.
+    Each slice keeps the words of its own span (times relative to the slice)
+    and their text as its transcript.  Without word times a transcript
+    cannot be split, so slicing drops it (with a reason).  A clip no longer
+    than ``max_s`` passes through unchanged.  No speech at all gives the clip
+    back rejected.
     """
 
     name: ClassVar[str] = "slice"
@@ -125,7 +145,11 @@ class Slice:
         regions = speech_regions(
             mix_to_mono(audio), sample_rate=rate, aggressiveness=self.aggressiveness, min_silence_s=self.min_silence_s
         )
-        bounds = slice_bounds(regions, duration_s=duration, min_s=self.min_s, max_s=self.max_s, pad_s=self.pad_s)
+        cut_regions = regions if clip.words is None else _merge_regions(
+            [*regions, *((max(0.0, a), min(duration, max(a, b))) for _, a, b in clip.words)], duration
+        )
+        bounds = slice_bounds(cut_regions, duration_s=duration, min_s=self.min_s, max_s=self.max_s,
+                              pad_s=self.pad_s)
         if not bounds:
             return [clip.with_metrics(speech_s=0.0, speech_ratio=0.0).with_findings(finding("speech.none"))]
         out = []
@@ -150,7 +174,12 @@ class Slice:
                 speech_s=speech,
                 speech_ratio=speech / (end_s - start_s) if end_s > start_s else 0.0,
             )
-            if len(bounds) > 1 and clip.transcript is not None:
+            if clip.words is not None:
+                mine = tuple((w, max(0.0, a - start_s), min(end_s - start_s, max(0.0, b - start_s)))
+                             for w, a, b in clip.words if start_s <= (a + b) / 2 < end_s)
+                text = " ".join(w for w, _, _ in mine) or None
+                piece = dataclasses.replace(piece, words=mine, transcript=text)
+            elif len(bounds) > 1 and clip.transcript is not None:
                 piece = dataclasses.replace(piece, transcript=None).with_findings(finding("transcript.dropped"))
             length = end_s - start_s
             if length > self.max_s:
