@@ -680,9 +680,11 @@ def dnsmos(audio: np.ndarray, *, sample_rate: int) -> dict[str, float] | None:
         import speechmos  # noqa: F401  (carries the model files)
     except ImportError:
         return None
+    from ..timing import timed
     from .dnsmos import dnsmos_scores
 
-    scores = dnsmos_scores(audio, sample_rate=check_sample_rate(sample_rate))
+    with timed("dnsmos"):
+        scores = dnsmos_scores(audio, sample_rate=check_sample_rate(sample_rate))
     return None if scores is None else scores.as_metrics()
 
 

@@ -43,7 +43,7 @@ import scipy.fft as sp_fft
 
 from ..audio import as_audio, as_mono, check_sample_rate
 from ..clip import Clip
-from ..dsp.vad import regions_to_mask, speech_mask
+from ..dsp.vad import mask_to_regions, regions_to_mask, speech_mask
 from ..errors import ConfigError
 from ..kernels.denoise import gate_frames, overlap_add, track_noise
 
@@ -706,7 +706,9 @@ class Denoise:
     profile, with the VAD run once on the channel mean (or the clip's
     :attr:`~prep.clip.Clip.speech` regions used, when an earlier stage such
     as :class:`~prep.stages.measure.Measure` found them); the metrics are those of
-    the first channel.
+    the first channel.  Regions it finds are left on the clip's
+    :attr:`~prep.clip.Clip.speech` (gating moves no speech), so
+    :class:`~prep.stages.trim.Trim` does not run the VAD again.
     """
 
     name: ClassVar[str] = "denoise"
@@ -723,10 +725,14 @@ class Denoise:
         rate = clip.sample_rate
         channels = audio.reshape(1, -1) if audio.ndim == 1 else audio
         mono = channels[0] if channels.shape[0] == 1 else channels.mean(axis=0, dtype=np.float32)
+        duration = mono.size / float(rate)
+        found = None
         if clip.speech is not None:  # found by an earlier stage (Measure) on this audio
-            speech = regions_to_mask(clip.speech, frame_s=_VAD_FRAME_S, duration_s=mono.size / float(rate))
+            speech = regions_to_mask(clip.speech, frame_s=_VAD_FRAME_S, duration_s=duration)
         else:
             speech = speech_mask(mono, sample_rate=rate, frame_s=_VAD_FRAME_S) if mono.size else np.zeros(0, bool)
+            # kept on the clip: gating moves no speech, so Trim and Slice use them instead of a VAD pass each
+            found = tuple(mask_to_regions(speech, frame_s=_VAD_FRAME_S, duration_s=duration))
         outs, reports = [], []
         for ch in channels:
             y, rep = denoise(
@@ -747,6 +753,8 @@ class Denoise:
         if applied:
             new_audio = np.ascontiguousarray(np.stack(outs) if audio.ndim == 2 else outs[0])
             clip = dataclasses.replace(clip, audio=new_audio)
+        if found is not None:
+            clip = dataclasses.replace(clip, speech=found)
         metrics = {
             "noise_floor_dbfs": first.noise.noise_floor_dbfs,
             "denoise_snr_in_db": first.snr_before_db,

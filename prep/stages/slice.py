@@ -14,7 +14,7 @@ import numpy as np
 
 from ..audio import mix_to_mono
 from ..clip import Clip
-from ..dsp.vad import Region, check_regions, speech_regions
+from ..dsp.vad import Region, check_regions, speech_regions, uses_default_vad
 from ..errors import ConfigError
 from ..findings import finding
 
@@ -104,7 +104,9 @@ class Slice:
     trimmed to its speech plus ``pad_s``.  A
     transcript cannot be split without alignment, so slicing drops it (with
     a reason); its speech regions (:attr:`~prep.clip.Clip.speech`) come
-    along.  A clip no longer than ``max_s`` passes through unchanged.
+    along.  A clip no longer than ``max_s`` passes through unchanged.  With the
+    default VAD settings it cuts at the speech regions the clip already carries
+    (from :class:`~prep.stages.trim.Trim`) instead of running the VAD again.
     No speech at all gives the clip back rejected.
     """
 
@@ -122,9 +124,17 @@ class Slice:
         duration = audio.shape[-1] / float(rate)
         if duration <= self.max_s:
             return [clip]  # short enough: no cut, same id, transcript kept (length is the scorer's business)
-        regions = speech_regions(
-            mix_to_mono(audio), sample_rate=rate, aggressiveness=self.aggressiveness, min_silence_s=self.min_silence_s
-        )
+        if clip.speech is not None and uses_default_vad(
+            aggressiveness=self.aggressiveness, min_silence_s=self.min_silence_s
+        ):
+            regions = list(clip.speech)  # found with these settings by an earlier stage (Trim), still valid
+        else:
+            regions = speech_regions(
+                mix_to_mono(audio),
+                sample_rate=rate,
+                aggressiveness=self.aggressiveness,
+                min_silence_s=self.min_silence_s,
+            )
         bounds = slice_bounds(regions, duration_s=duration, min_s=self.min_s, max_s=self.max_s, pad_s=self.pad_s)
         if not bounds:
             return [clip.with_metrics(speech_s=0.0, speech_ratio=0.0).with_findings(finding("speech.none"))]
