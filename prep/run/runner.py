@@ -30,7 +30,6 @@ from ..findings import finding
 from ..io import write_bytes_atomic, write_wav_atomic
 from ..stages.downmix import Downmix
 from ..timing import timed
-from ..voice.clips import flag_other_voices
 from .decode import AUDIO_EXTENSIONS, load, probe
 from .longform import LongForm, piece_clips, scan
 from .pipeline import Stage, pipeline_fingerprint, run_stages, stage_config
@@ -606,6 +605,8 @@ def run_jobs(
             collect(f)
         # Checks across a speaker's clips; changed records are journaled
         # (untagged, so a resumed run recomputes them from the tagged ones).
+        from ..voice.clips import flag_other_voices  # not needed by `voiceprep check`: imported here
+
         merged = [c for index in sorted(results) for c in results[index]]
         checked = flag_other_voices(flag_transcript_rates(merged))
         changed = {c.id: c for old, c in zip(merged, checked, strict=False) if c is not old}
