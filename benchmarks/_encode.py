@@ -54,3 +54,32 @@ def encode(path: Path, audio: np.ndarray, sample_rate: int, *, bit_rate: int | N
                 container.mux(packet)
         for packet in stream.encode(None):
             container.mux(packet)
+
+
+def encode_stream(path: Path, chunks, sample_rate: int, channels: int, *, bit_rate: int | None = None) -> None:
+    """Write float32 chunks of shape (channels, samples) to one compressed file (``.m4a``, ``.mp3``, ``.opus``,
+    ``.flac``) in bounded memory."""
+    import av
+
+    fmt, codec = _CODECS[path.suffix]
+    layout = "stereo" if channels == 2 else "mono"
+    with av.open(str(path), "w", format=fmt) as container:
+        rate = 48000 if codec == "libopus" else sample_rate
+        stream = container.add_stream(codec, rate=rate, layout=layout)
+        if bit_rate:
+            stream.bit_rate = bit_rate
+        resampler = av.AudioResampler(format=stream.codec_context.format, layout=stream.codec_context.layout,
+                                      rate=rate)
+        for chunk in chunks:
+            data = np.ascontiguousarray(np.clip(chunk, -1.0, 1.0), dtype=np.float32)
+            for i in range(0, data.shape[1], 1 << 16):
+                part = av.AudioFrame.from_ndarray(data[:, i:i + (1 << 16)].copy(), format="fltp", layout=layout)
+                part.sample_rate = sample_rate
+                for out in resampler.resample(part):
+                    for packet in stream.encode(out):
+                        container.mux(packet)
+        for out in resampler.resample(None):
+            for packet in stream.encode(out):
+                container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)

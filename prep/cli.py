@@ -122,8 +122,9 @@ def _mp_context():
     return multiprocessing.get_context("spawn")
 
 
-def _start_workers_early(args: argparse.Namespace, workers: int) -> None:
-    """Start (and warm) the fork server now, so it overlaps the rest of the parent's start-up."""
+def _start_workers_early(args: argparse.Namespace, workers: int, stages: Sequence[Any] = ()) -> None:
+    """Start (and warm, on the run's ``stages``) the fork server now, so it overlaps the rest of the parent's
+    start-up."""
     if args.engine != "local" or workers <= 1:
         return
     ctx = _mp_context()
@@ -135,6 +136,10 @@ def _start_workers_early(args: argparse.Namespace, workers: int) -> None:
         saved = dict(os.environ)
         for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
             os.environ.setdefault(var, "1")
+        if stages:
+            from .run.runner import WARM_STAGES_ENV, warm_stages_env
+
+            os.environ[WARM_STAGES_ENV] = warm_stages_env(stages)
         try:
             forkserver.ensure_running()
         finally:
@@ -202,7 +207,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         workers, why = plan_workers(probe_durations(jobs), jobs=args.jobs, cpus=os.cpu_count() or 1,
                                     longform=profile.longform)
         logging.getLogger(__name__).info("run: %s", why)
-    _start_workers_early(args, workers)
+    _start_workers_early(args, workers, profile.stages)
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 

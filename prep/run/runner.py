@@ -551,7 +551,10 @@ def run_jobs(
         # Each file is one task, or, when long, one task per piece (cut here, streamed); a file is
         # journaled when all its tasks are done.  Keep a bounded number of tasks in flight (an
         # in-process executor finishes each at submit, so nothing waits): memory stays bounded.
-        in_flight = max(2, 2 * (getattr(executor, "_max_workers", None) or os.cpu_count() or 1))
+        workers = getattr(executor, "_max_workers", None) or os.cpu_count() or 1
+        in_flight = max(2, 2 * workers)
+        # A piece carries up to max_piece_s of audio with it: one queued beside each busy worker is enough.
+        pieces_in_flight = workers + 1
         pending: dict[Future, tuple[int, int]] = {}  # task -> (file index, part number)
         files: dict[int, _FileParts] = {}
 
@@ -575,8 +578,11 @@ def run_jobs(
         def submit(index: int, part: int, fn: Callable[..., list[Clip]], *args: Any, **kwargs: Any) -> None:
             future = executor.submit(fn, *args, **kwargs)
             pending[future] = (index, part)
-            if len(pending) >= in_flight:
+            limit = pieces_in_flight if fn is process_piece else in_flight
+            while len(pending) >= limit:
                 wait(pending, return_when=FIRST_COMPLETED)
+                for f in [f for f in pending if f.done()]:
+                    collect(f)
             for f in [f for f in pending if f.done()]:
                 collect(f)
 
@@ -657,6 +663,19 @@ def _cached_probe(path: str) -> InputInfo | None:
         except PrepError:
             _PROBED[key] = None
     return _PROBED[key]
+
+
+#: Environment variable in which a run hands its process pool's fork server the run's stages (pickled,
+#: base64), so that :mod:`prep.run.warm` warms the workers on them (see :func:`warm_stages_env`).
+WARM_STAGES_ENV = "VOICEPREP_WARM_STAGES"
+
+
+def warm_stages_env(stages: Sequence[Stage]) -> str:
+    """The value of :data:`WARM_STAGES_ENV` for ``stages``."""
+    import base64
+    import pickle
+
+    return base64.b64encode(pickle.dumps(tuple(stages))).decode("ascii")
 
 
 #: Below this much audio in all, a run's default is one process: starting and warming the worker
