@@ -553,8 +553,8 @@ def run_jobs(
         # in-process executor finishes each at submit, so nothing waits): memory stays bounded.
         workers = getattr(executor, "_max_workers", None) or os.cpu_count() or 1
         in_flight = max(2, 2 * workers)
-        # A piece carries up to max_piece_s of audio with it: one queued beside each busy worker is enough.
-        pieces_in_flight = workers + 1
+        # A piece carries up to max_piece_s of audio with it: one per worker (the next is cut while they work).
+        pieces_in_flight = workers
         pending: dict[Future, tuple[int, int]] = {}  # task -> (file index, part number)
         files: dict[int, _FileParts] = {}
 
