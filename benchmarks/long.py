@@ -117,6 +117,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=1)
     args = parser.parse_args()
     rows = []
+    load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as tmp:
         tmpdir = Path(tmp)
         warm = tmpdir / "warm.m4a"
@@ -152,7 +153,8 @@ def main() -> None:
         "decision and cut points; pass 2: pieces of 60-120 s) and hands each piece to a worker as its own task; "
         "the file is journaled when all its pieces are done. Memory: PSS of all the run's processes (parent, "
         "fork server, workers) summed, sampled every 0.2 s, peak. Targets: >= 1.7x `--jobs 1` with 2 workers on "
-        "1 hour; summed PSS <= 600 MB.\n\n"
+        "1 hour; summed PSS <= 600 MB. Load average of the machine (all its users) at the start and end: "
+        f"{load_before:.1f} / {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores.\n\n"
         + "\n".join(table) + "\n"
     )
     write_section("long", md)

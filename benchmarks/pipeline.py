@@ -209,6 +209,7 @@ def main() -> None:
     parser.add_argument("--baseline-repeats", type=int, default=2)
     args = parser.parse_args()
     ours = [sys.executable, "-c", LEAN_CLI]
+    load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as tmp:
         tmpdir = Path(tmp)
         mixed = tmpdir / "m" / "speaker"
@@ -281,11 +282,13 @@ def main() -> None:
         "Fish profile, denoise on, **model-free**: DNSMOS and the voice embedding configured off "
         "(`benchmarks/_lean.py`, as a venv without the `[mos]`/`[voice]` extras runs; the stages' own cost is "
         "in the per-stage table below). Wall time of the whole command, start-up included, best of "
-        f"{args.repeats} (baselines: best of {args.baseline_repeats}; batch: best of 2), interleaved, each run "
-        "into a fresh folder, warm numba cache. Sets: 6 min of wav/flac/mp3/m4a/opus (15-40 s files, mono and "
-        "stereo, 44.1/48 kHz); 10 min of wav/flac/mp3/m4a/ogg/opus (16-48 kHz); the batch is the 10-minute set "
-        f"plus more ({seconds['batch'] / 60:.0f} min, {n_files['batch']} files). Real speech + noise at 5-30 dB SNR "
-        "when ../shared/corpus is present; compressed files encoded with PyAV.\n\n"
+        f"{args.repeats} (baselines: best of {args.baseline_repeats}; batch: best of {min(2, args.repeats)}), "
+        "interleaved, each run into a fresh folder, warm numba cache. Sets: 6 min of wav/flac/mp3/m4a/opus "
+        "(15-40 s files, mono and stereo, 44.1/48 kHz); 10 min of wav/flac/mp3/m4a/ogg/opus (16-48 kHz); "
+        f"the batch is the 10-minute set plus more ({seconds['batch'] / 60:.0f} min, {n_files['batch']} files). "
+        "Real speech + noise at 5-30 dB SNR when ../shared/corpus is present; compressed files encoded with PyAV.\n\n"
+        + f"Load average of the machine (all its users) at the start and end: {load_before:.1f} / "
+        f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores.\n\n"
         + "\n".join(table)
         + f"\n\n- **6-minute set, default options vs the faster baseline (B): "
         f"{walls[base_b, '6 min'] / walls[default, '6 min']:.2f}x** (target >= 4x); `--jobs 1`: "
