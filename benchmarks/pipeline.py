@@ -1,20 +1,30 @@
 #!/usr/bin/env python3
-"""Whole pipeline x-realtime vs a librosa + noisereduce + pyloudnorm baseline, 1 vs 2 workers.
+"""Whole pipeline x-realtime vs two librosa + noisereduce + pyloudnorm baselines; serial vs parallel; start-up;
+time per stage.
 
-Input: >= 10 minutes of mixed-format audio (wav, flac, mp3, m4a, ogg, opus;
-mono and stereo; 16-48 kHz) made from real speech and noise
-(../shared/corpus when present, the demo fixtures otherwise) and encoded
-with ffmpeg.  Ours: ``voiceprep run IN -o OUT`` (fish profile, denoise on)
-with ``--jobs 1`` and ``--jobs 2``, warm numba cache.  Baseline: a script
-doing the same with librosa (load, resample to 44.1 kHz mono),
-noisereduce (default, stationary=False), pyloudnorm (measure, normalize to
--23 LUFS, peak-limit by scaling) and soundfile (write 16-bit), one file at
-a time.  Each runs on ``--minutes`` of audio and on a batch of
-``--batch-minutes`` (the first set plus more files); the difference gives
-the marginal throughput, free of start-up costs.  Also: ``voiceprep check``
-wall time on a 20 s clip.
+Inputs, made from real speech and noise (../shared/corpus when present, the
+demo fixtures otherwise), compressed formats encoded with PyAV (FFmpeg's
+libraries), in a temporary folder:
 
-    python benchmarks/pipeline.py [--minutes 10] [--batch-minutes 120]
+* a 6-minute mixed set: wav, flac, mp3, m4a, opus; 15-40 s files (the issue's set);
+* a 10-minute set: wav, flac, mp3, m4a, ogg, opus; mono and stereo; 16-48 kHz;
+* a 2-hour batch: the 10-minute set plus more files of the same kinds.
+
+Ours: ``voiceprep run IN -o OUT`` (fish profile, denoise on) with the default
+options (the runner picks serial or parallel), ``--jobs 1`` and ``--jobs 2``,
+**model-free**: DNSMOS and the voice embedding are configured off
+(:mod:`benchmarks._lean`), as without the ``[mos]`` and ``[voice]`` extras.
+Baselines, one file at a time: *A* librosa load (resample to 44.1 kHz mono),
+noisereduce (default, non-stationary), pyloudnorm (to -23 LUFS, peak-limited
+by scaling), soundfile (16-bit); *B* the same with ``librosa.effects.trim``
+and noisereduce ``stationary=True``.  librosa cannot read m4a here (no ffmpeg
+binary for audioread): the baselines then decode with PyAV and resample with
+librosa (soxr_hq, as librosa.load does).  Marginal throughput = extra audio
+over extra wall time (batch minus 10-minute set): start-up cancels.  Also
+``voiceprep check`` on a 20 s clip, and an in-process table of time per stage
+on the 10-minute set, model-free and with the extras.
+
+    python benchmarks/pipeline.py [--repeats 3] [--batch-minutes 120]
 """
 
 from __future__ import annotations
@@ -34,26 +44,58 @@ import soundfile as sf
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks._audio import program
+from benchmarks._encode import encode
+from benchmarks._lean import LEAN_CLI
 from benchmarks._results import write_section
 
+ROOT = Path(__file__).resolve().parent.parent
+
+#: (ending, rate, channels, bit rate) of the 10-minute set and the batch
 FORMATS = [
-    (".wav", 44100, 1, ()),
-    (".flac", 48000, 2, ()),
-    (".mp3", 44100, 2, ("-c:a", "libmp3lame", "-b:a", "128k")),
-    (".m4a", 48000, 1, ("-c:a", "aac", "-b:a", "128k")),
-    (".ogg", 22050, 1, ("-c:a", "libvorbis", "-q:a", "5")),
-    (".opus", 48000, 1, ("-c:a", "libopus", "-b:a", "64k")),
-    (".wav", 16000, 1, ()),
+    (".wav", 44100, 1, None),
+    (".flac", 48000, 2, None),
+    (".mp3", 44100, 2, 128000),
+    (".m4a", 48000, 1, 128000),
+    (".ogg", 22050, 1, None),
+    (".opus", 48000, 1, 64000),
+    (".wav", 16000, 1, None),
+]
+#: the 6-minute mixed set (the issue's formats)
+MIXED_FORMATS = [
+    (".wav", 44100, 1, None),
+    (".flac", 48000, 2, None),
+    (".mp3", 44100, 2, 128000),
+    (".m4a", 48000, 1, 128000),
+    (".opus", 48000, 1, 64000),
 ]
 
-BASELINE = r"""
-import sys, pathlib
+_BASELINE = r"""
+import sys, pathlib, warnings
+warnings.simplefilter("ignore")
 import librosa, noisereduce, pyloudnorm, numpy as np, soundfile as sf
+VARIANT = {variant!r}
 *sources, dst = [pathlib.Path(a) for a in sys.argv[1:]]
 dst.mkdir(parents=True, exist_ok=True)
+
+def load(path):
+    try:
+        return librosa.load(path, sr=44100, mono=True)
+    except Exception:  # m4a: librosa's audioread fallback needs an ffmpeg binary
+        import av
+        with av.open(str(path)) as c:
+            s = c.streams.audio[0]
+            rate = s.codec_context.sample_rate
+            r = av.AudioResampler(format="flt", layout="mono", rate=rate)
+            y = np.concatenate([f.to_ndarray()[0] for fr in c.decode(s) for f in r.resample(fr)])
+        return librosa.resample(y, orig_sr=rate, target_sr=44100), 44100
+
 for path in sorted(p for src in sources for p in src.iterdir()):
-    y, sr = librosa.load(path, sr=44100, mono=True)
-    y = noisereduce.reduce_noise(y=y, sr=sr)
+    y, sr = load(path)
+    if VARIANT == "B":
+        y, _ = librosa.effects.trim(y, top_db=30)
+        y = noisereduce.reduce_noise(y=y, sr=sr, stationary=True)
+    else:
+        y = noisereduce.reduce_noise(y=y, sr=sr)
     meter = pyloudnorm.Meter(sr)
     lufs = meter.integrated_loudness(y)
     y = pyloudnorm.normalize.loudness(y, lufs, -23.0)
@@ -62,27 +104,25 @@ for path in sorted(p for src in sources for p in src.iterdir()):
         y = y * (0.89 / peak)
     sf.write(dst / (path.parent.parent.name + "-" + path.stem + ".wav"), y, sr, subtype="PCM_16")
 """
+BASELINE_A = _BASELINE.format(variant="A")
+BASELINE_B = _BASELINE.format(variant="B")
 
 
-def make_inputs(folder: Path, minutes: float, *, seed: int = 7) -> float:
+def make_inputs(folder: Path, minutes: float, *, seed: int = 7, formats=FORMATS) -> float:
     """Write clips of 15-40 s in rotating formats until ``minutes`` are reached; returns seconds."""
     folder.mkdir(parents=True)
     rng = np.random.default_rng(seed)
     total, k = 0.0, 0
     while total < minutes * 60:
-        ext, rate, channels, ff = FORMATS[k % len(FORMATS)]
+        ext, rate, channels, bit_rate = formats[k % len(formats)]
         seconds = float(rng.uniform(15, 40))
         mono = program(seconds, rate, seed=100 * seed + k, snr_db=float(rng.uniform(5, 30)))
         audio = np.stack([mono, 0.9 * np.roll(mono, 10)]) if channels == 2 else mono[None]
         dst = folder / f"clip{k:03d}{ext}"
-        if ff:
-            tmp = folder / f".tmp{k}.wav"
-            sf.write(tmp, audio.T, rate, subtype="FLOAT")
-            cmd = ["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-i", str(tmp), *ff, str(dst)]
-            subprocess.run(cmd, check=True)
-            tmp.unlink()
-        else:
+        if ext == ".wav":
             sf.write(dst, audio.T, rate, subtype="PCM_16")
+        else:
+            encode(dst, audio, rate, bit_rate=bit_rate)
         total += seconds
         k += 1
     return total
@@ -91,6 +131,7 @@ def make_inputs(folder: Path, minutes: float, *, seed: int = 7) -> float:
 # Python as users run it: with its bytecode cache (pip compiles an installed package; a sandbox
 # may set PYTHONDONTWRITEBYTECODE, which would recompile the checkout's modules on every start).
 _ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+_ENV["PYTHONPATH"] = os.pathsep.join([str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])
 
 
 def timed(cmd: list[str]) -> float:
@@ -113,84 +154,159 @@ def _check_output(out: Path, n_inputs: int, *, voiceprep: bool) -> None:
         raise SystemExit(f"{out}: {done} of {n_inputs} inputs processed")
 
 
+def stage_table(folder: Path, tmpdir: Path) -> tuple[str, dict]:
+    """Time per stage, in this process, over the files of ``folder``: model-free and with the extras."""
+    from benchmarks._lean import lean
+    from prep.run.decode import probe
+    from prep.run.profiles import get_profile
+    from prep.run.runner import discover, process_job
+    from prep.timing import reset_times, stage_times
+
+    jobs = discover([folder])
+    seconds = sum(probe(j.path).duration_s for j in jobs)
+    columns = {}
+    for name, profile in (("model-free", lean(get_profile("fish"))), ("with extras", get_profile("fish"))):
+        process_job(jobs[0], profile.stages, out_dir=tmpdir / f"warm-{name}")  # imports, models, numba cache
+        reset_times()
+        t0 = time.perf_counter()
+        for job in jobs:
+            process_job(job, profile.stages, out_dir=tmpdir / f"stages-{name}")
+        wall = time.perf_counter() - t0
+        columns[name] = (wall, stage_times())
+    order = ["hash", "decode", "downmix", "resample", "denoise", "trim", "slice", "measure_input", "loudness",
+             "score", "voice", "figures", "write"]
+    inner = ["vad", "dnsmos"]
+    names = [n for n in order if any(n in t for _, t in columns.values())]
+    names += sorted(n for _, t in columns.values() for n in t if n not in order and n not in inner)
+    label = {"measure_input": "measure_input (source metrics)", "score": "score (output metrics)",
+             "voice": "voice (embeddings)", "hash": "hash (SHA-256)"}
+    head = "| stage | " + " | ".join(f"{c}: s | % | x realtime" for c in columns) + " |"
+    rows = [head, "|---|" + "---|---|---|" * len(columns)]
+
+    def cells(name: str) -> str:
+        out = []
+        for wall, times in columns.values():
+            s = times.get(name, (0.0, 0))[0]
+            out.append(f"{s:.2f} | {100 * s / wall:.0f} | {seconds / s:.0f}" if s > 0 else "– | – | –")
+        return " | ".join(out)
+
+    for name in dict.fromkeys(names):
+        rows.append(f"| {label.get(name, name)} | {cells(name)} |")
+    for name in inner:
+        rows.append(f"| *of which {name.upper() if name == 'vad' else 'DNSMOS'} (inside the stages above)* "
+                    f"| {cells(name)} |")
+    rows.append("| **whole loop (wall)** | " + " | ".join(
+        f"**{w:.2f}** | 100 | **{seconds / w:.0f}**" for w, _ in columns.values()) + " |")
+    return "\n".join(rows), {"seconds": seconds, "files": len(jobs)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--minutes", type=float, default=10.0, help="the small set")
-    parser.add_argument("--batch-minutes", type=float, default=120.0, help="the batch: the small set plus more")
-    parser.add_argument("--repeats", type=int, default=5, help="best of this many runs of each command")
+    parser.add_argument("--mixed-minutes", type=float, default=6.0, help="the mixed-format set")
+    parser.add_argument("--minutes", type=float, default=10.0, help="the 10-minute set")
+    parser.add_argument("--batch-minutes", type=float, default=120.0, help="the batch: the 10-minute set plus more")
+    parser.add_argument("--repeats", type=int, default=3, help="best of this many runs of each command")
+    parser.add_argument("--baseline-repeats", type=int, default=2)
     args = parser.parse_args()
-    exe = [sys.executable, "-m", "prep"]
+    ours = [sys.executable, "-c", LEAN_CLI]
+    load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as tmp:
         tmpdir = Path(tmp)
+        mixed = tmpdir / "m" / "speaker"
         first, second = tmpdir / "a" / "speaker", tmpdir / "b" / "speaker"
-        seconds = make_inputs(first, args.minutes, seed=7)
-        more = make_inputs(second, max(args.batch_minutes - seconds / 60, 1.0), seed=8)
-        n_files = {1: len(list(first.iterdir())), 2: len(list(first.iterdir())) + len(list(second.iterdir()))}
-        # warm the numba cache and imports
-        timed([*exe, "run", str(first / "clip000.wav"), "-o", str(tmpdir / "warm"), "-q", "--jobs", "1"])
-        base_name = "baseline: librosa + noisereduce + pyloudnorm (1 process)"
+        sets: dict[str, list[Path]] = {"6 min": [mixed], "10 min": [first], "batch": [first, second]}
+        seconds = {"6 min": make_inputs(mixed, args.mixed_minutes, seed=5, formats=MIXED_FORMATS),
+                   "10 min": make_inputs(first, args.minutes, seed=7)}
+        more = make_inputs(second, max(args.batch_minutes - seconds["10 min"] / 60, 1.0), seed=8)
+        seconds["batch"] = seconds["10 min"] + more
+        n_files = {k: sum(len(list(p.iterdir())) for p in v) for k, v in sets.items()}
+        # warm the numba cache and the imports
+        timed([*ours, "run", str(first / "clip000.wav"), "-o", str(tmpdir / "warm"), "-q", "--jobs", "1"])
         commands = {
-            base_name: [sys.executable, "-c", BASELINE],
-            "voiceprep run --jobs 1": [*exe, "run", "-q", "--jobs", "1"],
-            "voiceprep run --jobs 2": [*exe, "run", "-q", "--jobs", "2"],
+            "baseline A: librosa + noisereduce + pyloudnorm": ([sys.executable, "-c", BASELINE_A], False),
+            "baseline B: librosa + trim + noisereduce stationary + pyloudnorm": ([sys.executable, "-c", BASELINE_B],
+                                                                                 False),
+            "voiceprep run (default options)": ([*ours, "run", "-q"], True),
+            "voiceprep run --jobs 1": ([*ours, "run", "-q", "--jobs", "1"], True),
+            "voiceprep run --jobs 2": ([*ours, "run", "-q", "--jobs", "2"], True),
         }
-        runs: dict[tuple[str, int], list[float]] = {}
+        runs: dict[tuple[str, str], list[float]] = {}
         count = itertools.count()
         # Round robin, so a slow spell of the machine hits every command alike; the best run of each counts.
         for repeat in range(args.repeats):
-            for name, cmd in commands.items():
-                if name == base_name and repeat >= 3:
-                    continue  # the baseline is slow and steady: best of 3
-                for sets in (1, 2):
+            for name, (cmd, is_ours) in commands.items():
+                for key, inputs in sets.items():
+                    if not is_ours and (key == "batch" or repeat >= args.baseline_repeats):
+                        continue  # the baselines are slow and steady; the batch is for our marginal throughput
+                    if key == "batch" and repeat >= 2:
+                        continue
                     out = tmpdir / f"out{next(count)}"  # always a fresh folder: nothing to resume
-                    inputs = [str(first)] + ([str(second)] if sets == 2 else [])
-                    # voiceprep: IN... -o OUT; the baseline script: IN... OUT (one file per input)
-                    argv = [*cmd, *inputs, *(["-o"] if name != base_name else []), str(out)]
-                    runs.setdefault((name, sets), []).append(timed(argv))
-                    _check_output(out, n_files[sets], voiceprep=name != base_name)
-        walls = {name: (min(runs[name, 1]), min(runs[name, 2])) for name in commands}
+                    argv = [*cmd, *map(str, inputs), *(["-o"] if is_ours else []), str(out)]
+                    runs.setdefault((name, key), []).append(timed(argv))
+                    _check_output(out, n_files[key], voiceprep=is_ours)
+                    print(name, key, f"{runs[name, key][-1]:.2f} s", flush=True)
+        walls = {k: min(v) for k, v in runs.items()}
         clip20 = tmpdir / "clip20.wav"
         sf.write(clip20, program(20.0, 44100, seed=3), 44100, subtype="PCM_16")
-        check = min(timed([*exe, "check", str(clip20)]) for _ in range(3))
-    total = seconds + more
+        check_lean = min(timed([*ours, "check", str(clip20)]) for _ in range(5))
+        check_full = min(timed([sys.executable, "-m", "prep", "check", str(clip20)]) for _ in range(3))
+        table_stages, stage_info = stage_table(first, tmpdir)
+
+    base_b = "baseline B: librosa + trim + noisereduce stationary + pyloudnorm"
+    default = "voiceprep run (default options)"
+    table = [
+        "| pipeline | " + " | ".join(
+            f"{k} ({seconds[k] / 60:.1f} min, {n_files[k]} files): wall s | x realtime | vs baseline B"
+            for k in ("6 min", "10 min")) + " | batch: wall s | x realtime |",
+        "|---|" + "---|---|---|" * 2 + "---|---|",
+    ]
+    for name in commands:
+        cells = []
+        for key in ("6 min", "10 min"):
+            w = walls[name, key]
+            cells.append(f"{w:.2f} | {seconds[key] / w:.0f} | {walls[base_b, key] / w:.2f}x")
+        if (name, "batch") in walls:
+            w = walls[name, "batch"]
+            cells.append(f"{w:.1f} | {seconds['batch'] / w:.0f}")
+        else:
+            cells.append("– | –")
+        table.append(f"| {name} | " + " | ".join(cells) + " |")
 
     def marginal(name: str) -> float:
-        """Seconds of wall time per second of the extra audio: start-up and other fixed costs cancel."""
-        short, both = walls[name]
-        return (both - short) / more
+        """x realtime of the extra audio of the batch over the 10-minute set (start-up cancels)."""
+        return more / (walls[name, "batch"] - walls[name, "10 min"])
 
-    base_short, base_both = walls[base_name]
-    order = [base_name, "voiceprep run --jobs 1", "voiceprep run --jobs 2"]
-    table = [
-        f"| pipeline | wall s, {seconds / 60:.1f} min | x realtime | vs baseline | wall s, {total / 60:.1f} min "
-        "| x realtime | vs baseline | marginal x realtime | vs baseline |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
-    for name in order:
-        short, both = walls[name]
-        table.append(
-            f"| {name} | {short:.1f} | {seconds / short:.0f} | {base_short / short:.2f}x | {both:.1f} "
-            f"| {total / both:.0f} | {base_both / both:.2f}x | {1 / marginal(name):.0f} "
-            f"| {marginal(base_name) / marginal(name):.2f}x |"
-        )
-    one, two = walls["voiceprep run --jobs 1"], walls["voiceprep run --jobs 2"]
-    scaling = marginal("voiceprep run --jobs 1") / marginal("voiceprep run --jobs 2")
+    m1, m2 = marginal("voiceprep run --jobs 1"), marginal("voiceprep run --jobs 2")
     md = (
         "## Whole pipeline (benchmarks/pipeline.py)\n\n"
-        f"A set of {seconds / 60:.1f} min ({n_files[1]} files) and a batch of {total / 60:.1f} min ({n_files[2]} "
-        "files: the set plus more) of mixed-format audio (wav/flac/mp3/m4a/ogg/opus, 16-48 kHz, mono/stereo, "
-        "15-40 s each, real speech + noise at 5-30 dB SNR when ../shared/corpus is present). Fish profile with "
-        "denoise on; warm numba cache. Wall time of the whole command, start-up included (best of "
-        f"{args.repeats}, of 3 for the baseline, interleaved, each run into a fresh folder); *marginal* is the "
-        "extra audio over the extra wall time (batch minus set), in which start-up and other fixed costs "
-        "cancel.\n\n"
+        "Fish profile, denoise on, **model-free**: DNSMOS and the voice embedding configured off "
+        "(`benchmarks/_lean.py`, as a venv without the `[mos]`/`[voice]` extras runs; the stages' own cost is "
+        "in the per-stage table below). Wall time of the whole command, start-up included, best of "
+        f"{args.repeats} (baselines: best of {args.baseline_repeats}; batch: best of {min(2, args.repeats)}), "
+        "interleaved, each run into a fresh folder, warm numba cache. Sets: 6 min of wav/flac/mp3/m4a/opus "
+        "(15-40 s files, mono and stereo, 44.1/48 kHz); 10 min of wav/flac/mp3/m4a/ogg/opus (16-48 kHz); "
+        f"the batch is the 10-minute set plus more ({seconds['batch'] / 60:.0f} min, {n_files['batch']} files). "
+        "Real speech + noise at 5-30 dB SNR when ../shared/corpus is present; compressed files encoded with PyAV.\n\n"
+        + f"Load average of the machine (all its users) at the start and end: {load_before:.1f} / "
+        f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores.\n\n"
         + "\n".join(table)
-        + f"\n\nSpeed-up from 2 workers: {one[0] / two[0]:.2f}x on {seconds / 60:.0f} min, "
-        f"{one[1] / two[1]:.2f}x on {total / 60:.0f} min, {scaling:.2f}x marginal. "
-        f"`voiceprep check` on a 20 s clip (warm cache, best of 3, whole process): {check:.2f} s.\n"
-        "Targets: >= 4x the baseline; >= 1.8x from 2 workers; check < 1.5 s. Both modes pay the same start-up "
-        "(about 0.9 s: interpreter, imports, numba's first cache load) once per command, so the speed-up of a "
-        "short run is capped by it; the batch is where the runner's scaling shows.\n"
+        + f"\n\n- **6-minute set, default options vs the faster baseline (B): "
+        f"{walls[base_b, '6 min'] / walls[default, '6 min']:.2f}x** (target >= 4x); `--jobs 1`: "
+        f"{walls[base_b, '6 min'] / walls['voiceprep run --jobs 1', '6 min']:.2f}x.\n"
+        f"- Default vs `--jobs 1`: {walls['voiceprep run --jobs 1', '6 min'] / walls[default, '6 min']:.2f}x on "
+        f"6 min, {walls['voiceprep run --jobs 1', '10 min'] / walls[default, '10 min']:.2f}x on 10 min, "
+        f"{walls['voiceprep run --jobs 1', 'batch'] / walls[default, 'batch']:.2f}x on the batch "
+        "(the runner picks one process under 8 minutes of audio, all cores above).\n"
+        f"- **Marginal throughput** on the batch: `--jobs 1` {m1:.0f}x realtime, `--jobs 2` {m2:.0f}x realtime = "
+        f"**{m2 / 2:.0f}x realtime per core** (target >= 250x); 2 workers give {m2 / m1:.2f}x.\n"
+        f"- `voiceprep check` on a 20 s clip (whole process, warm cache): model-free {check_lean:.2f} s "
+        f"(best of 5), with the extras installed {check_full:.2f} s (best of 3; DNSMOS and the embedder load "
+        "their models and score the clip).\n\n"
+        f"### Time per stage, 10-minute set ({stage_info['files']} files, {stage_info['seconds'] / 60:.1f} min)\n\n"
+        "One process, files one after another (`process_job`, as a worker runs them), after one warm-up file; "
+        "`prep.timing` sums each stage's wall time (the VAD and DNSMOS rows are parts of the stages that call "
+        "them). x realtime = audio seconds over that row's seconds.\n\n"
+        + table_stages + "\n"
     )
     write_section("pipeline", md)
     print(md)

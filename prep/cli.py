@@ -156,8 +156,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 @contextlib.contextmanager
-def _executor(args: argparse.Namespace, n_files: int) -> Iterator[Executor]:
-    """The executor a run uses: in-process, a process pool, or a Dask client's."""
+def _executor(args: argparse.Namespace, workers: int) -> Iterator[Executor]:
+    """The executor a run uses: in-process, a process pool of ``workers``, or a Dask client's."""
     from concurrent.futures import ProcessPoolExecutor
 
     from .run.runner import SerialExecutor
@@ -169,7 +169,6 @@ def _executor(args: argparse.Namespace, n_files: int) -> Iterator[Executor]:
         return
     if args.scheduler:
         raise ConfigError("--scheduler needs --engine dask")
-    workers = min(args.jobs if args.jobs is not None else (os.cpu_count() or 1), n_files)
     if workers <= 1:
         yield SerialExecutor()
         return
@@ -193,9 +192,10 @@ def _mp_context():
     return multiprocessing.get_context("spawn")
 
 
-def _start_workers_early(args: argparse.Namespace) -> None:
-    """Start (and warm) the fork server now, so it overlaps the parent's own start-up."""
-    if args.engine != "local" or args.jobs == 1:
+def _start_workers_early(args: argparse.Namespace, workers: int, stages: Sequence[Any] = ()) -> None:
+    """Start (and warm, on the run's ``stages``) the fork server now, so it overlaps the rest of the parent's
+    start-up."""
+    if args.engine != "local" or workers <= 1:
         return
     ctx = _mp_context()
     if ctx.get_start_method() == "forkserver":
@@ -206,6 +206,10 @@ def _start_workers_early(args: argparse.Namespace) -> None:
         saved = dict(os.environ)
         for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
             os.environ.setdefault(var, "1")
+        if stages:
+            from .run.runner import WARM_STAGES_ENV, warm_stages_env
+
+            os.environ[WARM_STAGES_ENV] = warm_stages_env(stages)
         try:
             forkserver.ensure_running()
         finally:
@@ -256,14 +260,9 @@ def _require_inputs(paths: Sequence[str]) -> None:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     _require_inputs(args.inputs)
-    _start_workers_early(args)
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    from .report.html import write_report_html
-    from .report.summary import build_report, write_report_json
-    from .run.pipeline import stage_config
-    from .run.runner import discover, run_jobs
+    if args.jobs is not None and args.jobs < 1:
+        raise ConfigError(f"--jobs must be >= 1, got {args.jobs}")
+    from .run.runner import discover, plan_workers, probe_durations, run_jobs
 
     profile = _profile(args)
     out = Path(args.out)
@@ -272,6 +271,18 @@ def _cmd_run(args: argparse.Namespace) -> int:
     jobs = discover(args.inputs, speaker=args.speaker)
     if all(Path(job.path).is_dir() for job in jobs):
         raise ConfigError(f"no audio files found in {' '.join(args.inputs)}")
+    workers = args.jobs or os.cpu_count() or 1
+    if args.engine == "local":  # serial or parallel, by the work at hand
+        workers, why = plan_workers(probe_durations(jobs), jobs=args.jobs, cpus=os.cpu_count() or 1,
+                                    longform=profile.longform)
+        logging.getLogger(__name__).info("run: %s", why)
+    _start_workers_early(args, workers, profile.stages)
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from .report.html import write_report_html
+    from .report.summary import build_report, write_report_json
+    from .run.pipeline import stage_config
     err_console = Console(stderr=True)
     show_progress = not args.quiet and sys.stderr.isatty() and len(jobs) > 1
     progress = Progress(
@@ -311,7 +322,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
                                        highlight=False, soft_wrap=True)
 
     try:
-        with _executor(args, len(jobs)) as executor, progress:
+        with _executor(args, workers) as executor, progress:
             task = progress.add_task("processing", total=len(jobs))
             clips = run_jobs(
                 jobs,
@@ -379,7 +390,7 @@ def _print_summary(report: dict, out: Path) -> None:
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
-    from .run.runner import discover, extra_notices, process_job
+    from .run.runner import assemble_file, discover, extra_notices, process_job
 
     _require_inputs(args.files)
     profile = _profile(args)
@@ -388,7 +399,8 @@ def _cmd_check(args: argparse.Namespace) -> int:
         logging.getLogger(__name__).warning(notice)
     clips = []
     for job in jobs:
-        results = process_job(job, profile.stages, out_dir=None, longform=profile.longform)
+        results = assemble_file(job, process_job(job, profile.stages, out_dir=None, longform=profile.longform),
+                                profile.stages)
         clips.extend(results)
         for clip in results:
             if args.json:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
+
 import numpy as np
 import pytest
 import soundfile as sf
@@ -10,7 +13,7 @@ from prep.run.decode import load, stream
 from prep.run.longform import LongForm, cut_points, scan
 from prep.run.profiles import get_profile
 from prep.run.run_folder import RunFolder
-from prep.run.runner import Job, process_job
+from prep.run.runner import Job, SerialExecutor, process_job, run_jobs
 
 RATE = 22050
 
@@ -117,3 +120,60 @@ def test_load_span_equals_a_slice_of_the_whole(demo_dir, name):
     np.testing.assert_allclose(part, whole[:, i0:i1], atol=1e-6)
     empty, _ = load_span(demo_dir / name, 999.0, 1000.0)
     assert empty.shape[1] == 0
+
+
+# -- pieces of one long file in parallel (runner) --------------------------------------------------------------
+_PIECES = LongForm(long_file_s=30.0, min_piece_s=8.0, max_piece_s=20.0, block_s=2.0)
+
+
+def _lean(name: str = "fish"):
+    """The profile with the model-based extras off: the runner, not DNSMOS or the voice model, is tested here."""
+    profile = get_profile(name).configure("measure_input", mos=False).configure("score", mos=False)
+    return profile.configure("voice", model="").stages
+
+
+class _CountingExecutor(SerialExecutor):
+    """In-process; counts the tasks by function name, and can stop the run at the n-th piece (a Ctrl-C)."""
+
+    def __init__(self, interrupt_at: int | None = None) -> None:
+        self.tasks: list[str] = []
+        self.interrupt_at = interrupt_at
+
+    def submit(self, fn, /, *args, **kwargs):
+        self.tasks.append(fn.__name__)
+        if self.interrupt_at is not None and self.tasks.count("process_piece") == self.interrupt_at:
+            raise KeyboardInterrupt
+        return super().submit(fn, *args, **kwargs)
+
+
+def test_pieces_of_one_long_file_run_in_parallel_with_the_serial_result(tmp_path, long_stereo):
+    path, _, _ = long_stereo
+    jobs = [Job(str(path), "spk")]
+    stages = _lean()
+    counting = _CountingExecutor()
+    serial = run_jobs(jobs, stages, out_dir=tmp_path / "serial", longform=_PIECES, executor=counting)
+    assert counting.tasks.count("process_piece") >= 4 and "process_job" not in counting.tasks  # one task per piece
+    with ProcessPoolExecutor(2, mp_context=get_context("spawn")) as pool:
+        parallel = run_jobs(jobs, stages, out_dir=tmp_path / "pool", longform=_PIECES, executor=pool)
+    assert [c.to_dict() for c in parallel] == [c.to_dict() for c in serial]
+    # the same clips as the one-process path (voiceprep check), and every clip journaled once
+    alone = process_job(jobs[0], stages, longform=_PIECES, out_dir=tmp_path / "alone")
+    assert [c.id for c in serial] == sorted(c.id for c in alone)
+    journal = RunFolder(tmp_path / "pool").read_journal()
+    assert sorted(r.clip.id for r in journal) == [c.id for c in serial]
+
+
+def test_a_long_file_is_journaled_only_when_all_its_pieces_are_done(tmp_path, long_stereo):
+    path, _, _ = long_stereo
+    jobs = [Job(str(path), "spk")]
+    stages = _lean()
+    out = tmp_path / "out"
+    with pytest.raises(KeyboardInterrupt):
+        run_jobs(jobs, stages, out_dir=out, longform=_PIECES, executor=_CountingExecutor(interrupt_at=3))
+    assert RunFolder(out).read_journal() == [], "two pieces were done, the file was not"
+    resumed = run_jobs(jobs, stages, out_dir=out, longform=_PIECES)
+    assert len(RunFolder(out).read_journal()) == len(resumed)
+    again = _CountingExecutor()
+    done = run_jobs(jobs, stages, out_dir=out, longform=_PIECES, executor=again)
+    assert [c.to_dict() for c in done] == [c.to_dict() for c in resumed]
+    assert again.tasks == [], "a finished long file is not redone"

@@ -18,10 +18,41 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+import prep.run.profiles as profiles
 from prep.cli import main
+from prep.run.longform import LongForm
 from prep.run.profiles import get_profile
 from prep.run.run_folder import RunFolder
-from prep.run.runner import discover, run_jobs
+from prep.run.runner import SERIAL_BELOW_S, discover, plan_workers, run_jobs
+
+# The runner is the subject here, not DNSMOS, the voice model, ASR or DeepFilterNet: its runs use the built-in
+# profiles with those extras off (as without the [mos], [voice], [asr] and [enhance] extras), in this process
+# and in the runs it spawns.
+_LEAN = (
+    "import prep.run.profiles as P\n"
+    "def _lean(make):\n"
+    "    return lambda: make().configure('measure_input', mos=False).configure('score', mos=False)"
+    ".configure('voice', model='').configure('diarise', model='').configure('transcribe', mode='never')"
+    ".configure('denoise', method='gate')\n"
+    "P.PROFILES = {name: _lean(make) for name, make in P.PROFILES.items()}\n"
+)
+_FULL_PROFILES = dict(profiles.PROFILES)
+
+
+def _lean(make):
+    def lean():
+        profile = make().configure("measure_input", mos=False).configure("score", mos=False)
+        profile = profile.configure("voice", model="").configure("diarise", model="")
+        return profile.configure("transcribe", mode="never").configure("denoise", method="gate")
+
+    return lean
+
+
+@pytest.fixture(scope="module", autouse=True)
+def lean_profiles():
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(profiles, "PROFILES", {name: _lean(make) for name, make in _FULL_PROFILES.items()})
+        yield
 
 
 def _fingerprint(out: Path) -> dict:
@@ -67,6 +98,46 @@ def test_process_pool_equals_serial(tmp_path, corpus, serial_run):
     assert _fingerprint(out2) == serial_run
 
 
+def test_process_pool_with_the_extras_equals_serial(tmp_path, demo_dir):
+    """DNSMOS and the voice embedding (when installed) give the same records in worker processes."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for name in ("alice/a01.wav", "bob/b01.wav"):
+        shutil.copy(demo_dir / name, folder / Path(name).name)
+    jobs = discover([folder])
+    stages = _FULL_PROFILES["fish"]().stages
+    serial = run_jobs(jobs, stages, out_dir=tmp_path / "serial")
+    with ProcessPoolExecutor(2, mp_context=get_context("spawn")) as pool:
+        parallel = run_jobs(jobs, stages, out_dir=tmp_path / "pool", executor=pool)
+    assert [c.to_dict() for c in parallel] == [c.to_dict() for c in serial]
+
+
+def test_the_default_is_serial_for_small_work_and_parallel_for_big():
+    long = LongForm(long_file_s=300.0, max_piece_s=120.0)
+    # a few short files: one process, whatever the cores (a pool would cost more than it saves)
+    assert plan_workers([20.0] * 16, jobs=None, cpus=8, longform=long)[0] == 1
+    assert plan_workers([SERIAL_BELOW_S - 1.0], jobs=None, cpus=8, longform=long)[0] == 1
+    # enough audio: every core, but never more workers than units of work
+    assert plan_workers([60.0] * 20, jobs=None, cpus=2, longform=long)[0] == 2
+    assert plan_workers([300.0, 300.0], jobs=None, cpus=8, longform=long)[0] == 2
+    # one long file is several pieces: it uses every core
+    workers, why = plan_workers([3600.0], jobs=None, cpus=4, longform=long)
+    assert workers == 4 and "30 unit(s)" in why and "3600 s" in why
+    # --jobs is the most the user allows, even on small work; unknown durations count as work
+    assert plan_workers([20.0], jobs=4, cpus=8, longform=long)[0] == 1
+    assert plan_workers([20.0] * 3, jobs=2, cpus=8, longform=long)[0] == 2
+    assert plan_workers([None] * 20, jobs=None, cpus=2, longform=long)[0] == 2
+    assert "serial" in plan_workers([5.0], jobs=None, cpus=2, longform=long)[1]
+
+
+def test_the_run_logs_its_choice_with_verbose(tmp_path, demo_dir, caplog):
+    import logging
+
+    with caplog.at_level(logging.INFO):
+        assert main(["run", str(demo_dir / "alice" / "a01.wav"), "-o", str(tmp_path / "out"), "-q", "-v"]) == 0
+    assert any("1 file(s)" in r.getMessage() and "serial" in r.getMessage() for r in caplog.records)
+
+
 def test_dask_local_cluster_equals_serial(tmp_path, corpus, serial_run):
     pytest.importorskip("distributed")
     out = tmp_path / "out"
@@ -107,7 +178,7 @@ def test_resume_redoes_a_file_whose_content_changed(tmp_path, demo_dir):
 
 
 def _spawn_run(corpus: Path, out: Path) -> subprocess.Popen:
-    code = "import sys; from prep.cli import main; raise SystemExit(main(sys.argv[1:]))"
+    code = _LEAN + "import sys; from prep.cli import main; raise SystemExit(main(sys.argv[1:]))"
     return subprocess.Popen(
         [sys.executable, "-c", code, "run", str(corpus), "-o", str(out), "-q", "--jobs", "1"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=out.parent,

@@ -57,7 +57,6 @@ from typing import Any
 
 import numpy as np
 import soxr
-from scipy import ndimage
 
 from ..audio import as_audio, check_sample_rate, mix_to_mono
 from ..errors import ConfigError
@@ -113,6 +112,21 @@ def _runs(mask: np.ndarray) -> np.ndarray:
     """Start/stop indices of the runs of True in a 1-D bool array, shape (runs, 2)."""
     padded = np.concatenate([[False], np.asarray(mask, bool), [False]])
     return np.flatnonzero(padded[1:] != padded[:-1]).reshape(-1, 2)
+
+
+def _dilate(mask: np.ndarray, k: int) -> np.ndarray:
+    """``mask`` widened by ``k`` frames each side (a binary dilation; outside the signal is False)."""
+    mask = np.asarray(mask, bool)
+    if mask.size == 0:
+        return mask
+    padded = np.concatenate([np.zeros(k, bool), mask, np.zeros(k, bool)])
+    return np.lib.stride_tricks.sliding_window_view(padded, 2 * k + 1).any(axis=1)
+
+
+def _median5(x: np.ndarray) -> np.ndarray:
+    """Running median over 5 values, edges repeated (``scipy.ndimage.median_filter(x, 5, mode="nearest")``)."""
+    padded = np.pad(x, 2, mode="edge")
+    return np.median(np.lib.stride_tricks.sliding_window_view(padded, 5), axis=-1).astype(x.dtype, copy=False)
 
 
 def vad_mask(x: np.ndarray, *, sample_rate: int) -> np.ndarray:
@@ -236,7 +250,7 @@ def snr_estimate(
         noise = float(np.mean(power)) if power.size else 0.0
         return SnrEstimate(nan, nan, _db(noise), 0, int(power.size), "pauses")
     guard = math.ceil(guard_s / VAD_FRAME_S)
-    near = ndimage.binary_dilation(mask, structure=np.ones(2 * guard + 1, bool)) if guard else mask
+    near = _dilate(mask, guard) if guard else mask
     quiet = ~near
     if quiet.sum() * VAD_FRAME_S >= min_noise_s:
         noise, noise_frames = _noise_floor(power[quiet])
@@ -435,7 +449,7 @@ def bandwidth_hz(
     if not np.any(x):
         return 0.0
     freqs, level = ltas_db(x, sample_rate=sample_rate)
-    smooth = ndimage.median_filter(level, size=5, mode="nearest")
+    smooth = _median5(level)
     band = (freqs >= ref_band_hz[0]) & (freqs <= ref_band_hz[1])
     if not band.any():
         band = freqs > 0
@@ -680,9 +694,11 @@ def dnsmos(audio: np.ndarray, *, sample_rate: int) -> dict[str, float] | None:
         import speechmos  # noqa: F401  (carries the model files)
     except ImportError:
         return None
+    from ..timing import timed
     from .dnsmos import dnsmos_scores
 
-    scores = dnsmos_scores(audio, sample_rate=check_sample_rate(sample_rate))
+    with timed("dnsmos"):
+        scores = dnsmos_scores(audio, sample_rate=check_sample_rate(sample_rate))
     return None if scores is None else scores.as_metrics()
 
 

@@ -36,8 +36,18 @@ import webrtcvad
 
 from ..audio import as_mono, check_sample_rate
 from ..errors import ConfigError
+from ..timing import timed
 
-__all__ = ["VAD_RATE", "VadFrames", "mask_to_regions", "regions_to_mask", "speech_mask", "speech_regions", "vad_frames"]
+__all__ = [
+    "VAD_RATE",
+    "VadFrames",
+    "mask_to_regions",
+    "regions_to_mask",
+    "speech_mask",
+    "speech_regions",
+    "uses_default_vad",
+    "vad_frames",
+]
 
 #: Rate (Hz) at which webrtcvad runs; other rates are resampled to it.
 VAD_RATE = 16000
@@ -55,6 +65,18 @@ _HIGH_SCORE = 1.5  # snr_score a region must reach somewhere
 _STRONG_SCORE = 8.0  # snr_score above which a frame is speech even if webrtcvad says no
 
 Region = tuple[float, float]
+
+#: The VAD settings of :func:`speech_mask` / :func:`speech_regions` by default.  A stage that finds speech
+#: with them (:class:`~prep.stages.denoise.Denoise`) leaves the regions on the clip
+#: (:attr:`~prep.clip.Clip.speech`); a later stage asking the VAD for the same settings
+#: (:class:`~prep.stages.trim.Trim`, :class:`~prep.stages.slice.Slice`) uses them instead of running it again.
+DEFAULT_AGGRESSIVENESS = 3
+DEFAULT_MIN_SILENCE_S = 0.25
+
+
+def uses_default_vad(*, aggressiveness: int, min_silence_s: float) -> bool:
+    """Whether these VAD settings are the defaults, with which a clip's known speech regions were found."""
+    return aggressiveness == DEFAULT_AGGRESSIVENESS and min_silence_s == DEFAULT_MIN_SILENCE_S
 
 
 # -- measuring ---------------------------------------------------------------
@@ -295,8 +317,9 @@ def speech_mask(
     np.ndarray, bool, shape (ceil(samples / (frame_s * sample_rate)),)
         True for speech frames (no padding).
     """
-    frames = vad_frames(audio, sample_rate=sample_rate, frame_s=frame_s, aggressiveness=aggressiveness)
-    return _decide(frames, min_speech_s=min_speech_s, min_silence_s=min_silence_s)
+    with timed("vad"):
+        frames = vad_frames(audio, sample_rate=sample_rate, frame_s=frame_s, aggressiveness=aggressiveness)
+        return _decide(frames, min_speech_s=min_speech_s, min_silence_s=min_silence_s)
 
 
 def mask_to_regions(mask: np.ndarray, *, frame_s: float, duration_s: float, pad_s: float = 0.0) -> list[Region]:

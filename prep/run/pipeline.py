@@ -20,12 +20,14 @@ import hashlib
 import json
 import logging
 from collections.abc import Sequence
+from time import perf_counter
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from ..clip import Clip
 from ..errors import PrepError
 from ..findings import finding
 from ..metrics import METRICS_VERSION, undeclared
+from ..timing import add_time
 
 __all__ = [
     "CHANGES",
@@ -194,6 +196,9 @@ def run_stages(clip: Clip, stages: Sequence[Stage]) -> list[Clip]:
     regions stay valid; after a stage that declares it and changes the
     audio they are dropped unless the stage set new ones.
 
+    Each stage's wall time is added to :func:`prep.timing.stage_times`
+    under its name (per process; never written into the clips).
+
     A stage that raises :class:`PrepError` (or anything else) turns that clip
     into an ``error`` verdict naming the stage and the cause; later stages
     skip it.  Other clips are unaffected.  So does a stage that sets a metric
@@ -222,6 +227,7 @@ def run_stages(clip: Clip, stages: Sequence[Stage]) -> list[Clip]:
             if item.verdict == "error":
                 out.append(item)
                 continue
+            t0 = perf_counter()
             try:
                 result = stage.apply(item)
             except PrepError as err:
@@ -232,6 +238,8 @@ def run_stages(clip: Clip, stages: Sequence[Stage]) -> list[Clip]:
                 detail = f"{type(err).__name__}: {err}"
                 out.append(item.with_findings(finding("internal.error", stage=stage.name, detail=detail)))
                 continue
+            finally:
+                add_time(stage.name, perf_counter() - t0)
             results = [_check_metrics(stage, item, r) for r in ([result] if isinstance(result, Clip) else result)]
             for r in results:
                 undeclared = _undeclared_changes(changes, item, r)

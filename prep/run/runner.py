@@ -16,7 +16,7 @@ import math
 import os
 import re
 import unicodedata
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, as_completed, wait
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +29,7 @@ from ..errors import ConfigError, OutputError, PrepError
 from ..findings import finding
 from ..io import write_bytes_atomic, write_wav_atomic
 from ..stages.downmix import Downmix
-from ..voice.clips import flag_other_voices
+from ..timing import timed
 from .decode import AUDIO_EXTENSIONS, load, probe
 from .longform import LongForm, piece_clips, scan
 from .pipeline import Stage, pipeline_fingerprint, run_stages, stage_config
@@ -42,8 +42,12 @@ __all__ = [
     "discover",
     "extra_notices",
     "clip_id",
+    "assemble_file",
     "load_clip",
+    "plan_workers",
+    "probe_durations",
     "process_job",
+    "process_piece",
     "run_jobs",
 ]
 
@@ -163,7 +167,8 @@ def _source_sha(job: Job) -> tuple[str, Clip | None]:
     if job.sha256:
         return job.sha256, None
     try:
-        return file_sha256(job.path), None
+        with timed("hash"):
+            return file_sha256(job.path), None
     except IsADirectoryError:
         return "", _error_clip(job, "", f"{job.path}: is a directory with no audio files in it", "input.error")
     except FileNotFoundError:
@@ -235,8 +240,9 @@ def load_clip(job: Job, *, info: InputInfo | None = None) -> Clip:
     if failed is not None:
         return failed
     try:
-        info = info or probe(job.path)
-        audio, rate = load(job.path)
+        with timed("decode"):
+            info = info or probe(job.path)
+            audio, rate = load(job.path)
     except PrepError as err:
         return _error_clip(job, sha, str(err))
     info = dataclasses.replace(info, sample_rate=rate, channels=int(audio.shape[0]), duration_s=audio.shape[1] / rate)
@@ -253,11 +259,17 @@ def _write_plot(item: Clip, source: np.ndarray, rate: int, offset_s: float, out_
     ``source`` is the mono source audio at ``rate`` starting at ``offset_s``
     seconds into the file.  A failure only costs the report a redraw.
     """
+    if item.audio is None or item.output is None:
+        return
+    with timed("figures"):
+        _draw_plot(item, source, rate, offset_s, out_dir)
+
+
+def _draw_plot(item: Clip, source: np.ndarray, rate: int, offset_s: float, out_dir: str | Path) -> None:
     from ..metrics import source_metrics
     from ..report.html import clip_figure_jpeg, display_top_hz
 
-    if item.audio is None or item.output is None:
-        return
+    assert item.audio is not None
     i0 = max(0, round((item.span_s[0] - offset_s) * rate))
     i1 = max(i0, min(source.shape[-1], round((item.span_s[1] - offset_s) * rate)))
     top_hz = display_top_hz(source_metrics(item.metrics)["bandwidth_hz"], sample_rate=max(rate, item.sample_rate))
@@ -307,18 +319,23 @@ def _write_clip(item: Clip, out_dir: str | Path | None) -> Clip:
         audio = audio / np.float32(peak)
         item = item.with_findings(finding("output.scaled", value=peak, threshold=1.0))
     try:
-        write_wav_atomic(folder.clip_path(item.speaker, item.id), audio, sample_rate=item.sample_rate)
+        with timed("write"):
+            write_wav_atomic(folder.clip_path(item.speaker, item.id), audio, sample_rate=item.sample_rate)
     except OutputError as err:
         return dataclasses.replace(item.with_findings(finding("output.error", detail=str(err))), audio=None)
     return dataclasses.replace(item, output=folder.clip_output(item.speaker, item.id))
 
 
-def _process_long(
-    job: Job, sha: str, info: InputInfo, stages: Sequence[Stage], out_dir: str | Path | None, config: LongForm
-) -> list[Clip]:
-    """The bounded-memory path for long files (see :mod:`prep.run.longform`)."""
+def _long_pieces(
+    job: Job, sha: str, info: InputInfo, stages: Sequence[Stage], config: LongForm
+) -> tuple[Clip, Iterator[Clip]]:
+    """A long file's base clip and its pieces, each ready for :func:`process_piece` (see :mod:`prep.run.longform`).
+
+    Pass 1 (:func:`~prep.run.longform.scan`) runs here; pass 2 streams as the
+    pieces are taken, so memory is bounded by the pieces in hand.  A decoding
+    problem ends the pieces with one ``error`` clip.
+    """
     downmix = next((s for s in stages if s.name == "downmix"), Downmix())
-    rest = [s for s in stages if s.name != "downmix"]
     try:
         fscan = scan(
             job.path,
@@ -327,25 +344,53 @@ def _process_long(
             block_s=config.block_s,
         )
     except PrepError as err:
-        return [_error_clip(job, sha, str(err))]
+        failed = _error_clip(job, sha, str(err))
+        return failed, iter([failed])
     info = dataclasses.replace(info, duration_s=fscan.n_samples / fscan.sample_rate)
     base = _base_clip(job, sha, info, None)
-    out: list[Clip] = []
-    try:
-        for piece in piece_clips(base, job.path, fscan, config):
-            piece = _sanitize(piece).with_history(downmix.name, stage_config(downmix))
-            for item in run_stages(piece, rest):
-                if out_dir is not None:
-                    item = _write_clip(item, out_dir)
-                    _write_plot(item, piece.require_audio(), fscan.sample_rate, piece.span_s[0], out_dir)
-                    _write_preview(item, piece.require_audio(), fscan.sample_rate, piece.span_s[0], out_dir)
-                out.append(dataclasses.replace(item, audio=None, source_audio=None))
-    except PrepError as err:
-        out.append(_error_clip(job, sha, str(err)))
-    out = _keep_file_voices(out, stages, out_dir)  # all of the file's clips: its main voice is decided here
-    if not out:
-        rejected = base.with_metrics(long_file=True, speech_s=0.0, speech_ratio=0.0)
-        out.append(rejected.with_findings(finding("longform.silent", metric="duration_s", value=info.duration_s)))
+
+    def each() -> Iterator[Clip]:
+        try:
+            for piece in piece_clips(base, job.path, fscan, config):
+                yield _sanitize(piece).with_history(downmix.name, stage_config(downmix))
+        except PrepError as err:
+            yield _error_clip(job, sha, str(err))
+
+    return base, _timed_iter("decode", each())
+
+
+def _timed_iter(name: str, items: Iterator[Clip]) -> Iterator[Clip]:
+    """``items``, the time spent producing each added to ``name`` (:mod:`prep.timing`)."""
+    while True:
+        with timed(name):
+            item = next(items, None)
+        if item is None:
+            return
+        yield item
+
+
+def process_piece(piece: Clip, stages: Sequence[Stage], out_dir: str | Path | None) -> list[Clip]:
+    """Run the stages (all but the downmix) over one piece of a long file; write its clips.
+
+    Pieces of one file run in any process, in any order: a worker gets the
+    piece's audio with the task.  An ``error`` piece (the file could not be
+    decoded to the end) is passed through.
+
+    Returns
+    -------
+    list of Clip
+        Without audio (written when ``out_dir`` is given).
+    """
+    if piece.verdict == "error":
+        return [piece]
+    rest = [s for s in stages if s.name != "downmix"]
+    out = []
+    for item in run_stages(piece, rest):
+        if out_dir is not None:
+            item = _write_clip(item, out_dir)
+            _write_plot(item, piece.require_audio(), piece.sample_rate, piece.span_s[0], out_dir)
+            _write_preview(item, piece.require_audio(), piece.sample_rate, piece.span_s[0], out_dir)
+        out.append(dataclasses.replace(item, audio=None, source_audio=None))
     return out
 
 
@@ -379,6 +424,49 @@ def _keep_file_voices(clips: list[Clip], stages: Sequence[Stage], out_dir: str |
     return out
 
 
+def assemble_file(
+    job: Job, clips: Sequence[Clip], stages: Sequence[Stage] = (), out_dir: str | Path | None = None
+) -> list[Clip]:
+    """All clips of one input file, put together once before the file is journaled.
+
+    This is the one place where a file's clips meet, whichever way they were
+    made (one process for a short file, pieces in several processes for a
+    long one): :func:`run_jobs` calls it once per finished file, ``voiceprep
+    check`` once per file.  A long file's voices are matched across its
+    pieces here (:func:`_keep_file_voices`: the main voice is a property of
+    the whole file); then the clips are ordered.
+
+    Returns
+    -------
+    list of Clip
+        Ordered by id.
+    """
+    out = list(clips)
+    if any(c.metrics.get("long_file") for c in out):
+        out = _keep_file_voices(out, stages, out_dir)  # all of the file's clips: its main voice is decided here
+    return sorted(out, key=lambda c: c.id)
+
+
+def _unless_silent(base: Clip, clips: list[Clip]) -> list[Clip]:
+    """A long file's clips, or one ``longform.silent`` clip when it gave none."""
+    if clips:
+        return clips
+    duration = base.input.duration_s if base.input is not None else 0.0
+    rejected = base.with_metrics(long_file=True, speech_s=0.0, speech_ratio=0.0)
+    return [rejected.with_findings(finding("longform.silent", metric="duration_s", value=duration))]
+
+
+def _process_long(
+    job: Job, sha: str, info: InputInfo, stages: Sequence[Stage], out_dir: str | Path | None, config: LongForm
+) -> list[Clip]:
+    """The bounded-memory path for long files, in this process (see :mod:`prep.run.longform`)."""
+    base, pieces = _long_pieces(job, sha, info, stages, config)
+    out: list[Clip] = []
+    for piece in pieces:
+        out.extend(process_piece(piece, stages, out_dir))
+    return _unless_silent(base, out)
+
+
 def process_job(
     job: Job, stages: Sequence[Stage], *, out_dir: str | Path | None = None, longform: LongForm | None = None
 ) -> list[Clip]:
@@ -406,7 +494,8 @@ def process_job(
     if failed is not None:
         return [failed]
     try:
-        info = probe(job.path)
+        with timed("decode"):
+            info = probe(job.path)
     except PrepError as err:
         return [_error_clip(job, sha, str(err))]
     if info.duration_s > config.long_file_s:
@@ -532,36 +621,79 @@ def run_jobs(
             for notice in extra_notices(stages):
                 log.warning(notice)
 
-        def record(index: int, job: Job, future: Future) -> None:
-            try:
-                clips = future.result()
-            except Exception as err:
-                clips = [_error_clip(job, job.sha256 or "", f"{job.path}: worker failed: {err}")]
+        def record(index: int, job: Job, clips: list[Clip]) -> None:
+            clips = assemble_file(job, clips, stages, out)  # the one place a file's clips meet, before its journaling
             results[index] = clips
             for clip in clips:
                 folder.append(clip, pipeline=fingerprint)
             if on_result:
                 on_result(job, clips)
 
-        # Keep a bounded number of files in flight, journaling each as it finishes
-        # (an in-process executor finishes each at submit, so nothing waits).
-        in_flight = max(2, 2 * (getattr(executor, "_max_workers", None) or os.cpu_count() or 1))
-        pending: dict[Future, tuple[int, Job]] = {}
+        # Each file is one task, or, when long, one task per piece (cut here, streamed); a file is
+        # journaled when all its tasks are done.  Keep a bounded number of tasks in flight (an
+        # in-process executor finishes each at submit, so nothing waits): memory stays bounded.
+        workers = getattr(executor, "_max_workers", None) or os.cpu_count() or 1
+        in_flight = max(2, 2 * workers)
+        # A piece carries up to max_piece_s of audio with it: one per worker (the next is cut while they work).
+        pieces_in_flight = workers
+        pending: dict[Future, tuple[int, int]] = {}  # task -> (file index, part number)
+        files: dict[int, _FileParts] = {}
+
+        def collect(future: Future) -> None:
+            index, part = pending.pop(future)
+            entry = files[index]
+            try:
+                entry.parts[part] = future.result()
+            except Exception as err:
+                message = f"{entry.job.path}: worker failed: {err}"
+                entry.parts[part] = [_error_clip(entry.job, entry.job.sha256 or "", message)]
+            finish(index)
+
+        def finish(index: int) -> None:
+            entry = files[index]
+            if entry.expected is not None and len(entry.parts) == entry.expected:
+                clips = [c for part in sorted(entry.parts) for c in entry.parts[part]]
+                record(index, entry.job, _unless_silent(entry.base, clips) if entry.base is not None else clips)
+                del files[index]
+
+        def submit(index: int, part: int, fn: Callable[..., list[Clip]], *args: Any, **kwargs: Any) -> None:
+            future = executor.submit(fn, *args, **kwargs)
+            pending[future] = (index, part)
+            limit = pieces_in_flight if fn is process_piece else in_flight
+            while len(pending) >= limit:
+                wait(pending, return_when=FIRST_COMPLETED)
+                for f in [f for f in pending if f.done()]:
+                    collect(f)
+            for f in [f for f in pending if f.done()]:
+                collect(f)
+
+        infos = _probe_all([job.path for _, job in todo])
         # Longest files first, so the last worker does not finish long after the others.
         if not isinstance(executor, SerialExecutor):
-            work = _expected_work([job.path for _, job in todo])
+            work = _expected_work([job.path for _, job in todo], infos)
             todo.sort(key=lambda item: -work[item[1].path])
         for index, job in todo:
-            future = executor.submit(process_job, job, tuple(stages), out_dir=str(out), longform=config)
-            pending[future] = (index, job)
-            if len(pending) >= in_flight:
-                wait(pending, return_when=FIRST_COMPLETED)
-            for f in [f for f in pending if f.done()]:
-                record(*pending.pop(f), f)
-        for f in as_completed(pending):
-            record(*pending[f], f)
+            info = infos.get(job.path)
+            if info is not None and info.duration_s > config.long_file_s:
+                sha, failed = _source_sha(job)
+                if failed is None:
+                    job = dataclasses.replace(job, sha256=sha)
+                    base, pieces = _long_pieces(job, sha, info, stages, config)
+                    files[index] = _FileParts(job, base)
+                    count = 0
+                    for count, piece in enumerate(pieces, start=1):
+                        submit(index, count - 1, process_piece, piece, tuple(stages), str(out))
+                    files[index].expected = count
+                    finish(index)
+                    continue
+            files[index] = _FileParts(job, None, expected=1)
+            submit(index, 0, process_job, job, tuple(stages), out_dir=str(out), longform=config)
+        for f in as_completed(list(pending)):
+            collect(f)
         # Checks across a speaker's clips; changed records are journaled
         # (untagged, so a resumed run recomputes them from the tagged ones).
+        from ..voice.clips import flag_other_voices  # not needed by `voiceprep check`: imported here
+
         merged = [c for index in sorted(results) for c in results[index]]
         if auto is not None:  # one voice per speaker: journal each renamed clip, then move its files
             targets = auto_speakers(merged, {job.path: job.speaker for job in jobs}, config=auto)
@@ -590,7 +722,113 @@ def run_jobs(
 PROBE_TO_ORDER_MAX_FILES = 1000
 
 
-def _expected_work(paths: Sequence[str]) -> dict[str, float]:
+def _probe_all(paths: Sequence[str]) -> dict[str, InputInfo]:
+    """Each file's :func:`~prep.run.decode.probe` (a header read, ~3 ms), for up to
+    :data:`PROBE_TO_ORDER_MAX_FILES` files (none beyond); files that cannot be probed are left out."""
+    if len(paths) > PROBE_TO_ORDER_MAX_FILES:
+        return {}
+    out = {}
+    for path in paths:
+        info = _cached_probe(path)
+        if info is not None:
+            out[path] = info
+    return out
+
+
+_PROBED: dict[tuple[str, int, int], InputInfo | None] = {}
+
+
+def _cached_probe(path: str) -> InputInfo | None:
+    """:func:`~prep.run.decode.probe`, remembered per (path, size, mtime) in this process; None if it fails."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    key = (path, st.st_size, st.st_mtime_ns)
+    if key not in _PROBED:
+        try:
+            _PROBED[key] = probe(path)
+        except PrepError:
+            _PROBED[key] = None
+    return _PROBED[key]
+
+
+#: Environment variable in which a run hands its process pool's fork server the run's stages (pickled,
+#: base64), so that :mod:`prep.run.warm` warms the workers on them (see :func:`warm_stages_env`).
+WARM_STAGES_ENV = "VOICEPREP_WARM_STAGES"
+
+
+def warm_stages_env(stages: Sequence[Stage]) -> str:
+    """The value of :data:`WARM_STAGES_ENV` for ``stages``."""
+    import base64
+    import pickle
+
+    return base64.b64encode(pickle.dumps(tuple(stages))).decode("ascii")
+
+
+#: Below this much audio in all, a run's default is one process: starting and warming the worker
+#: processes (about a second of CPU on each core, while the parent starts too) costs more than the
+#: second core saves (benchmarks/pipeline.py, the 6-minute set).
+SERIAL_BELOW_S = 480.0
+#: A file that cannot be probed counts as this many seconds of work.
+_UNKNOWN_DURATION_S = 60.0
+
+
+def plan_workers(
+    durations_s: Sequence[float | None], *, jobs: int | None, cpus: int, longform: LongForm | None = None
+) -> tuple[int, str]:
+    """How many worker processes a run uses, and why (one line for ``-v``).
+
+    Parameters
+    ----------
+    durations_s : sequence of float or None
+        Each input file's duration (None: unknown).
+    jobs : int or None
+        ``--jobs``: the most workers the user allows; None for the default (all cores, or one
+        process when the work is small: under :data:`SERIAL_BELOW_S` seconds of audio in all).
+    cpus : int
+        Cores available.
+    longform : LongForm, optional
+        A long file's pieces run in parallel: it counts as several units of work.
+
+    Returns
+    -------
+    (workers, reason)
+        ``workers`` >= 1; 1 means in-process (no pool).  Never more than the units of work
+        (files, and the pieces of long files).
+    """
+    config = longform or LongForm()
+    known = [d if d is not None and math.isfinite(d) else _UNKNOWN_DURATION_S for d in durations_s]
+    units = sum(max(1, math.ceil(d / config.max_piece_s)) if d > config.long_file_s else 1 for d in known)
+    total = sum(known)
+    work = f"{len(known)} file(s), {total:.0f} s of audio, {units} unit(s) of work"
+    if jobs is not None:
+        workers = max(1, min(jobs, units))
+        return workers, f"{work}: {workers} worker(s) (--jobs {jobs})"
+    if total < SERIAL_BELOW_S:
+        return 1, f"{work}: serial (under {SERIAL_BELOW_S:.0f} s of audio a worker pool costs more than it saves)"
+    workers = max(1, min(cpus, units))
+    return workers, f"{work}: {workers} worker(s) ({cpus} core(s))"
+
+
+def probe_durations(jobs: Sequence[Job]) -> list[float | None]:
+    """Each job's duration from its header (None when it cannot be read, or for over
+    :data:`PROBE_TO_ORDER_MAX_FILES` files, which are not probed)."""
+    infos = _probe_all([job.path for job in jobs])
+    return [infos[job.path].duration_s if job.path in infos else None for job in jobs]
+
+
+@dataclass
+class _FileParts:
+    """The tasks of one file in flight: its clips by part number, and how many parts to expect."""
+
+    job: Job
+    base: Clip | None  # a long file's clip before it was cut; None for a file processed whole
+    parts: dict[int, list[Clip]] = dataclasses.field(default_factory=dict)
+    expected: int | None = None  # known once all its tasks are submitted
+
+
+def _expected_work(paths: Sequence[str], infos: dict[str, InputInfo] | None = None) -> dict[str, float]:
     """A relative cost per file for longest-first ordering: its duration, or its size.
 
     Compressed files are small for their length (a 35 s Opus file is smaller
@@ -598,15 +836,11 @@ def _expected_work(paths: Sequence[str]) -> dict[str, float]:
     cannot be probed ranks by size after the probed ones (its worker
     reports the error).
     """
+    infos = _probe_all(paths) if infos is None else infos
     out: dict[str, float] = {}
-    probe_all = len(paths) <= PROBE_TO_ORDER_MAX_FILES
     for path in paths:
-        duration = None
-        if probe_all:
-            try:
-                duration = probe(path).duration_s
-            except PrepError:
-                duration = None
+        info = infos.get(path)
+        duration = info.duration_s if info is not None else None
         # any duration outranks any size: a terabyte scales to one second
         out[path] = duration if duration is not None and math.isfinite(duration) else _size(path) * 1e-12
     return out

@@ -2,22 +2,42 @@
 
 The process pool's fork server imports this module once; every worker is
 then forked with the pipeline imported and the numba kernels loaded from
-their cache, instead of paying that start-up cost itself.
+their cache, instead of paying that start-up cost itself.  It runs the
+run's own stages (handed over by the parent in
+:data:`prep.run.runner.WARM_STAGES_ENV`), so a model the run does not use is never loaded
+into the fork server and every worker.
 """
 
 from __future__ import annotations
+
+import base64
+import dataclasses
+import os
+import pickle
 
 import numpy as np
 
 from ..clip import Clip
 from .pipeline import run_stages
 from .profiles import get_profile
+from .runner import WARM_STAGES_ENV
 
 __all__ = ["warm"]
 
 
+def _stages() -> tuple:
+    blob = os.environ.get(WARM_STAGES_ENV)
+    if blob:
+        try:
+            return pickle.loads(base64.b64decode(blob))  # written by our own parent process
+        except Exception:  # a warm-up is an optimisation: fall back to the fish profile
+            pass
+    return get_profile("fish").stages
+
+
 def warm() -> None:
-    """Run the fish profile on 1.5 s of a synthetic tone burst in noise; import the plotting parts."""
+    """Run the run's stages (default: the fish profile) on 1.5 s of a synthetic tone burst in noise;
+    import the plotting parts."""
     from PIL import Image  # noqa: F401 - report figures are drawn in the workers
 
     from ..report.colormap import magma_lut
@@ -32,7 +52,8 @@ def warm() -> None:
     clip = Clip(id="warm", source="warm", source_sha256="", speaker="warm", sample_rate=rate, audio=audio)
     # No speech recognition here: a model loaded in the fork server would be shared by forked workers
     # (CTranslate2's threads do not survive a fork); each worker loads it once, on its first clip.
-    run_stages(clip, get_profile("fish").configure("transcribe", mode="never").stages)
+    stages = tuple(dataclasses.replace(s, mode="never") if s.name == "transcribe" else s for s in _stages())
+    run_stages(clip, stages)
 
 
 warm()

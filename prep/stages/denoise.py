@@ -44,7 +44,7 @@ import scipy.fft as sp_fft
 
 from ..audio import as_audio, as_mono, check_sample_rate
 from ..clip import Clip
-from ..dsp.vad import speech_mask
+from ..dsp.vad import mask_to_regions, speech_mask
 from ..errors import ConfigError
 from ..kernels.denoise import gate_frames, overlap_add, track_noise
 
@@ -760,6 +760,8 @@ class Denoise:
     when skipped or softened, ``denoise_note``.
     The speech mask is always the stage's own VAD run (30 ms frames) on the channel mean, never
     regions an earlier stage found for another purpose, so the stage gives what :func:`denoise` gives.
+    The regions it finds are left on the clip's :attr:`~prep.clip.Clip.speech` (denoising moves no
+    speech), so :class:`~prep.stages.trim.Trim` does not run the VAD again.
     Multichannel audio is processed channel by channel (gate: each with its own profile); the
     metrics are those of the first channel.
     """
@@ -798,14 +800,16 @@ class Denoise:
         channels = audio.reshape(1, -1) if audio.ndim == 1 else audio
         mono = channels[0] if channels.shape[0] == 1 else channels.mean(axis=0, dtype=np.float32)
         speech = speech_mask(mono, sample_rate=rate, frame_s=_VAD_FRAME_S) if mono.size else np.zeros(0, bool)
+        # Left on the clip: denoising moves no speech, so Trim and Slice use them instead of a VAD pass each.
+        found = tuple(mask_to_regions(speech, frame_s=_VAD_FRAME_S, duration_s=mono.size / float(rate)))
         if self.method != "gate" and self.enhancer:
             est = estimate_noise(channels[0], sample_rate=rate, speech=speech, frames_per_window=self.frames_per_window)
             wanted = self.method == "deepfilter" or (
                 est.has_speech and est.source != "empty" and est.snr_db < self.deepfilter_below_snr_db
             )
             if wanted:
-                return self._deepfilter(clip, audio, channels, est)
-        return self._gate(clip, audio, channels, speech)
+                return dataclasses.replace(self._deepfilter(clip, audio, channels, est), speech=found)
+        return dataclasses.replace(self._gate(clip, audio, channels, speech), speech=found)
 
     def _deepfilter(self, clip: Clip, audio: np.ndarray, channels: np.ndarray, est: NoiseEstimate) -> Clip:
         from ..dsp.deepfilter import deepfilter

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
-from scipy import ndimage
 
 from ..audio import as_audio, check_sample_rate
 from ..clip import Clip
@@ -113,6 +112,8 @@ def limiter_gain(
     # Hold over +-2q, then a triangular average over +-2q: the gain starts to fall 4q
     # (the look-ahead) before a peak and reaches the required value at the peak.
     q = max(1, round(lookahead_ms * 1e-3 * rate / 4.0))
+    from scipy import ndimage  # only when a peak needs limiting: scipy.ndimage costs start-up time
+
     held = ndimage.minimum_filter1d(required, size=4 * q + 1, mode="nearest")
     released = np.empty_like(held)
     _k.gain_release(held, math.exp(-1.0 / (release_ms * 1e-3 * rate)), released)

@@ -14,7 +14,7 @@ import numpy as np
 
 from ..audio import mix_to_mono
 from ..clip import Clip
-from ..dsp.vad import Region, check_regions, speech_regions
+from ..dsp.vad import Region, check_regions, speech_regions, uses_default_vad
 from ..errors import ConfigError
 from ..findings import finding
 
@@ -124,8 +124,10 @@ class Slice:
     Each slice keeps the words of its own span (times relative to the slice)
     and their text as its transcript.  Without word times a transcript
     cannot be split, so slicing drops it (with a reason).  A clip no longer
-    than ``max_s`` passes through unchanged.  No speech at all gives the clip
-    back rejected.
+    than ``max_s`` passes through unchanged.  With the default VAD settings it
+    cuts at the speech regions the clip already carries (from
+    :class:`~prep.stages.trim.Trim`) instead of running the VAD again.  No
+    speech at all gives the clip back rejected.
     """
 
     name: ClassVar[str] = "slice"
@@ -142,9 +144,17 @@ class Slice:
         duration = audio.shape[-1] / float(rate)
         if duration <= self.max_s:
             return [clip]  # short enough: no cut, same id, transcript kept (length is the scorer's business)
-        regions = speech_regions(
-            mix_to_mono(audio), sample_rate=rate, aggressiveness=self.aggressiveness, min_silence_s=self.min_silence_s
-        )
+        if clip.speech is not None and uses_default_vad(
+            aggressiveness=self.aggressiveness, min_silence_s=self.min_silence_s
+        ):
+            regions = list(clip.speech)  # found with these settings by an earlier stage (Trim), still valid
+        else:
+            regions = speech_regions(
+                mix_to_mono(audio),
+                sample_rate=rate,
+                aggressiveness=self.aggressiveness,
+                min_silence_s=self.min_silence_s,
+            )
         cut_regions = regions if clip.words is None else _merge_regions(
             [*regions, *((max(0.0, a), min(duration, max(a, b))) for _, a, b in clip.words)], duration
         )

@@ -15,7 +15,7 @@ import numpy as np
 
 from ..audio import check_sample_rate, mix_to_mono
 from ..clip import Clip
-from ..dsp.vad import Region, check_regions, speech_regions
+from ..dsp.vad import Region, check_regions, speech_regions, uses_default_vad
 from ..errors import ConfigError
 from ..findings import finding
 
@@ -229,6 +229,9 @@ class Trim:
     removed pauses in :attr:`~prep.clip.Clip.pauses_cut_s` (source time) and
     sets the clip's :attr:`~prep.clip.Clip.speech` to the regions it found,
     moved to the kept audio (the score uses them).  A clip with no speech is rejected.
+    With the default VAD settings it uses the speech regions the clip already
+    carries (found by :class:`~prep.stages.denoise.Denoise` on the same
+    timeline) instead of running the VAD again.
     Pauses are never compressed in a clip with a transcript unless
     ``compress_with_transcript`` is set (a VAD miss would cut a word the
     transcript still contains).
@@ -247,9 +250,17 @@ class Trim:
         audio = clip.require_audio()
         rate = clip.sample_rate
         duration = audio.shape[-1] / float(rate)
-        regions = speech_regions(
-            mix_to_mono(audio), sample_rate=rate, aggressiveness=self.aggressiveness, min_silence_s=self.min_silence_s
-        )
+        if clip.speech is not None and uses_default_vad(
+            aggressiveness=self.aggressiveness, min_silence_s=self.min_silence_s
+        ):
+            regions = list(clip.speech)  # found with these settings by an earlier stage (Denoise), still valid
+        else:
+            regions = speech_regions(
+                mix_to_mono(audio),
+                sample_rate=rate,
+                aggressiveness=self.aggressiveness,
+                min_silence_s=self.min_silence_s,
+            )
         if not regions:
             return clip.with_metrics(speech_s=0.0, speech_ratio=0.0).with_findings(finding("speech.none"))
         compress = self.max_pause_s is not None and (clip.transcript is None or self.compress_with_transcript)

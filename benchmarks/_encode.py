@@ -1,0 +1,85 @@
+"""Encode benchmark inputs with PyAV (no ffmpeg binary needed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["encode"]
+
+#: container format and codec per file ending
+_CODECS = {
+    ".mp3": ("mp3", "libmp3lame"),
+    ".m4a": ("ipod", "aac"),
+    ".opus": ("ogg", "libopus"),
+    ".flac": ("flac", "flac"),
+}
+
+
+def encode(path: Path, audio: np.ndarray, sample_rate: int, *, bit_rate: int | None = None) -> None:
+    """Write float32 ``audio`` of shape (channels, samples) to ``path``, the codec chosen by its ending.
+
+    ``.ogg`` is Vorbis written by libsndfile (FFmpeg's own Vorbis encoder is experimental).
+    """
+    import av
+
+    if path.suffix == ".ogg":
+        import soundfile as sf
+
+        sf.write(path, audio.T, sample_rate, format="OGG", subtype="VORBIS")
+        return
+
+    fmt, codec = _CODECS[path.suffix]
+    audio = np.ascontiguousarray(np.clip(audio, -1.0, 1.0), dtype=np.float32)
+    channels = audio.shape[0]
+    with av.open(str(path), "w", format=fmt) as container:
+        rate = 48000 if codec == "libopus" else sample_rate
+        stream = container.add_stream(codec, rate=rate, layout="stereo" if channels == 2 else "mono")
+        if bit_rate:
+            stream.bit_rate = bit_rate
+        frame = av.AudioFrame.from_ndarray(audio, format="fltp", layout="stereo" if channels == 2 else "mono")
+        frame.sample_rate = sample_rate
+        resampler = av.AudioResampler(format=stream.codec_context.format, layout=stream.codec_context.layout,
+                                      rate=rate)
+        step = 1 << 16
+        for i in range(0, audio.shape[1], step):
+            part = av.AudioFrame.from_ndarray(audio[:, i:i + step].copy(), format="fltp", layout=frame.layout)
+            part.sample_rate = sample_rate
+            for out in resampler.resample(part):
+                for packet in stream.encode(out):
+                    container.mux(packet)
+        for out in resampler.resample(None):
+            for packet in stream.encode(out):
+                container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
+
+
+def encode_stream(path: Path, chunks, sample_rate: int, channels: int, *, bit_rate: int | None = None) -> None:
+    """Write float32 chunks of shape (channels, samples) to one compressed file (``.m4a``, ``.mp3``, ``.opus``,
+    ``.flac``) in bounded memory."""
+    import av
+
+    fmt, codec = _CODECS[path.suffix]
+    layout = "stereo" if channels == 2 else "mono"
+    with av.open(str(path), "w", format=fmt) as container:
+        rate = 48000 if codec == "libopus" else sample_rate
+        stream = container.add_stream(codec, rate=rate, layout=layout)
+        if bit_rate:
+            stream.bit_rate = bit_rate
+        resampler = av.AudioResampler(format=stream.codec_context.format, layout=stream.codec_context.layout,
+                                      rate=rate)
+        for chunk in chunks:
+            data = np.ascontiguousarray(np.clip(chunk, -1.0, 1.0), dtype=np.float32)
+            for i in range(0, data.shape[1], 1 << 16):
+                part = av.AudioFrame.from_ndarray(data[:, i:i + (1 << 16)].copy(), format="fltp", layout=layout)
+                part.sample_rate = sample_rate
+                for out in resampler.resample(part):
+                    for packet in stream.encode(out):
+                        container.mux(packet)
+        for out in resampler.resample(None):
+            for packet in stream.encode(out):
+                container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)

@@ -1,0 +1,47 @@
+"""Light per-stage timing: wall seconds accumulated per name in this process.
+
+:func:`prep.run.pipeline.run_stages` adds each stage's time under the
+stage's name; the runner adds ``decode``, ``write`` and ``figures``; a few
+inner parts that several stages share add their own (``vad``, ``dnsmos``),
+which are therefore also inside the stage times.  Nothing here reaches a
+clip record (those stay deterministic); ``benchmarks/pipeline.py`` reads the
+totals to print its per-stage table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from time import perf_counter
+
+__all__ = ["add_time", "reset_times", "stage_times", "timed"]
+
+_TOTALS: dict[str, float] = {}
+_COUNTS: dict[str, int] = {}
+
+
+def add_time(name: str, seconds: float) -> None:
+    """Add ``seconds`` of wall time to ``name``'s total."""
+    _TOTALS[name] = _TOTALS.get(name, 0.0) + seconds
+    _COUNTS[name] = _COUNTS.get(name, 0) + 1
+
+
+@contextmanager
+def timed(name: str) -> Iterator[None]:
+    """Add the wall time of the ``with`` block to ``name``'s total."""
+    t0 = perf_counter()
+    try:
+        yield
+    finally:
+        add_time(name, perf_counter() - t0)
+
+
+def stage_times() -> dict[str, tuple[float, int]]:
+    """``{name: (seconds, calls)}`` accumulated in this process since the last :func:`reset_times`."""
+    return {name: (seconds, _COUNTS[name]) for name, seconds in _TOTALS.items()}
+
+
+def reset_times() -> None:
+    """Forget the totals."""
+    _TOTALS.clear()
+    _COUNTS.clear()
