@@ -305,7 +305,9 @@ def test_clip_table_fits_1400_px_and_shows_a_dash_for_empty_fields(run, tmp_path
             assert wrap_open <= 0, "the opened details row still fits"
             assert cells and all(cells), f"{page.name}: empty cells"
             assert rows == (len(report["clips"]) if page.name == "report.html" else 7)
-            assert "LUFS out" in opened and "voice" in opened
+            assert "LUFS out" in opened and "tonal" in opened  # secondary columns fold into the details
+            heads = browser.js("Array.from(document.querySelectorAll('#clips thead th')).map(th => th.textContent)")
+            assert "voice" in heads and "LUFS out" not in heads  # voice similarity stays in the row
     wide = pages[1].read_text(encoding="utf-8")
     assert wide.count("<td") > 7 * 12 and "—" in wide  # the bare clip's fields
 

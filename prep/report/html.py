@@ -918,7 +918,7 @@ def _speaker_cards(speakers: Mapping[str, Any], anchors: Mapping[tuple[str, str]
 
 
 #: Columns of the clip table's row; the other `_TABLE` columns fold into the row's details cell.
-_MAIN_COLUMNS = ("score", "dur", "speech", "SNR src", "SNR out", "band")
+_MAIN_COLUMNS = ("score", "dur", "speech", "SNR src", "SNR out", "band", "voice")
 
 
 def _column_value(entry: Mapping[str, Any], name: str, src: Mapping[str, float | None]) -> float | None:
