@@ -34,13 +34,14 @@ import scipy.fft as sp_fft
 import soxr
 import webrtcvad
 
-from ..audio import as_mono, check_sample_rate
+from ..audio import as_mono, check_sample_rate, mix_to_mono
 from ..errors import ConfigError
 from ..timing import timed
 
 __all__ = [
     "VAD_RATE",
     "VadFrames",
+    "known_or_found_regions",
     "mask_to_regions",
     "regions_to_mask",
     "speech_mask",
@@ -77,6 +78,37 @@ DEFAULT_MIN_SILENCE_S = 0.25
 def uses_default_vad(*, aggressiveness: int, min_silence_s: float) -> bool:
     """Whether these VAD settings are the defaults, with which a clip's known speech regions were found."""
     return aggressiveness == DEFAULT_AGGRESSIVENESS and min_silence_s == DEFAULT_MIN_SILENCE_S
+
+
+def known_or_found_regions(
+    audio: np.ndarray,
+    *,
+    sample_rate: int,
+    known: Sequence[Region] | None,
+    aggressiveness: int,
+    min_silence_s: float,
+) -> list[Region]:
+    """Speech regions of ``audio``: ``known`` ones when given and found with these (default) settings, else the VAD's.
+
+    Parameters
+    ----------
+    audio : np.ndarray, shape (samples,) or (channels, samples)
+    sample_rate : int
+    known : sequence of (start_s, end_s), optional
+        Regions an earlier stage found on this same timeline (a clip's
+        :attr:`~prep.clip.Clip.speech`), with the default VAD settings.
+    aggressiveness, min_silence_s
+        The caller's VAD settings (see :func:`speech_regions`).
+
+    Returns
+    -------
+    list of (start_s, end_s)
+    """
+    if known is not None and uses_default_vad(aggressiveness=aggressiveness, min_silence_s=min_silence_s):
+        return list(known)
+    return speech_regions(
+        mix_to_mono(audio), sample_rate=sample_rate, aggressiveness=aggressiveness, min_silence_s=min_silence_s
+    )
 
 
 # -- measuring ---------------------------------------------------------------

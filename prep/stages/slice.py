@@ -12,9 +12,8 @@ from typing import ClassVar
 
 import numpy as np
 
-from ..audio import mix_to_mono
 from ..clip import Clip
-from ..dsp.vad import Region, check_regions, speech_regions, uses_default_vad
+from ..dsp.vad import Region, check_regions, known_or_found_regions
 from ..errors import ConfigError
 from ..findings import finding
 
@@ -144,17 +143,10 @@ class Slice:
         duration = audio.shape[-1] / float(rate)
         if duration <= self.max_s:
             return [clip]  # short enough: no cut, same id, transcript kept (length is the scorer's business)
-        if clip.speech is not None and uses_default_vad(
-            aggressiveness=self.aggressiveness, min_silence_s=self.min_silence_s
-        ):
-            regions = list(clip.speech)  # found with these settings by an earlier stage (Trim), still valid
-        else:
-            regions = speech_regions(
-                mix_to_mono(audio),
-                sample_rate=rate,
-                aggressiveness=self.aggressiveness,
-                min_silence_s=self.min_silence_s,
-            )
+        regions = known_or_found_regions(  # the regions an earlier stage (Trim) found, when still valid
+            audio, sample_rate=rate, known=clip.speech, aggressiveness=self.aggressiveness,
+            min_silence_s=self.min_silence_s,
+        )
         cut_regions = regions if clip.words is None else _merge_regions(
             [*regions, *((max(0.0, a), min(duration, max(a, b))) for _, a, b in clip.words)], duration
         )

@@ -13,9 +13,9 @@ from typing import ClassVar
 
 import numpy as np
 
-from ..audio import check_sample_rate, mix_to_mono
+from ..audio import check_sample_rate
 from ..clip import Clip
-from ..dsp.vad import Region, check_regions, speech_regions, uses_default_vad
+from ..dsp.vad import Region, check_regions, known_or_found_regions
 from ..errors import ConfigError
 from ..findings import finding
 
@@ -250,17 +250,10 @@ class Trim:
         audio = clip.require_audio()
         rate = clip.sample_rate
         duration = audio.shape[-1] / float(rate)
-        if clip.speech is not None and uses_default_vad(
-            aggressiveness=self.aggressiveness, min_silence_s=self.min_silence_s
-        ):
-            regions = list(clip.speech)  # found with these settings by an earlier stage (Denoise), still valid
-        else:
-            regions = speech_regions(
-                mix_to_mono(audio),
-                sample_rate=rate,
-                aggressiveness=self.aggressiveness,
-                min_silence_s=self.min_silence_s,
-            )
+        regions = known_or_found_regions(  # the regions an earlier stage (Denoise) found, when still valid
+            audio, sample_rate=rate, known=clip.speech, aggressiveness=self.aggressiveness,
+            min_silence_s=self.min_silence_s,
+        )
         if not regions:
             return clip.with_metrics(speech_s=0.0, speech_ratio=0.0).with_findings(finding("speech.none"))
         compress = self.max_pause_s is not None and (clip.transcript is None or self.compress_with_transcript)
