@@ -242,3 +242,36 @@ def test_long_file_keeps_its_main_voice_across_pieces(inputs, tmp_path):
     written = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.glob("clips/*/*.wav"))
     assert written == sorted(c.output for c in clips if c.output)
     assert len(list(tmp_path.glob("plots/*/*.jpg"))) == len(written)
+
+
+def test_a_change_of_background_is_not_a_second_voice(tmp_path):
+    """One voice whose second half has a hum or a hiss added is one voice; a real change of voice stays two.
+
+    2 s windows of the noisy half drift away from the clean half's (both cases split before the
+    whole-speech check of one-change recordings, ``ONE_CHANGE_SAME_VOICE``).
+    """
+    import soundfile as sf
+    from espeak_voices import say_wav
+
+    from prep.voice.diarise import diarise
+
+    say_wav(tmp_path / "us.wav", SENTENCES, "us")  # 8 sentences, 0.8 s apart: ~39 s
+    voice = sf.read(tmp_path / "us.wav", dtype="float32")[0]
+    assert voice.size / RATE > 30
+    half = voice.size // 2
+    rng = np.random.default_rng(3)
+    t = np.arange(voice.size - half) / RATE
+    hum = np.sin(2 * np.pi * 50 * t) + 0.5 * np.sin(2 * np.pi * 150 * t) + 0.3 * rng.standard_normal(t.size)
+    hiss = rng.standard_normal(t.size)
+    level = np.mean(voice[half:][np.abs(voice[half:]) > 0.01] ** 2)
+    for noise, snr_db in ((hum, 5.0), (hiss, 10.0)):
+        y = voice.copy()
+        y[half:] += (noise * np.sqrt(level / np.mean(noise**2) / 10 ** (snr_db / 10))).astype(np.float32)
+        found = diarise(y, sample_rate=RATE)
+        assert len(found.voices) == 1, (snr_db, found.speech_s)
+        assert sum(found.speech_s) > 0.5 * voice.size / RATE  # nothing dropped as another voice
+    say_wav(tmp_path / "a.wav", SENTENCES[:5], "us")
+    say_wav(tmp_path / "b.wav", SENTENCES[5:], "high")
+    two = np.concatenate([sf.read(tmp_path / "a.wav", dtype="float32")[0], np.zeros(RATE // 2, np.float32),
+                          sf.read(tmp_path / "b.wav", dtype="float32")[0]])
+    assert len(diarise(two, sample_rate=RATE).voices) == 2

@@ -25,13 +25,19 @@ from ..errors import ConfigError
 from .cluster import cluster_voices
 from .embed import Embedder, WindowEmbeddings, window_embeddings
 
-__all__ = ["WINDOW_DISTANCE", "Diarisation", "Dropped", "Turn", "diarise", "keep_main_voice"]
+__all__ = ["ONE_CHANGE_SAME_VOICE", "WINDOW_DISTANCE", "Diarisation", "Dropped", "Turn", "diarise", "keep_main_voice"]
 
 _GRID_S = 0.01
 #: Average-linkage cosine distance for 2 s windows.  Looser than
 #: :data:`~prep.voice.cluster.CLUSTER_DISTANCE` for 3.5 s clips: two 2 s windows of one corpus
 #: speaker have a median cosine of ~0.70, of two speakers ~0.2-0.45 (``benchmarks/speakers.py``).
 WINDOW_DISTANCE = 0.5
+#: Two voices with a single change between them are one voice when the embeddings of their whole speech
+#: are at least this similar.  A change of background (noise, room, microphone) halfway through one
+#: speaker's recording splits 2 s windows but not whole stretches: one LibriSpeech speaker with the
+#: second half at 5-15 dB SNR of real noise gave 0.36-0.71 (12 of 14 splits >= 0.5), two speakers
+#: with one turn each 0.0-0.52 (1 of 15 >= 0.5) (``benchmarks/speakers.py``).
+ONE_CHANGE_SAME_VOICE = 0.5
 
 
 @dataclass(frozen=True)
@@ -144,18 +150,58 @@ def diarise(audio: np.ndarray, *, sample_rate: int, name: str = "voice", window_
     win = window_embeddings(audio, sample_rate=sample_rate, window_s=window_s, hop_s=hop_s, embedder=embedder,
                             regions=regions)
     n = win.vectors.shape[0]
-    window_voice = np.full(n, -1, dtype=int)
-    if n:
-        first = cluster_voices(win.vectors, speech_s=win.speech_s, name=name, distance=distance)
-        big = [k for k in range(first.count) if (first.index == k).sum() >= min(min_voice_windows, n)] or [0]
-        centres = np.stack([win.vectors[first.index == k].mean(axis=0) for k in big])
-        centres /= np.linalg.norm(centres, axis=1, keepdims=True) + 1e-12
-        sim = win.vectors @ centres.T  # (n, voices)
-        best = sim.argmax(axis=1)
-        top = sim[np.arange(n), best]
-        second = np.sort(sim, axis=1)[:, -2] if len(big) > 1 else np.full(n, -1.0)
-        keep = (top >= min_similarity) & (top - second >= margin)
-        window_voice = np.where(keep, best, -1)
+    if not n:
+        return _turns(win, np.full(0, -1, dtype=int), name=name, min_turn_s=min_turn_s)
+    first = cluster_voices(win.vectors, speech_s=win.speech_s, name=name, distance=distance)
+    big = [k for k in range(first.count) if (first.index == k).sum() >= min(min_voice_windows, n)] or [0]
+    groups = [first.index == k for k in big]
+    result = _turns(win, _assign(win.vectors, groups, margin=margin, min_similarity=min_similarity),
+                    name=name, min_turn_s=min_turn_s)
+    changes = sum(a.voice != b.voice for a, b in zip(result.turns, result.turns[1:], strict=False))
+    if len(result.voices) == 2 and changes == 1:
+        # One change of "voice" in the whole recording is what a change of background (noise, room,
+        # microphone) also looks like to 2 s windows.  Judge it on each side's whole speech instead.
+        sim = _voices_similarity(audio, sample_rate=sample_rate, diarisation=result, embedder=embedder)
+        if sim is not None and sim >= ONE_CHANGE_SAME_VOICE:
+            return _turns(win, _assign(win.vectors, [np.ones(n, bool)], margin=margin, min_similarity=min_similarity),
+                          name=name, min_turn_s=min_turn_s)
+    return result
+
+
+def _assign(vectors: np.ndarray, groups: list[np.ndarray], *, margin: float, min_similarity: float) -> np.ndarray:
+    """Each window's voice (index into ``groups``, -1 when ambiguous) by its nearest group centre."""
+    n = vectors.shape[0]
+    centres = np.stack([vectors[g].mean(axis=0) for g in groups])
+    centres /= np.linalg.norm(centres, axis=1, keepdims=True) + 1e-12
+    sim = vectors @ centres.T  # (n, voices)
+    best = sim.argmax(axis=1)
+    top = sim[np.arange(n), best]
+    second = np.sort(sim, axis=1)[:, -2] if len(groups) > 1 else np.full(n, -1.0)
+    keep = (top >= min_similarity) & (top - second >= margin)
+    return np.where(keep, best, -1)
+
+
+def _voices_similarity(audio: np.ndarray, *, sample_rate: int, diarisation: Diarisation,
+                       embedder: Embedder | None) -> float | None:
+    """Cosine similarity of the first two voices' embeddings, each from all its turns' audio joined."""
+    from .embed import embed_clip
+
+    mono = audio if audio.ndim == 1 else audio.mean(axis=0)
+    vectors = []
+    for voice in diarisation.voices[:2]:
+        parts = [mono[round(t.start * sample_rate) : round(t.end * sample_rate)]
+                 for t in diarisation.turns if t.voice == voice]
+        found = embed_clip(np.concatenate(parts).astype(np.float32), sample_rate=sample_rate, embedder=embedder)
+        if not found.valid:
+            return None
+        vectors.append(np.asarray(found.vector, dtype=np.float64))
+    a, b = vectors
+    return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b) + 1e-12))
+
+
+def _turns(win: WindowEmbeddings, window_voice: np.ndarray, *, name: str, min_turn_s: float) -> Diarisation:
+    """Turns, dropped speech and voices from each window's voice (-1: ambiguous)."""
+    n = window_voice.size
     # frame grid over the recording: votes of kept windows
     duration = max([b for _, b in win.regions], default=0.0)
     m = int(np.ceil(duration / _GRID_S)) + 1
