@@ -36,7 +36,8 @@ WINDOW_DISTANCE = 0.5
 #: are at least this similar.  A change of background (noise, room, microphone) halfway through one
 #: speaker's recording splits 2 s windows but not whole stretches: one LibriSpeech speaker with the
 #: second half at 5-15 dB SNR of real noise gave 0.36-0.71 (12 of 14 splits >= 0.5), two speakers
-#: with one turn each 0.0-0.52 (1 of 15 >= 0.5) (``benchmarks/speakers.py``).
+#: with one turn each 0.0-0.52 (1 of 15 >= 0.5) (``benchmarks/diarise_background.py``: splits 14 -> 3 of 24,
+#: two-speaker recordings taken as one 0 -> 1 of 15).
 ONE_CHANGE_SAME_VOICE = 0.5
 
 
