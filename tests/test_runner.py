@@ -182,6 +182,9 @@ def _spawn_run(corpus: Path, out: Path) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-c", code, "run", str(corpus), "-o", str(out), "-q", "--jobs", "1"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=out.parent,
+        # A shell starts background jobs with SIGINT ignored, and Python keeps an ignored SIGINT so: the run
+        # gets the default (KeyboardInterrupt), as when started from a terminal.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
 
 
