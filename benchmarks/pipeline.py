@@ -174,7 +174,7 @@ def stage_table(folder: Path, tmpdir: Path) -> tuple[str, dict]:
         wall = time.perf_counter() - t0
         columns[name] = (wall, stage_times())
     order = ["hash", "decode", "downmix", "resample", "denoise", "trim", "slice", "measure_input", "loudness",
-             "score", "voice", "figures", "write"]
+             "score", "voice", "figures", "previews", "write"]
     inner = ["vad", "dnsmos"]
     names = [n for n in order if any(n in t for _, t in columns.values())]
     names += sorted(n for _, t in columns.values() for n in t if n not in order and n not in inner)

@@ -302,8 +302,9 @@ def _write_preview(item: Clip, source: np.ndarray, rate: int, offset_s: float, o
     if i1 <= i0:
         return
     try:
-        data = opus_ogg(source[..., i0:i1], sample_rate=rate)
-        write_bytes_atomic(RunFolder(out_dir).preview_path(item.speaker, item.id), data)
+        with timed("previews"):
+            data = opus_ogg(source[..., i0:i1], sample_rate=rate)
+            write_bytes_atomic(RunFolder(out_dir).preview_path(item.speaker, item.id), data)
     except (OSError, ValueError, PrepError) as err:
         log.warning("%s: no source preview for the report: %s", item.id, err)
 
