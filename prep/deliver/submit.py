@@ -386,24 +386,8 @@ def plan_submission(
     notes = fallback + notes
     if not chosen:
         raise SubmitError(f"the selector chose no clip of speaker {speaker!r} in {out}: {'; '.join(notes)}")
-    selected = []
-    for clip in chosen[:max_clips]:
-        path = out / str(clip.output)
-        try:
-            data = path.read_bytes()
-        except OSError as err:
-            raise SubmitError(f"clip {clip.id}: cannot read {path}: {err.strerror or err}") from err
-        selected.append(
-            SelectedClip(
-                id=clip.id,
-                path=path,
-                output=str(clip.output),
-                bytes=len(data),
-                sha256=hashlib.sha256(data).hexdigest(),
-                duration_s=float(clip.duration_s),
-                text=clip.transcript or None,
-            )
-        )
+    selected = [_selected(out, "clip", clip.id, str(clip.output), float(clip.duration_s), clip.transcript or None)
+                for clip in chosen[:max_clips]]
     missing = [c.id for c in selected if not c.text]
     if missing:
         texts: tuple[str, ...] = ()
@@ -411,6 +395,24 @@ def plan_submission(
     else:
         texts = tuple(str(c.text) for c in selected)
     return SubmitPlan(speaker=speaker, clips=tuple(selected), texts=texts, notes=tuple(notes))
+
+
+def _selected(out: Path, kind: str, sample_id: str, output: str, duration_s: float, text: str | None, *,
+              parts: tuple[str, ...] = ()) -> SelectedClip:
+    """A sample chosen for upload: its file (``output``, relative to ``out``) read and hashed.
+
+    Raises
+    ------
+    SubmitError
+        If the file cannot be read (``kind`` and ``sample_id`` name it: ``clip a01``, ``reference ref-01``).
+    """
+    path = out / output
+    try:
+        data = path.read_bytes()
+    except OSError as err:
+        raise SubmitError(f"{kind} {sample_id}: cannot read {path}: {err.strerror or err}") from err
+    return SelectedClip(id=sample_id, path=path, output=output, bytes=len(data),
+                        sha256=hashlib.sha256(data).hexdigest(), duration_s=duration_s, text=text, parts=parts)
 
 
 def _reference_plan(out: Path, speaker: str, *, max_clips: int, include_warning: bool) -> SubmitPlan:
@@ -422,25 +424,9 @@ def _reference_plan(out: Path, speaker: str, *, max_clips: int, include_warning:
     notes = [f"sending reference samples: {len(refs[:max_clips])} of {len(refs)} "
              f"({RunFolder(out).reference_dir(speaker)})"] if refs else []
     notes += list(listing.get("notes") or [])
-    selected = []
-    for ref in refs[:max_clips]:
-        path = out / str(ref["output"])
-        try:
-            data = path.read_bytes()
-        except OSError as err:
-            raise SubmitError(f"reference {ref['id']}: cannot read {path}: {err.strerror or err}") from err
-        selected.append(
-            SelectedClip(
-                id=str(ref["id"]),
-                path=path,
-                output=str(ref["output"]),
-                bytes=len(data),
-                sha256=hashlib.sha256(data).hexdigest(),
-                duration_s=float(ref["duration_s"]),
-                text=ref.get("transcript") or None,
-                parts=tuple(ref.get("clips") or ()),
-            )
-        )
+    selected = [_selected(out, "reference", str(ref["id"]), str(ref["output"]), float(ref["duration_s"]),
+                          ref.get("transcript") or None, parts=tuple(ref.get("clips") or ()))
+                for ref in refs[:max_clips]]
     missing = [f"{ref['id']}: {ref.get('text_note') or 'no text'}" for ref in refs[:max_clips]
                if not ref.get("transcript")]
     if missing:
