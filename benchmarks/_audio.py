@@ -74,3 +74,13 @@ def program(seconds: float, sample_rate: int, *, seed: int = 0, snr_db: float = 
         bed = rng.standard_normal(total).astype(np.float32)
     bed = bed / (np.std(bed) + 1e-12) * np.sqrt(speech_power / 10 ** (snr_db / 10))
     return (out + bed).astype(np.float32)
+
+
+def si_sdr(estimate: np.ndarray, reference: np.ndarray) -> float:
+    """Scale-invariant SDR in dB (Le Roux et al. 2019), zero-mean."""
+    est = estimate.astype(np.float64) - estimate.mean()
+    ref = reference.astype(np.float64) - reference.mean()
+    alpha = est @ ref / (ref @ ref)
+    target = alpha * ref
+    err = est - target
+    return float(10 * np.log10((target @ target) / max(err @ err, 1e-30)))

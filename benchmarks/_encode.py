@@ -22,38 +22,14 @@ def encode(path: Path, audio: np.ndarray, sample_rate: int, *, bit_rate: int | N
 
     ``.ogg`` is Vorbis written by libsndfile (FFmpeg's own Vorbis encoder is experimental).
     """
-    import av
-
     if path.suffix == ".ogg":
         import soundfile as sf
 
         sf.write(path, audio.T, sample_rate, format="OGG", subtype="VORBIS")
         return
 
-    fmt, codec = _CODECS[path.suffix]
-    audio = np.ascontiguousarray(np.clip(audio, -1.0, 1.0), dtype=np.float32)
-    channels = audio.shape[0]
-    with av.open(str(path), "w", format=fmt) as container:
-        rate = 48000 if codec == "libopus" else sample_rate
-        stream = container.add_stream(codec, rate=rate, layout="stereo" if channels == 2 else "mono")
-        if bit_rate:
-            stream.bit_rate = bit_rate
-        frame = av.AudioFrame.from_ndarray(audio, format="fltp", layout="stereo" if channels == 2 else "mono")
-        frame.sample_rate = sample_rate
-        resampler = av.AudioResampler(format=stream.codec_context.format, layout=stream.codec_context.layout,
-                                      rate=rate)
-        step = 1 << 16
-        for i in range(0, audio.shape[1], step):
-            part = av.AudioFrame.from_ndarray(audio[:, i:i + step].copy(), format="fltp", layout=frame.layout)
-            part.sample_rate = sample_rate
-            for out in resampler.resample(part):
-                for packet in stream.encode(out):
-                    container.mux(packet)
-        for out in resampler.resample(None):
-            for packet in stream.encode(out):
-                container.mux(packet)
-        for packet in stream.encode(None):
-            container.mux(packet)
+    audio = np.asarray(audio, dtype=np.float32)
+    encode_stream(path, [audio], sample_rate, audio.shape[0], bit_rate=bit_rate)
 
 
 def encode_stream(path: Path, chunks, sample_rate: int, channels: int, *, bit_rate: int | None = None) -> None:

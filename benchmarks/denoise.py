@@ -40,6 +40,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks._audio import si_sdr
 from benchmarks._results import best_of, write_section
 
 CORPUS = Path(os.environ.get("VOICEPREP_CORPUS", "/work/shared/corpus"))
@@ -145,16 +146,6 @@ def mixture(clean: np.ndarray, noise: np.ndarray | None, name: str, snr_db: floa
     speech_power = np.mean(clean.astype(np.float64) ** 2)
     gain = np.sqrt(speech_power / (np.mean(bed.astype(np.float64) ** 2) * 10 ** (snr_db / 10)))
     return ref, (ref + gain * bed).astype(np.float32)
-
-
-def si_sdr(estimate: np.ndarray, reference: np.ndarray) -> float:
-    """Scale-invariant SDR in dB (Le Roux et al. 2019), zero-mean."""
-    est = estimate.astype(np.float64) - estimate.mean()
-    ref = reference.astype(np.float64) - reference.mean()
-    alpha = est @ ref / (ref @ ref)
-    target = alpha * ref
-    err = est - target
-    return float(10 * np.log10((target @ target) / max(err @ err, 1e-30)))
 
 
 # -- peers ------------------------------------------------------------------------

@@ -45,6 +45,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks._audio import si_sdr
 from benchmarks._results import CORPUS, versions, write_section
 
 RATE = 44100
@@ -81,16 +82,6 @@ def _read(rel: str) -> np.ndarray:
     audio, rate = load(CORPUS / rel)
     mono = audio.mean(axis=0)
     return np.ascontiguousarray(soxr.resample(mono, rate, RATE) if rate != RATE else mono, dtype=np.float32)
-
-
-def si_sdr(estimate: np.ndarray, reference: np.ndarray) -> float:
-    """Scale-invariant SDR in dB, zero-mean."""
-    est = estimate.astype(np.float64) - estimate.mean()
-    ref = reference.astype(np.float64) - reference.mean()
-    alpha = est @ ref / (ref @ ref)
-    target = alpha * ref
-    err = est - target
-    return float(10 * np.log10((target @ target) / max(err @ err, 1e-30)))
 
 
 def mixture(clean: np.ndarray, noise: np.ndarray, snr_db: float, lead: bool, seed: int):

@@ -506,11 +506,7 @@ def pipeline_main(write: bool) -> None:
     for r in inter:
         lines.append(f"| {r['pair']} | {r['dur']:.0f} | {r['voices']} | {r['clips']} ({r['usable']}) | "
                      f"{', '.join(r['speakers'])} | {fmt_pct(r['wrong'])} | {fmt_pct(r['kept_main'])} |")
-    if inter:
-        mean_wrong = fmt_pct(float(np.mean([r["wrong"] for r in inter])))
-        lines.append(f"\nMean wrong-voice share of kept speech **{mean_wrong}**"
-                     f" (max {fmt_pct(max(r['wrong'] for r in inter))}); main voice kept "
-                     f"{fmt_pct(float(np.mean([r['kept_main'] for r in inter])))}.")
+    lines += _interview_summary(inter)
     lines += ["", "### Telephone call `speech/pyannote_sample.wav` through the pipeline", "",
               "| clip | speaker | span s | seconds per reference speaker | voices found | diarise findings |",
               "|---|---|---|---|---:|---|"]
@@ -534,6 +530,16 @@ def pipeline_main(write: bool) -> None:
 
 def fmt_pct(x: float) -> str:
     return f"{100 * x:.1f} %"
+
+def _interview_summary(inter: list[dict]) -> list[str]:
+    """The line under an interview table: mean and worst wrong-voice share, mean share of the main voice kept."""
+    if not inter:
+        return []
+    mean_wrong = fmt_pct(float(np.mean([r["wrong"] for r in inter])))
+    return [f"\nMean wrong-voice share of kept speech: **{mean_wrong}**"
+            f" (max {fmt_pct(max(r['wrong'] for r in inter))}); main voice kept "
+            f"{fmt_pct(float(np.mean([r['kept_main'] for r in inter])))}."]
+
 
 
 def main() -> None:
@@ -656,11 +662,7 @@ def main() -> None:
         drop = ", ".join(f"{k} {v:.1f}" for k, v in r["dropped"].items()) or "-"
         lines.append(f"| {r['pair']} | {r['dur']:.0f} | {r['voices']} | {fmt_pct(r['wrong'])} | "
                      f"{fmt_pct(r['kept_main'])} | {drop} | {r['dur'] / r['cpu']:.0f} |")
-    if inter:
-        mean_wrong = fmt_pct(float(np.mean([r["wrong"] for r in inter])))
-        lines.append(f"\nMean wrong-voice share of kept speech: **{mean_wrong}**"
-                     f" (max {fmt_pct(max(r['wrong'] for r in inter))}); main voice kept "
-                     f"{fmt_pct(float(np.mean([r['kept_main'] for r in inter])))}.")
+    lines += _interview_summary(inter)
 
     d, per_voice, kept, truth, (n_single, med_same, med_diff) = telephone()
     lines += ["", "### Telephone call `speech/pyannote_sample.wav` (2 speakers, reference .rttm)", ""]
