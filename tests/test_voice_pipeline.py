@@ -135,3 +135,22 @@ def test_without_the_extra_one_notice_and_nothing_else(tmp_path, caplog):
     assert all("voice_embedding" in c.metrics and "voice_similarity" not in c.metrics for c in clips)
     assert any("voice not checked: 2 clip(s)" in n for n in speaker_summary(clips)["notes"])
     assert np.isfinite(np.asarray(clips[0].metrics["voice_embedding"])).all()
+
+
+def test_a_folder_of_two_voices_sends_only_its_main_voice(tmp_path):
+    """Without --speakers auto, selection and reference samples of a two-voice folder use its main voice only."""
+    from prep.deliver.references import ReferenceConfig, eligible_clips
+
+    plan = [("low", 0), ("high", 1), ("low", 2), ("high", 3), ("low", 4), ("high", 5), ("low", 6)]
+    folder = _folder(tmp_path / "in", "duo", plan)
+    clips = run_jobs(discover([folder]), get_profile("dataset").stages, out_dir=tmp_path / "out")
+    low = {c.id for c in clips if c.source.endswith("_low.wav")}
+    high = {c.id for c in clips if c.source.endswith("_high.wav")}
+    summary = speaker_summary(clips)
+    assert summary["voices"]["several"]
+    chosen = set(summary["selection"]["clips"])
+    assert chosen and chosen <= low, (chosen, high)
+    assert any("only the main one" in n for n in summary["notes"])
+    usable, notes = eligible_clips(clips, config=ReferenceConfig(include_warning=True))
+    assert usable and {c.id for c in usable} <= low
+    assert any("only the main one" in n and all(h in n for h in high) for n in notes)

@@ -57,7 +57,7 @@ from ..errors import ConfigError, DataError, OutputError
 from ..findings import verdict_of
 from ..metrics import finite, pick
 from ..run.run_folder import REFERENCES_JSON, RunFolder
-from .select import clip_seconds
+from .select import clip_seconds, outside_main_voice
 
 __all__ = [
     "LISTING_VERSION",
@@ -188,7 +188,9 @@ def eligible_clips(clips: Iterable[Clip], *, config: ReferenceConfig) -> tuple[l
 
     A clip is eligible when its :func:`reference_verdict` is ``approved`` (or
     ``warning`` with ``include_warning``), it has a written file and a length,
-    and no ``voice.other*`` finding says it may be another voice.
+    no ``voice.other*`` finding says it may be another voice, and, when the
+    speaker's clips clearly form several voices, it belongs to the main one
+    (:func:`prep.deliver.select.outside_main_voice`).
 
     Raises
     ------
@@ -203,11 +205,14 @@ def eligible_clips(clips: Iterable[Clip], *, config: ReferenceConfig) -> tuple[l
     other = [c.id for c in pool if _other_voice(c) and verdict_of(
         f for f in c.findings if f.code not in _JOINING_FIXES and not f.code.startswith(_OTHER_VOICE_PREFIX)
     ) in allowed]
-    keep = [c for c in pool
-            if reference_verdict(c) in allowed and c.output and clip_seconds(c) > 0 and not _other_voice(c)]
+    outside, outside_note = outside_main_voice(pool)
+    keep = [c for c in pool if reference_verdict(c) in allowed and c.output and clip_seconds(c) > 0
+            and not _other_voice(c) and c.id not in outside]
     notes = []
     if other:
         notes.append(f"{len(other)} clip(s) that may be another voice were left out: {', '.join(other)}")
+    if outside_note:
+        notes.append(outside_note)
     warned = sum(reference_verdict(c) == "warning" for c in pool)
     if warned and not config.include_warning:
         notes.append(f"{warned} clip(s) with warnings were not used (include_warning uses them)")

@@ -22,6 +22,7 @@ from ..errors import ConfigError
 from ..metrics import finite, pick, source_metrics
 
 __all__ = [
+    "outside_main_voice",
     "blocking_note",
     "MAX_CLIPS",
     "MAX_TOTAL_S",
@@ -140,7 +141,8 @@ def select_clips(
     ``[mos]`` extra ran): approved clips of at least ``min_clip_s``, shorter
     approved clips, warning clips of at least ``min_clip_s``, shorter
     warning clips.  Rejected and errored clips are never chosen, nor clips that
-    may be another voice (``voice.other``).  The first
+    may be another voice (``voice.other``), nor, when the clips clearly form
+    several voices, those outside the main one (:func:`outside_main_voice`).  The first
     tier is taken while the total stays within ``max_total_s`` and the count
     within ``max_clips``; later tiers only while the total is still below
     ``min_total_s``.  A clip that would overflow ``max_total_s`` is skipped
@@ -182,8 +184,10 @@ def select_clips(
         return (0 if long_enough else 1) + (0 if clip.verdict == "approved" else 2)
 
     other_voice = [c.id for c in pool if c.verdict == "warning" and _other_voice(c)]
+    outside, outside_note = outside_main_voice(pool)
     candidates = [
-        c for c in pool if c.verdict in ("approved", "warning") and clip_seconds(c) > 0 and not _other_voice(c)
+        c for c in pool
+        if c.verdict in ("approved", "warning") and clip_seconds(c) > 0 and not _other_voice(c) and c.id not in outside
     ]
     candidates.sort(key=lambda c: (tier(c), -_score(c), -clip_seconds(c), c.id))
     chosen: list[Clip] = []
@@ -219,6 +223,8 @@ def select_clips(
     if other_voice:
         notes.append(f"{len(other_voice)} clip(s) that may be a different voice were left out: "
                      f"{', '.join(other_voice)}")
+    if outside_note:
+        notes.append(outside_note)
     return Selection(tuple(chosen), total, min_total_s, max_total_s, tuple(notes))
 
 
@@ -425,6 +431,26 @@ def speaker_summary(
         "voices": voices,
         "notes": notes,
     }
+
+
+def outside_main_voice(clips: Sequence[Clip]) -> tuple[frozenset[str], str | None]:
+    """Ids of one speaker's clips that belong to another voice than its main one, and a note naming them.
+
+    Only when the clips clearly form several voices (:func:`prep.voice.clips.speaker_voices`
+    counts two or more): the main voice is the one with the most speech, and the clips of the
+    other counting voices are outside it.  A sample for one voice never mixes voices.  Empty
+    (and no note) with one voice, too few embedded clips, or without speaker embeddings.
+    """
+    voices = _voices(clips)
+    if not voices or not voices["several"]:
+        return frozenset(), None
+    counting = [v for v in voices["voices"] if v["counts"]]
+    main, others = counting[0], counting[1:]
+    outside = frozenset(cid for v in others for cid in v["clips"])
+    note = (f"the clips form {len(counting)} voices: only the main one ({main['name']}, {main['speech_s']:.0f} s) "
+            f"is used; {len(outside)} clip(s) of the others were left out (--speakers auto makes each its own "
+            f"speaker): {', '.join(sorted(outside))}")
+    return outside, note
 
 
 def _voices(clips: Sequence[Clip]) -> dict[str, Any] | None:
