@@ -98,6 +98,20 @@ def new_snr(x: np.ndarray, rate: int) -> float:
     return snr_estimate(x, sample_rate=rate).snr_db
 
 
+SPEECH_BAND_HZ = 100.0  # candidate (not adopted): the same estimator on the signal high-passed here
+
+
+def band_snr(x: np.ndarray, rate: int) -> float:
+    """Candidate: the floor-of-the-pauses SNR of the signal above SPEECH_BAND_HZ (4th-order Butterworth).
+
+    The VAD still runs on the unfiltered signal.  Its truth on mixtures is the SNR of the high-passed
+    speech and noise, not the broadband one (pink noise and 50 Hz hum lose much of their power).
+    """
+    speech = vad_mask(x, sample_rate=rate)
+    sos = signal.butter(4, SPEECH_BAND_HZ, "highpass", fs=rate, output="sos")
+    return snr_estimate(signal.sosfilt(sos, x).astype(np.float32), sample_rate=rate, speech=speech).snr_db
+
+
 # -- inputs ----------------------------------------------------------------------------------
 def read(path: Path, rate: int | None = RATE) -> tuple[np.ndarray, int]:
     audio, native = load(path)
@@ -123,7 +137,7 @@ def rir(path: Path) -> np.ndarray:
 
 
 def mixtures(quick: bool):
-    """Yield (condition, noise name, snr_db, mixture, true snr_db)."""
+    """Yield (condition, noise name, snr_db, mixture, speech-band true snr_db); snr_db is the broadband truth."""
     speech_files = SPEECH_FILES[:2] if quick else SPEECH_FILES
     lead = np.zeros(int(LEAD_S * RATE), np.float32)
     speech = [np.concatenate([lead, read(CORPUS / p)[0], lead]) for p in speech_files]
@@ -140,6 +154,9 @@ def mixtures(quick: bool):
             power = frame_powers(y, sample_rate=RATE)
             mask = vad_mask(y, sample_rate=RATE)[: power.size]
             speech_power = float(np.mean(power[: mask.size][mask]))
+            band = signal.butter(4, SPEECH_BAND_HZ, "highpass", fs=RATE, output="sos")
+            band_power = frame_powers(signal.sosfilt(band, y).astype(np.float32), sample_rate=RATE)
+            band_speech = float(np.mean(band_power[: mask.size][mask]))
             for k, (name, src) in enumerate(noise_list):
                 if src is None:
                     z = colored(y.size, 100 * i + k, 0.0 if name == "white" else 1.0)
@@ -147,8 +164,11 @@ def mixtures(quick: bool):
                     offset = (i * 7919) % max(1, src.size - y.size)
                     z = np.resize(src[offset:], y.size)
                 z = z / math.sqrt(float(np.mean(z.astype(np.float64) ** 2)))
+                kept = float(np.mean(signal.sosfilt(band, z) ** 2))  # share of the noise power above the band edge
                 for snr in SNRS_DB:
-                    yield condition, name, snr, (y + z * math.sqrt(speech_power / 10 ** (snr / 10))).astype(np.float32)
+                    gain2 = speech_power / 10 ** (snr / 10)
+                    yield (condition, name, snr, (y + z * math.sqrt(gain2)).astype(np.float32),
+                           10 * math.log10(band_speech / (kept * gain2)))
 
 
 def corpus_recordings() -> list[Path]:
@@ -159,9 +179,12 @@ def corpus_recordings() -> list[Path]:
 # -- sections --------------------------------------------------------------------------------
 def accuracy(quick: bool) -> str:
     errors: dict[tuple[str, str], dict[int, list[tuple[float, float]]]] = {}
-    for condition, name, snr, x in mixtures(quick):
+    band_errors: list[tuple[float, float]] = []  # candidate vs broadband truth, vs speech-band truth
+    for condition, name, snr, x, band_truth in mixtures(quick):
         errors.setdefault((condition, name), {}).setdefault(snr, []).append((old_snr(x, RATE) - snr,
                                                                              new_snr(x, RATE) - snr))
+        band = band_snr(x, RATE)
+        band_errors.append((band - snr, band - band_truth))
     head = " | ".join(f"{s} dB old / new" for s in SNRS_DB)
     lines = [f"| speech | noise | n | {head} |", "|---|---|---:|" + "---|" * len(SNRS_DB)]
     all_old, all_new = [], []
@@ -181,6 +204,14 @@ def accuracy(quick: bool) -> str:
         f"new {np.mean(new_arr <= 3):.0%}; "
         f"mean |error| old {old_arr.mean():.2f} dB, new {new_arr.mean():.2f} dB; "
         f"worst old {old_arr.max():.1f} dB, new {new_arr.max():.1f} dB"
+    )
+    b = np.abs(np.array(band_errors))
+    worst_band = max(band_errors, key=lambda e: abs(e[0]))[0]
+    summary += (
+        f"\n- candidate, same estimator above {SPEECH_BAND_HZ:.0f} Hz (not adopted): |error| <= 3 dB against the "
+        f"broadband truth {np.mean(b[:, 0] <= 3):.0%} (worst {worst_band:+.1f} dB: pink noise and 50 Hz hum lose "
+        f"their power below the band edge), against the same band's truth {np.mean(b[:, 1] <= 3):.0%} "
+        f"(mean {b[:, 1].mean():.2f} dB, worst {b[:, 1].max():.1f} dB)"
     )
     return "\n".join(["Worst error (estimate - truth, dB) over the speech files, old / **new** (bold: within 3 dB):",
                       "", *lines, "", summary])
@@ -217,8 +248,23 @@ def program_speed(seconds: float = 60.0) -> list[str]:
     return rows
 
 
-def corpus(quick: bool, reference_every: int) -> tuple[str, str]:
+def _spearman_halves(snr: np.ndarray, bak: np.ndarray) -> tuple[float, float]:
+    """Spearman on the even- and the odd-numbered recordings (a split for choosing on one, checking on the other)."""
+    return stats.spearmanr(snr[::2], bak[::2]).statistic, stats.spearmanr(snr[1::2], bak[1::2]).statistic
+
+
+def corpus(quick: bool, reference_every: int, bak_cache: Path | None = None,
+           rank_only: bool = False) -> tuple[str, str]:
+    """Rank agreement with DNSMOS BAK and DNSMOS speed.
+
+    ``bak_cache``: JSON file of BAK per recording, written after the run; with ``rank_only`` it is read
+    instead of running DNSMOS (no speed section), for fast iterations on the estimator.
+    """
+    import json
+
     from prep.dsp.dnsmos import dnsmos_scores
+
+    cached = json.loads(bak_cache.read_text()) if rank_only and bak_cache is not None and bak_cache.exists() else {}
 
     rows = []
     speed = {"direct": [0.0, 0.0], "speechmos": [0.0, 0.0]}  # audio s, cpu s
@@ -230,13 +276,19 @@ def corpus(quick: bool, reference_every: int) -> tuple[str, str]:
     files = corpus_recordings()
     if quick:
         files = files[::4]
-    dnsmos_scores(np.zeros(RATE, np.float32) + 1e-3, sample_rate=RATE)  # warm sessions
+    if cached:
+        reference = None
+    else:
+        dnsmos_scores(np.zeros(RATE, np.float32) + 1e-3, sample_rate=RATE)  # warm sessions
     if reference is not None:
         reference.run(np.full(RATE * 10, 1e-3, np.float32), RATE)
     for path in files:
         name = str(path.relative_to(CORPUS))
         x, rate = read(path, None)
         y = soxr.resample(x, rate, RATE).astype(np.float32) if rate != RATE else x
+        if name in cached:
+            rows.append((name, cached[name], old_snr(x, rate), new_snr(x, rate), y.size / RATE, band_snr(x, rate)))
+            continue
         t0 = time.process_time()
         scores = dnsmos_scores(y, sample_rate=RATE)
         speed["direct"][0] += y.size / RATE
@@ -248,30 +300,45 @@ def corpus(quick: bool, reference_every: int) -> tuple[str, str]:
             speed["speechmos"][1] += time.process_time() - t0
             diffs.append((abs(scores.ovrl - ref["ovrl_mos"]), abs(scores.sig - ref["sig_mos"]),
                           abs(scores.bak - ref["bak_mos"]), abs(scores.p808 - ref["p808_mos"]), y.size / RATE))
-        rows.append((name, scores.bak, old_snr(x, rate), new_snr(x, rate), y.size / RATE))
+        rows.append((name, scores.bak, old_snr(x, rate), new_snr(x, rate), y.size / RATE, band_snr(x, rate)))
+    if bak_cache is not None and not cached:
+        bak_cache.write_text(json.dumps({r[0]: r[1] for r in rows}, indent=1))
     real = [r for r in rows if r[0] not in DERIVED]
     bak = np.array([r[1] for r in real])
     lines = []
-    for label, col in (("old (mean of pauses)", 2), ("new (floor of pauses)", 3)):
+    for label, col in (("old (mean of pauses)", 2), ("new (floor of pauses)", 3),
+                       (f"candidate: new above {SPEECH_BAND_HZ:.0f} Hz (not adopted)", 5)):
         snr = np.array([r[col] for r in real])
         rho = stats.spearmanr(snr, bak).statistic
+        even, odd = _spearman_halves(snr, bak)
         rho_all = stats.spearmanr([r[col] for r in rows], [r[1] for r in rows]).statistic
         rejected = [f"{Path(r[0]).name} (BAK {r[1]:.2f}, {r[col]:.1f} dB)" for r in real
                     if r[1] >= CLEAN_BAK and r[col] < REJECT_SNR_DB]
-        lines.append(f"| {label} | {rho:.2f} | {rho_all:.2f} | {len(rejected)} | {'; '.join(rejected) or '-'} |")
+        lines.append(f"| {label} | {rho:.2f} | {even:.2f} / {odd:.2f} | {rho_all:.2f} | {len(rejected)} | "
+                     f"{'; '.join(rejected) or '-'} |")
     moved = sorted(real, key=lambda r: r[2] - r[3])[:5]
+    rank_snr = stats.rankdata([r[3] for r in real])
+    rank_bak = stats.rankdata(bak)
+    worst = np.argsort(-np.abs(rank_snr - rank_bak))[:8]
     table = "\n".join([
         f"{len(real)} real speech recordings of the corpus (all {len(rows)} speech files but the derived reverberant "
         f"copies for the 'all' column); DNSMOS BAK from prep.dsp.dnsmos on the whole recording; "
         f"SNR at the native rate.",
         "",
-        "| estimator | Spearman vs BAK (real) | Spearman (all) | clean (BAK >= 3.9) rejected (SNR < 10 dB) | which |",
-        "|---|---:|---:|---:|---|",
+        "| estimator | Spearman vs BAK (real) | even / odd recordings | Spearman (all) | "
+        "clean (BAK >= 3.9) rejected (SNR < 10 dB) | which |",
+        "|---|---:|---:|---:|---:|---|",
         *lines,
         "",
         "Largest changes (old -> new dB): " + "; ".join(f"{Path(r[0]).name} {r[2]:.1f} -> {r[3]:.1f} (BAK {r[1]:.2f})"
                                                          for r in moved),
+        "",
+        f"Largest rank disagreements, new SNR rank - BAK rank of {len(real)} (SNR new / above 100 Hz, BAK): "
+        + "; ".join(f"{Path(real[i][0]).name} {rank_snr[i] - rank_bak[i]:+.0f} ({real[i][3]:.1f} / "
+                    f"{real[i][5]:.1f} dB, BAK {real[i][1]:.2f})" for i in worst),
     ])
+    if cached:
+        return table, ""
     out = program_speed()
     for label, (audio, cpu) in speed.items():
         if cpu > 0:
@@ -309,7 +376,13 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer speech files (a smoke run, not for RESULTS.md)")
     parser.add_argument("--no-write", action="store_true", help="print only")
     parser.add_argument("--reference-every", type=int, default=3, help="run speechmos on every n-th recording")
+    parser.add_argument("--bak-cache", type=Path, help="JSON of DNSMOS BAK per recording (written after a full run)")
+    parser.add_argument("--rank-only", action="store_true",
+                        help="only the BAK agreement, BAK read from --bak-cache (implies --no-write)")
     args = parser.parse_args()
+    if args.rank_only:
+        print(corpus(args.quick, 1, args.bak_cache, rank_only=True)[0])
+        return
     if not (CORPUS / "speech").is_dir():
         sys.exit(f"corpus not found at {CORPUS} (set VOICEPREP_CORPUS)")
     acc = accuracy(args.quick)
