@@ -386,7 +386,7 @@ def main() -> None:
     if not (CORPUS / "speech").is_dir():
         sys.exit(f"corpus not found at {CORPUS} (set VOICEPREP_CORPUS)")
     acc = accuracy(args.quick)
-    table, speed_md = corpus(args.quick, max(1, args.reference_every))
+    table, speed_md = corpus(args.quick, max(1, args.reference_every), args.bak_cache)
     md = "\n\n".join([
         "## SNR: floor of the pauses vs mean of the pauses; DNSMOS direct on onnxruntime",
         "### Accuracy on mixtures at known SNR", acc,
