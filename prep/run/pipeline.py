@@ -20,14 +20,13 @@ import hashlib
 import json
 import logging
 from collections.abc import Sequence
-from time import perf_counter
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from ..clip import Clip
 from ..errors import PrepError
 from ..findings import finding
 from ..metrics import METRICS_VERSION, undeclared
-from ..timing import add_time
+from ..timing import add_time, now
 
 __all__ = [
     "CHANGES",
@@ -227,7 +226,7 @@ def run_stages(clip: Clip, stages: Sequence[Stage]) -> list[Clip]:
             if item.verdict == "error":
                 out.append(item)
                 continue
-            t0 = perf_counter()
+            t0 = now()
             try:
                 result = stage.apply(item)
             except PrepError as err:
@@ -239,7 +238,7 @@ def run_stages(clip: Clip, stages: Sequence[Stage]) -> list[Clip]:
                 out.append(item.with_findings(finding("internal.error", stage=stage.name, detail=detail)))
                 continue
             finally:
-                add_time(stage.name, perf_counter() - t0)
+                add_time(stage.name, now() - t0)
             results = [_check_metrics(stage, item, r) for r in ([result] if isinstance(result, Clip) else result)]
             for r in results:
                 undeclared = _undeclared_changes(changes, item, r)
