@@ -30,13 +30,18 @@ windows: |ΔOVRL| mean 0.02, max 0.13 on corpus recordings (``benchmarks/RESULTS
 from __future__ import annotations
 
 import functools
+import hashlib
+import json
+import threading
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..audio import check_sample_rate, mix_to_mono
-from ..models import BundledModel, model_files
+from ..io import atomic_path, write_text_atomic
+from ..models import BundledModel, ModelError, cache_dir, model_files
 
 __all__ = [
     "DNSMOS_MODEL",
@@ -45,6 +50,8 @@ __all__ = [
     "DnsmosScores",
     "dnsmos_scores",
     "mel_features",
+    "calibration_windows",
+    "quantized_p835",
     "window_starts",
 ]
 
@@ -199,16 +206,163 @@ def _loop_to_window(y: np.ndarray) -> np.ndarray:
     return y
 
 
+# -- int8 P.835 model -------------------------------------------------------------------------
+#: Bump when the quantisation recipe below changes (a new cache file is made).
+_QUANT_RECIPE = 1
+# Left in float: the STFT convolutions (their outputs go through a log), the first 3x3 convolution
+# (its input is the log-power spectrogram, whose uint8 rounding moved OVRL by up to 0.1) and the
+# dense head (MatMul; quantising it moved scores by > 1 MOS).  Quantised: conv2d_1 .. conv2d_6
+# with their ReLU and max-pooling, ~97 % of the FLOPs.
+_QUANT_EXCLUDE = ("stft-real", "stft-imag", "conv2d")
+_QUANT_OPS = ("Conv", "Relu", "MaxPool")
+
+
+def _speechlike(rng: np.random.Generator, n: int, f0_hz: float) -> np.ndarray:
+    """Syllables (harmonics on a gliding f0 through three formant resonators) with word and phrase gaps."""
+    from scipy.signal import lfilter
+
+    out = np.zeros(n)
+    pos = int(rng.uniform(0.1, 0.5) * MODEL_RATE)
+    while pos < n:
+        dur = int(rng.uniform(0.12, 0.3) * MODEL_RATE)
+        t = np.arange(dur) / MODEL_RATE
+        f0 = f0_hz * (1 + 0.12 * np.sin(2 * np.pi * rng.uniform(1.5, 4) * t + rng.uniform(0, 6.28)))
+        phase = 2 * np.pi * np.cumsum(f0) / MODEL_RATE
+        src = sum(np.sin(k * phase) / k for k in range(1, int(7000 / f0_hz)))
+        syl = np.zeros(dur)
+        for formant, bw in ((rng.uniform(300, 900), 90.0), (rng.uniform(900, 2400), 120.0),
+                            (rng.uniform(2400, 3400), 160.0)):
+            r = np.exp(-np.pi * bw / MODEL_RATE)
+            syl += lfilter([1 - r], [1, -2 * r * np.cos(2 * np.pi * formant / MODEL_RATE), r * r], src)
+        syl *= np.sin(np.pi * np.arange(dur) / dur) ** 0.6
+        if rng.uniform() < 0.35:  # a fricative onset
+            m = int(0.06 * MODEL_RATE)
+            burst = np.diff(rng.standard_normal(m + 1)) * np.hanning(m) * 0.3 * np.abs(syl).max()
+            syl = np.concatenate([burst, syl])
+        end = min(n, pos + syl.size)
+        out[pos:end] += syl[: end - pos]
+        gap = rng.uniform(0.02, 0.1) if rng.uniform() < 0.8 else rng.uniform(0.3, 1.0)
+        pos = end + int(gap * MODEL_RATE)
+    return out
+
+
+def calibration_windows(seed: int = 0) -> list[np.ndarray]:
+    """The deterministic audio the int8 P.835 model is calibrated on: ten 9.01 s windows.
+
+    Synthetic speech-like phrases, clean or with white, pink or brown noise at 0-40 dB SNR, peaks
+    from 0.01 to 0.9 (no recordings are shipped, so calibration uses generated audio only).
+
+    Returns
+    -------
+    list of np.ndarray, float32, shape (WINDOW_SAMPLES,)
+    """
+    rng = np.random.default_rng(seed)
+    out = []
+    for snr_db, exponent, peak in ((None, 0, 0.3), (30, 1, 0.5), (20, 0, 0.1), (10, 1, 0.3), (5, 0, 0.6),
+                                   (0, 1, 0.2), (15, 2, 0.05), (None, 0, 0.9), (0, 0, 0.4), (40, 1, 0.01)):
+        s = _speechlike(rng, WINDOW_SAMPLES, rng.uniform(90, 260))
+        s /= np.abs(s).max()
+        if snr_db is None:
+            s += 1e-4 * rng.standard_normal(WINDOW_SAMPLES)
+        else:
+            spec = np.fft.rfft(rng.standard_normal(WINDOW_SAMPLES))
+            f = np.arange(spec.size, dtype=np.float64)
+            f[0] = 1.0
+            noise = np.fft.irfft(spec / f ** (exponent / 2), WINDOW_SAMPLES)
+            speech_power = np.mean(s[np.abs(s) > 0.01] ** 2)
+            s += noise * np.sqrt(speech_power / np.mean(noise**2) / 10 ** (snr_db / 10))
+        out.append((s / np.abs(s).max() * peak).astype(np.float32))
+    return out
+
+
+def _quantize_p835(src: Path, dst: Path) -> None:
+    """Write the int8 (QDQ, per-channel weights, uint8 activations, MinMax-calibrated) P.835 model."""
+    import tempfile
+
+    import onnx
+    from onnx import version_converter
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+
+    class _Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self._it = iter([{"input_1": w[np.newaxis]} for w in calibration_windows()])
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            return next(self._it, None)
+
+    with tempfile.TemporaryDirectory(dir=dst.parent) as tmp:
+        opset13 = Path(tmp) / "opset13.onnx"  # per-channel QDQ needs DequantizeLinear's axis (opset 13)
+        onnx.save(version_converter.convert_version(onnx.load(str(src)), 13), str(opset13))
+        quantize_static(str(opset13), str(dst), _Reader(), quant_format=QuantFormat.QDQ,
+                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=True,
+                        nodes_to_exclude=list(_QUANT_EXCLUDE), op_types_to_quantize=list(_QUANT_OPS))
+
+
+_QUANT_LOCK = threading.Lock()
+
+
+def quantized_p835(src: Path, src_sha256: str) -> bytes:
+    """The int8 P.835 model made from the checked float model ``src``, cached per user, as bytes.
+
+    Made once per (model, recipe, onnxruntime and onnx versions) into
+    ``cache_dir()/models/dnsmos-int8/`` (a temporary file in that folder, then a rename, so concurrent
+    workers never see a partial file), with a JSON beside it recording what it was made from and its
+    own SHA-256.  Calibration runs the float model, whose rounding can differ between CPUs and
+    onnxruntime versions, so the file's bytes (and its hash) are not portable: the hash recorded at
+    creation is checked on every load (a changed or corrupted file is remade).
+
+    Raises
+    ------
+    ModelError
+        ``onnx`` (needed to quantise) is not installed.
+    """
+    import onnxruntime as ort
+
+    try:
+        import onnx
+    except ImportError as err:
+        raise ModelError(f"model {DNSMOS_MODEL.name}: the int8 model is made with onnx, which is not "
+                         f"installed; {DNSMOS_MODEL.install_hint}") from err
+    meta = {"source_sha256": src_sha256, "recipe": _QUANT_RECIPE, "onnxruntime": ort.__version__,
+            "onnx": onnx.__version__}
+    key = hashlib.sha256(json.dumps(meta, sort_keys=True).encode()).hexdigest()[:16]
+    folder = cache_dir() / "models" / "dnsmos-int8"
+    target = folder / f"sig_bak_ovr.int8.{key}.onnx"
+    info = target.with_suffix(".json")
+    with _QUANT_LOCK:
+        data = _read_checked(target, info, meta)
+        if data is not None:
+            return data
+        folder.mkdir(parents=True, exist_ok=True)
+        with atomic_path(target) as tmp:
+            _quantize_p835(src, tmp)
+            data = tmp.read_bytes()
+        write_text_atomic(info, json.dumps({**meta, "sha256": hashlib.sha256(data).hexdigest()}, indent=1) + "\n")
+        return data
+
+
+def _read_checked(target: Path, info: Path, meta: dict[str, Any]) -> bytes | None:
+    """The cached int8 model's bytes when its JSON matches ``meta`` and its SHA-256, else None."""
+    try:
+        recorded = json.loads(info.read_text())
+        data = target.read_bytes()
+    except (OSError, ValueError):
+        return None
+    if any(recorded.get(k) != v for k, v in meta.items()):
+        return None
+    return data if hashlib.sha256(data).hexdigest() == recorded.get("sha256") else None
+
+
 # -- sessions --------------------------------------------------------------------------------
-def _sessions(model: BundledModel) -> tuple[Any, Any]:
+def _sessions(model: BundledModel, *, quantized: bool = True) -> tuple[Any, Any]:
     """The (P.835, P.808) onnxruntime sessions of ``model``, checked, then cached per process."""
     files = model_files(model)  # raises ModelError before anything is loaded (hashes cached per file)
-    p835_path, p808_path = (str(path) for path in files.values())
-    return _load_sessions(p835_path, p808_path)
+    (p835_rel, p835_path), (_, p808_path) = files.items()
+    return _load_sessions(str(p835_path), model.files[p835_rel], str(p808_path), quantized)
 
 
 @functools.lru_cache(maxsize=4)
-def _load_sessions(p835_path: str, p808_path: str) -> tuple[Any, Any]:
+def _load_sessions(p835_path: str, p835_sha256: str, p808_path: str, quantized: bool) -> tuple[Any, Any]:
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
@@ -218,7 +372,8 @@ def _load_sessions(p835_path: str, p808_path: str) -> tuple[Any, Any]:
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     opts.log_severity_level = 3
     providers = ["CPUExecutionProvider"]
-    p835 = ort.InferenceSession(p835_path, sess_options=opts, providers=providers)
+    p835_model: str | bytes = quantized_p835(Path(p835_path), p835_sha256) if quantized else p835_path
+    p835 = ort.InferenceSession(p835_model, sess_options=opts, providers=providers)
     p808 = ort.InferenceSession(p808_path, sess_options=opts, providers=providers)
     return p835, p808
 
@@ -231,7 +386,9 @@ def _resample_16k(x: np.ndarray, rate: int) -> np.ndarray:
     return soxr.resample(x, rate, MODEL_RATE).astype(np.float32, copy=False)
 
 
-def dnsmos_scores(audio: np.ndarray, *, sample_rate: int, model: BundledModel = DNSMOS_MODEL) -> DnsmosScores | None:
+def dnsmos_scores(
+    audio: np.ndarray, *, sample_rate: int, model: BundledModel = DNSMOS_MODEL, quantized: bool = True
+) -> DnsmosScores | None:
     """DNSMOS P.835 (SIG, BAK, OVRL) and P.808 MOS of a clip.
 
     Parameters
@@ -241,6 +398,9 @@ def dnsmos_scores(audio: np.ndarray, *, sample_rate: int, model: BundledModel = 
     sample_rate : int
     model : BundledModel
         The model files, P.835 then P.808 (the pinned ``speechmos`` models by default).
+    quantized : bool
+        Run the int8 P.835 model made from ``model`` (default; see :func:`quantized_p835`) rather
+        than the float one.
 
     Returns
     -------
@@ -250,7 +410,8 @@ def dnsmos_scores(audio: np.ndarray, *, sample_rate: int, model: BundledModel = 
     Raises
     ------
     prep.models.ModelError
-        ``speechmos`` is missing, another version, or a model file's SHA-256 differs.
+        ``speechmos`` is missing, another version, or a model file's SHA-256 differs; ``onnx`` is
+        missing (``quantized=True``).
     ImportError
         onnxruntime is not installed.
     """
@@ -261,7 +422,7 @@ def dnsmos_scores(audio: np.ndarray, *, sample_rate: int, model: BundledModel = 
     y = np.clip(_resample_16k(np.asarray(x, dtype=np.float32), rate), -1.0, 1.0).astype(np.float32, copy=False)
     starts = [0] if y.size < WINDOW_SAMPLES else window_starts(y.size)  # a looped clip repeats itself
     y = _loop_to_window(y)
-    p835, p808 = _sessions(model)
+    p835, p808 = _sessions(model, quantized=quantized)
     p835_in, p808_in = p835.get_inputs()[0].name, p808.get_inputs()[0].name
     raw = []
     for start in starts:
