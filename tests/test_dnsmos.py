@@ -129,6 +129,10 @@ def test_estimators_dnsmos_keeps_its_keys(speech):
     scores = dnsmos(speech, sample_rate=RATE)
     assert set(scores) == {"dnsmos_ovrl", "dnsmos_sig", "dnsmos_bak", "dnsmos_p808"}
     assert all(1.0 <= v <= 5.0 for v in scores.values())
+    without = dnsmos(speech, sample_rate=RATE, p808=False)  # the source span's P.808 is not needed
+    assert set(without) == {"dnsmos_ovrl", "dnsmos_sig", "dnsmos_bak"}
+    assert all(without[k] == scores[k] for k in without)  # P.835 scores do not depend on it
+    assert np.isnan(dnsmos_scores(speech, sample_rate=RATE, p808=False).p808)
 
 
 # -- model files -------------------------------------------------------------------------------

@@ -97,7 +97,7 @@ class DnsmosScores:
     ovrl, sig, bak : float
         P.835 overall, speech signal and background quality (mean over windows).
     p808 : float
-        P.808 overall MOS (mean over windows).
+        P.808 overall MOS (mean over windows); NaN when not run.
     windows : int
         Number of 9.01 s windows scored.
     """
@@ -109,8 +109,9 @@ class DnsmosScores:
     windows: int
 
     def as_metrics(self) -> dict[str, float]:
-        """The ``dnsmos_ovrl``/``dnsmos_sig``/``dnsmos_bak``/``dnsmos_p808`` metric dict."""
-        return {"dnsmos_ovrl": self.ovrl, "dnsmos_sig": self.sig, "dnsmos_bak": self.bak, "dnsmos_p808": self.p808}
+        """The ``dnsmos_ovrl``/``dnsmos_sig``/``dnsmos_bak``/``dnsmos_p808`` metric dict (no P.808 if not run)."""
+        out = {"dnsmos_ovrl": self.ovrl, "dnsmos_sig": self.sig, "dnsmos_bak": self.bak, "dnsmos_p808": self.p808}
+        return {k: v for k, v in out.items() if not np.isnan(v)}
 
 
 # -- features -----------------------------------------------------------------------------
@@ -464,7 +465,12 @@ def _resample_16k(x: np.ndarray, rate: int) -> np.ndarray:
 
 
 def dnsmos_scores(
-    audio: np.ndarray, *, sample_rate: int, model: BundledModel = DNSMOS_MODEL, quantized: bool = True
+    audio: np.ndarray,
+    *,
+    sample_rate: int,
+    model: BundledModel = DNSMOS_MODEL,
+    quantized: bool = True,
+    p808: bool = True,
 ) -> DnsmosScores | None:
     """DNSMOS P.835 (SIG, BAK, OVRL) and P.808 MOS of a clip.
 
@@ -478,6 +484,9 @@ def dnsmos_scores(
     quantized : bool
         Run the int8 P.835 model made from ``model`` (default; see :func:`quantized_p835`) rather
         than the float one.
+    p808 : bool
+        Also run the P.808 model (its mel features and model are ~10 % of a window's time);
+        ``False`` leaves ``p808`` NaN.
 
     Returns
     -------
@@ -499,13 +508,13 @@ def dnsmos_scores(
     y = np.clip(_resample_16k(np.asarray(x, dtype=np.float32), rate), -1.0, 1.0).astype(np.float32, copy=False)
     starts = [0] if y.size < WINDOW_SAMPLES else window_starts(y.size)  # a looped clip repeats itself
     y = _loop_to_window(y)
-    p835, p808 = _sessions(model, quantized=quantized)
-    p835_in, p808_in = p835.get_inputs()[0].name, p808.get_inputs()[0].name
+    p835, p808_model = _sessions(model, quantized=quantized)
+    p835_in, p808_in = p835.get_inputs()[0].name, p808_model.get_inputs()[0].name
     raw = []
     for start in starts:
         seg = y[start : start + WINDOW_SAMPLES]
         sig_bak_ovr = p835.run(None, {p835_in: seg[np.newaxis, :]})[0][0]
-        mos808 = p808.run(None, {p808_in: mel_features(seg[:-_HOP])[np.newaxis]})[0][0][0]
+        mos808 = p808_model.run(None, {p808_in: mel_features(seg[:-_HOP])[np.newaxis]})[0][0][0] if p808 else np.nan
         raw.append((float(sig_bak_ovr[0]), float(sig_bak_ovr[1]), float(sig_bak_ovr[2]), float(mos808)))
     arr = np.asarray(raw, dtype=np.float64)
     sig = np.polyval(_POLY_SIG, arr[:, 0])

@@ -83,7 +83,9 @@ class Measure:
         if speech is None:
             mask = vad_mask(mix_to_mono(source), sample_rate=rate)
             speech = tuple(mask_to_regions(mask, frame_s=VAD_FRAME_S, duration_s=duration))
-        found = measure_quality(source, sample_rate=rate, mos=self.mos, speech=speech)
+        # only the P.835 scores of the source are kept: its P.808 model is not run
+        found = measure_quality(source, sample_rate=rate, mos=self.mos, speech=speech,
+                                skip=frozenset({"dnsmos_p808"}))
         values = {source_name(k) or k: found[k] for k in INPUT_METRICS}
         values.update({source_name(k) or k: found[k] for k in INPUT_DNSMOS if k in found})
         values["source_lufs"] = integrated_loudness(source, sample_rate=rate)
