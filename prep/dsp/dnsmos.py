@@ -18,13 +18,26 @@ their polynomial calibrations are the ones ``speechmos`` 0.0.1.1 ships (Microsof
   Slaney mel filters and ``power_to_db(ref=max, top_db=80)`` as the reference's librosa calls), so
   librosa is not needed at run time.
 
-Speed: one onnxruntime intra-op thread; a window costs ~38 GFLOP of convolutions in the P.835 model
-(~0.4 s of one core here), so a long recording runs at ~21x realtime per CPU core, 6x the reference
-wrapper (3.4x per core on the same 60 s); a clip shorter than 9.01 s costs a whole window.
+The P.835 model runs in int8 (default; ``quantized=False`` runs the float model).  A window costs
+~39 GFLOP, 99 % of it in the 3x3 convolutions conv2d_1..3 on the 900 x 161 spectrogram; the float
+model runs them at ~200 GFLOP/s, near one core's AVX-512 FMA peak, so ~0.19 s per window (~40x
+realtime per core) is the float ceiling, short of 80x.  :func:`quantized_p835` makes an int8 copy
+once per user (static QDQ: per-channel int8 weights, uint8 activations calibrated with MinMax on
+generated speech-like audio, :func:`calibration_windows`; the STFT, the first convolution and the
+dense head stay float; the first convolution is rewritten as a MatMul so that no layout reorder is
+needed) and caches it, hash-checked, in ``cache_dir()/models/dnsmos-int8/``.  With int8 (VNNI)
+GEMMs a window costs ~0.06 s for P.835 plus ~0.007 s for the P.808 mel features and model: a long
+recording runs at ~105x realtime per CPU core (float: ~40x; one onnxruntime thread; the P.808 model
+is skipped where its score is not used, a clip's source span).  A clip shorter than 9.01 s still
+costs a whole window (the corpus' short recordings: ~61x).  The int8 model moves scores little
+against the float one: on the corpus' recordings |ΔOVRL| mean 0.007, max 0.03; on degraded speech
+(corpus noise at 0-20 dB) |ΔOVRL| mean 0.016, max 0.19, |ΔSIG| and |ΔBAK| max 0.22; Spearman
+>= 0.997 (``benchmarks/RESULTS.md``, section ``dnsmos_speed``).
+
 Agreement with ``speechmos.dnsmos.run``: the same single window on clips of 9.01-10 s (identical up to
-float rounding); elsewhere the window grid differs, so scores differ by the spread of the clip's
-windows: |ΔOVRL| mean 0.02, max 0.13 on corpus recordings (``benchmarks/RESULTS.md``, section
-``snr``).
+float rounding with ``quantized=False``); elsewhere the window grid differs, so scores differ by the
+spread of the clip's windows: |ΔOVRL| mean 0.026, max 0.15 on corpus recordings with the int8 model
+(float: 0.023, 0.13).
 """
 
 from __future__ import annotations
