@@ -56,8 +56,9 @@ class Measure:
         full of speech hides a hum that fills every pause of the recording.
     mos : bool
         Run DNSMOS P.835 on the same stretch of the source when the ``[mos]`` extra is installed
-        (about 0.06 s of one core per 9 s window, int8 model, no P.808; without the extra nothing is recorded and nothing is said
-        here: a run says it once, see :func:`prep.dsp.estimators.mos_missing_notice`).
+        (about 0.06 s of one core per 9 s window, int8 model, no P.808; without the extra nothing is
+        recorded and nothing is said here: a run says it once, see
+        :func:`prep.dsp.estimators.mos_missing_notice`).
     """
 
     name: ClassVar[str] = "measure_input"
