@@ -231,3 +231,15 @@ def test_int8_model_is_made_once_then_hash_checked(tmp_path, monkeypatch):
     assert model_file.read_bytes() == again
     window = calibration_windows()[3]
     np.testing.assert_allclose(_run(again, window), _run(first, window), atol=1e-6)  # remade: the same model
+
+
+def test_unwritable_cache_still_gives_the_int8_model(tmp_path, monkeypatch, caplog):
+    pytest.importorskip("onnx")
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the cache folder should be")
+    monkeypatch.setenv("VOICEPREP_CACHE", str(blocker))
+    src, sha = _float_p835()
+    data = quantized_p835(src, sha)
+    assert "cannot cache the int8 DNSMOS model" in caplog.text
+    window = calibration_windows()[0]
+    assert np.abs(_run(data, window) - _run(str(src), window)).max() < 0.2  # a working int8 model

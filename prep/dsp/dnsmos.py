@@ -46,6 +46,7 @@ import functools
 import hashlib
 import json
 import logging
+import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,6 +56,7 @@ import numpy as np
 import scipy.fft
 
 from ..audio import check_sample_rate, mix_to_mono
+from ..errors import OutputError
 from ..io import atomic_path, write_text_atomic
 from ..models import BundledModel, ModelError, cache_dir, model_files
 
@@ -69,6 +71,8 @@ __all__ = [
     "quantized_p835",
     "window_starts",
 ]
+
+log = logging.getLogger(__name__)
 
 #: DNSMOS runs at 16 kHz.
 MODEL_RATE = 16000
@@ -354,8 +358,6 @@ def _first_conv_as_matmul(model: Any) -> Any:
 
 def _quantize_p835(src: Path, dst: Path) -> None:
     """Write the int8 (QDQ, per-channel weights, uint8 activations, MinMax-calibrated) P.835 model."""
-    import tempfile
-
     import onnx
     from onnx import version_converter
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
@@ -406,6 +408,11 @@ def quantized_p835(src: Path, src_sha256: str) -> bytes:
     ------
     ModelError
         ``onnx`` (needed to quantise) is not installed.
+
+    Notes
+    -----
+    When the cache folder cannot be written, the model is made in a temporary folder for this
+    process only (a warning is logged) rather than failing.
     """
     import onnxruntime as ort
 
@@ -424,11 +431,20 @@ def quantized_p835(src: Path, src_sha256: str) -> bytes:
         data = _read_checked(target, info, meta)
         if data is not None:
             return data
-        folder.mkdir(parents=True, exist_ok=True)
-        with atomic_path(target) as tmp:
-            _quantize_p835(src, tmp)
-            data = tmp.read_bytes()
-        write_text_atomic(info, json.dumps({**meta, "sha256": hashlib.sha256(data).hexdigest()}, indent=1) + "\n")
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            with atomic_path(target) as tmp:
+                _quantize_p835(src, tmp)
+                data = tmp.read_bytes()
+            write_text_atomic(info, json.dumps({**meta, "sha256": hashlib.sha256(data).hexdigest()}, indent=1) + "\n")
+        except (OSError, OutputError) as err:
+            if data is not None:  # made, only its JSON could not be written: remade next time
+                return data
+            log.warning("cannot cache the int8 DNSMOS model in %s (%s); making it for this process only", folder, err)
+            with tempfile.TemporaryDirectory() as tmp_dir:
+                made = Path(tmp_dir) / "sig_bak_ovr.int8.onnx"
+                _quantize_p835(src, made)
+                data = made.read_bytes()
         return data
 
 
