@@ -29,7 +29,7 @@ import soxr
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks._results import CORPUS as _CORPUS
-from benchmarks._results import machine_info, versions, write_section
+from benchmarks._results import machine_info, write_section
 
 CORPUS = Path(os.environ.get("VOICEPREP_CORPUS", str(_CORPUS)))
 RATE = 16000
@@ -91,7 +91,7 @@ def main() -> None:
         f"| one speaker, background changes: split into several voices | {solo} | {split_before} | {split_after} |",
         f"| two speakers, one turn each: taken as one voice | {pairs} | {merged_before} | {merged_after} |",
         "",
-        f"Machine: {machine_info()}. Packages: {versions()}.",
+        machine_info(),
     ])
     write_section("diarise_background", md)
     print(md)

@@ -360,9 +360,9 @@ def corpus(quick: bool, reference_every: int, bak_cache: Path | None = None,
     speed_md = "\n".join([
         "DNSMOS speed on the same recordings, x realtime per CPU core (audio s / process CPU s; one onnxruntime "
         "thread for the direct path; speechmos creates default sessions, so its CPU time covers all its threads). "
-        "Every window costs the same (~38 GFLOP of convolutions in the P.835 model), and a recording shorter than "
-        "9.01 s costs a whole window, so the corpus' short recordings (median ~7 s) run slower per audio second "
-        "than a long program:",
+        "Every window costs the same (~39 GFLOP of convolutions in the P.835 model, run in int8 by default; "
+        "benchmarks/dnsmos_speed.py compares int8 and float), and a recording shorter than 9.01 s costs a whole "
+        "window, so the corpus' short recordings (median ~7 s) run slower per audio second than a long program:",
         "",
         "| implementation | audio s | CPU s | x realtime per core | windows | OVRL |",
         "|---|---:|---:|---:|---:|---:|",

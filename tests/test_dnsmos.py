@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 from importlib import metadata
@@ -20,8 +21,11 @@ pytest.importorskip("speechmos", reason="DNSMOS needs the [mos] extra (speechmos
 from prep.dsp.dnsmos import (
     DNSMOS_MODEL,
     WINDOW_SAMPLES,
+    _first_conv_as_matmul,
+    calibration_windows,
     dnsmos_scores,
     mel_features,
+    quantized_p835,
     window_starts,
 )
 from prep.dsp.estimators import dnsmos
@@ -125,6 +129,10 @@ def test_estimators_dnsmos_keeps_its_keys(speech):
     scores = dnsmos(speech, sample_rate=RATE)
     assert set(scores) == {"dnsmos_ovrl", "dnsmos_sig", "dnsmos_bak", "dnsmos_p808"}
     assert all(1.0 <= v <= 5.0 for v in scores.values())
+    without = dnsmos(speech, sample_rate=RATE, p808=False)  # the source span's P.808 is not needed
+    assert set(without) == {"dnsmos_ovrl", "dnsmos_sig", "dnsmos_bak"}
+    assert all(without[k] == scores[k] for k in without)  # P.835 scores do not depend on it
+    assert np.isnan(dnsmos_scores(speech, sample_rate=RATE, p808=False).p808)
 
 
 # -- model files -------------------------------------------------------------------------------
@@ -157,3 +165,81 @@ def test_other_version_is_refused(speech):
                          extra="mos")
     with pytest.raises(ModelError, match=r"9\.9\.9"):
         dnsmos_scores(speech, sample_rate=RATE, model=other)
+
+
+# -- the int8 P.835 model ----------------------------------------------------------------------
+def _float_p835() -> tuple[Path, str]:
+    dist = metadata.distribution("speechmos")
+    rel, sha = next(iter(DNSMOS_MODEL.files.items()))
+    return Path(str(dist.locate_file(rel))).resolve(), sha
+
+
+def _run(model: bytes | str, window: np.ndarray) -> np.ndarray:
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    opts.log_severity_level = 3
+    session = ort.InferenceSession(model, sess_options=opts, providers=["CPUExecutionProvider"])
+    return session.run(None, {"input_1": window[np.newaxis]})[0][0]
+
+
+def test_first_conv_rewrite_computes_the_same_model(speech):
+    onnx = pytest.importorskip("onnx")
+    src, _ = _float_p835()
+    rewritten = _first_conv_as_matmul(onnx.load(str(src)))
+    assert not any(node.name == "conv2d" for node in rewritten.graph.node)
+    window = speech[:WINDOW_SAMPLES]
+    np.testing.assert_allclose(_run(rewritten.SerializeToString(), window), _run(str(src), window), atol=1e-4)
+
+
+@pytest.mark.parametrize(("kind", "snr_db"), [("clean", None), ("white", 0.0), ("pink", 10.0)])
+def test_int8_model_agrees_with_float_model(speech, kind, snr_db):
+    x = speech
+    if snr_db is not None:
+        x = mix(speech, colored_noise(speech.size, seed=5, exponent=0.0 if kind == "white" else 1.0), snr_db)
+        x *= np.float32(0.9 / max(1.0, float(np.max(np.abs(x)))))
+    q = dnsmos_scores(x, sample_rate=RATE)
+    f = dnsmos_scores(x, sample_rate=RATE, quantized=False)
+    assert abs(q.ovrl - f.ovrl) <= 0.15, (q, f)
+    assert abs(q.sig - f.sig) <= 0.2, (q, f)
+    assert abs(q.bak - f.bak) <= 0.2, (q, f)
+    assert q.p808 == pytest.approx(f.p808, abs=1e-5)  # the P.808 model stays float
+
+
+def test_calibration_audio_is_deterministic():
+    a, b = calibration_windows(), calibration_windows()
+    assert len(a) == 10 and all(w.shape == (WINDOW_SAMPLES,) and w.dtype == np.float32 for w in a)
+    assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+    assert max(float(np.max(np.abs(w))) for w in a) == pytest.approx(0.9)
+
+
+def test_int8_model_is_made_once_then_hash_checked(tmp_path, monkeypatch):
+    pytest.importorskip("onnx")
+    monkeypatch.setenv("VOICEPREP_CACHE", str(tmp_path))
+    src, sha = _float_p835()
+    first = quantized_p835(src, sha)
+    (model_file,) = (tmp_path / "models" / "dnsmos-int8").glob("*.onnx")
+    meta = json.loads(model_file.with_suffix(".json").read_text())
+    assert meta["source_sha256"] == sha and meta["sha256"] == hashlib.sha256(first).hexdigest()
+    assert not list(model_file.parent.glob(".*.tmp"))
+    mtime = model_file.stat().st_mtime_ns
+    assert quantized_p835(src, sha) == first and model_file.stat().st_mtime_ns == mtime  # read, not remade
+    model_file.write_bytes(first[:-10] + b"0123456789")  # corrupted in the cache
+    again = quantized_p835(src, sha)
+    assert hashlib.sha256(again).hexdigest() == json.loads(model_file.with_suffix(".json").read_text())["sha256"]
+    assert model_file.read_bytes() == again
+    window = calibration_windows()[3]
+    np.testing.assert_allclose(_run(again, window), _run(first, window), atol=1e-6)  # remade: the same model
+
+
+def test_unwritable_cache_still_gives_the_int8_model(tmp_path, monkeypatch, caplog):
+    pytest.importorskip("onnx")
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the cache folder should be")
+    monkeypatch.setenv("VOICEPREP_CACHE", str(blocker))
+    src, sha = _float_p835()
+    data = quantized_p835(src, sha)
+    assert "cannot cache the int8 DNSMOS model" in caplog.text
+    window = calibration_windows()[0]
+    assert np.abs(_run(data, window) - _run(str(src), window)).max() < 0.2  # a working int8 model

@@ -18,25 +18,47 @@ their polynomial calibrations are the ones ``speechmos`` 0.0.1.1 ships (Microsof
   Slaney mel filters and ``power_to_db(ref=max, top_db=80)`` as the reference's librosa calls), so
   librosa is not needed at run time.
 
-Speed: one onnxruntime intra-op thread; a window costs ~38 GFLOP of convolutions in the P.835 model
-(~0.4 s of one core here), so a long recording runs at ~21x realtime per CPU core, 6x the reference
-wrapper (3.4x per core on the same 60 s); a clip shorter than 9.01 s costs a whole window.
+The P.835 model runs in int8 (default; ``quantized=False`` runs the float model).  A window costs
+~39 GFLOP, 99 % of it in the 3x3 convolutions conv2d_1..3 on the 900 x 161 spectrogram; the float
+model runs them at ~200 GFLOP/s, near one core's AVX-512 FMA peak, so ~0.19 s per window (~40x
+realtime per core) is the float ceiling, short of 80x.  :func:`quantized_p835` makes an int8 copy
+once per user (static QDQ: per-channel int8 weights, uint8 activations calibrated with MinMax on
+generated speech-like audio, :func:`calibration_windows`; the STFT, the first convolution and the
+dense head stay float; the first convolution is rewritten as a MatMul so that no layout reorder is
+needed) and caches it, hash-checked, in ``cache_dir()/models/dnsmos-int8/``.  With int8 (VNNI)
+GEMMs a window costs ~0.06 s for P.835 plus ~0.007 s for the P.808 mel features and model: a long
+recording runs at ~105x realtime per CPU core (float: ~40x; one onnxruntime thread; the P.808 model
+is skipped where its score is not used, a clip's source span).  A clip shorter than 9.01 s still
+costs a whole window (the corpus' short recordings: ~61x).  The int8 model moves scores little
+against the float one: on the corpus' recordings |ΔOVRL| mean 0.007, max 0.03; on degraded speech
+(corpus noise at 0-20 dB) |ΔOVRL| mean 0.016, max 0.19, |ΔSIG| and |ΔBAK| max 0.22; Spearman
+>= 0.997 (``benchmarks/RESULTS.md``, section ``dnsmos_speed``).
+
 Agreement with ``speechmos.dnsmos.run``: the same single window on clips of 9.01-10 s (identical up to
-float rounding); elsewhere the window grid differs, so scores differ by the spread of the clip's
-windows: |ΔOVRL| mean 0.02, max 0.13 on corpus recordings (``benchmarks/RESULTS.md``, section
-``snr``).
+float rounding with ``quantized=False``); elsewhere the window grid differs, so scores differ by the
+spread of the clip's windows: |ΔOVRL| mean 0.026, max 0.15 on corpus recordings with the int8 model
+(float: 0.023, 0.13).
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
+import json
+import logging
+import tempfile
+import threading
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+import scipy.fft
 
 from ..audio import check_sample_rate, mix_to_mono
-from ..models import BundledModel, model_files
+from ..errors import OutputError
+from ..io import atomic_path, write_text_atomic
+from ..models import BundledModel, ModelError, cache_dir, model_files
 
 __all__ = [
     "DNSMOS_MODEL",
@@ -45,8 +67,12 @@ __all__ = [
     "DnsmosScores",
     "dnsmos_scores",
     "mel_features",
+    "calibration_windows",
+    "quantized_p835",
     "window_starts",
 ]
+
+log = logging.getLogger(__name__)
 
 #: DNSMOS runs at 16 kHz.
 MODEL_RATE = 16000
@@ -88,7 +114,7 @@ class DnsmosScores:
     ovrl, sig, bak : float
         P.835 overall, speech signal and background quality (mean over windows).
     p808 : float
-        P.808 overall MOS (mean over windows).
+        P.808 overall MOS (mean over windows); NaN when not run.
     windows : int
         Number of 9.01 s windows scored.
     """
@@ -100,8 +126,9 @@ class DnsmosScores:
     windows: int
 
     def as_metrics(self) -> dict[str, float]:
-        """The ``dnsmos_ovrl``/``dnsmos_sig``/``dnsmos_bak``/``dnsmos_p808`` metric dict."""
-        return {"dnsmos_ovrl": self.ovrl, "dnsmos_sig": self.sig, "dnsmos_bak": self.bak, "dnsmos_p808": self.p808}
+        """The ``dnsmos_ovrl``/``dnsmos_sig``/``dnsmos_bak``/``dnsmos_p808`` metric dict (no P.808 if not run)."""
+        out = {"dnsmos_ovrl": self.ovrl, "dnsmos_sig": self.sig, "dnsmos_bak": self.bak, "dnsmos_p808": self.p808}
+        return {k: v for k, v in out.items() if not np.isnan(v)}
 
 
 # -- features -----------------------------------------------------------------------------
@@ -138,6 +165,14 @@ def _mel_basis() -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=1)
+def _mel_basis_sparse() -> Any:
+    """:func:`_mel_basis` as a CSR matrix (each FFT bin feeds at most two bands)."""
+    import scipy.sparse
+
+    return scipy.sparse.csr_array(_mel_basis())
+
+
+@functools.lru_cache(maxsize=1)
 def _window() -> np.ndarray:
     """Periodic Hann window of ``_N_FFT`` samples (``scipy.signal.get_window('hann', 321)``)."""
     n = np.arange(_N_FFT)
@@ -166,9 +201,9 @@ def mel_features(segment: np.ndarray) -> np.ndarray:
     padded = np.pad(y, pad)
     frames = 1 + (padded.size - _N_FFT) // _HOP
     view = np.lib.stride_tricks.sliding_window_view(padded, _N_FFT)[:: _HOP][:frames]
-    spec = np.fft.rfft(view * _window(), axis=1)
-    power = (spec.real**2 + spec.imag**2).astype(np.float32)
-    mel = power @ _mel_basis().T
+    spec = scipy.fft.rfft(view * _window(), axis=1)  # complex64: float32 in, float32 out
+    power = (spec.real**2 + spec.imag**2).astype(np.float32, copy=False)
+    mel = (_mel_basis_sparse() @ power.T).T  # sparse: no BLAS threads spinning for a 35 MFLOP product
     db = 10.0 * np.log10(np.maximum(mel, np.float32(1e-10)))
     db -= 10.0 * np.log10(max(float(mel.max()), 1e-10))
     db = np.maximum(db, db.max() - 80.0)
@@ -199,16 +234,242 @@ def _loop_to_window(y: np.ndarray) -> np.ndarray:
     return y
 
 
+# -- int8 P.835 model -------------------------------------------------------------------------
+#: Bump when the quantisation recipe below changes (a new cache file is made).
+_QUANT_RECIPE = 2
+# Left in float: the STFT convolutions (their outputs go through a log), the first 3x3 convolution
+# (its input is the log-power spectrogram, whose uint8 rounding moved raw outputs by up to 0.1;
+# rewritten as a MatMul by _first_conv_as_matmul) and the dense head (quantising the MatMuls moved
+# scores by > 1 MOS).  Quantised: conv2d_1 .. conv2d_6 with their ReLU and max-pooling, 99 % of the
+# FLOPs.
+_QUANT_EXCLUDE = ("stft-real", "stft-imag")
+_QUANT_OPS = ("Conv", "Relu", "MaxPool")
+
+
+def _speechlike(rng: np.random.Generator, n: int, f0_hz: float) -> np.ndarray:
+    """Syllables (harmonics on a gliding f0 through three formant resonators) with word and phrase gaps."""
+    from scipy.signal import lfilter
+
+    out = np.zeros(n)
+    pos = int(rng.uniform(0.1, 0.5) * MODEL_RATE)
+    while pos < n:
+        dur = int(rng.uniform(0.12, 0.3) * MODEL_RATE)
+        t = np.arange(dur) / MODEL_RATE
+        f0 = f0_hz * (1 + 0.12 * np.sin(2 * np.pi * rng.uniform(1.5, 4) * t + rng.uniform(0, 6.28)))
+        phase = 2 * np.pi * np.cumsum(f0) / MODEL_RATE
+        src = sum(np.sin(k * phase) / k for k in range(1, int(7000 / f0_hz)))
+        syl = np.zeros(dur)
+        for formant, bw in ((rng.uniform(300, 900), 90.0), (rng.uniform(900, 2400), 120.0),
+                            (rng.uniform(2400, 3400), 160.0)):
+            r = np.exp(-np.pi * bw / MODEL_RATE)
+            syl += lfilter([1 - r], [1, -2 * r * np.cos(2 * np.pi * formant / MODEL_RATE), r * r], src)
+        syl *= np.sin(np.pi * np.arange(dur) / dur) ** 0.6
+        if rng.uniform() < 0.35:  # a fricative onset
+            m = int(0.06 * MODEL_RATE)
+            burst = np.diff(rng.standard_normal(m + 1)) * np.hanning(m) * 0.3 * np.abs(syl).max()
+            syl = np.concatenate([burst, syl])
+        end = min(n, pos + syl.size)
+        out[pos:end] += syl[: end - pos]
+        gap = rng.uniform(0.02, 0.1) if rng.uniform() < 0.8 else rng.uniform(0.3, 1.0)
+        pos = end + int(gap * MODEL_RATE)
+    return out
+
+
+def calibration_windows(seed: int = 0) -> list[np.ndarray]:
+    """The deterministic audio the int8 P.835 model is calibrated on: ten 9.01 s windows.
+
+    Synthetic speech-like phrases, clean or with white, pink or brown noise at 0-40 dB SNR, peaks
+    from 0.01 to 0.9 (no recordings are shipped, so calibration uses generated audio only).
+
+    Returns
+    -------
+    list of np.ndarray, float32, shape (WINDOW_SAMPLES,)
+    """
+    rng = np.random.default_rng(seed)
+    out = []
+    for snr_db, exponent, peak in ((None, 0, 0.3), (30, 1, 0.5), (20, 0, 0.1), (10, 1, 0.3), (5, 0, 0.6),
+                                   (0, 1, 0.2), (15, 2, 0.05), (None, 0, 0.9), (0, 0, 0.4), (40, 1, 0.01)):
+        s = _speechlike(rng, WINDOW_SAMPLES, rng.uniform(90, 260))
+        s /= np.abs(s).max()
+        if snr_db is None:
+            s += 1e-4 * rng.standard_normal(WINDOW_SAMPLES)
+        else:
+            spec = np.fft.rfft(rng.standard_normal(WINDOW_SAMPLES))
+            f = np.arange(spec.size, dtype=np.float64)
+            f[0] = 1.0
+            noise = np.fft.irfft(spec / f ** (exponent / 2), WINDOW_SAMPLES)
+            speech_power = np.mean(s[np.abs(s) > 0.01] ** 2)
+            s += noise * np.sqrt(speech_power / np.mean(noise**2) / 10 ** (snr_db / 10))
+        out.append((s / np.abs(s).max() * peak).astype(np.float32))
+    return out
+
+
+def _first_conv_as_matmul(model: Any) -> Any:
+    """Rewrite the P.835 model's first 3x3 convolution (1 -> 128 channels) as im2col + MatMul, in place.
+
+    The convolution reads the log-power spectrogram, which is channels-last already
+    (``ExpandDims`` to (N, 900, 161, 1), then a Transpose to NCHW).  Done as nine shifted slices, a
+    column of ones (the bias) and a (10, 128) MatMul, its output is channels-last too, so onnxruntime
+    cancels the layout transposes around the int8 convolutions that follow; as a float NCHWc
+    convolution it cost a reorder and a transpose of its 128-channel output, half of the int8
+    model's time.  Same arithmetic (float32), same outputs up to float rounding.
+    """
+    from onnx import helper, numpy_helper
+
+    graph = model.graph
+    nodes = list(graph.node)
+    to_nchw = next(n for n in nodes if n.name == "Transpose13")
+    conv = next(n for n in nodes if n.name == "conv2d")
+    init = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+    kernel, bias = init[conv.input[1]], init[conv.input[2]]  # (128, 1, 3, 3), (128,)
+    consts = {
+        "c0_pads": np.array([0, 1, 1, 0, 0, 1, 1, 0], np.int64),
+        "c0_ones_pads": np.array([0, 0, 0, 0, 0, 0, 0, 1], np.int64),
+        "c0_one": np.array(1.0, np.float32),
+        "c0_axes": np.array([1, 2], np.int64),
+        "c0_weights": np.concatenate([kernel[:, 0].reshape(-1, 9).T, bias[np.newaxis]]).astype(np.float32),
+    }
+    new = [helper.make_node("Pad", [to_nchw.input[0], "c0_pads"], ["c0_padded"], name="c0_pad")]
+    taps = []
+    for kh in range(3):
+        for kw in range(3):
+            name = f"c0_tap{kh}{kw}"
+            consts[name + "_start"] = np.array([kh, kw], np.int64)
+            consts[name + "_end"] = np.array([kh - 2 if kh < 2 else 2**62, kw - 2 if kw < 2 else 2**62], np.int64)
+            new.append(helper.make_node("Slice", ["c0_padded", name + "_start", name + "_end", "c0_axes"], [name],
+                                        name=name))
+            taps.append(name)
+    new += [
+        helper.make_node("Concat", taps, ["c0_taps"], axis=3, name="c0_concat"),
+        helper.make_node("Pad", ["c0_taps", "c0_ones_pads", "c0_one"], ["c0_columns"], name="c0_bias_column"),
+        helper.make_node("MatMul", ["c0_columns", "c0_weights"], ["c0_nhwc"], name="c0_matmul"),
+        helper.make_node("Transpose", ["c0_nhwc"], [conv.output[0]], perm=[0, 3, 1, 2], name="c0_to_nchw"),
+    ]
+    at = nodes.index(to_nchw)
+    kept = [n for n in nodes if n is not to_nchw and n is not conv]
+    del graph.node[:]
+    graph.node.extend(kept[:at] + new + kept[at:])
+    unused = {conv.input[1], conv.input[2]}
+    kept_init = [t for t in graph.initializer if t.name not in unused]
+    del graph.initializer[:]
+    graph.initializer.extend(kept_init + [numpy_helper.from_array(v, k) for k, v in consts.items()])
+    return model
+
+
+def _quantize_p835(src: Path, dst: Path) -> None:
+    """Write the int8 (QDQ, per-channel weights, uint8 activations, MinMax-calibrated) P.835 model."""
+    import onnx
+    from onnx import version_converter
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+
+    class _Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self._it = iter([{"input_1": w[np.newaxis]} for w in calibration_windows()])
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            return next(self._it, None)
+
+    with tempfile.TemporaryDirectory(dir=dst.parent) as tmp:
+        # per-channel QDQ needs DequantizeLinear's axis (opset 13)
+        rewritten = _first_conv_as_matmul(version_converter.convert_version(onnx.load(str(src)), 13))
+        onnx.checker.check_model(rewritten)
+        opset13 = Path(tmp) / "opset13.onnx"
+        onnx.save(rewritten, str(opset13))
+        root = logging.getLogger()
+        quiet = _DropQuantizerAdvice()
+        root.addFilter(quiet)  # it logs "please pre-process" advice on the root logger
+        try:
+            quantize_static(str(opset13), str(dst), _Reader(), quant_format=QuantFormat.QDQ,
+                            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=True,
+                            nodes_to_exclude=list(_QUANT_EXCLUDE), op_types_to_quantize=list(_QUANT_OPS))
+        finally:
+            root.removeFilter(quiet)
+
+
+class _DropQuantizerAdvice(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Please consider")
+
+
+_QUANT_LOCK = threading.Lock()
+
+
+def quantized_p835(src: Path, src_sha256: str) -> bytes:
+    """The int8 P.835 model made from the checked float model ``src``, cached per user, as bytes.
+
+    Made once per (model, recipe, onnxruntime and onnx versions) into
+    ``cache_dir()/models/dnsmos-int8/`` (a temporary file in that folder, then a rename, so concurrent
+    workers never see a partial file), with a JSON beside it recording what it was made from and its
+    own SHA-256.  Calibration runs the float model, whose rounding can differ between CPUs and
+    onnxruntime versions, so the file's bytes (and its hash) are not portable: the hash recorded at
+    creation is checked on every load (a changed or corrupted file is remade).
+
+    Raises
+    ------
+    ModelError
+        ``onnx`` (needed to quantise) is not installed.
+
+    Notes
+    -----
+    When the cache folder cannot be written, the model is made in a temporary folder for this
+    process only (a warning is logged) rather than failing.
+    """
+    import onnxruntime as ort
+
+    try:
+        import onnx
+    except ImportError as err:
+        raise ModelError(f"model {DNSMOS_MODEL.name}: the int8 model is made with onnx, which is not "
+                         f"installed; {DNSMOS_MODEL.install_hint}") from err
+    meta = {"source_sha256": src_sha256, "recipe": _QUANT_RECIPE, "onnxruntime": ort.__version__,
+            "onnx": onnx.__version__}
+    key = hashlib.sha256(json.dumps(meta, sort_keys=True).encode()).hexdigest()[:16]
+    folder = cache_dir() / "models" / "dnsmos-int8"
+    target = folder / f"sig_bak_ovr.int8.{key}.onnx"
+    info = target.with_suffix(".json")
+    with _QUANT_LOCK:
+        data = _read_checked(target, info, meta)
+        if data is not None:
+            return data
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            with atomic_path(target) as tmp:
+                _quantize_p835(src, tmp)
+                data = tmp.read_bytes()
+            write_text_atomic(info, json.dumps({**meta, "sha256": hashlib.sha256(data).hexdigest()}, indent=1) + "\n")
+        except (OSError, OutputError) as err:
+            if data is not None:  # made, only its JSON could not be written: remade next time
+                return data
+            log.warning("cannot cache the int8 DNSMOS model in %s (%s); making it for this process only", folder, err)
+            with tempfile.TemporaryDirectory() as tmp_dir:
+                made = Path(tmp_dir) / "sig_bak_ovr.int8.onnx"
+                _quantize_p835(src, made)
+                data = made.read_bytes()
+        return data
+
+
+def _read_checked(target: Path, info: Path, meta: dict[str, Any]) -> bytes | None:
+    """The cached int8 model's bytes when its JSON matches ``meta`` and its SHA-256, else None."""
+    try:
+        recorded = json.loads(info.read_text())
+        data = target.read_bytes()
+    except (OSError, ValueError):
+        return None
+    if any(recorded.get(k) != v for k, v in meta.items()):
+        return None
+    return data if hashlib.sha256(data).hexdigest() == recorded.get("sha256") else None
+
+
 # -- sessions --------------------------------------------------------------------------------
-def _sessions(model: BundledModel) -> tuple[Any, Any]:
+def _sessions(model: BundledModel, *, quantized: bool = True) -> tuple[Any, Any]:
     """The (P.835, P.808) onnxruntime sessions of ``model``, checked, then cached per process."""
     files = model_files(model)  # raises ModelError before anything is loaded (hashes cached per file)
-    p835_path, p808_path = (str(path) for path in files.values())
-    return _load_sessions(p835_path, p808_path)
+    (p835_rel, p835_path), (_, p808_path) = files.items()
+    return _load_sessions(str(p835_path), model.files[p835_rel], str(p808_path), quantized)
 
 
 @functools.lru_cache(maxsize=4)
-def _load_sessions(p835_path: str, p808_path: str) -> tuple[Any, Any]:
+def _load_sessions(p835_path: str, p835_sha256: str, p808_path: str, quantized: bool) -> tuple[Any, Any]:
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
@@ -218,7 +479,8 @@ def _load_sessions(p835_path: str, p808_path: str) -> tuple[Any, Any]:
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     opts.log_severity_level = 3
     providers = ["CPUExecutionProvider"]
-    p835 = ort.InferenceSession(p835_path, sess_options=opts, providers=providers)
+    p835_model: str | bytes = quantized_p835(Path(p835_path), p835_sha256) if quantized else p835_path
+    p835 = ort.InferenceSession(p835_model, sess_options=opts, providers=providers)
     p808 = ort.InferenceSession(p808_path, sess_options=opts, providers=providers)
     return p835, p808
 
@@ -231,7 +493,14 @@ def _resample_16k(x: np.ndarray, rate: int) -> np.ndarray:
     return soxr.resample(x, rate, MODEL_RATE).astype(np.float32, copy=False)
 
 
-def dnsmos_scores(audio: np.ndarray, *, sample_rate: int, model: BundledModel = DNSMOS_MODEL) -> DnsmosScores | None:
+def dnsmos_scores(
+    audio: np.ndarray,
+    *,
+    sample_rate: int,
+    model: BundledModel = DNSMOS_MODEL,
+    quantized: bool = True,
+    p808: bool = True,
+) -> DnsmosScores | None:
     """DNSMOS P.835 (SIG, BAK, OVRL) and P.808 MOS of a clip.
 
     Parameters
@@ -241,6 +510,12 @@ def dnsmos_scores(audio: np.ndarray, *, sample_rate: int, model: BundledModel = 
     sample_rate : int
     model : BundledModel
         The model files, P.835 then P.808 (the pinned ``speechmos`` models by default).
+    quantized : bool
+        Run the int8 P.835 model made from ``model`` (default; see :func:`quantized_p835`) rather
+        than the float one.
+    p808 : bool
+        Also run the P.808 model (its mel features and model are ~10 % of a window's time);
+        ``False`` leaves ``p808`` NaN.
 
     Returns
     -------
@@ -250,7 +525,8 @@ def dnsmos_scores(audio: np.ndarray, *, sample_rate: int, model: BundledModel = 
     Raises
     ------
     prep.models.ModelError
-        ``speechmos`` is missing, another version, or a model file's SHA-256 differs.
+        ``speechmos`` is missing, another version, or a model file's SHA-256 differs; ``onnx`` is
+        missing (``quantized=True``).
     ImportError
         onnxruntime is not installed.
     """
@@ -261,13 +537,13 @@ def dnsmos_scores(audio: np.ndarray, *, sample_rate: int, model: BundledModel = 
     y = np.clip(_resample_16k(np.asarray(x, dtype=np.float32), rate), -1.0, 1.0).astype(np.float32, copy=False)
     starts = [0] if y.size < WINDOW_SAMPLES else window_starts(y.size)  # a looped clip repeats itself
     y = _loop_to_window(y)
-    p835, p808 = _sessions(model)
-    p835_in, p808_in = p835.get_inputs()[0].name, p808.get_inputs()[0].name
+    p835, p808_model = _sessions(model, quantized=quantized)
+    p835_in, p808_in = p835.get_inputs()[0].name, p808_model.get_inputs()[0].name
     raw = []
     for start in starts:
         seg = y[start : start + WINDOW_SAMPLES]
         sig_bak_ovr = p835.run(None, {p835_in: seg[np.newaxis, :]})[0][0]
-        mos808 = p808.run(None, {p808_in: mel_features(seg[:-_HOP])[np.newaxis]})[0][0][0]
+        mos808 = p808_model.run(None, {p808_in: mel_features(seg[:-_HOP])[np.newaxis]})[0][0][0] if p808 else np.nan
         raw.append((float(sig_bak_ovr[0]), float(sig_bak_ovr[1]), float(sig_bak_ovr[2]), float(mos808)))
     arr = np.asarray(raw, dtype=np.float64)
     sig = np.polyval(_POLY_SIG, arr[:, 0])

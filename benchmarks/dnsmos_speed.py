@@ -1,0 +1,190 @@
+"""Benchmark: DNSMOS speed per CPU core, int8 vs float P.835 model, and agreement with float and speechmos.
+
+1. Speed, x realtime per CPU core = audio seconds / ``time.process_time()`` seconds (one onnxruntime
+   thread, ``OPENBLAS_NUM_THREADS=1`` so no BLAS thread spins; warm sessions, the int8 model already
+   in the cache): :func:`prep.dsp.dnsmos.dnsmos_scores` with the int8 P.835 model (default) and
+   with the float one (``quantized=False``), on a 60 s program (corpus speech concatenated), on the
+   corpus recordings of at least 9.01 s and on the shorter ones (each costs a whole window);
+   ``speechmos.dnsmos.run`` on the same 60 s for reference.  Also the CPU time of one window's parts.
+2. Agreement of the int8 with the float model (same windows, so only quantisation differs): every
+   corpus speech recording, and degraded speech (every 3rd recording plus a corpus noise at 0, 5,
+   10 and 20 dB SNR): mean and max |ΔOVRL|, |ΔSIG|, |ΔBAK| and the Spearman rank correlation.
+3. Agreement with ``speechmos.dnsmos.run`` (1 s hop, so the window grid differs) on every
+   ``--reference-every``-th recording, int8 and float.
+
+Corpus: ``../shared/corpus`` beside the checkout (or ``$VOICEPREP_CORPUS``).
+
+Run: ``OPENBLAS_NUM_THREADS=1 python benchmarks/dnsmos_speed.py``
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import numpy as np
+import soxr
+from scipy import stats
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks._results import CORPUS as _CORPUS
+from benchmarks._results import versions, write_section
+from prep.dsp import dnsmos as dn
+from prep.run.decode import load
+
+CORPUS = Path(os.environ.get("VOICEPREP_CORPUS", str(_CORPUS)))
+RATE = 16000
+SUFFIXES = (".wav", ".flac", ".mp3", ".ogg")
+SNRS_DB = (0, 5, 10, 20)
+
+
+def read(path: Path) -> np.ndarray:
+    audio, rate = load(path)
+    mono = np.ascontiguousarray(audio.mean(axis=0), dtype=np.float32)
+    return mono if rate == RATE else soxr.resample(mono, rate, RATE).astype(np.float32)
+
+
+def recordings() -> list[tuple[str, np.ndarray]]:
+    files = sorted(p for p in (CORPUS / "speech").rglob("*") if p.suffix in SUFFIXES)
+    return [(str(p.relative_to(CORPUS)), np.clip(read(p), -1, 1)) for p in files]
+
+
+def noises() -> list[np.ndarray]:
+    return [read(p) for p in sorted((CORPUS / "noise").glob("*.wav"))]
+
+
+def cpu(fn) -> tuple[float, object]:
+    t0 = time.process_time()
+    out = fn()
+    return time.process_time() - t0, out
+
+
+def speed(recs: list[tuple[str, np.ndarray]]) -> list[str]:
+    program = np.concatenate([x for _, x in recs])[: 60 * RATE]
+    long = [x for _, x in recs if x.size >= dn.WINDOW_SAMPLES]
+    short = [x for _, x in recs if RATE // 2 <= x.size < dn.WINDOW_SAMPLES]
+    rows = []
+    for label, quantized in (("int8 P.835 (default)", True), ("float P.835", False)):
+        dn.dnsmos_scores(program[:RATE], sample_rate=RATE, quantized=quantized)  # warm
+        for what, clips in (("60 s program", [program]), (f"{len(long)} recordings >= 9.01 s", long),
+                            (f"{len(short)} recordings < 9.01 s", short)):
+            seconds = sum(x.size for x in clips) / RATE
+            spent, out = cpu(lambda clips=clips, q=quantized: [dn.dnsmos_scores(x, sample_rate=RATE, quantized=q)
+                                                               for x in clips])
+            windows = sum(s.windows for s in out)
+            rows.append(f"| {label} | {what} | {seconds:.0f} | {windows} | {spent:.2f} | "
+                        f"{1000 * spent / windows:.0f} | **{seconds / spent:.1f}** |")
+    try:
+        from speechmos import dnsmos as reference
+    except ImportError:
+        return rows
+    reference.run(program[: 10 * RATE], RATE)
+    spent, _ = cpu(lambda: reference.run(program, RATE))
+    windows = int(np.floor(program.size / RATE) - 9.01) + 1
+    rows.append(f"| speechmos.dnsmos.run (all its threads) | 60 s program | 60 | {windows} | {spent:.2f} | "
+                f"{1000 * spent / windows:.0f} | {60 / spent:.1f} |")
+    return rows
+
+
+def parts() -> str:
+    window = dn.calibration_windows()[1]
+    p835_q, p808 = dn._sessions(dn.DNSMOS_MODEL, quantized=True)
+    p835_f, _ = dn._sessions(dn.DNSMOS_MODEL, quantized=False)
+    mel = dn.mel_features(window[: -dn._HOP])[np.newaxis]
+    steps = {
+        "P.835 float": lambda: p835_f.run(None, {"input_1": window[np.newaxis]}),
+        "P.835 int8": lambda: p835_q.run(None, {"input_1": window[np.newaxis]}),
+        "P.808 mel features (numpy)": lambda: dn.mel_features(window[: -dn._HOP]),
+        "P.808 model (float)": lambda: p808.run(None, {"input_1": mel}),
+    }
+    out = []
+    for name, fn in steps.items():
+        fn()
+        spent, _ = cpu(lambda fn=fn: [fn() for _ in range(20)])
+        out.append(f"{name} {1000 * spent / 20:.1f} ms")
+    return "CPU time of one window's parts (mean of 20): " + "; ".join(out) + "."
+
+
+def agreement(recs: list[tuple[str, np.ndarray]], reference_every: int) -> str:
+    noise = noises()
+    real, degraded, ref = [], [], []
+    try:
+        from speechmos import dnsmos as reference
+    except ImportError:
+        reference = None
+
+    def both(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        q = dn.dnsmos_scores(x, sample_rate=RATE)
+        f = dn.dnsmos_scores(x, sample_rate=RATE, quantized=False)
+        return np.array([q.ovrl, q.sig, q.bak]), np.array([f.ovrl, f.sig, f.bak])
+
+    for i, (_, x) in enumerate(recs):
+        if x.size < RATE // 2:
+            continue
+        q, f = both(x)
+        real.append((q, f))
+        if reference is not None and i % reference_every == 0:
+            r = reference.run(x, RATE)
+            ref.append((q, f, np.array([r["ovrl_mos"], r["sig_mos"], r["bak_mos"]])))
+        if i % 3 == 0:
+            for snr_db in SNRS_DB:
+                n = np.resize(noise[(i + snr_db) % len(noise)], x.size)
+                gain = np.sqrt(np.mean(x**2) / max(float(np.mean(n**2)), 1e-12) / 10 ** (snr_db / 10))
+                m = x + gain * n
+                m *= np.float32(0.9 / max(1.0, float(np.max(np.abs(m)))))
+                degraded.append(both(m.astype(np.float32)))
+    lines = ["| audio | n | mean \\|ΔOVRL\\| | max \\|ΔOVRL\\| | mean \\|ΔSIG\\| | max \\|ΔSIG\\| | mean \\|ΔBAK\\| | "
+             "max \\|ΔBAK\\| | Spearman OVRL / SIG / BAK |", "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
+    for label, pairs in (("corpus recordings", real), ("degraded (corpus noise at 0-20 dB)", degraded)):
+        a = np.array(pairs)
+        d = np.abs(a[:, 0] - a[:, 1])
+        rho = " / ".join(f"{stats.spearmanr(a[:, 0, j], a[:, 1, j]).statistic:.3f}" for j in range(3))
+        lines.append(f"| {label} | {len(a)} | {d[:, 0].mean():.3f} | {d[:, 0].max():.3f} | {d[:, 1].mean():.3f} | "
+                     f"{d[:, 1].max():.3f} | {d[:, 2].mean():.3f} | {d[:, 2].max():.3f} | {rho} |")
+    text = "int8 vs float P.835 model (same windows; the quantisation's own error):\n\n" + "\n".join(lines)
+    if ref:
+        r = np.array(ref)
+        parts_ = []
+        for label, k in (("int8", 0), ("float", 1)):
+            d = np.abs(r[:, k] - r[:, 2])
+            parts_.append(f"{label}: OVRL mean {d[:, 0].mean():.3f}, max {d[:, 0].max():.3f}; SIG max "
+                          f"{d[:, 1].max():.3f}; BAK max {d[:, 2].max():.3f}")
+        text += (f"\n\nAgreement with speechmos.dnsmos.run on {len(r)} recordings (every {reference_every}. one; "
+                 f"its 1 s hop is another window grid): " + "; ".join(parts_) + ".")
+    return text
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--no-write", action="store_true", help="print only")
+    parser.add_argument("--reference-every", type=int, default=3, help="run speechmos on every n-th recording")
+    args = parser.parse_args()
+    if not (CORPUS / "speech").is_dir():
+        sys.exit(f"corpus not found at {CORPUS} (set VOICEPREP_CORPUS)")
+    recs = recordings()
+    rows = speed(recs)
+    md = "\n\n".join([
+        "## DNSMOS speed per CPU core: int8 vs float P.835 model",
+        "x realtime per core = audio s / process CPU s (`time.process_time`, one onnxruntime thread, "
+        "OPENBLAS_NUM_THREADS=1, warm sessions; measured while other jobs shared the machine, so CPU time, "
+        "not wall time). A recording shorter than 9.01 s is looped to one whole window, so it costs a "
+        "window whatever its length.",
+        "\n".join(["| P.835 model | audio | audio s | windows | CPU s | ms per window | x realtime per core |",
+                   "|---|---|---:|---:|---:|---:|---:|", *rows]),
+        parts(),
+        agreement(recs, max(1, args.reference_every)),
+        f"onnxruntime/onnx/speechmos: {versions(('onnxruntime', 'onnx', 'speechmos'))}.",
+    ])
+    print(md)
+    if not args.no_write:
+        write_section("dnsmos_speed", md)
+
+
+if __name__ == "__main__":
+    main()
