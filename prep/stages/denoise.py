@@ -773,7 +773,7 @@ METHODS = ("auto", "gate", "deepfilter", "off")
 ENHANCE_NOTICE = (
     "neural denoising off: pip install 'voiceprep[enhance]' adds DeepFilterNet3 for noisy clips "
     "(chosen per clip where the gate's SNR estimate is below 22 dB: babble, cafe, dishes, crackle, "
-    "+3 to +7 dB SI-SDR over the spectral gate at 0-10 dB SNR); the spectral gate denoises every clip now"
+    "+3 to +6 dB SI-SDR over the spectral gate at 0-10 dB SNR); the spectral gate denoises every clip now"
 )
 
 
