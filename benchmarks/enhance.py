@@ -438,7 +438,7 @@ def report(rows, cpu_s, audio_s, clean, excluded, e2e, real, threshold_db: float
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--speech", type=int, default=6, help="clean clips in the mixtures (default 6)")
+    parser.add_argument("--speech", type=int, default=12, help="clean clips in the mixtures (default 12, all)")
     parser.add_argument("--alternate", action="store_true", help="each (speech, noise, SNR) once, lead-in alternating")
     parser.add_argument("--e2e", type=int, default=8, help="mixtures run through the whole pipeline (default 8)")
     parser.add_argument("--real", type=int, default=5, help="real noisy recordings (default 5)")
