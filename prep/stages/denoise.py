@@ -669,6 +669,84 @@ def denoise(
         The input itself when skipped.
     report : DenoiseReport
     """
+    plan = _plan(
+        audio,
+        sample_rate=sample_rate,
+        mode=mode,
+        strength=strength,
+        soften_above_snr_db=soften_above_snr_db,
+        skip_above_snr_db=skip_above_snr_db,
+        guard_s=guard_s,
+        frame_s=frame_s,
+        frames_per_window=frames_per_window,
+        **gate_options,
+    )
+    x, rate = plan.x, plan.rate
+    if speech is None:
+        speech = speech_mask(x, sample_rate=rate, frame_s=_VAD_FRAME_S) if x.size else np.zeros(0, bool)
+    return plan.run(*plan.measure(np.asarray(speech, dtype=bool)))
+
+
+@dataclass(frozen=True, eq=False)
+class _Plan:
+    """A validated :func:`denoise` call on one mono signal: :meth:`measure`, then :meth:`run` what it measured.
+
+    :func:`denoise` is exactly ``plan.run(*plan.measure(speech))``; the stage's ``auto`` choice keeps the
+    measurement it chose by and, for the gate, runs it, so the noise is measured once per clip.
+    """
+
+    x: np.ndarray
+    rate: int
+    n: int
+    hop: int
+    guard_s: float
+    config: _GateConfig
+    strength: float
+    soften_above_snr_db: float
+    skip_above_snr_db: float
+
+    def measure(self, speech: np.ndarray) -> tuple[NoiseEstimate, np.ndarray | None]:
+        """The noise estimate and, when the signal is one gate block, its STFT (taken once, for both)."""
+        x, n, hop, config = self.x, self.n, self.hop, self.config
+        n_frames = _n_frames(x.size, n, hop)
+        spec = _stft(x, 0, n_frames, n, hop, _window(n)) if 0 < n_frames <= config.block + config.context else None
+        return _measure(x, self.rate, speech, _VAD_FRAME_S, n, hop, self.guard_s, spec=spec), spec
+
+    def run(self, est: NoiseEstimate, spec: np.ndarray | None) -> tuple[np.ndarray, DenoiseReport]:
+        """The do-no-harm decision and the gate, from :meth:`measure`'s result (``spec`` is consumed)."""
+        snr, strength = est.snr_db, self.strength
+        soften, skip = self.soften_above_snr_db, self.skip_above_snr_db
+        reason = ""
+        used = strength
+        if not est.has_speech:
+            used, reason = 0.0, "no speech detected: nothing to protect, left as is"
+        elif est.source == "empty":
+            used, reason = 0.0, "no noise frames to measure"
+        elif snr >= skip:
+            used, reason = 0.0, f"estimated SNR {snr:.1f} dB >= {skip:g} dB: already clean, left as is"
+        elif snr > soften:
+            used = strength * (skip - snr) / (skip - soften)
+            reason = f"estimated SNR {snr:.1f} dB > {soften:g} dB: strength softened to {used:.2f}"
+        if used <= 0.0:
+            return self.x, DenoiseReport(False, 0.0, reason or "strength is 0", est, snr, None)
+        y, gate = _gate(self.x, est, dataclasses.replace(self.config, strength=float(used)), spec=spec)
+        return y, DenoiseReport(True, float(used), reason, est, snr + gate.snr_change_db, gate)
+
+
+def _plan(
+    audio: np.ndarray,
+    *,
+    sample_rate: int,
+    mode: str = "stationary",
+    strength: float = 1.0,
+    soften_above_snr_db: float = 20.0,
+    skip_above_snr_db: float = 40.0,
+    guard_s: float = 0.2,
+    frame_s: float = 0.032,
+    frames_per_window: int = 2,
+    **gate_options: float,
+) -> _Plan:
+    """:func:`denoise`'s parameters checked (``ConfigError`` naming the bad one) and its STFT geometry."""
     if not soften_above_snr_db < skip_above_snr_db:
         raise ConfigError(
             f"need soften_above_snr_db < skip_above_snr_db, got {soften_above_snr_db!r}, {skip_above_snr_db!r}"
@@ -685,29 +763,7 @@ def denoise(
     if unknown:
         raise ConfigError(f"unknown gate option(s) {sorted(unknown)}; known: {sorted(_GATE_DEFAULTS)}")
     config = _gate_config(rate, n, hop, mode=mode, strength=strength, **options)
-    if speech is None:
-        speech = speech_mask(x, sample_rate=rate, frame_s=_VAD_FRAME_S) if x.size else np.zeros(0, bool)
-    speech = np.asarray(speech, dtype=bool)
-    n_frames = _n_frames(x.size, n, hop)
-    # One block: take the STFT once, for the noise profile and the gate.
-    spec = _stft(x, 0, n_frames, n, hop, _window(n)) if 0 < n_frames <= config.block + config.context else None
-    est = _measure(x, rate, speech, _VAD_FRAME_S, n, hop, guard_s, spec=spec)
-    snr = est.snr_db
-    reason = ""
-    used = strength
-    if not est.has_speech:
-        used, reason = 0.0, "no speech detected: nothing to protect, left as is"
-    elif est.source == "empty":
-        used, reason = 0.0, "no noise frames to measure"
-    elif snr >= skip_above_snr_db:
-        used, reason = 0.0, f"estimated SNR {snr:.1f} dB >= {skip_above_snr_db:g} dB: already clean, left as is"
-    elif snr > soften_above_snr_db:
-        used = strength * (skip_above_snr_db - snr) / (skip_above_snr_db - soften_above_snr_db)
-        reason = f"estimated SNR {snr:.1f} dB > {soften_above_snr_db:g} dB: strength softened to {used:.2f}"
-    if used <= 0.0:
-        return x, DenoiseReport(False, 0.0, reason or "strength is 0", est, snr, None)
-    y, gate = _gate(x, est, dataclasses.replace(config, strength=float(used)), spec=spec)
-    return y, DenoiseReport(True, float(used), reason, est, snr + gate.snr_change_db, gate)
+    return _Plan(x, rate, n, hop, float(guard_s), config, float(strength), soften_above_snr_db, skip_above_snr_db)
 
 
 #: Denoising methods of the stage: ``auto`` chooses per clip, the others force one.
@@ -717,7 +773,7 @@ METHODS = ("auto", "gate", "deepfilter", "off")
 ENHANCE_NOTICE = (
     "neural denoising off: pip install 'voiceprep[enhance]' adds DeepFilterNet3 for noisy clips "
     "(chosen per clip where the gate's SNR estimate is below 22 dB: babble, cafe, dishes, crackle, "
-    "+3 to +7 dB SI-SDR over the spectral gate at 0-10 dB SNR); the spectral gate denoises every clip now"
+    "+3 to +6 dB SI-SDR over the spectral gate at 0-10 dB SNR); the spectral gate denoises every clip now"
 )
 
 
@@ -802,14 +858,32 @@ class Denoise:
         speech = speech_mask(mono, sample_rate=rate, frame_s=_VAD_FRAME_S) if mono.size else np.zeros(0, bool)
         # Left on the clip: denoising moves no speech, so Trim and Slice use them instead of a VAD pass each.
         found = tuple(mask_to_regions(speech, frame_s=_VAD_FRAME_S, duration_s=mono.size / float(rate)))
+        measured = None
         if self.method != "gate" and self.enhancer:
-            est = estimate_noise(channels[0], sample_rate=rate, speech=speech, frames_per_window=self.frames_per_window)
+            # The gate's own measurement of the first channel decides; the gate then runs on it (measured once).
+            plan = self._plan(channels[0], rate)
+            est, spec = plan.measure(speech)
             wanted = self.method == "deepfilter" or (
                 est.has_speech and est.source != "empty" and est.snr_db < self.deepfilter_below_snr_db
             )
             if wanted:
+                del spec
                 return dataclasses.replace(self._deepfilter(clip, audio, channels, est), speech=found)
-        return dataclasses.replace(self._gate(clip, audio, channels, speech), speech=found)
+            measured = (plan, est, spec)
+        return dataclasses.replace(self._gate(clip, audio, channels, speech, measured), speech=found)
+
+    def _plan(self, channel: np.ndarray, rate: int) -> _Plan:
+        """The :func:`denoise` call this stage makes on one channel, validated (see :class:`_Plan`)."""
+        return _plan(
+            channel,
+            sample_rate=rate,
+            mode=self.mode,
+            strength=self.strength,
+            soften_above_snr_db=self.soften_above_snr_db,
+            skip_above_snr_db=self.skip_above_snr_db,
+            frames_per_window=self.frames_per_window,
+            max_reduction_db=self.max_reduction_db,
+        )
 
     def _deepfilter(self, clip: Clip, audio: np.ndarray, channels: np.ndarray, est: NoiseEstimate) -> Clip:
         from ..dsp.deepfilter import deepfilter
@@ -840,21 +914,24 @@ class Denoise:
             deepfilter_lsnr_db=lsnr,
         )
 
-    def _gate(self, clip: Clip, audio: np.ndarray, channels: np.ndarray, speech: np.ndarray) -> Clip:
+    def _gate(
+        self,
+        clip: Clip,
+        audio: np.ndarray,
+        channels: np.ndarray,
+        speech: np.ndarray,
+        measured: tuple[_Plan, NoiseEstimate, np.ndarray | None] | None = None,
+    ) -> Clip:
+        """:func:`denoise` on each channel; ``measured``: the first channel's plan and ``plan.measure(speech)``."""
         rate = clip.sample_rate
         outs, reports = [], []
-        for ch in channels:
-            y, rep = denoise(
-                ch,
-                sample_rate=rate,
-                mode=self.mode,
-                strength=self.strength,
-                soften_above_snr_db=self.soften_above_snr_db,
-                skip_above_snr_db=self.skip_above_snr_db,
-                speech=speech,
-                frames_per_window=self.frames_per_window,
-                max_reduction_db=self.max_reduction_db,
-            )
+        for k, ch in enumerate(channels):
+            if k == 0 and measured is not None:
+                plan, est, spec = measured
+            else:
+                plan = self._plan(ch, rate)
+                est, spec = plan.measure(speech)
+            y, rep = plan.run(est, spec)
             outs.append(y)
             reports.append(rep)
         first = reports[0]
