@@ -416,13 +416,15 @@ def quantized_p835(src: Path, src_sha256: str) -> bytes:
     """
     import onnxruntime as ort
 
-    try:
-        import onnx
-    except ImportError as err:
+    from importlib import metadata
+
+    try:  # the version only: importing onnx costs ~0.6 s, paid only when the model is made
+        onnx_version = metadata.version("onnx")
+    except metadata.PackageNotFoundError as err:
         raise ModelError(f"model {DNSMOS_MODEL.name}: the int8 model is made with onnx, which is not "
                          f"installed; {DNSMOS_MODEL.install_hint}") from err
     meta = {"source_sha256": src_sha256, "recipe": _QUANT_RECIPE, "onnxruntime": ort.__version__,
-            "onnx": onnx.__version__}
+            "onnx": onnx_version}
     key = hashlib.sha256(json.dumps(meta, sort_keys=True).encode()).hexdigest()[:16]
     folder = cache_dir() / "models" / "dnsmos-int8"
     target = folder / f"sig_bak_ovr.int8.{key}.onnx"
