@@ -210,7 +210,7 @@ def pieces(
     """
     rate = fscan.sample_rate
     weights = None if fscan.report is None else mix_weights(fscan.report)
-    _, blocks = stream(path, block_frames=max(1, round(block_s * rate)))
+    _, blocks = stream(path, block_frames=_block_frames(rate, block_s)[1])  # the blocks OnePass mixes
     todo = iter([(round(a * rate), min(round(b * rate), fscan.n_samples)) for a, b in bounds])
     current = next(todo, None)
     buf = np.zeros(0, np.float32)
