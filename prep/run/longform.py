@@ -218,7 +218,10 @@ def pieces(
     for chunk in blocks:
         if current is None:
             break
-        mono = chunk[0] if weights is None else np.einsum("c,cn->n", weights, chunk)
+        if chunk.ndim == 1:  # already mixed
+            mono = chunk
+        else:
+            mono = chunk[0] if weights is None else np.einsum("c,cn->n", weights, chunk)
         buf = np.concatenate([buf, mono.astype(np.float32, copy=False)])
         while current is not None:
             a, b = current
@@ -257,8 +260,9 @@ class OnePass:
     was handed out: when they agree (the usual case) the last pieces follow;
     otherwise :data:`RESTART` is yielded (the pieces so far are void) and the
     file is streamed again with the final decision (:func:`pieces`).  Either
-    way the pieces equal those of the two-pass path.  Memory: the raw blocks
-    from the current cut on (at most ``max_piece_s`` + ``block_s``).
+    way the pieces equal those of the two-pass path.  Memory: the blocks from
+    the current cut on (at most ``max_piece_s`` + ``block_s``), raw until the
+    first piece is handed out, then mono.
 
     Iterating yields ``(start_s, end_s, mono, report)`` (``mono`` float32
     ``(samples,)``; ``report`` the downmix decision it was mixed with, None
@@ -291,8 +295,10 @@ class OnePass:
             scanner.add(chunk)
             if doomed:
                 continue
-            held.append((first, chunk))
             report, weights = scanner.decision(**self.decide)
+            if handed is not None and np.array_equal(weights, handed):
+                chunk = _mix([(first, chunk)], first, first + chunk.shape[1], report)
+            held.append((first, chunk))
             if handed is not None and not np.array_equal(weights, handed):
                 doomed, held = True, []
                 continue
@@ -309,7 +315,9 @@ class OnePass:
                 if audible[-1]:
                     handed = weights
                     yield i0 / rate, i1 / rate, _mix(held, i0, i1, report), report
-                held = [(s, x) for s, x in held if s + x.shape[1] > i1]
+                held = [(s, x) for s, x in held if s + x.shape[-1] > i1]
+                if handed is not None:  # the decision is now fixed (a change restarts): hold blocks mixed
+                    held = [(s, _mix([(s, x)], s, s + x.shape[-1], report)) for s, x in held]
         fscan = scanner.result(**self.decide)
         self.fscan = fscan
         level = _level(fscan.frame_db)
@@ -343,15 +351,22 @@ class OnePass:
 
 
 def _mix(held: list[tuple[int, np.ndarray]], i0: int, i1: int, report: ChannelReport | None) -> np.ndarray:
-    """Samples ``[i0, i1)`` of the mono mix of the raw blocks ``held`` (each mixed whole, as :func:`pieces` does)."""
+    """Samples ``[i0, i1)`` of the mono mix of the blocks ``held`` (each raw one mixed whole, as :func:`pieces`
+    does; 1-D ones are mixed already)."""
     weights = None if report is None else mix_weights(report)
-    parts = []
+    out = np.empty(max(0, i1 - i0), np.float32)
+    filled = 0
     for first, chunk in held:
-        if first + chunk.shape[1] <= i0 or first >= i1:
+        if first + chunk.shape[-1] <= i0 or first >= i1:
             continue
-        mono = chunk[0] if weights is None else np.einsum("c,cn->n", weights, chunk)
-        parts.append(mono.astype(np.float32, copy=False)[max(0, i0 - first) : i1 - first])
-    return np.ascontiguousarray(np.concatenate(parts)) if parts else np.zeros(0, np.float32)
+        if chunk.ndim == 1:  # already mixed
+            mono = chunk
+        else:
+            mono = chunk[0] if weights is None else np.einsum("c,cn->n", weights, chunk)
+        part = mono[max(0, i0 - first) : i1 - first]
+        out[filled : filled + part.shape[0]] = part
+        filled += part.shape[0]
+    return out[:filled]
 
 
 def piece_clips(base: Clip, onepass: OnePass) -> Iterator[Clip | str]:
