@@ -352,11 +352,14 @@ class OnePass:
 
 def _mix(held: list[tuple[int, np.ndarray]], i0: int, i1: int, report: ChannelReport | None) -> np.ndarray:
     """Samples ``[i0, i1)`` of the mono mix of the blocks ``held`` (each raw one mixed whole, as :func:`pieces`
-    does; 1-D ones are mixed already)."""
+    does; 1-D ones are mixed already).  The blocks that end by ``i1`` are emptied in ``held`` as they are used."""
     weights = None if report is None else mix_weights(report)
     out = np.empty(max(0, i1 - i0), np.float32)
     filled = 0
-    for first, chunk in held:
+    for j in range(len(held)):
+        first, chunk = held[j]
+        if first + chunk.shape[-1] <= i1:
+            held[j] = (first, chunk[..., :0])  # not needed after this piece: let it go while the piece is made
         if first + chunk.shape[-1] <= i0 or first >= i1:
             continue
         if chunk.ndim == 1:  # already mixed
@@ -398,7 +401,9 @@ def piece_clips(base: Clip, onepass: OnePass) -> Iterator[Clip | str]:
         if base.transcript:
             clip = clip.with_findings(finding("transcript.dropped"))
         k += 1
+        del item, mono  # hold no piece while the next is cut
         yield clip
+        del clip
 
 
 def finish_clips(clips: list[Clip], base: Clip, onepass: OnePass) -> tuple[list[Clip], Clip]:

@@ -367,8 +367,10 @@ def _long_pieces(job: Job, sha: str, info: InputInfo, stages: Sequence[Stage], c
         try:
             for piece in piece_clips(base, onepass):
                 given = given or not isinstance(piece, str)
-                yield piece if isinstance(piece, str) else _sanitize(piece).with_history(downmix.name,
-                                                                                        stage_config(downmix))
+                if not isinstance(piece, str):
+                    piece = _sanitize(piece).with_history(downmix.name, stage_config(downmix))
+                yield piece
+                del piece  # hold no piece while the next is cut
         except PrepError as err:
             long.onepass = None  # the file as a whole failed: one error clip, as for a short file
             if given:
@@ -387,6 +389,7 @@ def _timed_iter(name: str, items: Iterator[Clip | str]) -> Iterator[Clip | str]:
         if item is None:
             return
         yield item
+        del item  # not held while the next is made
 
 
 def process_piece(
@@ -404,6 +407,15 @@ def process_piece(
     list of Clip
         Without audio (written when ``out_dir`` is given).
     """
+    try:
+        return _process_piece(piece, stages, out_dir, audio_file)
+    finally:
+        _release_freed_memory()  # the piece's buffers, before this worker waits for the next
+
+
+def _process_piece(
+    piece: Clip, stages: Sequence[Stage], out_dir: str | Path | None, audio_file: str | None
+) -> list[Clip]:
     if audio_file is not None:
         try:
             audio = np.fromfile(audio_file, dtype=np.float32)
@@ -499,6 +511,7 @@ def _process_long(
             out = []
         else:
             out.extend(process_piece(piece, stages, out_dir))
+        del piece  # not held while the next is cut
     return long.finish(out)
 
 
@@ -516,6 +529,28 @@ def _handoff(piece: Clip, out_dir: Path, executor: Executor) -> tuple[Clip, str 
     np.ascontiguousarray(piece.audio, dtype=np.float32).tofile(path)
     empty = dataclasses.replace(held, audio=np.zeros(0, np.float32))
     return dataclasses.replace(piece, audio=None, source_audio=empty), str(path)
+
+
+def _release_freed_memory() -> None:
+    """Give the heap's free pages back to the system (glibc ``malloc_trim``; nothing elsewhere).
+
+    Between a long file's pieces: the freed buffers of a 60-120 s piece otherwise stay in this
+    process's heap and count in its memory while other processes work.
+    """
+    global _LIBC
+    if _LIBC is None:
+        import ctypes
+
+        try:
+            _LIBC = ctypes.CDLL("libc.so.6")
+            _LIBC.malloc_trim  # noqa: B018 - glibc only
+        except (OSError, AttributeError):
+            _LIBC = False
+    if _LIBC:
+        _LIBC.malloc_trim(0)
+
+
+_LIBC: Any = None
 
 
 def _remove_outputs(clips: Sequence[Clip], out_dir: str | Path | None) -> None:
@@ -760,8 +795,12 @@ def run_jobs(
                             count = 0
                             continue
                         light, audio_file = _handoff(piece, out, executor)
+                        del piece  # with a pool, its audio is in the file now: not held while the next is cut
                         submit(index, count, process_piece, light, tuple(stages), str(out), audio_file)
+                        del light
                         count += 1
+                        if audio_file is not None:
+                            _release_freed_memory()
                     files[index].expected = count
                     finish(index)
                     continue
