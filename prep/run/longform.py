@@ -1,12 +1,16 @@
 """Long recordings in bounded memory.
 
 A file longer than a profile's ``long_file_s`` is never decoded whole.
-Pass 1 streams it once, accumulating the channel statistics the downmix
-needs and the energy of the would-be mono mix in 50 ms frames.  From those
-frames it chooses cut points in the quietest stretches, so that pieces are
-``min_piece_s``–``max_piece_s`` long and no cut lands in speech.  Pass 2
-streams the file again, mixes each block to mono with the pass-1 decision
-and hands every piece to the normal in-memory pipeline as its own clip
+The definition: :func:`scan` streams it, accumulating the channel
+statistics the downmix needs and the energy of the would-be mono mix in
+50 ms frames; :func:`cut_points` chooses cuts in the quietest stretches, so
+that pieces are ``min_piece_s``–``max_piece_s`` long and no cut lands in
+speech; :func:`pieces` streams it again and mixes each piece to mono with
+the whole file's decision.  :class:`OnePass` gives the same pieces in one
+streamed pass, handing each out as soon as it is cut (so pieces are
+processed while the rest of the file is decoded) and checking at the end
+that the whole file agrees (else it restarts with the two-pass way).
+Each piece goes through the normal in-memory pipeline as its own clip
 (which then trims, slices, denoises, normalizes and scores it).  Memory is
 bounded by the piece length, not by the file length.
 """
