@@ -204,7 +204,7 @@ def _sanitize(clip: Clip) -> Clip:
         audio = np.where(bad, np.float32(0.0), audio)
         clip = dataclasses.replace(clip, audio=audio).with_metrics(nonfinite_samples=count)
         clip = clip.with_findings(finding("samples.nonfinite", metric="nonfinite_samples", value=count))
-    peak = float(np.max(np.abs(audio))) if audio.size else 0.0
+    peak = max(float(np.max(audio)), -float(np.min(audio))) if audio.size else 0.0  # no |audio| copy
     peak_dbfs = 20.0 * math.log10(peak) if peak > 0 else -math.inf
     clip = clip.with_metrics(source_peak_dbfs=peak_dbfs)
     if peak > 1.0:
