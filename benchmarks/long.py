@@ -66,22 +66,29 @@ def _children() -> dict[int, list[int]]:
     return kids
 
 
-def tree_pss_mb(pid: int) -> float:
-    """Summed PSS (MB) of ``pid`` and all its descendants."""
+def tree_pss_mb(pid: int, cpu: dict[int, tuple[int, float]] | None = None) -> float:
+    """Summed PSS (MB) of ``pid`` and all its descendants; ``cpu`` gets each one's (depth, CPU seconds)."""
     kids = _children()
-    todo, total = [pid], 0.0
+    todo, total = [(pid, 0)], 0.0
     while todo:
-        p = todo.pop()
-        todo.extend(kids.get(p, []))
+        p, depth = todo.pop()
+        todo.extend((k, depth + 1) for k in kids.get(p, []))
         try:
+            if cpu is not None:
+                with open(f"/proc/{p}/stat") as fh:
+                    fields = fh.read().rsplit(")", 1)[1].split()
+                cpu[p] = (depth, (int(fields[11]) + int(fields[12])) / _TICK)
             with open(f"/proc/{p}/smaps_rollup") as fh:
                 for line in fh:
                     if line.startswith("Pss:"):
                         total += int(line.split()[1]) / 1024
                         break
-        except OSError:
+        except (OSError, IndexError, ValueError):
             continue
     return total
+
+
+_TICK = os.sysconf("SC_CLK_TCK")
 
 
 _RUNNER = LEAN_CLI.replace(
@@ -98,8 +105,12 @@ def run_one(path: Path, out: Path, jobs: int) -> dict:
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_ENV)
     peak = 0.0
+    cpu: dict[int, tuple[int, float]] = {}  # pid -> (depth below the run's process, CPU s): last seen
+    serial = None  # the run's own CPU s when a worker (a fork server's child, depth 2) first ran
     while proc.poll() is None:
-        peak = max(peak, tree_pss_mb(proc.pid))
+        peak = max(peak, tree_pss_mb(proc.pid, cpu))
+        if serial is None and any(d >= 2 and c > 0.05 for d, c in cpu.values()):
+            serial = cpu[proc.pid][1]
         time.sleep(0.2)
     wall = time.perf_counter() - t0
     stdout, stderr = proc.communicate()
@@ -107,7 +118,9 @@ def run_one(path: Path, out: Path, jobs: int) -> dict:
         raise SystemExit(f"run failed: {stderr[-2000:]}")
     hwm = float(stdout.split("HWM")[-1].strip())
     clips = sum(1 for _ in (out / "clips").rglob("*.wav"))
-    return {"jobs": jobs, "wall_s": wall, "peak_pss_mb": peak, "parent_hwm_mb": hwm, "clips": clips}
+    return {"jobs": jobs, "wall_s": wall, "peak_pss_mb": peak, "parent_hwm_mb": hwm, "clips": clips,
+            "cpu_s": sum(c for _, c in cpu.values()), "parent_cpu_s": cpu.get(proc.pid, (0, 0.0))[1],
+            "serial_cpu_s": serial}
 
 
 def main() -> None:
@@ -136,24 +149,37 @@ def main() -> None:
                     if jobs not in best or res["wall_s"] < best[jobs]["wall_s"]:
                         best[jobs] = res
             for res in best.values():
-                rows.append({**res, "duration_s": seconds, "speedup": best[1]["wall_s"] / res["wall_s"]})
+                # CPU-bound estimate for an idle machine (Amdahl): the run's own CPU until a worker first ran is
+                # serial, the rest spread over the workers; --jobs 1 takes its CPU time.
+                est = res["cpu_s"] if res["serial_cpu_s"] is None else (
+                    res["serial_cpu_s"] + (res["cpu_s"] - res["serial_cpu_s"]) / res["jobs"])
+                rows.append({**res, "duration_s": seconds, "speedup": best[1]["wall_s"] / res["wall_s"],
+                             "est_s": est, "est_speedup": best[1]["cpu_s"] / est})
             path.unlink()
-    table = ["| input | --jobs | wall s | x realtime | vs --jobs 1 | peak summed PSS MB | parent peak RSS MB | clips |",
-             "|---|---|---|---|---|---|---|---|"]
+    table = ["| input | --jobs | wall s | x realtime | vs --jobs 1 | CPU s (all) | CPU s (parent) | serial CPU s "
+             "| CPU-bound estimate s | estimate vs --jobs 1 | peak summed PSS MB | parent peak RSS MB | clips |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
+        serial = "-" if r["serial_cpu_s"] is None else f"{r['serial_cpu_s']:.1f}"
         table.append(
             f"| {r['duration_s'] / 60:.0f} min 48 kHz stereo m4a | {r['jobs']} | {r['wall_s']:.1f} "
-            f"| {r['duration_s'] / r['wall_s']:.0f} | {r['speedup']:.2f}x | {r['peak_pss_mb']:.0f} "
+            f"| {r['duration_s'] / r['wall_s']:.0f} | {r['speedup']:.2f}x | {r['cpu_s']:.1f} | {r['parent_cpu_s']:.1f} "
+            f"| {serial} | {r['est_s']:.1f} | {r['est_speedup']:.2f}x | {r['peak_pss_mb']:.0f} "
             f"| {r['parent_hwm_mb']:.0f} | {r['clips']} |"
         )
     md = (
         "## Long recordings (benchmarks/long.py)\n\n"
         "`voiceprep run FILE -o OUT --jobs N` on one long file (fish profile, denoise on, model-free as in the "
-        "pipeline benchmark), each run a fresh process tree. The parent streams the file twice (pass 1: downmix "
-        "decision and cut points; pass 2: pieces of 60-120 s) and hands each piece to a worker as its own task; "
-        "the file is journaled when all its pieces are done. Memory: PSS of all the run's processes (parent, "
-        "fork server, workers) summed, sampled every 0.2 s, peak. Targets: >= 1.7x `--jobs 1` with 2 workers on "
-        "1 hour; summed PSS <= 600 MB. Load average of the machine (all its users) at the start and end: "
+        "pipeline benchmark), each run a fresh process tree. The parent streams the file once, cutting pieces of "
+        "60-120 s under the downmix decision so far and handing each to a worker (as a temp file) as soon as it is "
+        "cut, while the rest is decoded; at the end the whole file's decision and cut points are checked against "
+        "what was handed out (the pieces are redone if they differ: not in this input). The file is journaled when "
+        "all its pieces are done. Memory: PSS of all the run's processes (parent, fork server, workers) summed, "
+        "sampled every 0.2 s, peak. CPU: user+system time of every process of the run (`/proc/PID/stat`, last "
+        "sample), the parent's alone, and the serial part (the parent's CPU until a worker first ran); the "
+        "CPU-bound estimate for an idle machine is serial + (all - serial) / workers (Amdahl), `--jobs 1` its CPU "
+        "time. Targets: >= 1.7x `--jobs 1` with 2 workers on 1 hour; summed PSS <= 600 MB. Load average of the "
+        "machine (all its users) at the start and end: "
         f"{load_before:.1f} / {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores.\n\n"
         + "\n".join(table) + "\n"
     )

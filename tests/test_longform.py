@@ -10,7 +10,7 @@ import pytest
 import soundfile as sf
 
 from prep.run.decode import load, stream
-from prep.run.longform import LongForm, cut_points, scan
+from prep.run.longform import RESTART, LongForm, OnePass, cut_points, pieces, scan
 from prep.run.profiles import get_profile
 from prep.run.run_folder import RunFolder
 from prep.run.runner import Job, SerialExecutor, process_job, run_jobs
@@ -177,3 +177,76 @@ def test_a_long_file_is_journaled_only_when_all_its_pieces_are_done(tmp_path, lo
     done = run_jobs(jobs, stages, out_dir=out, longform=_PIECES, executor=again)
     assert [c.to_dict() for c in done] == [c.to_dict() for c in resumed]
     assert again.tasks == [], "a finished long file is not redone"
+
+
+# -- one streamed pass ---------------------------------------------------------------------------------------------
+def _two_pass(path, config):
+    """The pieces by the definition: the whole file scanned first, then cut (scan, cut_points, pieces)."""
+    fscan = scan(str(path), dead_channel_db=40.0, inverted_corr=0.3, block_s=config.block_s)
+    bounds = cut_points(fscan.frame_db, min_piece_s=config.min_piece_s, max_piece_s=config.max_piece_s)
+    return fscan, bounds, list(pieces(str(path), fscan, bounds, block_s=config.block_s))
+
+
+def _one_pass(path, config):
+    onepass = OnePass(str(path), dead_channel_db=40.0, inverted_corr=0.3, config=config)
+    return onepass, list(onepass)
+
+
+def test_one_pass_hands_out_the_two_pass_pieces_before_the_file_is_read(long_stereo):
+    path, _, _ = long_stereo
+    config = LongForm(long_file_s=30.0, min_piece_s=8.0, max_piece_s=20.0, block_s=3.0)  # not whole frames
+    fscan, bounds, expected = _two_pass(path, config)
+    onepass, items = _one_pass(path, config)
+    assert RESTART not in items and not onepass.restarted
+    assert onepass.bounds == bounds and onepass.fscan.n_samples == fscan.n_samples
+    np.testing.assert_array_equal(onepass.fscan.frame_db, fscan.frame_db)
+    assert [(a, b) for a, b, _, _ in items] == [(a, b) for a, b, _ in expected]
+    for (_, _, mono, report), (_, _, want) in zip(items, expected, strict=True):
+        np.testing.assert_array_equal(mono, want)
+        assert report.inverted == (1,)
+    # handed out while reading: the first piece comes before the scan of the whole file exists
+    onepass = OnePass(str(path), dead_channel_db=40.0, inverted_corr=0.3, config=config)
+    first = next(iter(onepass))
+    assert first[:2] == (expected[0][0], expected[0][1]) and onepass.fscan is None
+
+
+@pytest.fixture(scope="module")
+def late_second_channel(tmp_path_factory, long_stereo):
+    """The demo speech in stereo, the right channel silent (dead) for the first 40 s, then a copy of the left."""
+    _, mono, _ = long_stereo
+    right = mono.copy()
+    right[: 40 * RATE] = 0.0
+    path = tmp_path_factory.mktemp("late") / "late.flac"
+    sf.write(path, np.stack([mono, right]).T, RATE, subtype="PCM_16")
+    return path
+
+
+def test_one_pass_restarts_when_the_whole_file_decides_otherwise(late_second_channel):
+    config = LongForm(long_file_s=30.0, min_piece_s=8.0, max_piece_s=20.0, block_s=2.0)
+    fscan, _, expected = _two_pass(late_second_channel, config)
+    assert fscan.report.dead == ()  # the whole file: two live channels, averaged
+    onepass, items = _one_pass(late_second_channel, config)
+    assert onepass.restarted and items.count(RESTART) == 1
+    handed = items.index(RESTART)
+    assert handed >= 1 and all(report.dead == (1,) for _, _, _, report in items[:handed])  # mixed as mono at first
+    after = items[handed + 1 :]
+    assert [(a, b) for a, b, _, _ in after] == [(a, b) for a, b, _ in expected]
+    for (_, _, mono, _), (_, _, want) in zip(after, expected, strict=True):
+        np.testing.assert_array_equal(mono, want)
+
+
+def test_void_pieces_leave_nothing_behind_serial_or_parallel(tmp_path, late_second_channel):
+    jobs = [Job(str(late_second_channel), "spk")]
+    stages = _lean()
+    serial = run_jobs(jobs, stages, out_dir=tmp_path / "serial", longform=_PIECES)
+    with ProcessPoolExecutor(2, mp_context=get_context("spawn")) as pool:
+        parallel = run_jobs(jobs, stages, out_dir=tmp_path / "pool", longform=_PIECES, executor=pool)
+    assert [c.to_dict() for c in parallel] == [c.to_dict() for c in serial]
+    assert serial and all(c.metrics["downmix_mode"] == "average" for c in serial)
+    alone = process_job(jobs[0], stages, longform=_PIECES, out_dir=tmp_path / "alone")
+    assert [c.to_dict() for c in sorted(alone, key=lambda c: c.id)] == [c.to_dict() for c in serial]
+    for name in ("serial", "pool"):
+        folder = RunFolder(tmp_path / name)
+        written = sorted(p.name for p in folder.clips_dir.rglob("*.wav"))
+        assert written == sorted(f"{c.id}.wav" for c in serial if c.output), name  # none of the void pieces' clips
+        assert not list(folder.root.glob(".*.tmp")), "piece files are deleted once read"

@@ -24,14 +24,14 @@ from typing import Any
 
 import numpy as np
 
-from ..clip import Clip, InputInfo, file_sha256
+from ..clip import Clip, InputInfo, SourceAudio, file_sha256
 from ..errors import ConfigError, OutputError, PrepError
 from ..findings import finding
 from ..io import write_bytes_atomic, write_wav_atomic
 from ..stages.downmix import Downmix
 from ..timing import timed
 from .decode import AUDIO_EXTENSIONS, load, probe
-from .longform import LongForm, piece_clips, scan
+from .longform import RESTART, LongForm, OnePass, finish_clips, piece_clips
 from .pipeline import Stage, pipeline_fingerprint, run_stages, stage_config
 from .run_folder import JournalRecord, RunFolder
 from .transcripts import TranscriptIndex, flag_transcript_rates
@@ -204,7 +204,7 @@ def _sanitize(clip: Clip) -> Clip:
         audio = np.where(bad, np.float32(0.0), audio)
         clip = dataclasses.replace(clip, audio=audio).with_metrics(nonfinite_samples=count)
         clip = clip.with_findings(finding("samples.nonfinite", metric="nonfinite_samples", value=count))
-    peak = float(np.max(np.abs(audio))) if audio.size else 0.0
+    peak = max(float(np.max(audio)), -float(np.min(audio))) if audio.size else 0.0  # no |audio| copy
     peak_dbfs = 20.0 * math.log10(peak) if peak > 0 else -math.inf
     clip = clip.with_metrics(source_peak_dbfs=peak_dbfs)
     if peak > 1.0:
@@ -327,40 +327,61 @@ def _write_clip(item: Clip, out_dir: str | Path | None) -> Clip:
     return dataclasses.replace(item, output=folder.clip_output(item.speaker, item.id))
 
 
-def _long_pieces(
-    job: Job, sha: str, info: InputInfo, stages: Sequence[Stage], config: LongForm
-) -> tuple[Clip, Iterator[Clip]]:
+@dataclass
+class _LongFile:
+    """A long file being cut (see :mod:`prep.run.longform`): its base clip, and its pieces as they are cut."""
+
+    base: Clip
+    pieces: Iterator[Clip | str]  # each ready for process_piece; RESTART voids the pieces before it
+    onepass: OnePass | None = None  # None when the file could not be opened
+
+    def finish(self, clips: list[Clip]) -> list[Clip]:
+        """The file's clips once all its pieces are done: the metrics only the whole file knows set, or
+        one ``longform.silent`` clip when it gave none."""
+        if self.onepass is None or self.onepass.fscan is None:
+            return clips
+        clips, base = finish_clips(clips, self.base, self.onepass)
+        return _unless_silent(base, clips)
+
+
+def _long_pieces(job: Job, sha: str, info: InputInfo, stages: Sequence[Stage], config: LongForm) -> _LongFile:
     """A long file's base clip and its pieces, each ready for :func:`process_piece` (see :mod:`prep.run.longform`).
 
-    Pass 1 (:func:`~prep.run.longform.scan`) runs here; pass 2 streams as the
-    pieces are taken, so memory is bounded by the pieces in hand.  A decoding
-    problem ends the pieces with one ``error`` clip.
+    The file is streamed once as the pieces are taken (:class:`~prep.run.longform.OnePass`), so the
+    first piece can be processed while the rest is decoded and memory is bounded by the pieces in
+    hand.  The pieces may be followed by :data:`~prep.run.longform.RESTART` (the ones before it are
+    void).  A decoding problem voids the pieces and ends them with one ``error`` clip.
     """
     downmix = next((s for s in stages if s.name == "downmix"), Downmix())
-    try:
-        fscan = scan(
-            job.path,
-            dead_channel_db=downmix.dead_channel_db,  # type: ignore[attr-defined]
-            inverted_corr=downmix.inverted_corr,  # type: ignore[attr-defined]
-            block_s=config.block_s,
-        )
-    except PrepError as err:
-        failed = _error_clip(job, sha, str(err))
-        return failed, iter([failed])
-    info = dataclasses.replace(info, duration_s=fscan.n_samples / fscan.sample_rate)
+    onepass = OnePass(
+        job.path,
+        dead_channel_db=downmix.dead_channel_db,  # type: ignore[attr-defined]
+        inverted_corr=downmix.inverted_corr,  # type: ignore[attr-defined]
+        config=config,
+    )
     base = _base_clip(job, sha, info, None)
+    long = _LongFile(base, iter(()), onepass)
 
-    def each() -> Iterator[Clip]:
+    def each() -> Iterator[Clip | str]:
+        given = False
         try:
-            for piece in piece_clips(base, job.path, fscan, config):
-                yield _sanitize(piece).with_history(downmix.name, stage_config(downmix))
+            for piece in piece_clips(base, onepass):
+                given = given or not isinstance(piece, str)
+                if not isinstance(piece, str):
+                    piece = _sanitize(piece).with_history(downmix.name, stage_config(downmix))
+                yield piece
+                del piece  # hold no piece while the next is cut
         except PrepError as err:
+            long.onepass = None  # the file as a whole failed: one error clip, as for a short file
+            if given:
+                yield RESTART
             yield _error_clip(job, sha, str(err))
 
-    return base, _timed_iter("decode", each())
+    long.pieces = _timed_iter("decode", each())
+    return long
 
 
-def _timed_iter(name: str, items: Iterator[Clip]) -> Iterator[Clip]:
+def _timed_iter(name: str, items: Iterator[Clip | str]) -> Iterator[Clip | str]:
     """``items``, the time spent producing each added to ``name`` (:mod:`prep.timing`)."""
     while True:
         with timed(name):
@@ -368,20 +389,41 @@ def _timed_iter(name: str, items: Iterator[Clip]) -> Iterator[Clip]:
         if item is None:
             return
         yield item
+        del item  # not held while the next is made
 
 
-def process_piece(piece: Clip, stages: Sequence[Stage], out_dir: str | Path | None) -> list[Clip]:
+def process_piece(
+    piece: Clip, stages: Sequence[Stage], out_dir: str | Path | None, audio_file: str | None = None
+) -> list[Clip]:
     """Run the stages (all but the downmix) over one piece of a long file; write its clips.
 
     Pieces of one file run in any process, in any order: a worker gets the
-    piece's audio with the task.  An ``error`` piece (the file could not be
-    decoded to the end) is passed through.
+    piece's audio with the task, or, with ``audio_file``, reads it from that
+    file (raw float32 mono, written by :func:`run_jobs`, deleted once read).
+    An ``error`` piece (the file could not be decoded) is passed through.
 
     Returns
     -------
     list of Clip
         Without audio (written when ``out_dir`` is given).
     """
+    try:
+        return _process_piece(piece, stages, out_dir, audio_file)
+    finally:
+        _release_freed_memory()  # the piece's buffers, before this worker waits for the next
+
+
+def _process_piece(
+    piece: Clip, stages: Sequence[Stage], out_dir: str | Path | None, audio_file: str | None
+) -> list[Clip]:
+    if audio_file is not None:
+        try:
+            audio = np.fromfile(audio_file, dtype=np.float32)
+        finally:
+            Path(audio_file).unlink(missing_ok=True)
+        held = piece.source_audio
+        rate, start_s = (held.sample_rate, held.start_s) if held is not None else (piece.sample_rate, piece.span_s[0])
+        piece = dataclasses.replace(piece, audio=audio, source_audio=SourceAudio(audio, rate, start_s))
     if piece.verdict == "error":
         return [piece]
     rest = [s for s in stages if s.name != "downmix"]
@@ -461,11 +503,66 @@ def _process_long(
     job: Job, sha: str, info: InputInfo, stages: Sequence[Stage], out_dir: str | Path | None, config: LongForm
 ) -> list[Clip]:
     """The bounded-memory path for long files, in this process (see :mod:`prep.run.longform`)."""
-    base, pieces = _long_pieces(job, sha, info, stages, config)
+    long = _long_pieces(job, sha, info, stages, config)
     out: list[Clip] = []
-    for piece in pieces:
-        out.extend(process_piece(piece, stages, out_dir))
-    return _unless_silent(base, out)
+    for piece in long.pieces:
+        if isinstance(piece, str):  # RESTART: the pieces so far are void
+            _remove_outputs(out, out_dir)
+            out = []
+        else:
+            out.extend(process_piece(piece, stages, out_dir))
+        del piece  # not held while the next is cut
+    return long.finish(out)
+
+
+def _handoff(piece: Clip, out_dir: Path, executor: Executor) -> tuple[Clip, str | None]:
+    """A piece as its worker's task gets it: for a pool, its audio in a temp file in the run folder
+    (:func:`process_piece` reads and deletes it), so the parent holds no piece in flight and pickles no
+    audio; in-process, the piece itself (and no file).
+
+    Named like the run folder's other temp files: a killed run's are removed by the next run.
+    """
+    held = piece.source_audio
+    if isinstance(executor, SerialExecutor) or piece.audio is None or held is None or held.audio is not piece.audio:
+        return piece, None
+    path = out_dir / f".piece-{piece.id}.{os.getpid()}.tmp"
+    np.ascontiguousarray(piece.audio, dtype=np.float32).tofile(path)
+    empty = dataclasses.replace(held, audio=np.zeros(0, np.float32))
+    return dataclasses.replace(piece, audio=None, source_audio=empty), str(path)
+
+
+def _release_freed_memory() -> None:
+    """Give the heap's free pages back to the system (glibc ``malloc_trim``; nothing elsewhere).
+
+    Between a long file's pieces: the freed buffers of a 60-120 s piece otherwise stay in this
+    process's heap and count in its memory while other processes work.
+    """
+    global _LIBC
+    if _LIBC is None:
+        import ctypes
+
+        try:
+            _LIBC = ctypes.CDLL("libc.so.6")
+            _LIBC.malloc_trim  # noqa: B018 - glibc only
+        except (OSError, AttributeError):
+            _LIBC = False
+    if _LIBC:
+        _LIBC.malloc_trim(0)
+
+
+_LIBC: Any = None
+
+
+def _remove_outputs(clips: Sequence[Clip], out_dir: str | Path | None) -> None:
+    """Delete the files written for ``clips`` (clip, figure, preview) of void pieces."""
+    if out_dir is None:
+        return
+    folder = RunFolder(out_dir)
+    for clip in clips:
+        if clip.output:
+            folder.output_path(clip.output).unlink(missing_ok=True)
+        folder.plot_path(clip.speaker, clip.id).unlink(missing_ok=True)
+        folder.preview_path(clip.speaker, clip.id).unlink(missing_ok=True)
 
 
 def process_job(
@@ -635,8 +732,9 @@ def run_jobs(
         # in-process executor finishes each at submit, so nothing waits): memory stays bounded.
         workers = getattr(executor, "_max_workers", None) or os.cpu_count() or 1
         in_flight = max(2, 2 * workers)
-        # A piece carries up to max_piece_s of audio with it: one per worker (the next is cut while they work).
-        pieces_in_flight = workers
+        # A piece's audio goes to its worker in a file (_handoff): one piece per worker and one more cut
+        # ahead, so no worker waits for the parent to cut the next.
+        pieces_in_flight = workers + 1
         pending: dict[Future, tuple[int, int]] = {}  # task -> (file index, part number)
         files: dict[int, _FileParts] = {}
 
@@ -654,8 +752,17 @@ def run_jobs(
             entry = files[index]
             if entry.expected is not None and len(entry.parts) == entry.expected:
                 clips = [c for part in sorted(entry.parts) for c in entry.parts[part]]
-                record(index, entry.job, _unless_silent(entry.base, clips) if entry.base is not None else clips)
+                record(index, entry.job, entry.long.finish(clips) if entry.long is not None else clips)
                 del files[index]
+
+        def void(index: int) -> None:
+            """Wait for the tasks of a long file's void pieces and delete what they wrote."""
+            for f in [f for f, (i, _) in pending.items() if i == index]:
+                wait([f])
+                collect(f)
+            entry = files[index]
+            _remove_outputs([c for part in entry.parts.values() for c in part], out)
+            entry.parts.clear()
 
         def submit(index: int, part: int, fn: Callable[..., list[Clip]], *args: Any, **kwargs: Any) -> None:
             future = executor.submit(fn, *args, **kwargs)
@@ -679,11 +786,21 @@ def run_jobs(
                 sha, failed = _source_sha(job)
                 if failed is None:
                     job = dataclasses.replace(job, sha256=sha)
-                    base, pieces = _long_pieces(job, sha, info, stages, config)
-                    files[index] = _FileParts(job, base)
+                    long = _long_pieces(job, sha, info, stages, config)
+                    files[index] = _FileParts(job, long)
                     count = 0
-                    for count, piece in enumerate(pieces, start=1):
-                        submit(index, count - 1, process_piece, piece, tuple(stages), str(out))
+                    for piece in long.pieces:
+                        if isinstance(piece, str):  # RESTART: the pieces so far are void
+                            void(index)
+                            count = 0
+                            continue
+                        light, audio_file = _handoff(piece, out, executor)
+                        del piece  # with a pool, its audio is in the file now: not held while the next is cut
+                        submit(index, count, process_piece, light, tuple(stages), str(out), audio_file)
+                        del light
+                        count += 1
+                        if audio_file is not None:
+                            _release_freed_memory()
                     files[index].expected = count
                     finish(index)
                     continue
@@ -824,7 +941,7 @@ class _FileParts:
     """The tasks of one file in flight: its clips by part number, and how many parts to expect."""
 
     job: Job
-    base: Clip | None  # a long file's clip before it was cut; None for a file processed whole
+    long: _LongFile | None  # a long file being cut; None for a file processed whole
     parts: dict[int, list[Clip]] = dataclasses.field(default_factory=dict)
     expected: int | None = None  # known once all its tasks are submitted
 
