@@ -12,7 +12,7 @@ one-line :class:`~prep.models.ModelError` naming ``pip install 'voiceprep[asr]'`
 from __future__ import annotations
 
 from .guards import check_asr
-from .models import AsrModel, bundled_model_dir, clear_model_cache, load_asr_model, select_device
+from .models import AsrModel, bundled_model_dir, clear_model_cache, load_asr_model, load_stats, select_device
 from .transcribe import ASR_SAMPLE_RATE, AsrResult, AsrSegment, AsrWord, transcribe, transcribe_many
 from .verify import CER_THRESHOLD, Verification, verify_transcript
 
@@ -28,6 +28,7 @@ __all__ = [
     "check_asr",
     "clear_model_cache",
     "load_asr_model",
+    "load_stats",
     "select_device",
     "transcribe",
     "transcribe_many",

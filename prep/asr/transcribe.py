@@ -1,4 +1,16 @@
-"""Speech recognition of one clip with faster-whisper, returned as plain frozen records."""
+"""Speech recognition of one clip with faster-whisper, returned as plain frozen records.
+
+Encoder window.  Whisper was trained on 30 s windows and faster-whisper pads every clip to one (3000
+mel frames), so the encoder costs the same ~0.45 s of one CPU core (tiny.en int8) for a 3 s utterance
+as for 30 s of speech.  CTranslate2 accepts shorter encoder inputs (since 3.20, OpenNMT/CTranslate2
+PR 1446), so a clip is encoded over ``max(min_window_s, clip + WINDOW_MARGIN_S)`` seconds, at most 30:
+its own frames plus at least 2 s of the usual padding, and never less than ``min_window_s`` (10 s by
+default).  The margin and the floor keep what the decoder relies on (trailing silence to end the
+text, enough positions not to loop; a much shorter context is known to hurt, CTranslate2 issue 2100).
+Measured on the corpus' read speech (``benchmarks/asr.py``, tiny.en): the default is about 3x faster
+on 2-6 s utterances than the full window with no loss of accuracy, and the hallucination guards still
+refuse every noise/music input; ``min_window_s=30`` restores the full window.
+"""
 
 from __future__ import annotations
 
@@ -11,12 +23,20 @@ import numpy as np
 
 from ..audio import as_audio, check_sample_rate, mix_to_mono
 from ..errors import ConfigError
-from .models import AsrModel
+from .models import AsrModel, encoder_window
 
-__all__ = ["ASR_SAMPLE_RATE", "AsrResult", "AsrSegment", "AsrWord", "transcribe", "transcribe_many"]
+__all__ = [
+    "ASR_SAMPLE_RATE", "MIN_WINDOW_S", "WINDOW_MARGIN_S", "AsrResult", "AsrSegment", "AsrWord", "encoder_frames",
+    "transcribe", "transcribe_many",
+]
 
 #: Whisper's input rate; audio is resampled to it (mono, soxr HQ) inside :func:`transcribe`.
 ASR_SAMPLE_RATE = 16000
+#: Shortest encoder window in seconds (see the module docstring; 30 = Whisper's full window always).
+MIN_WINDOW_S = 10.0
+#: Seconds of padding kept after the audio inside a shortened encoder window.
+WINDOW_MARGIN_S = 2.0
+_FULL_WINDOW_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -117,6 +137,7 @@ def transcribe(
     language: str | None = None,
     word_timestamps: bool = True,
     beam_size: int = 5,
+    min_window_s: float = MIN_WINDOW_S,
 ) -> AsrResult:
     """Transcribe one clip.
 
@@ -134,6 +155,10 @@ def transcribe(
         Compute per-word start/end/probability (cross-attention alignment; ~10 % more time).
     beam_size : int
         Beam width (5, faster-whisper's default; 1 is greedy and faster).
+    min_window_s : float
+        Shortest encoder window, in (0, 30]: the clip is encoded over
+        ``max(min_window_s, duration + WINDOW_MARGIN_S)`` seconds, at most 30 (module docstring).
+        30 encodes Whisper's full window whatever the clip's length.
 
     Returns
     -------
@@ -143,30 +168,47 @@ def transcribe(
     -----
     Decoding is per clip: no VAD filter (the pipeline already cut speech), no conditioning on previous
     text (it propagates hallucinations), Whisper's temperature fallback on failed decodes kept.
+    A clip longer than 30 s is decoded window after window as usual (each a full 30 s window).
     """
     rate = check_sample_rate(sample_rate)
-    _check_args(model, language, beam_size)
+    _check_args(model, language, beam_size, min_window_s)
     x = _to_16k_mono(audio, rate)
-    return _transcribe_16k(x, model=model, language=language, word_timestamps=word_timestamps, beam_size=beam_size)
+    return _transcribe_16k(x, model=model, language=language, word_timestamps=word_timestamps, beam_size=beam_size,
+                           min_window_s=min_window_s)
 
 
-def _check_args(model: AsrModel, language: str | None, beam_size: int) -> None:
+def _check_args(model: AsrModel, language: str | None, beam_size: int, min_window_s: float) -> None:
     if language is not None and not model.multilingual and language != "en":
         raise ConfigError(f"model {model.name} is English-only; language must be 'en' or None, got {language!r}")
     if beam_size < 1:
         raise ConfigError(f"beam_size must be >= 1, got {beam_size}")
+    if not 0 < min_window_s <= _FULL_WINDOW_S:
+        raise ConfigError(f"min_window_s must be in (0, 30], got {min_window_s}")
 
 
-def _decode(x: np.ndarray, model: AsrModel, language: str | None, word_timestamps: bool, beam_size: int):
-    segments_iter, info = model.whisper.transcribe(
-        x,
-        language=language if model.multilingual else "en",
-        word_timestamps=word_timestamps,
-        beam_size=beam_size,
-        vad_filter=False,
-        condition_on_previous_text=False,
-    )
-    return list(segments_iter), info
+def encoder_frames(n_samples: int, *, min_window_s: float = MIN_WINDOW_S) -> int:
+    """Mel frames the encoder sees for ``n_samples`` of 16 kHz audio (3000 = Whisper's full 30 s window).
+
+    ``max(min_window_s, n_samples / 16000 + WINDOW_MARGIN_S)`` seconds at 100 frames per second,
+    rounded up to an even count (the encoder halves it), at most 3000.
+    """
+    seconds = max(min_window_s, n_samples / ASR_SAMPLE_RATE + WINDOW_MARGIN_S)
+    return min(3000, 2 * math.ceil(seconds * 50))
+
+
+def _decode(x: np.ndarray, model: AsrModel, language: str | None, word_timestamps: bool, beam_size: int,
+            min_window_s: float):
+    frames = encoder_frames(x.size, min_window_s=min_window_s)
+    with encoder_window(frames if frames < 3000 else None):
+        segments_iter, info = model.whisper.transcribe(
+            x,
+            language=language if model.multilingual else "en",
+            word_timestamps=word_timestamps,
+            beam_size=beam_size,
+            vad_filter=False,
+            condition_on_previous_text=False,
+        )
+        return list(segments_iter), info
 
 
 def _empty(duration: float, model: AsrModel, language: str | None) -> AsrResult:
@@ -179,12 +221,13 @@ def _language(info, model: AsrModel, language: str | None) -> tuple[str, float]:
 
 
 def _transcribe_16k(
-    x: np.ndarray, *, model: AsrModel, language: str | None, word_timestamps: bool, beam_size: int
+    x: np.ndarray, *, model: AsrModel, language: str | None, word_timestamps: bool, beam_size: int,
+    min_window_s: float,
 ) -> AsrResult:
     duration = x.size / ASR_SAMPLE_RATE
     if x.size < ASR_SAMPLE_RATE // 10:  # < 0.1 s: nothing Whisper can hear
         return _empty(duration, model, language)
-    raw, info = _decode(x, model, language, word_timestamps, beam_size)
+    raw, info = _decode(x, model, language, word_timestamps, beam_size, min_window_s)
     segments = []
     for s in raw:
         words = tuple(
@@ -244,11 +287,12 @@ def transcribe_many(
     beam_size: int = 5,
     window_s: float = 28.0,
     gap_s: float = 2.0,
+    min_window_s: float = MIN_WINDOW_S,
 ) -> list[AsrResult]:
     """Transcribe many short clips, several per Whisper window (much faster than one call per clip).
 
-    Whisper always encodes a 30 s window (~0.47 s of one CPU core for tiny.en int8), so a 4 s clip costs
-    nearly as much as 30 s of speech.  Consecutive clips are packed into windows of at most ``window_s``
+    :func:`transcribe` encodes at least ``min_window_s`` (10 s) per clip, so a 3 s clip still pays for a
+    10 s window.  Consecutive clips are packed into windows of at most ``window_s``
     with ``gap_s`` of silence between them, each window is transcribed once with word timestamps, and
     each word goes to the clip its midpoint falls in (times made relative to that clip).  A clip longer
     than ``window_s`` or alone in its window is transcribed on its own with :func:`transcribe`, and so
@@ -273,6 +317,9 @@ def transcribe_many(
         Longest packed window (<= 30).
     gap_s : float
         Silence between packed clips.
+    min_window_s : float
+        As in :func:`transcribe`: every window (packed or not) is encoded over
+        ``max(min_window_s, its audio + WINDOW_MARGIN_S)`` seconds, at most 30.
 
     Returns
     -------
@@ -283,7 +330,7 @@ def transcribe_many(
         ``n_tokens`` counts words; word timestamps are always computed.
     """
     rate = check_sample_rate(sample_rate)
-    _check_args(model, language, beam_size)
+    _check_args(model, language, beam_size, min_window_s)
     if not 0 < window_s <= 30.0 or gap_s < 0:
         raise ConfigError(f"window_s must be in (0, 30] and gap_s >= 0, got {window_s}, {gap_s}")
     xs = [_to_16k_mono(c, rate) for c in clips]
@@ -293,7 +340,8 @@ def transcribe_many(
     for pack in _packs(durations, window_s, gap_s):
         if len(pack) == 1:
             i = pack[0]
-            out[i] = _transcribe_16k(xs[i], model=model, language=language, word_timestamps=True, beam_size=beam_size)
+            out[i] = _transcribe_16k(xs[i], model=model, language=language, word_timestamps=True, beam_size=beam_size,
+                                     min_window_s=min_window_s)
             continue
         pieces, offsets, pos = [], [], 0
         for k, i in enumerate(pack):
@@ -303,7 +351,7 @@ def transcribe_many(
             offsets.append(pos / ASR_SAMPLE_RATE)
             pieces.append(xs[i])
             pos += xs[i].size
-        raw, info = _decode(np.concatenate(pieces), model, language, True, beam_size)
+        raw, info = _decode(np.concatenate(pieces), model, language, True, beam_size, min_window_s)
         lang, lang_p = _language(info, model, language)
         words = [w for s in raw for w in (s.words or ())]
         for k, i in enumerate(pack):
@@ -314,7 +362,7 @@ def transcribe_many(
             mean_logprob = (sum(math.log(max(w.probability, 1e-6)) for w in mine) / len(mine)) if mine else -99.0
             if n_chars < _MIN_PACKED_CHARS_PER_S * dur or mean_logprob < -1.0:
                 out[i] = _transcribe_16k(xs[i], model=model, language=language, word_timestamps=True,
-                                         beam_size=beam_size)
+                                         beam_size=beam_size, min_window_s=min_window_s)
                 continue
             clip_words = tuple(
                 AsrWord(w.word.strip(), min(max(float(w.start) - start, 0.0), dur),
