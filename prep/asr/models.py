@@ -302,7 +302,7 @@ def _whisper_class(faster_whisper: Any) -> Any:
     if not _WHISPER_CLASS:
         class ShortWindowWhisperModel(faster_whisper.WhisperModel):
             """faster-whisper pads every window to 3000 mel frames (30 s); this one encodes only the first
-            ``encoder_window`` frames when one is set (CTranslate2 >= 3.20 accepts shorter inputs)."""
+            ``encoder_window`` frames when one is set (CTranslate2 accepts shorter inputs since its PR 1446)."""
 
             def encode(self, features):
                 frames = getattr(_WINDOW, "frames", None)

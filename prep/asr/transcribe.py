@@ -1,15 +1,18 @@
 """Speech recognition of one clip with faster-whisper, returned as plain frozen records.
 
-Encoder window.  Whisper was trained on 30 s windows and faster-whisper pads every clip to one (3000
-mel frames), so the encoder costs the same ~0.45 s of one CPU core (tiny.en int8) for a 3 s utterance
-as for 30 s of speech.  CTranslate2 accepts shorter encoder inputs (since 3.20, OpenNMT/CTranslate2
-PR 1446), so a clip is encoded over ``max(min_window_s, clip + WINDOW_MARGIN_S)`` seconds, at most 30:
-its own frames plus at least 2 s of the usual padding, and never less than ``min_window_s`` (10 s by
-default).  The margin and the floor keep what the decoder relies on (trailing silence to end the
-text, enough positions not to loop; a much shorter context is known to hurt, CTranslate2 issue 2100).
-Measured on the corpus' read speech (``benchmarks/asr.py``, tiny.en): the default is about 3x faster
-on 2-6 s utterances than the full window with no loss of accuracy, and the hallucination guards still
-refuse every noise/music input; ``min_window_s=30`` restores the full window.
+Encoder window.  Whisper was trained on 30 s windows and faster-whisper pads every clip to one
+(3000 mel frames), so the encoder costs the same ~0.4-0.5 s of one CPU core (tiny.en int8) for a 3 s
+utterance as for 30 s of speech.  CTranslate2 accepts shorter encoder inputs (OpenNMT/CTranslate2
+PR 1446, 2023; used with 4.8.5), so a clip is encoded over ``max(min_window_s, clip +
+WINDOW_MARGIN_S)`` seconds, at most 30: its own frames plus at least 2 s of the usual padding, and
+never less than ``min_window_s`` (15 s by default).  The margin and the floor keep what the decoder
+relies on (trailing silence to end the text, enough positions not to loop; a much shorter context is
+known to hurt, CTranslate2 issue 2100).
+Measured on the corpus' read speech (``benchmarks/asr.py``, 20 recordings of 1.5-16 s, CPU time;
+``benchmarks/RESULTS.md`` "ASR"): with the 15 s floor tiny.en ran at 19.3x realtime per core against
+8.7x with the full window, mean CER 0.019 against 0.033; a 10 s floor cost accuracy (tiny.en 0.028;
+base 0.055 against 0.038 with the full window and 0.048 with 15 s).  The hallucination guards still
+refuse every noise/music input.  ``min_window_s=30`` restores the full window.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ __all__ = [
 #: Whisper's input rate; audio is resampled to it (mono, soxr HQ) inside :func:`transcribe`.
 ASR_SAMPLE_RATE = 16000
 #: Shortest encoder window in seconds (see the module docstring; 30 = Whisper's full window always).
-MIN_WINDOW_S = 10.0
+MIN_WINDOW_S = 15.0
 #: Seconds of padding kept after the audio inside a shortened encoder window.
 WINDOW_MARGIN_S = 2.0
 _FULL_WINDOW_S = 30.0
@@ -291,8 +294,8 @@ def transcribe_many(
 ) -> list[AsrResult]:
     """Transcribe many short clips, several per Whisper window (much faster than one call per clip).
 
-    :func:`transcribe` encodes at least ``min_window_s`` (10 s) per clip, so a 3 s clip still pays for a
-    10 s window.  Consecutive clips are packed into windows of at most ``window_s``
+    :func:`transcribe` encodes at least ``min_window_s`` (15 s) per clip, so a 3 s clip still pays for a
+    15 s window.  Consecutive clips are packed into windows of at most ``window_s``
     with ``gap_s`` of silence between them, each window is transcribed once with word timestamps, and
     each word goes to the clip its midpoint falls in (times made relative to that clip).  A clip longer
     than ``window_s`` or alone in its window is transcribed on its own with :func:`transcribe`, and so
