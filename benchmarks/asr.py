@@ -15,14 +15,14 @@ Measured, per model:
   recordings flagged against their own reference; at :data:`prep.asr.CER_THRESHOLD`, plus the CER
   distributions that calibrate it;
 * guards: share of non-speech inputs whose text would be used (must be 0);
-* the same per-clip measures with Whisper's full 30 s encoder window (``min_window_s=30``, the
-  behaviour before the shortened window) for the models of ``--full-window`` (tiny.en by default).
+* the same per-clip measures with other encoder windows (``--windows MODEL:S``: ``min_window_s=S``;
+  30 = Whisper's full window, the behaviour before the shortened window).
 
 With ``--pipeline``: the whole fish profile with and without the ``transcribe`` stage (x realtime per
 core of the profile and of transcription inside it, CER of the transcripts the profile writes, flagged
 sidecars); see :func:`run_pipeline`.
 
-Run: ``nice -n 15 python benchmarks/asr.py [--models tiny.en base] [--full-window tiny.en] [--quick] [--pipeline]``
+Run: ``nice -n 15 python benchmarks/asr.py [--models tiny.en base] [--windows tiny.en:10 ...] [--quick] [--pipeline]``
 """
 
 from __future__ import annotations
@@ -166,11 +166,11 @@ def suspect_outcomes(every) -> list[str]:
 
 def run_model(name: str, clips, nonspeech, rate: int, min_window_s: float | None = None) -> dict:
     """Per-clip measures of one model; ``min_window_s`` = 30: Whisper's full window (no packed run)."""
-    from prep.asr import MIN_WINDOW_S, check_asr, load_asr_model, transcribe
+    from prep.asr import check_asr, load_asr_model, transcribe
     from prep.text import cer
 
     full = min_window_s is not None
-    window = {"min_window_s": min_window_s if full else MIN_WINDOW_S}
+    window = {"min_window_s": min_window_s}  # None: the model's default
     t0 = time.process_time()
     model = load_asr_model(name, device="cpu")
     load_cpu = time.process_time() - t0
@@ -310,10 +310,8 @@ def run_pipeline(quick: bool) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=["tiny.en", "base"])
-    parser.add_argument("--full-window", nargs="*", default=["tiny.en"],
-                        help="models also measured with other encoder windows (--windows)")
-    parser.add_argument("--windows", type=float, nargs="*", default=[30.0],
-                        help="min_window_s values of the --full-window runs (30 = Whisper's full window)")
+    parser.add_argument("--windows", nargs="*", default=["tiny.en:10", "tiny.en:30", "base:15"],
+                        help="MODEL:S runs with min_window_s=S besides the defaults (30 = Whisper's full window)")
     parser.add_argument("--quick", action="store_true", help="a few inputs (smoke test); results not written")
     parser.add_argument("--pipeline", action="store_true",
                         help="only the whole fish profile with and without the transcribe stage")
@@ -340,7 +338,9 @@ def main() -> None:
     nonspeech = nonspeech_inputs(rate, args.quick)
     t0 = time.perf_counter()
     runs = [run_model(m, clips, nonspeech, rate) for m in args.models]
-    runs += [run_model(m, clips, nonspeech, rate, min_window_s=w) for m in args.full_window for w in args.windows]
+    for spec in args.windows:
+        m, w = spec.rsplit(":", 1)
+        runs.append(run_model(m, clips, nonspeech, rate, min_window_s=float(w)))
     total_s = sum(c[2].size for c in clips if c[0] not in SUSPECT_LABELS) / rate
     n_trusted = sum(1 for c in clips if c[0] not in SUSPECT_LABELS)
 
@@ -348,8 +348,10 @@ def main() -> None:
     n_src = len({p.split("/")[1].split("_")[0] for p, _ in refs})
     lines += [f"{n_trusted} corpus recordings with a reference text ({total_s:.0f} s, {n_src} sources), 16 kHz mono;"
               f"  CTranslate2 int8 on CPU, `cpu_threads=1`, beam 5, word timestamps on, "
-              f"no VAD filter, `condition_on_previous_text=False`. Encoder window: max({MIN_WINDOW_S:.0f} s, clip + "
-              f"{WINDOW_MARGIN_S:.0f} s), at most 30 s (`prep.asr.transcribe`); rows marked *full 30 s window*: "
+              f"no VAD filter, `condition_on_previous_text=False`. Encoder window (default): "
+              f"max({MIN_WINDOW_S:.0f} s, clip + "
+              f"{WINDOW_MARGIN_S:.0f} s), at most 30 s, for English-only tiny.en, the full 30 s for multilingual "
+              f"base (`prep.asr.transcribe`); rows marked *full 30 s window*: "
               f"`min_window_s=30`, Whisper's fixed window (the behaviour before); *window >= N s*: `min_window_s=N`; "
               f"same run. CER on normalised text "
               f"(`prep.text`), spaces kept. x realtime per core = audio s / process CPU s (`time.process_time`, "

@@ -189,6 +189,14 @@ def test_encoder_window_is_the_clip_plus_a_margin_with_a_floor():
     with pytest.raises(ConfigError, match="min_window_s"):
         transcribe(np.zeros(16000, np.float32), sample_rate=16000, model=load_asr_model("tiny.en", device="cpu"),
                    min_window_s=31)
+    # the default floor: 15 s for English-only models, Whisper's full 30 s for multilingual ones
+    from prep.asr.models import AsrModel
+    from prep.asr.transcribe import _check_args
+
+    english = AsrModel("e", "e", "cpu", "int8", multilingual=False, whisper=None)
+    multi = AsrModel("m", "m", "cpu", "int8", multilingual=True, whisper=None)
+    assert _check_args(english, None, 5, None) == 15.0 and _check_args(multi, None, 5, None) == 30.0
+    assert _check_args(multi, None, 5, 12) == 12.0
 
 
 def test_short_window_hears_single_sentences_as_well_as_the_full_window(model, demo_dir, truth):

@@ -5,14 +5,17 @@ Encoder window.  Whisper was trained on 30 s windows and faster-whisper pads eve
 utterance as for 30 s of speech.  CTranslate2 accepts shorter encoder inputs (OpenNMT/CTranslate2
 PR 1446, 2023; used with 4.8.5), so a clip is encoded over ``max(min_window_s, clip +
 WINDOW_MARGIN_S)`` seconds, at most 30: its own frames plus at least 2 s of the usual padding, and
-never less than ``min_window_s`` (15 s by default).  The margin and the floor keep what the decoder
-relies on (trailing silence to end the text, enough positions not to loop; a much shorter context is
-known to hurt, CTranslate2 issue 2100).
+never less than ``min_window_s`` (by default 15 s for English-only models such as the bundled
+tiny.en, 30 s, the full window, for multilingual ones such as the bundled base).  The margin and
+the floor keep what the decoder relies on (trailing silence to end the text, enough positions not
+to loop; a much shorter context is known to hurt, CTranslate2 issue 2100).
 Measured on the corpus' read speech (``benchmarks/asr.py``, 20 recordings of 1.5-16 s, CPU time;
 ``benchmarks/RESULTS.md`` "ASR"): with the 15 s floor tiny.en ran at 19.3x realtime per core against
 8.7x with the full window, mean CER 0.019 against 0.033; a 10 s floor cost accuracy (tiny.en 0.028;
 base 0.055 against 0.038 with the full window and 0.048 with 15 s).  The hallucination guards still
-refuse every noise/music input.  ``min_window_s=30`` restores the full window.
+refuse every noise/music input with tiny.en; with base and a 15 s window one dog-bark clip passed
+them ("BAH! BAH!"), hence the full window for multilingual models.  ``min_window_s=30`` restores the
+full window.
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ __all__ = [
 
 #: Whisper's input rate; audio is resampled to it (mono, soxr HQ) inside :func:`transcribe`.
 ASR_SAMPLE_RATE = 16000
-#: Shortest encoder window in seconds (see the module docstring; 30 = Whisper's full window always).
+#: Shortest encoder window in seconds of English-only models (module docstring); multilingual ones use 30.
 MIN_WINDOW_S = 15.0
 #: Seconds of padding kept after the audio inside a shortened encoder window.
 WINDOW_MARGIN_S = 2.0
@@ -140,7 +143,7 @@ def transcribe(
     language: str | None = None,
     word_timestamps: bool = True,
     beam_size: int = 5,
-    min_window_s: float = MIN_WINDOW_S,
+    min_window_s: float | None = None,
 ) -> AsrResult:
     """Transcribe one clip.
 
@@ -158,10 +161,11 @@ def transcribe(
         Compute per-word start/end/probability (cross-attention alignment; ~10 % more time).
     beam_size : int
         Beam width (5, faster-whisper's default; 1 is greedy and faster).
-    min_window_s : float
+    min_window_s : float, optional
         Shortest encoder window, in (0, 30]: the clip is encoded over
         ``max(min_window_s, duration + WINDOW_MARGIN_S)`` seconds, at most 30 (module docstring).
-        30 encodes Whisper's full window whatever the clip's length.
+        30 encodes Whisper's full window whatever the clip's length.  Default: :data:`MIN_WINDOW_S`
+        for an English-only model, 30 for a multilingual one.
 
     Returns
     -------
@@ -174,19 +178,23 @@ def transcribe(
     A clip longer than 30 s is decoded window after window as usual (each a full 30 s window).
     """
     rate = check_sample_rate(sample_rate)
-    _check_args(model, language, beam_size, min_window_s)
+    min_window_s = _check_args(model, language, beam_size, min_window_s)
     x = _to_16k_mono(audio, rate)
     return _transcribe_16k(x, model=model, language=language, word_timestamps=word_timestamps, beam_size=beam_size,
                            min_window_s=min_window_s)
 
 
-def _check_args(model: AsrModel, language: str | None, beam_size: int, min_window_s: float) -> None:
+def _check_args(model: AsrModel, language: str | None, beam_size: int, min_window_s: float | None) -> float:
+    """Check the arguments; return ``min_window_s`` resolved for ``model``."""
     if language is not None and not model.multilingual and language != "en":
         raise ConfigError(f"model {model.name} is English-only; language must be 'en' or None, got {language!r}")
     if beam_size < 1:
         raise ConfigError(f"beam_size must be >= 1, got {beam_size}")
+    if min_window_s is None:
+        return _FULL_WINDOW_S if model.multilingual else MIN_WINDOW_S
     if not 0 < min_window_s <= _FULL_WINDOW_S:
         raise ConfigError(f"min_window_s must be in (0, 30], got {min_window_s}")
+    return float(min_window_s)
 
 
 def encoder_frames(n_samples: int, *, min_window_s: float = MIN_WINDOW_S) -> int:
@@ -290,12 +298,13 @@ def transcribe_many(
     beam_size: int = 5,
     window_s: float = 28.0,
     gap_s: float = 2.0,
-    min_window_s: float = MIN_WINDOW_S,
+    min_window_s: float | None = None,
 ) -> list[AsrResult]:
     """Transcribe many short clips, several per Whisper window (much faster than one call per clip).
 
-    :func:`transcribe` encodes at least ``min_window_s`` (15 s) per clip, so a 3 s clip still pays for a
-    15 s window.  Consecutive clips are packed into windows of at most ``window_s``
+    :func:`transcribe` encodes at least ``min_window_s`` (15 s for English-only models, 30 s for
+    multilingual ones) per clip, so a 3 s clip still pays for a 15 s or 30 s window.  Consecutive clips
+    are packed into windows of at most ``window_s``
     with ``gap_s`` of silence between them, each window is transcribed once with word timestamps, and
     each word goes to the clip its midpoint falls in (times made relative to that clip).  A clip longer
     than ``window_s`` or alone in its window is transcribed on its own with :func:`transcribe`, and so
@@ -320,7 +329,7 @@ def transcribe_many(
         Longest packed window (<= 30).
     gap_s : float
         Silence between packed clips.
-    min_window_s : float
+    min_window_s : float, optional
         As in :func:`transcribe`: every window (packed or not) is encoded over
         ``max(min_window_s, its audio + WINDOW_MARGIN_S)`` seconds, at most 30.
 
@@ -333,7 +342,7 @@ def transcribe_many(
         ``n_tokens`` counts words; word timestamps are always computed.
     """
     rate = check_sample_rate(sample_rate)
-    _check_args(model, language, beam_size, min_window_s)
+    min_window_s = _check_args(model, language, beam_size, min_window_s)
     if not 0 < window_s <= 30.0 or gap_s < 0:
         raise ConfigError(f"window_s must be in (0, 30] and gap_s >= 0, got {window_s}, {gap_s}")
     xs = [_to_16k_mono(c, rate) for c in clips]
