@@ -10,12 +10,12 @@ tiny.en, 30 s, the full window, for multilingual ones such as the bundled base).
 the floor keep what the decoder relies on (trailing silence to end the text, enough positions not
 to loop; a much shorter context is known to hurt, CTranslate2 issue 2100).
 Measured on the corpus' read speech (``benchmarks/asr.py``, 20 recordings of 1.5-16 s, CPU time;
-``benchmarks/RESULTS.md`` "ASR"): with the 15 s floor tiny.en ran at 19.3x realtime per core against
-8.7x with the full window, mean CER 0.019 against 0.033; a 10 s floor cost accuracy (tiny.en 0.028;
-base 0.055 against 0.038 with the full window and 0.048 with 15 s).  The hallucination guards still
-refuse every noise/music input with tiny.en; with base and a 15 s window one dog-bark clip passed
-them ("BAH! BAH!"), hence the full window for multilingual models.  ``min_window_s=30`` restores the
-full window.
+``benchmarks/RESULTS.md`` "ASR"): with the 15 s floor tiny.en ran at 14.2x realtime per core against
+6.6x with the full window, mean CER 0.019 against 0.033; a 10 s floor was slower (10.4x)
+and less accurate (0.035).  The hallucination guards still refuse every noise/music input
+with tiny.en; with base and a 15 s window one dog-bark clip passed them ("BAH! BAH!") and its CER was
+0.048 in two of three runs (0.038 with the full window), hence the full window for multilingual
+models.  ``min_window_s=30`` restores the full window.
 """
 
 from __future__ import annotations
