@@ -10,6 +10,11 @@ the run (the parent, the fork server, the workers) summed, sampled every
 0.2 s, peak of the sum; and the parent's peak RSS (VmHWM).
 
     python benchmarks/long.py [--durations 3600] [--workers 2]
+    python benchmarks/long.py --durations 1800 7200 --transcribe never auto   # section long_asr
+
+With ``--transcribe``: ``--jobs 1`` runs of the same lean profile with the ``transcribe`` stage set to
+each mode (the ``[asr]`` extra, bundled tiny.en int8, 1 thread), same memory measures, written to the
+section ``long_asr``.
 """
 
 from __future__ import annotations
@@ -100,8 +105,9 @@ _RUNNER = LEAN_CLI.replace(
 )
 
 
-def run_one(path: Path, out: Path, jobs: int) -> dict:
-    cmd = [sys.executable, "-c", _RUNNER, "run", str(path), "-o", str(out), "-q", "--jobs", str(jobs)]
+def run_one(path: Path, out: Path, jobs: int, extra: list[str] | None = None) -> dict:
+    cmd = [sys.executable, "-c", _RUNNER, "run", str(path), "-o", str(out), "-q", "--jobs", str(jobs),
+           *(extra or [])]
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_ENV)
     peak = 0.0
@@ -128,7 +134,12 @@ def main() -> None:
     parser.add_argument("--durations", type=float, nargs="+", default=[3600.0])
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--transcribe", nargs="+", choices=("never", "auto"), default=None,
+                        help="--jobs 1 runs with these --transcribe modes (the [asr] extra); writes long_asr")
     args = parser.parse_args()
+    if args.transcribe:
+        run_asr(args.durations, args.transcribe)
+        return
     rows = []
     load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as tmp:
@@ -184,6 +195,44 @@ def main() -> None:
         + "\n".join(table) + "\n"
     )
     write_section("long", md)
+    print(md)
+
+
+def run_asr(durations: list[float], modes: list[str]) -> None:
+    """Memory and CPU of long files with and without speech recognition, ``--jobs 1`` (section ``long_asr``)."""
+    rows = []
+    load_before = os.getloadavg()[0]
+    with tempfile.TemporaryDirectory() as tmp:
+        tmpdir = Path(tmp)
+        warm = tmpdir / "warm.m4a"
+        make_input(warm, 20.0)
+        run_one(warm, tmpdir / "warm_out", 1, ["--transcribe", "auto"])
+        for seconds in durations:
+            path = tmpdir / f"long_{int(seconds)}s.m4a"
+            make_input(path, seconds)
+            for mode in modes:
+                out = tmpdir / f"out_{int(seconds)}_{mode}"
+                res = run_one(path, out, 1, ["--transcribe", mode])
+                report = json.loads((out / "report.json").read_text(encoding="utf-8"))
+                res.update(duration_s=seconds, mode=mode,
+                           texts=sum(1 for c in report["clips"] if c.get("transcript")))
+                print(json.dumps(res), flush=True)
+                rows.append(res)
+            path.unlink()
+    table = ["| input | --transcribe | CPU s | x realtime per core (CPU) | wall s | peak summed PSS MB | "
+             "peak RSS MB | clips | clips with ASR text |", "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        table.append(f"| {r['duration_s'] / 60:.0f} min 48 kHz stereo m4a | {r['mode']} | {r['cpu_s']:.0f} | "
+                     f"{r['duration_s'] / r['cpu_s']:.1f} | {r['wall_s']:.0f} | {r['peak_pss_mb']:.0f} | "
+                     f"{r['parent_hwm_mb']:.0f} | {r['clips']} | {r['texts']} |")
+    md = ("## Long recordings with speech recognition (benchmarks/long.py --transcribe never auto)\n\n"
+          "`voiceprep run FILE -o OUT --jobs 1 --transcribe MODE` on the lean fish profile of the table above "
+          "(model-free, gate denoise) with the `[asr]` extra installed (bundled tiny.en int8, 1 thread), each run "
+          "a fresh process tree. CPU s = user + system time of the run's whole process tree; memory as above "
+          "(summed PSS sampled every 0.2 s; peak RSS = the parent's VmHWM). Load average of the machine at the "
+          f"start and end: {load_before:.1f} / {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores (shared, so "
+          "wall times are not comparable).\n\n" + "\n".join(table) + "\n")
+    write_section("long_asr", md)
     print(md)
 
 

@@ -13,6 +13,9 @@ import pytest
 # environment, so pool and Dask workers see it too.
 os.environ.setdefault("VOICEPREP_TRANSCRIBE", "never")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never download a model in tests
+# What prep.asr.models pins before importing CTranslate2 (its scores depend on the OpenMP thread count,
+# and Dask workers run with 1): test modules import faster-whisper at collection, before any model loads.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "fixtures"

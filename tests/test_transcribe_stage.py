@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -241,3 +242,63 @@ def test_cli_flags(tmp_path, capsys, speech):
     assert main(["check", "--asr-model", str(tmp_path / "nope"), "--transcribe", "auto", str(wav)]) == 2
     assert main(["check", "--language", "de", "--transcribe", "auto", str(wav)]) == 2  # tiny.en is English-only
     assert "English-only" in capsys.readouterr().err
+
+
+_LEAN_ASR_PROFILE = """extends = "fish"
+[denoise]
+method = "gate"
+[measure_input]
+mos = false
+[score]
+mos = false
+[voice]
+model = ""
+[diarise]
+model = ""
+"""
+
+
+def _records(out: Path) -> dict:
+    """The report's clips by id and the bytes of every written clip (what a run produced, minus timestamps)."""
+    import hashlib
+
+    report = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    wavs = {p.relative_to(out).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted((out / "clips").rglob("*.wav"))}
+    return {"clips": {c["id"]: c for c in report["clips"]}, "wavs": wavs}
+
+
+@needs_asr
+@needs_espeak
+def test_dask_run_equals_serial_and_each_worker_loads_the_model_once(tmp_path):
+    """``--engine dask --jobs 2`` with transcription: the serial run's records; one model load per worker.
+
+    The cluster is the test's own (passed as ``--scheduler``), so its worker processes can be asked
+    afterwards what they loaded (:func:`prep.asr.load_stats`, the real per-process counter).
+    """
+    distributed = pytest.importorskip("distributed")
+    from prep.asr import load_stats
+
+    inp = tmp_path / "in" / "dan"
+    inp.mkdir(parents=True)
+    for k in range(4):  # one short sentence per file: 4 jobs for 2 workers
+        say_wav(inp / f"s{k}.wav", [SENTENCES[k]], "us")
+    profile = tmp_path / "lean.toml"
+    profile.write_text(_LEAN_ASR_PROFILE, encoding="utf-8")
+    args = ["run", str(inp), "-q", "--profile", str(profile), "--transcribe", "auto", "--device", "cpu"]
+    assert main([*args, "-o", str(tmp_path / "serial"), "--jobs", "1"]) == 0
+    serial = _records(tmp_path / "serial")
+    assert sum(1 for c in serial["clips"].values() if c["transcript_info"]["origin"] == "asr") >= 3
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster, distributed.Client(cluster) as client:
+        out = tmp_path / "dask"
+        assert main([*args, "-o", str(out), "--engine", "dask", "--jobs", "2",
+                     "--scheduler", cluster.scheduler_address]) == 0
+        stats = client.run(load_stats)
+        pids = client.run(os.getpid)
+    assert _records(out) == serial
+    assert len(set(pids.values())) == 2 and os.getpid() not in pids.values()  # two worker processes
+    used = {w: s["tiny.en"] for w, s in stats.items() if "tiny.en" in s}
+    assert sum(s["requests"] for s in used.values()) >= len(serial["clips"])  # every clip asked a worker
+    assert all(s["loads"] == 1 for s in used.values()), stats  # once per process, whatever it transcribed
+    assert any(s["requests"] >= 2 for s in used.values()), stats  # some worker reused its model

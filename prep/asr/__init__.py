@@ -12,13 +12,25 @@ one-line :class:`~prep.models.ModelError` naming ``pip install 'voiceprep[asr]'`
 from __future__ import annotations
 
 from .guards import check_asr
-from .models import AsrModel, bundled_model_dir, clear_model_cache, load_asr_model, select_device
-from .transcribe import ASR_SAMPLE_RATE, AsrResult, AsrSegment, AsrWord, transcribe, transcribe_many
+from .models import AsrModel, bundled_model_dir, clear_model_cache, load_asr_model, load_stats, select_device
+from .transcribe import (
+    ASR_SAMPLE_RATE,
+    MIN_WINDOW_S,
+    WINDOW_MARGIN_S,
+    AsrResult,
+    AsrSegment,
+    AsrWord,
+    encoder_frames,
+    transcribe,
+    transcribe_many,
+)
 from .verify import CER_THRESHOLD, Verification, verify_transcript
 
 __all__ = [
     "ASR_SAMPLE_RATE",
     "CER_THRESHOLD",
+    "MIN_WINDOW_S",
+    "WINDOW_MARGIN_S",
     "AsrModel",
     "AsrResult",
     "AsrSegment",
@@ -27,7 +39,9 @@ __all__ = [
     "bundled_model_dir",
     "check_asr",
     "clear_model_cache",
+    "encoder_frames",
     "load_asr_model",
+    "load_stats",
     "select_device",
     "transcribe",
     "transcribe_many",

@@ -31,9 +31,12 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,6 +51,7 @@ __all__ = [
     "bundled_model_dir",
     "clear_model_cache",
     "load_asr_model",
+    "load_stats",
     "select_device",
 ]
 
@@ -263,14 +267,70 @@ class AsrModel:
 
 _CACHE: dict[tuple[str, str, str, int], AsrModel] = {}
 _CACHE_LOCK = threading.Lock()
+#: Per model name: how often this process loaded it and how often it was asked for (since the last clear).
+_STATS: dict[str, dict[str, int]] = {}
 
 
-def _import_faster_whisper(name: str) -> Any:
+def _pin_openmp_threads(cpu_threads: int) -> None:
+    """Give CTranslate2's OpenMP runtime ``cpu_threads`` threads unless ``OMP_NUM_THREADS`` is already set.
+
+    Whisper's scores depend (in the last digits of ``avg_logprob``) on the OpenMP thread count, which
+    libgomp reads once, when ``ctranslate2`` is imported, and which defaults to the number of cores.
+    Dask workers set ``OMP_NUM_THREADS=1``; pinning it here to ``cpu_threads`` (1 by default) gives
+    the serial run, pool workers and Dask workers the same records.  Only done before the first import.
+    """
+    if "ctranslate2" not in sys.modules and "OMP_NUM_THREADS" not in os.environ:
+        os.environ["OMP_NUM_THREADS"] = str(cpu_threads if cpu_threads > 0 else (os.cpu_count() or 1))
+
+
+def _import_faster_whisper(name: str, cpu_threads: int = 1) -> Any:
+    _pin_openmp_threads(cpu_threads)
     try:
         import faster_whisper
     except ImportError as err:
         raise ModelError(f"ASR model {name}: faster-whisper is not installed; {INSTALL_HINT}") from err
     return faster_whisper
+
+
+#: The encoder length (mel frames) of the calls in progress in this thread (see :func:`encoder_window`).
+_WINDOW = threading.local()
+_WHISPER_CLASS: list[Any] = []
+
+
+def _whisper_class(faster_whisper: Any) -> Any:
+    """``faster_whisper.WhisperModel`` whose encoder input can be shorter than 30 s (:func:`encoder_window`)."""
+    if not _WHISPER_CLASS:
+        class ShortWindowWhisperModel(faster_whisper.WhisperModel):
+            """faster-whisper pads every window to 3000 mel frames (30 s); this one encodes only the first
+            ``encoder_window`` frames when one is set (CTranslate2 accepts shorter inputs since its PR 1446)."""
+
+            def encode(self, features):
+                frames = getattr(_WINDOW, "frames", None)
+                if frames is not None and features.shape[-1] > frames:
+                    features = features[..., :frames].copy()
+                return super().encode(features)
+
+        _WHISPER_CLASS.append(ShortWindowWhisperModel)
+    return _WHISPER_CLASS[0]
+
+
+@contextmanager
+def encoder_window(frames: int | None) -> Iterator[None]:
+    """Within this block (this thread), Whisper windows are encoded over their first ``frames`` mel frames.
+
+    Parameters
+    ----------
+    frames : int or None
+        Even number of 10 ms mel frames, at most 3000; ``None`` encodes the full 30 s window.
+    """
+    if frames is not None and not (0 < frames <= 3000 and frames % 2 == 0):
+        raise ConfigError(f"encoder window must be an even number of frames in (0, 3000], got {frames}")
+    old = getattr(_WINDOW, "frames", None)
+    _WINDOW.frames = frames
+    try:
+        yield
+    finally:
+        _WINDOW.frames = old
 
 
 def load_asr_model(
@@ -311,11 +371,13 @@ def load_asr_model(
     name = os.fspath(name_or_path)
     if cpu_threads < 0:
         raise ConfigError(f"cpu_threads must be >= 0, got {cpu_threads}")
-    faster_whisper = _import_faster_whisper(name)
+    faster_whisper = _import_faster_whisper(name, cpu_threads)
     resolved = select_device(device)
     ctype = compute_type or ("float16" if resolved == "cuda" else "int8")
     key = (name, resolved, ctype, cpu_threads)
     with _CACHE_LOCK:
+        stats = _STATS.setdefault(name, {"loads": 0, "requests": 0})
+        stats["requests"] += 1
         cached = _CACHE.get(key)
         if cached is not None:
             return cached
@@ -326,16 +388,32 @@ def load_asr_model(
         else:
             path = name
         try:
-            whisper = faster_whisper.WhisperModel(path, device=resolved, compute_type=ctype, cpu_threads=cpu_threads)
+            whisper = _whisper_class(faster_whisper)(path, device=resolved, compute_type=ctype, cpu_threads=cpu_threads)
         except Exception as err:
             raise ModelError(f"ASR model {name}: cannot load on {resolved} ({ctype}): {err}") from err
         model = AsrModel(name=name, path=path, device=resolved, compute_type=ctype,
                          multilingual=bool(whisper.model.is_multilingual), whisper=whisper)
         _CACHE[key] = model
+        stats["loads"] += 1
         return model
 
 
+def load_stats() -> dict[str, dict[str, int]]:
+    """How this process used :func:`load_asr_model` since it started (or :func:`clear_model_cache`).
+
+    Returns
+    -------
+    dict
+        Model name -> ``{"loads": n, "requests": m}``: models actually loaded and calls asking for it (each
+        transcribed clip asks once).  With the per-process cache, ``loads`` stays 1 per model, device and
+        compute type however many clips a process (a pool or Dask worker) transcribes.
+    """
+    with _CACHE_LOCK:
+        return {name: dict(v) for name, v in _STATS.items()}
+
+
 def clear_model_cache() -> None:
-    """Forget the per-process loaded models (tests; freeing memory)."""
+    """Forget the per-process loaded models and :func:`load_stats` (tests; freeing memory)."""
     with _CACHE_LOCK:
         _CACHE.clear()
+        _STATS.clear()

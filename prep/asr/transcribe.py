@@ -1,4 +1,22 @@
-"""Speech recognition of one clip with faster-whisper, returned as plain frozen records."""
+"""Speech recognition of one clip with faster-whisper, returned as plain frozen records.
+
+Encoder window.  Whisper was trained on 30 s windows and faster-whisper pads every clip to one
+(3000 mel frames), so the encoder costs the same ~0.4-0.5 s of one CPU core (tiny.en int8) for a 3 s
+utterance as for 30 s of speech.  CTranslate2 accepts shorter encoder inputs (OpenNMT/CTranslate2
+PR 1446, 2023; used with 4.8.5), so a clip is encoded over ``max(min_window_s, clip +
+WINDOW_MARGIN_S)`` seconds, at most 30: its own frames plus at least 2 s of the usual padding, and
+never less than ``min_window_s`` (by default 15 s for English-only models such as the bundled
+tiny.en, 30 s, the full window, for multilingual ones such as the bundled base).  The margin and
+the floor keep what the decoder relies on (trailing silence to end the text, enough positions not
+to loop; a much shorter context is known to hurt, CTranslate2 issue 2100).
+Measured on the corpus' read speech (``benchmarks/asr.py``, 20 recordings of 1.5-16 s, CPU time;
+``benchmarks/RESULTS.md`` "ASR"): with the 15 s floor tiny.en ran at 14.2x realtime per core against
+6.6x with the full window, mean CER 0.019 against 0.033; a 10 s floor was slower (10.4x)
+and less accurate (0.035).  The hallucination guards still refuse every noise/music input
+with tiny.en; with base and a 15 s window one dog-bark clip passed them ("BAH! BAH!") and its CER was
+0.048 in two of three runs (0.038 with the full window), hence the full window for multilingual
+models.  ``min_window_s=30`` restores the full window.
+"""
 
 from __future__ import annotations
 
@@ -11,12 +29,20 @@ import numpy as np
 
 from ..audio import as_audio, check_sample_rate, mix_to_mono
 from ..errors import ConfigError
-from .models import AsrModel
+from .models import AsrModel, encoder_window
 
-__all__ = ["ASR_SAMPLE_RATE", "AsrResult", "AsrSegment", "AsrWord", "transcribe", "transcribe_many"]
+__all__ = [
+    "ASR_SAMPLE_RATE", "MIN_WINDOW_S", "WINDOW_MARGIN_S", "AsrResult", "AsrSegment", "AsrWord", "encoder_frames",
+    "transcribe", "transcribe_many",
+]
 
 #: Whisper's input rate; audio is resampled to it (mono, soxr HQ) inside :func:`transcribe`.
 ASR_SAMPLE_RATE = 16000
+#: Shortest encoder window in seconds of English-only models (module docstring); multilingual ones use 30.
+MIN_WINDOW_S = 15.0
+#: Seconds of padding kept after the audio inside a shortened encoder window.
+WINDOW_MARGIN_S = 2.0
+_FULL_WINDOW_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -117,6 +143,7 @@ def transcribe(
     language: str | None = None,
     word_timestamps: bool = True,
     beam_size: int = 5,
+    min_window_s: float | None = None,
 ) -> AsrResult:
     """Transcribe one clip.
 
@@ -134,6 +161,11 @@ def transcribe(
         Compute per-word start/end/probability (cross-attention alignment; ~10 % more time).
     beam_size : int
         Beam width (5, faster-whisper's default; 1 is greedy and faster).
+    min_window_s : float, optional
+        Shortest encoder window, in (0, 30]: the clip is encoded over
+        ``max(min_window_s, duration + WINDOW_MARGIN_S)`` seconds, at most 30 (module docstring).
+        30 encodes Whisper's full window whatever the clip's length.  Default: :data:`MIN_WINDOW_S`
+        for an English-only model, 30 for a multilingual one.
 
     Returns
     -------
@@ -143,30 +175,51 @@ def transcribe(
     -----
     Decoding is per clip: no VAD filter (the pipeline already cut speech), no conditioning on previous
     text (it propagates hallucinations), Whisper's temperature fallback on failed decodes kept.
+    A clip longer than 30 s is decoded window after window as usual (each a full 30 s window).
     """
     rate = check_sample_rate(sample_rate)
-    _check_args(model, language, beam_size)
+    min_window_s = _check_args(model, language, beam_size, min_window_s)
     x = _to_16k_mono(audio, rate)
-    return _transcribe_16k(x, model=model, language=language, word_timestamps=word_timestamps, beam_size=beam_size)
+    return _transcribe_16k(x, model=model, language=language, word_timestamps=word_timestamps, beam_size=beam_size,
+                           min_window_s=min_window_s)
 
 
-def _check_args(model: AsrModel, language: str | None, beam_size: int) -> None:
+def _check_args(model: AsrModel, language: str | None, beam_size: int, min_window_s: float | None) -> float:
+    """Check the arguments; return ``min_window_s`` resolved for ``model``."""
     if language is not None and not model.multilingual and language != "en":
         raise ConfigError(f"model {model.name} is English-only; language must be 'en' or None, got {language!r}")
     if beam_size < 1:
         raise ConfigError(f"beam_size must be >= 1, got {beam_size}")
+    if min_window_s is None:
+        return _FULL_WINDOW_S if model.multilingual else MIN_WINDOW_S
+    if not 0 < min_window_s <= _FULL_WINDOW_S:
+        raise ConfigError(f"min_window_s must be in (0, 30], got {min_window_s}")
+    return float(min_window_s)
 
 
-def _decode(x: np.ndarray, model: AsrModel, language: str | None, word_timestamps: bool, beam_size: int):
-    segments_iter, info = model.whisper.transcribe(
-        x,
-        language=language if model.multilingual else "en",
-        word_timestamps=word_timestamps,
-        beam_size=beam_size,
-        vad_filter=False,
-        condition_on_previous_text=False,
-    )
-    return list(segments_iter), info
+def encoder_frames(n_samples: int, *, min_window_s: float = MIN_WINDOW_S) -> int:
+    """Mel frames the encoder sees for ``n_samples`` of 16 kHz audio (3000 = Whisper's full 30 s window).
+
+    ``max(min_window_s, n_samples / 16000 + WINDOW_MARGIN_S)`` seconds at 100 frames per second,
+    rounded up to an even count (the encoder halves it), at most 3000.
+    """
+    seconds = max(min_window_s, n_samples / ASR_SAMPLE_RATE + WINDOW_MARGIN_S)
+    return min(3000, 2 * math.ceil(seconds * 50))
+
+
+def _decode(x: np.ndarray, model: AsrModel, language: str | None, word_timestamps: bool, beam_size: int,
+            min_window_s: float):
+    frames = encoder_frames(x.size, min_window_s=min_window_s)
+    with encoder_window(frames if frames < 3000 else None):
+        segments_iter, info = model.whisper.transcribe(
+            x,
+            language=language if model.multilingual else "en",
+            word_timestamps=word_timestamps,
+            beam_size=beam_size,
+            vad_filter=False,
+            condition_on_previous_text=False,
+        )
+        return list(segments_iter), info
 
 
 def _empty(duration: float, model: AsrModel, language: str | None) -> AsrResult:
@@ -179,12 +232,13 @@ def _language(info, model: AsrModel, language: str | None) -> tuple[str, float]:
 
 
 def _transcribe_16k(
-    x: np.ndarray, *, model: AsrModel, language: str | None, word_timestamps: bool, beam_size: int
+    x: np.ndarray, *, model: AsrModel, language: str | None, word_timestamps: bool, beam_size: int,
+    min_window_s: float,
 ) -> AsrResult:
     duration = x.size / ASR_SAMPLE_RATE
     if x.size < ASR_SAMPLE_RATE // 10:  # < 0.1 s: nothing Whisper can hear
         return _empty(duration, model, language)
-    raw, info = _decode(x, model, language, word_timestamps, beam_size)
+    raw, info = _decode(x, model, language, word_timestamps, beam_size, min_window_s)
     segments = []
     for s in raw:
         words = tuple(
@@ -244,11 +298,13 @@ def transcribe_many(
     beam_size: int = 5,
     window_s: float = 28.0,
     gap_s: float = 2.0,
+    min_window_s: float | None = None,
 ) -> list[AsrResult]:
     """Transcribe many short clips, several per Whisper window (much faster than one call per clip).
 
-    Whisper always encodes a 30 s window (~0.47 s of one CPU core for tiny.en int8), so a 4 s clip costs
-    nearly as much as 30 s of speech.  Consecutive clips are packed into windows of at most ``window_s``
+    :func:`transcribe` encodes at least ``min_window_s`` (15 s for English-only models, 30 s for
+    multilingual ones) per clip, so a 3 s clip still pays for a 15 s or 30 s window.  Consecutive clips
+    are packed into windows of at most ``window_s``
     with ``gap_s`` of silence between them, each window is transcribed once with word timestamps, and
     each word goes to the clip its midpoint falls in (times made relative to that clip).  A clip longer
     than ``window_s`` or alone in its window is transcribed on its own with :func:`transcribe`, and so
@@ -273,6 +329,9 @@ def transcribe_many(
         Longest packed window (<= 30).
     gap_s : float
         Silence between packed clips.
+    min_window_s : float, optional
+        As in :func:`transcribe`: every window (packed or not) is encoded over
+        ``max(min_window_s, its audio + WINDOW_MARGIN_S)`` seconds, at most 30.
 
     Returns
     -------
@@ -283,7 +342,7 @@ def transcribe_many(
         ``n_tokens`` counts words; word timestamps are always computed.
     """
     rate = check_sample_rate(sample_rate)
-    _check_args(model, language, beam_size)
+    min_window_s = _check_args(model, language, beam_size, min_window_s)
     if not 0 < window_s <= 30.0 or gap_s < 0:
         raise ConfigError(f"window_s must be in (0, 30] and gap_s >= 0, got {window_s}, {gap_s}")
     xs = [_to_16k_mono(c, rate) for c in clips]
@@ -293,7 +352,8 @@ def transcribe_many(
     for pack in _packs(durations, window_s, gap_s):
         if len(pack) == 1:
             i = pack[0]
-            out[i] = _transcribe_16k(xs[i], model=model, language=language, word_timestamps=True, beam_size=beam_size)
+            out[i] = _transcribe_16k(xs[i], model=model, language=language, word_timestamps=True, beam_size=beam_size,
+                                     min_window_s=min_window_s)
             continue
         pieces, offsets, pos = [], [], 0
         for k, i in enumerate(pack):
@@ -303,7 +363,7 @@ def transcribe_many(
             offsets.append(pos / ASR_SAMPLE_RATE)
             pieces.append(xs[i])
             pos += xs[i].size
-        raw, info = _decode(np.concatenate(pieces), model, language, True, beam_size)
+        raw, info = _decode(np.concatenate(pieces), model, language, True, beam_size, min_window_s)
         lang, lang_p = _language(info, model, language)
         words = [w for s in raw for w in (s.words or ())]
         for k, i in enumerate(pack):
@@ -314,7 +374,7 @@ def transcribe_many(
             mean_logprob = (sum(math.log(max(w.probability, 1e-6)) for w in mine) / len(mine)) if mine else -99.0
             if n_chars < _MIN_PACKED_CHARS_PER_S * dur or mean_logprob < -1.0:
                 out[i] = _transcribe_16k(xs[i], model=model, language=language, word_timestamps=True,
-                                         beam_size=beam_size)
+                                         beam_size=beam_size, min_window_s=min_window_s)
                 continue
             clip_words = tuple(
                 AsrWord(w.word.strip(), min(max(float(w.start) - start, 0.0), dur),

@@ -26,7 +26,8 @@ Every transcribed clip records :class:`~prep.clip.TranscriptInfo` (origin ``user
 model, language, confidence, the ASR text) and the ``asr_*`` metrics.  A user transcript that matches
 gets word times by aligning its words with the ASR words (:func:`align_words`), so slicing keeps it too.
 The model is loaded once per process (:func:`prep.asr.load_asr_model` caches it), in each pool or Dask
-worker on its first clip.  Rejected clips are not transcribed (they are never delivered).
+worker on its first clip (:func:`prep.asr.load_stats` counts the loads; a Dask run equals the serial
+one).  Rejected clips are not transcribed (they are never delivered).
 """
 
 from __future__ import annotations
