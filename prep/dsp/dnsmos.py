@@ -414,9 +414,9 @@ def quantized_p835(src: Path, src_sha256: str) -> bytes:
     When the cache folder cannot be written, the model is made in a temporary folder for this
     process only (a warning is logged) rather than failing.
     """
-    import onnxruntime as ort
-
     from importlib import metadata
+
+    import onnxruntime as ort
 
     try:  # the version only: importing onnx costs ~0.6 s, paid only when the model is made
         onnx_version = metadata.version("onnx")
