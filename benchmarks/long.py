@@ -20,12 +20,14 @@ section ``long_asr``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -129,6 +131,17 @@ def run_one(path: Path, out: Path, jobs: int, extra: list[str] | None = None) ->
             "serial_cpu_s": serial}
 
 
+@contextlib.contextmanager
+def _warmed_folder(extra: list[str] | None = None) -> Iterator[Path]:
+    """A temporary folder, after one short run (``extra`` options) has warmed the caches."""
+    with tempfile.TemporaryDirectory() as tmp:
+        tmpdir = Path(tmp)
+        warm = tmpdir / "warm.m4a"
+        make_input(warm, 20.0)
+        run_one(warm, tmpdir / "warm_out", 1, extra)
+        yield tmpdir
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--durations", type=float, nargs="+", default=[3600.0])
@@ -142,11 +155,7 @@ def main() -> None:
         return
     rows = []
     load_before = os.getloadavg()[0]
-    with tempfile.TemporaryDirectory() as tmp:
-        tmpdir = Path(tmp)
-        warm = tmpdir / "warm.m4a"
-        make_input(warm, 20.0)
-        run_one(warm, tmpdir / "warm_out", 1)
+    with _warmed_folder() as tmpdir:
         for seconds in args.durations:
             path = tmpdir / f"long_{int(seconds)}s.m4a"
             t0 = time.perf_counter()
@@ -202,11 +211,7 @@ def run_asr(durations: list[float], modes: list[str]) -> None:
     """Memory and CPU of long files with and without speech recognition, ``--jobs 1`` (section ``long_asr``)."""
     rows = []
     load_before = os.getloadavg()[0]
-    with tempfile.TemporaryDirectory() as tmp:
-        tmpdir = Path(tmp)
-        warm = tmpdir / "warm.m4a"
-        make_input(warm, 20.0)
-        run_one(warm, tmpdir / "warm_out", 1, ["--transcribe", "auto"])
+    with _warmed_folder(["--transcribe", "auto"]) as tmpdir:
         for seconds in durations:
             path = tmpdir / f"long_{int(seconds)}s.m4a"
             make_input(path, seconds)
