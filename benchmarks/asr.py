@@ -236,7 +236,9 @@ def run_pipeline(quick: bool) -> None:
     refs = [(p, r) for p, r in corpus_references() if p not in SUSPECT_LABELS]
     if quick:
         refs = refs[::4]
-    fish = get_profile("fish")
+    # The joined file strings several speakers together: diarisation would keep only the main voice's
+    # turns (--keep-voice main), so it is off here; this measures transcription, not speaker selection.
+    fish = get_profile("fish").configure("diarise", model="")
     never = fish.configure("transcribe", mode="never").stages
     auto = fish.configure("transcribe", mode="auto", device="cpu").stages
     from prep.asr import load_asr_model
@@ -293,7 +295,8 @@ def run_pipeline(quick: bool) -> None:
     text = "\n".join([
         "## ASR inside the fish profile (benchmarks/asr.py --pipeline)", "",
         "`process_job` in one process (fish profile: denoise, trim, transcribe, slice, measure, loudness, score, "
-        "voice; `cpu_threads=1`, tiny.en int8, beam 5, word timestamps), on the corpus recordings with a reference "
+        "voice; diarisation off: the joined file strings several speakers together; `cpu_threads=1`, "
+        "tiny.en int8, beam 5, word timestamps), on the corpus recordings with a reference "
         "text, 16 kHz mono. x realtime per core = audio s / process CPU s; the model load (once per process) is "
         "not counted. `transcribe` alone = audio s / (CPU s with `auto` - CPU s with `never`), measured in the "
         "same run. CER of the clips' transcripts (joined in source order) against the references.", "",
