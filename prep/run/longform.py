@@ -77,7 +77,7 @@ class _Scanner:
     """Pass-1 statistics accumulated block by block (what :func:`scan` computes, shared with :class:`OnePass`)."""
 
     def __init__(self, rate: int, frame: int) -> None:
-        self.rate, self.frame = rate, frame
+        self.sample_rate, self.frame = rate, frame
         self.grams: list[np.ndarray] = []  # per block: (frames, channels, channels)
         self.sums: np.ndarray | None = None
         self.n = 0
@@ -126,7 +126,7 @@ class _Scanner:
     def result(self, *, dead_channel_db: float, inverted_corr: float) -> FileScan:
         """The final :class:`FileScan` (the partial last frame counted), as :func:`scan` returns it."""
         if self.sums is None:
-            return FileScan(self.rate, 0, None, np.zeros(0))
+            return FileScan(self.sample_rate, 0, None, np.zeros(0))
         if self.carry is not None and self.carry.shape[1]:
             self.grams.append(np.einsum("if,jf->ij", self.carry, self.carry)[None])
             self.carry = None
@@ -137,7 +137,7 @@ class _Scanner:
         energy = np.einsum("i,kij,j->k", weights, per_frame, weights) / self.frame
         with np.errstate(divide="ignore"):
             frame_db = 10.0 * np.log10(np.maximum(energy, 0.0))
-        return FileScan(self.rate, self.n, report, frame_db)
+        return FileScan(self.sample_rate, self.n, report, frame_db)
 
 
 def _block_frames(rate: int, block_s: float) -> tuple[int, int]:
@@ -280,13 +280,13 @@ class OnePass:
         self.fscan: FileScan | None = None
         self.bounds: list[tuple[float, float]] | None = None
         self.restarted = False
-        self.rate = 0
+        self.sample_rate = 0
 
     def __iter__(self) -> Iterator[tuple[float, float, np.ndarray, ChannelReport | None] | str]:
         config = self.config
         frame, block = _block_frames(probe(self.path).sample_rate, config.block_s)
         rate, blocks = stream(self.path, block_frames=block)
-        self.rate = rate
+        self.sample_rate = rate
         scanner = _Scanner(rate, frame)
         smooth = max(1, round(_SMOOTH_S / _FRAME_S))
         lo, hi = round(config.min_piece_s / _FRAME_S), round(config.max_piece_s / _FRAME_S)
@@ -398,7 +398,7 @@ def piece_clips(base: Clip, onepass: OnePass) -> Iterator[Clip | str]:
             audio=mono,
             span_s=(start_s, end_s),
             transcript=None,
-            source_audio=SourceAudio(mono, onepass.rate, start_s),
+            source_audio=SourceAudio(mono, onepass.sample_rate, start_s),
         ).with_metrics(piece_index=k, **extra)
         if report is not None and (notes := downmix_findings(report)):
             clip = clip.with_findings(*notes)

@@ -681,7 +681,7 @@ def denoise(
         frames_per_window=frames_per_window,
         **gate_options,
     )
-    x, rate = plan.x, plan.rate
+    x, rate = plan.x, plan.sample_rate
     if speech is None:
         speech = speech_mask(x, sample_rate=rate, frame_s=_VAD_FRAME_S) if x.size else np.zeros(0, bool)
     return plan.run(*plan.measure(np.asarray(speech, dtype=bool)))
@@ -696,7 +696,7 @@ class _Plan:
     """
 
     x: np.ndarray
-    rate: int
+    sample_rate: int
     n: int
     hop: int
     guard_s: float
@@ -710,7 +710,7 @@ class _Plan:
         x, n, hop, config = self.x, self.n, self.hop, self.config
         n_frames = _n_frames(x.size, n, hop)
         spec = _stft(x, 0, n_frames, n, hop, _window(n)) if 0 < n_frames <= config.block + config.context else None
-        return _measure(x, self.rate, speech, _VAD_FRAME_S, n, hop, self.guard_s, spec=spec), spec
+        return _measure(x, self.sample_rate, speech, _VAD_FRAME_S, n, hop, self.guard_s, spec=spec), spec
 
     def run(self, est: NoiseEstimate, spec: np.ndarray | None) -> tuple[np.ndarray, DenoiseReport]:
         """The do-no-harm decision and the gate, from :meth:`measure`'s result (``spec`` is consumed)."""
