@@ -71,8 +71,7 @@ class AsrSegment:
     compression_ratio : float
         zlib compression ratio of the text; > 2.4 means repetitive text (a decoding loop).
     temperature : float
-        Sampling temperature of the accepted decode (always 0: :func:`transcribe` does not fall back to
-        sampling).
+        Sampling temperature of the accepted decode (> 0 means the greedy/beam decode was rejected).
     n_tokens : int
     words : tuple of AsrWord
     """
@@ -175,11 +174,7 @@ def transcribe(
     Notes
     -----
     Decoding is per clip: no VAD filter (the pipeline already cut speech), no conditioning on previous
-    text (it propagates hallucinations), and no temperature fallback: Whisper's fallback re-decodes a failed
-    clip by *sampling*, from a CTranslate2 generator that lives per thread and cannot be re-seeded per call, so
-    the same clip would get different text in a serial run, a pool worker or a resumed run.  The beam-search
-    decode is kept as it is, and a failed one is what the hallucination guards (:func:`prep.asr.check_asr`)
-    are for.
+    text (it propagates hallucinations), Whisper's temperature fallback on failed decodes kept.
     A clip longer than 30 s is decoded window after window as usual (each a full 30 s window).
     """
     rate = check_sample_rate(sample_rate)
@@ -223,7 +218,6 @@ def _decode(x: np.ndarray, model: AsrModel, language: str | None, word_timestamp
             beam_size=beam_size,
             vad_filter=False,
             condition_on_previous_text=False,
-            temperature=0.0,  # no sampling fallback: the same clip always gets the same text (see transcribe)
         )
         return list(segments_iter), info
 
