@@ -544,18 +544,7 @@ class _Players:
 
     def after(self, entry: Mapping[str, Any]) -> str | None:
         """The clip player's ``src`` (None when the clip file is missing)."""
-        from .audio import wav_opus_ogg
-
-        output = entry.get("output")
-        if not output or not (self.out / output).is_file():
-            return None
-        if self.embed:
-            try:
-                return self._uri(wav_opus_ogg(self.out / output))
-            except PrepError as err:
-                log.warning("%s: cannot embed the clip's audio: %s", output, err)
-                return None
-        return quote(str(output))
+        return self.file(str(entry.get("output") or ""))
 
     def file(self, relative: str) -> str | None:
         """The ``src`` of a player of a WAV in the run folder (``relative`` to it); None when it is missing."""
