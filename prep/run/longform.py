@@ -127,17 +127,15 @@ class _Scanner:
         """The final :class:`FileScan` (the partial last frame counted), as :func:`scan` returns it."""
         if self.sums is None:
             return FileScan(self.sample_rate, 0, None, np.zeros(0))
-        if self.carry is not None and self.carry.shape[1]:
+        if self.carry is not None and self.carry.shape[1]:  # the partial last frame counts as one
             self.grams.append(np.einsum("if,jf->ij", self.carry, self.carry)[None])
+            self.frames += 1
             self.carry = None
         per_frame = np.concatenate(self.grams, axis=0)  # (frames, channels, channels)
         self.grams = [per_frame]
         report, weights = self._decide(per_frame.sum(axis=0), dead_channel_db=dead_channel_db,
                                        inverted_corr=inverted_corr)
-        energy = np.einsum("i,kij,j->k", weights, per_frame, weights) / self.frame
-        with np.errstate(divide="ignore"):
-            frame_db = 10.0 * np.log10(np.maximum(energy, 0.0))
-        return FileScan(self.sample_rate, self.n, report, frame_db)
+        return FileScan(self.sample_rate, self.n, report, self.frame_db(weights))
 
 
 def _block_frames(rate: int, block_s: float) -> tuple[int, int]:
@@ -171,17 +169,27 @@ def cut_points(frame_db: np.ndarray, *, min_piece_s: float, max_piece_s: float) 
     -------
     list of (start_s, end_s)
     """
-    n = len(frame_db)
-    if n == 0:
-        return []
     level = _level(frame_db)
-    lo_frames, hi_frames = round(min_piece_s / _FRAME_S), round(max_piece_s / _FRAME_S)
+    cuts = _cut_frames(level, round(min_piece_s / _FRAME_S), round(max_piece_s / _FRAME_S))
+    return _audible_bounds(level, cuts)
+
+
+def _cut_frames(level: np.ndarray, lo_frames: int, hi_frames: int) -> list[int]:
+    """Every cut of the whole file, in frames: 0, the cuts, the frame count (``[0]`` for no frames)."""
+    n = len(level)
+    if n == 0:
+        return [0]
     quiet = _quiet(level)
-    bounds = [0]
-    while n - bounds[-1] > hi_frames:
-        bounds.append(_next_cut(quiet, bounds[-1], lo_frames, hi_frames))
-    bounds.append(n)
-    return [(a * _FRAME_S, b * _FRAME_S) for a, b in itertools.pairwise(bounds) if _audible(level[a:b])]
+    cuts = [0]
+    while n - cuts[-1] > hi_frames:
+        cuts.append(_next_cut(quiet, cuts[-1], lo_frames, hi_frames))
+    cuts.append(n)
+    return cuts
+
+
+def _audible_bounds(level: np.ndarray, cuts: list[int]) -> list[tuple[float, float]]:
+    """``(start_s, end_s)`` of the pieces between ``cuts`` that are not silent."""
+    return [(a * _FRAME_S, b * _FRAME_S) for a, b in itertools.pairwise(cuts) if _audible(level[a:b])]
 
 
 def _level(frame_db: np.ndarray) -> np.ndarray:
@@ -222,10 +230,7 @@ def pieces(
     for chunk in blocks:
         if current is None:
             break
-        if chunk.ndim == 1:  # already mixed
-            mono = chunk
-        else:
-            mono = chunk[0] if weights is None else np.einsum("c,cn->n", weights, chunk)
+        mono = _mono(chunk, weights)
         buf = np.concatenate([buf, mono.astype(np.float32, copy=False)])
         while current is not None:
             a, b = current
@@ -325,14 +330,9 @@ class OnePass:
         fscan = scanner.result(**self.decide)
         self.fscan = fscan
         level = _level(fscan.frame_db)
-        final = [0]
-        if fscan.frame_db.size:
-            quiet = _quiet(level)
-            while fscan.frame_db.size - final[-1] > hi:
-                final.append(_next_cut(quiet, final[-1], lo, hi))
-            final.append(fscan.frame_db.size)
+        final = _cut_frames(level, lo, hi)
         spans = list(itertools.pairwise(final))
-        self.bounds = [(a * _FRAME_S, b * _FRAME_S) for a, b in spans if _audible(level[a:b])]
+        self.bounds = _audible_bounds(level, final)
         weights = np.ones(1) if fscan.report is None else mix_weights(fscan.report).astype(np.float64)
         done = len(audible)
         agreed = (
@@ -354,6 +354,13 @@ class OnePass:
                 yield i0 / rate, i1 / rate, _mix(held, i0, i1, fscan.report), fscan.report
 
 
+def _mono(chunk: np.ndarray, weights: np.ndarray | None) -> np.ndarray:
+    """A decoded block mixed to mono with the downmix ``weights`` (None: a mono file); 1-D: mixed already."""
+    if chunk.ndim == 1:
+        return chunk
+    return chunk[0] if weights is None else np.einsum("c,cn->n", weights, chunk)
+
+
 def _mix(held: list[tuple[int, np.ndarray]], i0: int, i1: int, report: ChannelReport | None) -> np.ndarray:
     """Samples ``[i0, i1)`` of the mono mix of the blocks ``held`` (each raw one mixed whole, as :func:`pieces`
     does; 1-D ones are mixed already).  The blocks that end by ``i1`` are emptied in ``held`` as they are used."""
@@ -366,10 +373,7 @@ def _mix(held: list[tuple[int, np.ndarray]], i0: int, i1: int, report: ChannelRe
             held[j] = (first, chunk[..., :0])  # not needed after this piece: let it go while the piece is made
         if first + chunk.shape[-1] <= i0 or first >= i1:
             continue
-        if chunk.ndim == 1:  # already mixed
-            mono = chunk
-        else:
-            mono = chunk[0] if weights is None else np.einsum("c,cn->n", weights, chunk)
+        mono = _mono(chunk, weights)
         part = mono[max(0, i0 - first) : i1 - first]
         out[filled : filled + part.shape[0]] = part
         filled += part.shape[0]
