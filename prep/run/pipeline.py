@@ -26,7 +26,7 @@ from ..clip import Clip
 from ..errors import PrepError
 from ..findings import finding
 from ..metrics import METRICS_VERSION, undeclared
-from ..timing import add_time, now
+from ..timing import timed
 
 __all__ = [
     "CHANGES",
@@ -226,9 +226,9 @@ def run_stages(clip: Clip, stages: Sequence[Stage]) -> list[Clip]:
             if item.verdict == "error":
                 out.append(item)
                 continue
-            t0 = now()
             try:
-                result = stage.apply(item)
+                with timed(stage.name):
+                    result = stage.apply(item)
             except PrepError as err:
                 out.append(item.with_findings(finding("stage.error", stage=stage.name, detail=str(err))))
                 continue
@@ -237,8 +237,6 @@ def run_stages(clip: Clip, stages: Sequence[Stage]) -> list[Clip]:
                 detail = f"{type(err).__name__}: {err}"
                 out.append(item.with_findings(finding("internal.error", stage=stage.name, detail=detail)))
                 continue
-            finally:
-                add_time(stage.name, now() - t0)
             results = [_check_metrics(stage, item, r) for r in ([result] if isinstance(result, Clip) else result)]
             for r in results:
                 undeclared = _undeclared_changes(changes, item, r)
