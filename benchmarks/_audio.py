@@ -14,6 +14,16 @@ from ._results import CORPUS
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "demo"
 
 
+def mono_at(path: Path, sample_rate: int | None = None) -> tuple[np.ndarray, int]:
+    """``path`` decoded, its channels averaged (float32) and, unless ``sample_rate`` is None or already
+    the file's rate, resampled with soxr: ``(mono, rate)``."""
+    audio, rate = load(path)
+    mono = np.ascontiguousarray(audio.mean(axis=0), dtype=np.float32)
+    if sample_rate is None or rate == sample_rate:
+        return mono, rate
+    return soxr.resample(mono, rate, sample_rate).astype(np.float32), sample_rate
+
+
 def speech_sources() -> list[Path]:
     """Speech recordings to build benchmark inputs from."""
     if (CORPUS / "speech").is_dir():
@@ -34,9 +44,7 @@ def speech_bank(sample_rate: int) -> list[np.ndarray]:
     """Every speech source decoded, mono, at ``sample_rate``."""
     bank = []
     for path in speech_sources():
-        audio, rate = load(path)
-        mono = audio.mean(axis=0)
-        bank.append(soxr.resample(mono, rate, sample_rate).astype(np.float32) if rate != sample_rate else mono)
+        bank.append(mono_at(path, sample_rate)[0])
     return bank
 
 

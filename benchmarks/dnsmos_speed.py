@@ -28,15 +28,14 @@ from pathlib import Path
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import numpy as np
-import soxr
 from scipy import stats
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks._audio import mono_at
 from benchmarks._results import CORPUS as _CORPUS
 from benchmarks._results import versions, write_section
 from prep.dsp import dnsmos as dn
-from prep.run.decode import load
 
 CORPUS = Path(os.environ.get("VOICEPREP_CORPUS", str(_CORPUS)))
 RATE = 16000
@@ -45,9 +44,7 @@ SNRS_DB = (0, 5, 10, 20)
 
 
 def read(path: Path) -> np.ndarray:
-    audio, rate = load(path)
-    mono = np.ascontiguousarray(audio.mean(axis=0), dtype=np.float32)
-    return mono if rate == RATE else soxr.resample(mono, rate, RATE).astype(np.float32)
+    return mono_at(path, RATE)[0]
 
 
 def recordings() -> list[tuple[str, np.ndarray]]:

@@ -57,7 +57,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks._audio import si_sdr
+from benchmarks._audio import mono_at, si_sdr
 from benchmarks._results import CORPUS, versions, write_section
 
 RATE = 44100
@@ -95,13 +95,7 @@ METHODS = ("gate", "deepfilter", "noisereduce")
 
 
 def _read(rel: str) -> np.ndarray:
-    import soxr
-
-    from prep.run.decode import load
-
-    audio, rate = load(CORPUS / rel)
-    mono = audio.mean(axis=0)
-    return np.ascontiguousarray(soxr.resample(mono, rate, RATE) if rate != RATE else mono, dtype=np.float32)
+    return mono_at(CORPUS / rel, RATE)[0]
 
 
 def clean_set() -> tuple[list[tuple[str, float]], list[tuple[str, str]]]:

@@ -34,10 +34,10 @@ from scipy import ndimage, signal, stats
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks._audio import mono_at
 from benchmarks._results import CORPUS as _CORPUS
 from benchmarks._results import versions, write_section
 from prep.dsp.estimators import VAD_FRAME_S, frame_powers, snr_estimate, vad_mask
-from prep.run.decode import load
 
 CORPUS = Path(os.environ.get("VOICEPREP_CORPUS", str(_CORPUS)))
 RATE = 16000
@@ -114,11 +114,7 @@ def band_snr(x: np.ndarray, rate: int) -> float:
 
 # -- inputs ----------------------------------------------------------------------------------
 def read(path: Path, rate: int | None = RATE) -> tuple[np.ndarray, int]:
-    audio, native = load(path)
-    mono = np.ascontiguousarray(audio.mean(axis=0), dtype=np.float32)
-    if rate is None or native == rate:
-        return mono, native
-    return soxr.resample(mono, native, rate).astype(np.float32), rate
+    return mono_at(path, rate)
 
 
 def colored(n: int, seed: int, exponent: float) -> np.ndarray:
