@@ -22,13 +22,16 @@ from prep.dsp.dnsmos import (
     DNSMOS_MODEL,
     WINDOW_SAMPLES,
     _first_conv_as_matmul,
+    _variable_length_p835,
     calibration_windows,
     dnsmos_scores,
     mel_features,
     quantized_p835,
+    short_input_samples,
     window_starts,
 )
 from prep.dsp.estimators import dnsmos
+from prep.errors import ConfigError
 from prep.models import BundledModel, ModelError
 
 RATE = 16000
@@ -108,6 +111,55 @@ def test_agrees_with_speechmos_on_short_clip(speech):
     short = speech[RATE : 4 * RATE]  # 3 s: repeated to 9.01 s as the reference does
     _check_agreement(short)
     assert dnsmos_scores(short, sample_rate=RATE).windows == 1
+
+
+@pytest.mark.parametrize(("start_s", "length_s", "snr_db"), [(0.5, 1.5, None), (2.0, 4.5, 10.0), (1.0, 7.0, None),
+                                                        (0.0, 8.5, 5.0)])
+def test_agrees_with_speechmos_on_short_audio(speech, start_s, length_s, snr_db):
+    """Short clips (most TTS clips) take the shorter P.835 input and still agree with the reference."""
+    clip = speech[int(start_s * RATE) : int((start_s + length_s) * RATE)]
+    if snr_db is not None:
+        clip = mix(clip, colored_noise(clip.size, seed=7, exponent=1.0), snr_db)
+        clip *= np.float32(0.9 / max(1.0, float(np.max(np.abs(clip)))))
+    _check_agreement(clip)
+
+
+# -- the short-clip path -------------------------------------------------------------------------
+def test_short_input_length_follows_the_frame_grid():
+    # 160 * (F + 1) samples make F frames of 320 samples at a 160-sample hop
+    assert short_input_samples(48000, 0.0) == 48000  # 3 s: 299 frames cover every sample
+    assert short_input_samples(48001, 0.0) == 48160  # one sample more: one frame more
+    assert short_input_samples(48000, 6.0) == 96000  # looped to the minimum
+    assert short_input_samples(8000, 20.0) == WINDOW_SAMPLES  # never more than a window
+    assert short_input_samples(WINDOW_SAMPLES - 1, 0.0) == WINDOW_SAMPLES
+    with pytest.raises(ConfigError, match=r"-1\.0"):
+        short_input_samples(48000, -1.0)
+
+
+def test_short_clip_is_scored_on_its_own_length_looped_to_the_minimum(speech):
+    clip = speech[RATE : 4 * RATE]  # 3 s
+    fields = ("ovrl", "sig", "bak", "p808")
+
+    def scores(x: np.ndarray, min_s: float) -> tuple[float, ...]:
+        out = dnsmos_scores(x, sample_rate=RATE, short_min_s=min_s)
+        assert out is not None and out.windows == 1
+        return tuple(getattr(out, f) for f in fields)
+
+    # looped to 6 s: the same as scoring two copies of the clip
+    assert scores(clip, 6.0) == scores(np.tile(clip, 2), 6.0)
+    # 9.01 s: the reference's loop (the clip doubled until long enough), scored as one whole window
+    assert scores(clip, 9.01) == scores(np.tile(clip, 4)[:WINDOW_SAMPLES], 9.01)
+    # a 7 s clip is longer than the 6 s minimum: its own length, not looped
+    seven = speech[: 7 * RATE]
+    assert scores(seven, 6.0) == scores(seven, 0.0)
+    own, loop = scores(clip, 0.0), scores(clip, 9.01)
+    assert own[:3] != loop[:3]  # another input really was scored
+    assert all(abs(a - b) < 0.5 for a, b in zip(own, loop, strict=True))
+
+
+def test_short_min_s_is_checked(speech):
+    with pytest.raises(ConfigError, match="nan"):
+        dnsmos_scores(speech[: 2 * RATE], sample_rate=RATE, short_min_s=float("nan"))
 
 
 def test_agrees_with_speechmos_on_40_s_clip():
@@ -191,6 +243,19 @@ def test_first_conv_rewrite_computes_the_same_model(speech):
     assert not any(node.name == "conv2d" for node in rewritten.graph.node)
     window = speech[:WINDOW_SAMPLES]
     np.testing.assert_allclose(_run(rewritten.SerializeToString(), window), _run(str(src), window), atol=1e-4)
+
+
+def test_variable_length_model_is_the_original_on_a_window_and_takes_shorter_input(speech):
+    onnx = pytest.importorskip("onnx")
+    src, _ = _float_p835()
+    variable = _variable_length_p835(onnx.load(str(src))).SerializeToString()
+    window = speech[:WINDOW_SAMPLES]
+    np.testing.assert_allclose(_run(variable, window), _run(str(src), window), atol=1e-6)
+    whole = _run(variable, window)
+    for length in (16000, 48160, 100000):  # 1 s, 3 s and 6.25 s of speech (multiples of the 160-sample hop)
+        raw = _run(variable, speech[RATE : RATE + length])
+        assert raw.shape == (3,) and np.all((raw > 1.0) & (raw < 5.0)), raw  # raw MOS-like outputs
+        assert not np.array_equal(raw, whole)
 
 
 @pytest.mark.parametrize(("kind", "snr_db"), [("clean", None), ("white", 0.0), ("pink", 10.0)])

@@ -11,9 +11,22 @@ their polynomial calibrations are the ones ``speechmos`` 0.0.1.1 ships (Microsof
 * windows do not overlap.  The reference slides the 9.01 s window by 1 s (a 40 s clip costs 32
   model runs); here a clip is cut into consecutive 9.01 s windows and, when a remainder is left,
   one more window ending at the clip's end (40 s: 5 runs).  The clip's score is the mean of its
-  windows' scores, as in the reference.  Clips shorter than 9.01 s are repeated (doubled until long
-  enough, as the reference does) and scored on their first 9.01 s (the reference averages a few
-  1 s shifts of the same repeated material).
+  windows' scores, as in the reference.
+* a clip shorter than 9.01 s is scored by the P.835 model on its own length, looped to at least
+  :data:`SHORT_MIN_S` (6 s), not on a whole 9.01 s window (the reference repeats it to 9.01 s and
+  averages a few 1 s shifts).  The network is convolutional up to a global max over time and
+  frequency, so its input can be any length once the graph's fixed framing is made symbolic
+  (:func:`_variable_length_p835`); a 9.01 s input gives the original model's outputs exactly, and
+  the cost falls with the length (~6.4 ms of CPU per second of audio for the int8 model).  Scores
+  do move with the input's length (a shorter input sees fewer loop seams and frame phases; the max
+  pooling then tends lower): on the corpus' 43 recordings under 9.01 s, the clip's own length
+  gives OVRL 0.11 lower on average than the 9.01 s loop (max 0.45 apart), 6 s gives 0.02 lower
+  (max 0.11; |ΔOVRL| against ``speechmos`` mean 0.044, max 0.21, against 0.025 and 0.17 for the
+  9.01 s loop; Spearman against the loop OVRL/SIG/BAK 0.987/0.976/0.984); with corpus noise mixed
+  in at 0-20 dB, |ΔOVRL| against ``speechmos`` mean 0.058, max 0.37 (2 of 172 mixtures above 0.3;
+  the 9.01 s loop: 0.038, 0.26; 8 s: 0.049, 0.29).  Short recordings then run at ~93x realtime
+  per core instead of ~66x (``benchmarks/RESULTS.md``, section ``dnsmos_speed``).  The P.808 model
+  still reads the 9.01 s loop (~7 ms).
 * the P.808 input, a 120-band mel spectrogram in dB, is computed in numpy (the same Hann window,
   Slaney mel filters and ``power_to_db(ref=max, top_db=80)`` as the reference's librosa calls), so
   librosa is not needed at run time.
@@ -28,8 +41,7 @@ dense head stay float; the first convolution is rewritten as a MatMul so that no
 needed) and caches it, hash-checked, in ``cache_dir()/models/dnsmos-int8/``.  With int8 (VNNI)
 GEMMs a window costs ~0.06 s for P.835 plus ~0.007 s for the P.808 mel features and model: a long
 recording runs at ~105x realtime per CPU core (float: ~40x; one onnxruntime thread; the P.808 model
-is skipped where its score is not used, a clip's source span).  A clip shorter than 9.01 s still
-costs a whole window (the corpus' short recordings: ~61x).  The int8 model moves scores little
+is skipped where its score is not used, a clip's source span).  The int8 model moves scores little
 against the float one: on the corpus' recordings |ΔOVRL| mean 0.007, max 0.03; on degraded speech
 (corpus noise at 0-20 dB) |ΔOVRL| mean 0.016, max 0.19, |ΔSIG| and |ΔBAK| max 0.22; Spearman
 >= 0.997 (``benchmarks/RESULTS.md``, section ``dnsmos_speed``).
@@ -37,7 +49,7 @@ against the float one: on the corpus' recordings |ΔOVRL| mean 0.007, max 0.03; 
 Agreement with ``speechmos.dnsmos.run``: the same single window on clips of 9.01-10 s (identical up to
 float rounding with ``quantized=False``); elsewhere the window grid differs, so scores differ by the
 spread of the clip's windows: |ΔOVRL| mean 0.026, max 0.15 on corpus recordings with the int8 model
-(float: 0.023, 0.13).
+(float: 0.023, 0.13), measured with short clips on the 9.01 s loop; see above for the shorter input.
 """
 
 from __future__ import annotations
@@ -56,19 +68,21 @@ import numpy as np
 import scipy.fft
 
 from ..audio import check_sample_rate, mix_to_mono
-from ..errors import OutputError
+from ..errors import ConfigError, OutputError
 from ..io import atomic_path, write_text_atomic
 from ..models import BundledModel, ModelError, cache_dir, model_files
 
 __all__ = [
     "DNSMOS_MODEL",
     "MODEL_RATE",
+    "SHORT_MIN_S",
     "WINDOW_SAMPLES",
     "DnsmosScores",
     "dnsmos_scores",
     "mel_features",
     "calibration_windows",
     "quantized_p835",
+    "short_input_samples",
     "window_starts",
 ]
 
@@ -78,6 +92,11 @@ log = logging.getLogger(__name__)
 MODEL_RATE = 16000
 #: The models' input: 9.01 s at 16 kHz.
 WINDOW_SAMPLES = 144160
+#: A clip shorter than a window is scored by the P.835 model on its own length, looped to at least
+#: this many seconds (see :func:`short_input_samples`; chosen from the corpus measurements in the
+#: module docstring: shorter minimums move scores more, 8 s keeps every mixture within 0.3 OVRL of
+#: ``speechmos`` but runs short clips at ~74x realtime).
+SHORT_MIN_S = 6.0
 _P835 = "speechmos/dnsmos_models/sig_bak_ovr.onnx"
 _P808 = "speechmos/dnsmos_models/model_v8.onnx"
 
@@ -116,7 +135,7 @@ class DnsmosScores:
     p808 : float
         P.808 overall MOS (mean over windows); NaN when not run.
     windows : int
-        Number of 9.01 s windows scored.
+        Number of model inputs scored: 9.01 s windows, or 1 for a clip shorter than 9.01 s.
     """
 
     ovrl: float
@@ -216,7 +235,7 @@ def window_starts(n: int) -> list[int]:
 
     Consecutive windows from 0, plus one ending at the last sample when a remainder of at least
     1 s is left (the reference also ignores the last fraction of a second).  ``n`` must be at least
-    :data:`WINDOW_SAMPLES` (shorter clips are repeated first).
+    :data:`WINDOW_SAMPLES` (shorter clips are one shorter input, :func:`short_input_samples`).
     """
     if n < WINDOW_SAMPLES:
         raise ValueError(f"need at least {WINDOW_SAMPLES} samples, got {n}")
@@ -234,9 +253,28 @@ def _loop_to_window(y: np.ndarray) -> np.ndarray:
     return y
 
 
+def short_input_samples(n: int, min_s: float | None = None) -> int:
+    """Length of the P.835 input for a clip of ``n < WINDOW_SAMPLES`` samples.
+
+    The clip's own length rounded up to the model's frame grid (``160 * (F + 1)`` samples give F
+    frames), and at least ``min_s`` seconds (:data:`SHORT_MIN_S` by default): shorter clips are
+    looped to that length, as the reference loops them to 9.01 s.  Never more than a window.
+
+    Raises
+    ------
+    ConfigError
+        ``min_s`` is negative or not finite.
+    """
+    min_s = SHORT_MIN_S if min_s is None else min_s
+    if not 0.0 <= min_s < float("inf"):
+        raise ConfigError(f"short_min_s must be a number of seconds >= 0, got {min_s!r}")
+    frames = max(-(-(n - _HOP) // _HOP), -(-(round(min_s * MODEL_RATE) - _HOP) // _HOP), 1)
+    return min(_HOP * (frames + 1), WINDOW_SAMPLES)
+
+
 # -- int8 P.835 model -------------------------------------------------------------------------
-#: Bump when the quantisation recipe below changes (a new cache file is made).
-_QUANT_RECIPE = 2
+#: Bump when the quantisation recipe below changes (a new cache file is made).  3: variable-length input.
+_QUANT_RECIPE = 3
 # Left in float: the STFT convolutions (their outputs go through a log), the first 3x3 convolution
 # (its input is the log-power spectrogram, whose uint8 rounding moved raw outputs by up to 0.1;
 # rewritten as a MatMul by _first_conv_as_matmul) and the dense head (quantising the MatMuls moved
@@ -356,6 +394,46 @@ def _first_conv_as_matmul(model: Any) -> Any:
     return model
 
 
+def _variable_length_p835(model: Any) -> Any:
+    """Let the P.835 model take any length of audio (a multiple of 160 samples, at least 320), in place.
+
+    The graph frames its input with two fixed slices (samples ``[0, 144000)`` and ``[160, 144160)``)
+    reshaped to (N, 900, 160) and concatenated into 900 frames of 320 samples at a 160-sample hop;
+    everything after (the STFT as 1-D convolutions, 3x3 convolutions, max-pooling, a global max over
+    time and frequency, the dense head) works on any number of frames.  Here the input's time axis
+    becomes symbolic, the first slice ends 160 samples before the end and both reshapes infer the
+    frame count: ``160 * (F + 1)`` samples give ``F`` frames, and a 9.01 s input gives exactly the
+    original model's 900 frames and outputs.
+    """
+    from onnx import numpy_helper
+
+    graph = model.graph
+    dim = graph.input[0].type.tensor_type.shape.dim[1]
+    dim.Clear()
+    dim.dim_param = "samples"
+    replace = {
+        "input_1:01_cropping_end": np.array([np.iinfo(np.int64).max, -_HOP], np.int64),
+        "shape_tensor": np.array([0, -1, _HOP], np.int64),
+        "shape_tensor1": np.array([0, -1, _HOP], np.int64),
+    }
+    kept = [t for t in graph.initializer if t.name not in replace]
+    if len(kept) != len(graph.initializer) - len(replace):
+        raise ModelError(f"model {DNSMOS_MODEL.name}: unexpected P.835 graph (framing constants not found)")
+    del graph.initializer[:]
+    graph.initializer.extend(kept + [numpy_helper.from_array(v, k) for k, v in replace.items()])
+    del graph.value_info[:]  # shapes inferred for the 9.01 s input no longer hold
+    return model
+
+
+def _variable_length_p808(model: Any) -> Any:
+    """Let the P.808 model take any number of mel frames (its input's time axis made symbolic), in place."""
+    dim = model.graph.input[0].type.tensor_type.shape.dim[1]
+    dim.Clear()
+    dim.dim_param = "frames"
+    del model.graph.value_info[:]
+    return model
+
+
 def _quantize_p835(src: Path, dst: Path) -> None:
     """Write the int8 (QDQ, per-channel weights, uint8 activations, MinMax-calibrated) P.835 model."""
     import onnx
@@ -371,7 +449,8 @@ def _quantize_p835(src: Path, dst: Path) -> None:
 
     with tempfile.TemporaryDirectory(dir=dst.parent) as tmp:
         # per-channel QDQ needs DequantizeLinear's axis (opset 13)
-        rewritten = _first_conv_as_matmul(version_converter.convert_version(onnx.load(str(src)), 13))
+        opset13_model = version_converter.convert_version(onnx.load(str(src)), 13)
+        rewritten = _first_conv_as_matmul(_variable_length_p835(opset13_model))
         onnx.checker.check_model(rewritten)
         opset13 = Path(tmp) / "opset13.onnx"
         onnx.save(rewritten, str(opset13))
@@ -481,10 +560,20 @@ def _load_sessions(p835_path: str, p835_sha256: str, p808_path: str, quantized: 
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     opts.log_severity_level = 3
     providers = ["CPUExecutionProvider"]
-    p835_model: str | bytes = quantized_p835(Path(p835_path), p835_sha256) if quantized else p835_path
+    p835_model = quantized_p835(Path(p835_path), p835_sha256) if quantized else _float_p835(Path(p835_path))
     p835 = ort.InferenceSession(p835_model, sess_options=opts, providers=providers)
     p808 = ort.InferenceSession(p808_path, sess_options=opts, providers=providers)
     return p835, p808
+
+
+def _float_p835(src: Path) -> bytes:
+    """The float P.835 model with a variable-length input (:func:`_variable_length_p835`), as bytes."""
+    try:
+        import onnx
+    except ImportError as err:
+        raise ModelError(f"model {DNSMOS_MODEL.name}: the variable-length P.835 model is made with onnx, which is "
+                         f"not installed; {DNSMOS_MODEL.install_hint}") from err
+    return _variable_length_p835(onnx.load(str(src))).SerializeToString()
 
 
 def _resample_16k(x: np.ndarray, rate: int) -> np.ndarray:
@@ -502,6 +591,7 @@ def dnsmos_scores(
     model: BundledModel = DNSMOS_MODEL,
     quantized: bool = True,
     p808: bool = True,
+    short_min_s: float | None = None,
 ) -> DnsmosScores | None:
     """DNSMOS P.835 (SIG, BAK, OVRL) and P.808 MOS of a clip.
 
@@ -518,6 +608,10 @@ def dnsmos_scores(
     p808 : bool
         Also run the P.808 model (its mel features and model are ~10 % of a window's time);
         ``False`` leaves ``p808`` NaN.
+    short_min_s : float, optional
+        A clip shorter than 9.01 s is scored by the P.835 model on its own length, looped to at
+        least this many seconds (default :data:`SHORT_MIN_S`; 9.01 loops every short clip to a whole
+        window, as the reference does).
 
     Returns
     -------
@@ -537,15 +631,17 @@ def dnsmos_scores(
     if x.size < rate // 2:
         return None
     y = np.clip(_resample_16k(np.asarray(x, dtype=np.float32), rate), -1.0, 1.0).astype(np.float32, copy=False)
-    starts = [0] if y.size < WINDOW_SAMPLES else window_starts(y.size)  # a looped clip repeats itself
-    y = _loop_to_window(y)
     p835, p808_model = _sessions(model, quantized=quantized)
     p835_in, p808_in = p835.get_inputs()[0].name, p808_model.get_inputs()[0].name
+    if y.size < WINDOW_SAMPLES:  # one input: P.835 on the clip's own length, P.808 on the 9.01 s loop
+        segments = [(np.resize(y, short_input_samples(y.size, short_min_s)), _loop_to_window(y)[:WINDOW_SAMPLES])]
+    else:
+        segments = [(seg, seg) for seg in (y[s : s + WINDOW_SAMPLES] for s in window_starts(y.size))]
     raw = []
-    for start in starts:
-        seg = y[start : start + WINDOW_SAMPLES]
+    for seg, seg808 in segments:
         sig_bak_ovr = p835.run(None, {p835_in: seg[np.newaxis, :]})[0][0]
-        mos808 = p808_model.run(None, {p808_in: mel_features(seg[:-_HOP])[np.newaxis]})[0][0][0] if p808 else np.nan
+        mos808 = (p808_model.run(None, {p808_in: mel_features(seg808[:-_HOP])[np.newaxis]})[0][0][0]
+                  if p808 else np.nan)
         raw.append((float(sig_bak_ovr[0]), float(sig_bak_ovr[1]), float(sig_bak_ovr[2]), float(mos808)))
     arr = np.asarray(raw, dtype=np.float64)
     sig = np.polyval(_POLY_SIG, arr[:, 0])
