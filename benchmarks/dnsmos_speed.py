@@ -4,8 +4,13 @@
    thread, ``OPENBLAS_NUM_THREADS=1`` so no BLAS thread spins; warm sessions, the int8 model already
    in the cache): :func:`prep.dsp.dnsmos.dnsmos_scores` with the int8 P.835 model (default) and
    with the float one (``quantized=False``), on a 60 s program (corpus speech concatenated), on the
-   corpus recordings of at least 9.01 s and on the shorter ones (each costs a whole window);
-   ``speechmos.dnsmos.run`` on the same 60 s for reference.  Also the CPU time of one window's parts.
+   corpus recordings of at least 9.01 s and on the shorter ones (one variable-length input each,
+   the clip looped to at least ``SHORT_MIN_S``; also without P.808, and on the former whole 9.01 s
+   loop); ``speechmos.dnsmos.run`` on the same 60 s for reference.  Also the CPU time of one
+   window's parts and of batching windows in one session call.
+1b. The short-clip minimum length: for each candidate minimum, agreement with ``speechmos`` and with
+   the 9.01 s loop (Spearman) on every corpus recording under 9.01 s and on noisy mixtures of them
+   (a corpus noise at 0, 5, 10 and 20 dB), and x realtime per core on the recordings.
 2. Agreement of the int8 with the float model (same windows, so only quantisation differs): every
    corpus speech recording, and degraded speech (every 3rd recording plus a corpus noise at 0, 5,
    10 and 20 dB SNR): mean and max |ΔOVRL|, |ΔSIG|, |ΔBAK| and the Spearman rank correlation.
@@ -67,13 +72,19 @@ def speed(recs: list[tuple[str, np.ndarray]]) -> list[str]:
     long = [x for _, x in recs if x.size >= dn.WINDOW_SAMPLES]
     short = [x for _, x in recs if RATE // 2 <= x.size < dn.WINDOW_SAMPLES]
     rows = []
+    n_short = f"{len(short)} recordings < 9.01 s"
     for label, quantized in (("int8 P.835 (default)", True), ("float P.835", False)):
         dn.dnsmos_scores(program[:RATE], sample_rate=RATE, quantized=quantized)  # warm
-        for what, clips in (("60 s program", [program]), (f"{len(long)} recordings >= 9.01 s", long),
-                            (f"{len(short)} recordings < 9.01 s", short)):
+        cases = [("60 s program", [program], {}), (f"{len(long)} recordings >= 9.01 s", long, {}),
+                 (f"{n_short} (own length, >= {dn.SHORT_MIN_S:g} s)", short, {})]
+        if quantized:
+            cases += [(f"{n_short} (own length, >= {dn.SHORT_MIN_S:g} s), no P.808", short, {"p808": False}),
+                      (f"{n_short} (former: whole 9.01 s loop)", short, {"short_min_s": 9.01}),
+                      (f"{n_short} (former: whole 9.01 s loop), no P.808", short, {"short_min_s": 9.01, "p808": False})]
+        for what, clips, kw in cases:
             seconds = sum(x.size for x in clips) / RATE
-            spent, out = cpu(lambda clips=clips, q=quantized: [dn.dnsmos_scores(x, sample_rate=RATE, quantized=q)
-                                                               for x in clips])
+            spent, out = cpu(lambda clips=clips, q=quantized, kw=kw: [
+                dn.dnsmos_scores(x, sample_rate=RATE, quantized=q, **kw) for x in clips])
             windows = sum(s.windows for s in out)
             rows.append(f"| {label} | {what} | {seconds:.0f} | {windows} | {spent:.2f} | "
                         f"{1000 * spent / windows:.0f} | **{seconds / spent:.1f}** |")
@@ -105,7 +116,67 @@ def parts() -> str:
         fn()
         spent, _ = cpu(lambda fn=fn: [fn() for _ in range(20)])
         out.append(f"{name} {1000 * spent / 20:.1f} ms")
-    return "CPU time of one window's parts (mean of 20): " + "; ".join(out) + "."
+    batched = []
+    windows = np.stack(dn.calibration_windows()[:4])
+    for n in (1, 2, 4):
+        p835_q.run(None, {"input_1": windows[:n]})
+        spent, _ = cpu(lambda n=n: [p835_q.run(None, {"input_1": windows[:n]}) for _ in range(20 // n)])
+        batched.append(f"{n}: {1000 * spent / (20 // n * n):.1f} ms")
+    return ("CPU time of one window's parts (mean of 20): " + "; ".join(out) + ". Int8 P.835 per window with "
+            "n windows in one session call: " + "; ".join(batched) + ".")
+
+
+MIN_LENGTHS_S = (0.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.01)
+
+
+def mixtures(clips: list[np.ndarray], noise: list[np.ndarray]) -> list[np.ndarray]:
+    """Every clip plus a corpus noise at each of SNRS_DB (peak at most 0.9)."""
+    out = []
+    for i, x in enumerate(clips):
+        for snr_db in SNRS_DB:
+            n = np.resize(noise[(i + snr_db) % len(noise)], x.size)
+            gain = np.sqrt(np.mean(x**2) / max(float(np.mean(n**2)), 1e-12) / 10 ** (snr_db / 10))
+            m = x + gain * n
+            m *= np.float32(0.9 / max(1.0, float(np.max(np.abs(m)))))
+            out.append(m.astype(np.float32))
+    return out
+
+
+def short_minimum(recs: list[tuple[str, np.ndarray]]) -> str:
+    """Agreement and speed of short clips against the minimum input length they are looped to."""
+    try:
+        from speechmos import dnsmos as reference
+    except ImportError:
+        return "speechmos is not installed: short-clip minimum length not measured."
+    short = [x for _, x in recs if RATE // 2 <= x.size < dn.WINDOW_SAMPLES]
+    sets = {"recordings": short, "noisy mixtures": mixtures(short, noises())}
+    ref = {k: np.array([[r["ovrl_mos"], r["sig_mos"], r["bak_mos"]] for r in (reference.run(x, RATE) for x in v)])
+           for k, v in sets.items()}
+    ours = {(k, m): np.array([[s.ovrl, s.sig, s.bak] for s in (dn.dnsmos_scores(x, sample_rate=RATE, short_min_s=m)
+                                                               for x in v)])
+            for k, v in sets.items() for m in MIN_LENGTHS_S}
+    seconds = sum(x.size for x in short) / RATE
+    lines = [r"| minimum s | audio | n | \|ΔOVRL\| mean / max | over 0.3 | \|ΔSIG\| mean / max | "
+             r"\|ΔBAK\| mean / max | OVRL vs 9.01 s loop: mean Δ / max \|Δ\| | Spearman vs loop OVRL / SIG / BAK | "
+             "x realtime per core (recordings, with P.808) |",
+             "|---:|---|---:|---|---:|---|---|---|---|---:|"]
+    for m in MIN_LENGTHS_S:
+        spent, _ = cpu(lambda m=m: [dn.dnsmos_scores(x, sample_rate=RATE, short_min_s=m) for x in short])
+        for k in sets:
+            a, loop = ours[(k, m)], ours[(k, 9.01)]
+            d = np.abs(a - ref[k])
+            rho = " / ".join(f"{stats.spearmanr(a[:, j], loop[:, j]).statistic:.3f}" for j in range(3))
+            label = "own length" if m == 0 else f"{m:g}"
+            lines.append(f"| {label} | {k} | {len(a)} | {d[:, 0].mean():.3f} / {d[:, 0].max():.3f} | "
+                         f"{int((d[:, 0] > 0.3).sum())} | {d[:, 1].mean():.3f} / {d[:, 1].max():.3f} | "
+                         f"{d[:, 2].mean():.3f} / {d[:, 2].max():.3f} | {np.mean(a[:, 0] - loop[:, 0]):+.3f} / "
+                         f"{np.abs(a[:, 0] - loop[:, 0]).max():.3f} | {rho} | "
+                         f"{f'{seconds / spent:.1f}' if k == 'recordings' else ''} |")
+    return (f"Short clips: the minimum input length (default {dn.SHORT_MIN_S:g} s). A clip under 9.01 s is scored "
+            "by the int8 P.835 model on its own length, looped to the minimum; 9.01 is the former whole-window "
+            "loop. |Δ| against speechmos.dnsmos.run (its loop to 9.01 s and 1 s hop); the corpus recordings "
+            f"under 9.01 s ({seconds:.0f} s in all) and each with a corpus noise at 0/5/10/20 dB:\n\n"
+            + "\n".join(lines))
 
 
 def agreement(recs: list[tuple[str, np.ndarray]], reference_every: int) -> str:
@@ -169,12 +240,14 @@ def main() -> None:
     md = "\n\n".join([
         "## DNSMOS speed per CPU core: int8 vs float P.835 model",
         "x realtime per core = audio s / process CPU s (`time.process_time`, one onnxruntime thread, "
-        "OPENBLAS_NUM_THREADS=1, warm sessions; measured while other jobs shared the machine, so CPU time, "
-        "not wall time). A recording shorter than 9.01 s is looped to one whole window, so it costs a "
-        "window whatever its length.",
+        "OPENBLAS_NUM_THREADS=1, warm sessions; measured with `nice -n 10` while other jobs shared the machine, "
+        "so CPU time, not wall time). A recording shorter than 9.01 s is one P.835 input of its own length, "
+        f"looped to at least {dn.SHORT_MIN_S:g} s (formerly a whole 9.01 s window whatever its length); "
+        "the P.808 model still reads the 9.01 s loop.",
         "\n".join(["| P.835 model | audio | audio s | windows | CPU s | ms per window | x realtime per core |",
                    "|---|---|---:|---:|---:|---:|---:|", *rows]),
         parts(),
+        short_minimum(recs),
         agreement(recs, max(1, args.reference_every)),
         f"onnxruntime/onnx/speechmos: {versions(('onnxruntime', 'onnx', 'speechmos'))}.",
     ])

@@ -17,16 +17,16 @@ their polynomial calibrations are the ones ``speechmos`` 0.0.1.1 ships (Microsof
   averages a few 1 s shifts).  The network is convolutional up to a global max over time and
   frequency, so its input can be any length once the graph's fixed framing is made symbolic
   (:func:`_variable_length_p835`); a 9.01 s input gives the original model's outputs exactly, and
-  the cost falls with the length (~6.4 ms of CPU per second of audio for the int8 model).  Scores
+  the cost falls with the length (~6.5 ms of CPU per second of audio for the int8 model).  Scores
   do move with the input's length (a shorter input sees fewer loop seams and frame phases; the max
   pooling then tends lower): on the corpus' 43 recordings under 9.01 s, the clip's own length
   gives OVRL 0.11 lower on average than the 9.01 s loop (max 0.45 apart), 6 s gives 0.02 lower
   (max 0.11; |ΔOVRL| against ``speechmos`` mean 0.044, max 0.21, against 0.025 and 0.17 for the
   9.01 s loop; Spearman against the loop OVRL/SIG/BAK 0.987/0.976/0.984); with corpus noise mixed
   in at 0-20 dB, |ΔOVRL| against ``speechmos`` mean 0.058, max 0.37 (2 of 172 mixtures above 0.3;
-  the 9.01 s loop: 0.038, 0.26; 8 s: 0.049, 0.29).  Short recordings then run at ~93x realtime
-  per core instead of ~66x (``benchmarks/RESULTS.md``, section ``dnsmos_speed``).  The P.808 model
-  still reads the 9.01 s loop (~7 ms).
+  the 9.01 s loop: 0.038, 0.26; 8 s: 0.049, 0.29).  Short recordings then run at ~83-87x realtime
+  per core instead of ~64x (P.835 alone: ~98x instead of ~72x; ``benchmarks/RESULTS.md``, section
+  ``dnsmos_speed``).  The P.808 model still reads the 9.01 s loop (~8 ms).
 * the P.808 input, a 120-band mel spectrogram in dB, is computed in numpy (the same Hann window,
   Slaney mel filters and ``power_to_db(ref=max, top_db=80)`` as the reference's librosa calls), so
   librosa is not needed at run time.
@@ -48,8 +48,8 @@ against the float one: on the corpus' recordings |ΔOVRL| mean 0.007, max 0.03; 
 
 Agreement with ``speechmos.dnsmos.run``: the same single window on clips of 9.01-10 s (identical up to
 float rounding with ``quantized=False``); elsewhere the window grid differs, so scores differ by the
-spread of the clip's windows: |ΔOVRL| mean 0.026, max 0.15 on corpus recordings with the int8 model
-(float: 0.023, 0.13), measured with short clips on the 9.01 s loop; see above for the shorter input.
+spread of the clip's windows: |ΔOVRL| mean 0.046, max 0.15 on every third corpus recording with the
+int8 model (float: 0.045, 0.14; with short clips on the 9.01 s loop it was 0.026, 0.15).
 """
 
 from __future__ import annotations
@@ -95,7 +95,7 @@ WINDOW_SAMPLES = 144160
 #: A clip shorter than a window is scored by the P.835 model on its own length, looped to at least
 #: this many seconds (see :func:`short_input_samples`; chosen from the corpus measurements in the
 #: module docstring: shorter minimums move scores more, 8 s keeps every mixture within 0.3 OVRL of
-#: ``speechmos`` but runs short clips at ~74x realtime).
+#: ``speechmos`` but runs short clips at ~73x realtime).
 SHORT_MIN_S = 6.0
 _P835 = "speechmos/dnsmos_models/sig_bak_ovr.onnx"
 _P808 = "speechmos/dnsmos_models/model_v8.onnx"
