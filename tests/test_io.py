@@ -9,7 +9,7 @@ from prep.io import write_wav_atomic
 
 
 def _every_step() -> np.ndarray:
-    """Every 16-bit value, points between them (a quarter, half, three quarters, a hair below the next), beyond full scale."""
+    """Every 16-bit value, points between them (1/4, 1/2, 3/4, a hair below the next), beyond full scale."""
     k = np.arange(-32768, 32768, dtype=np.float64)
     x = np.concatenate([k, k + 0.25, k + 0.5, k + 0.75, k + 1 - 1e-5, k + 1 - 4e-6]) / 32768.0
     extra = [1.0, -1.0, 1.2, -1.2, 3e-10, -3e-10, -0.0, 0.99999, -0.99999]
