@@ -70,6 +70,23 @@ def write_text_atomic(path: str | Path, text: str) -> None:
     write_bytes_atomic(path, text.encode("utf-8"))
 
 
+def _pcm16(x: np.ndarray) -> np.ndarray:
+    """float32 samples as 16-bit PCM the way libsndfile converts them, in a fifth of the time.
+
+    libsndfile scales to 32-bit (``x * 2**31`` rounded to nearest, ties to even, clipped) and keeps
+    the top 16 bits (an arithmetic shift: rounds down).  Every step is exact in float32 (powers of
+    two, integers below 2**24 after the shift), so the samples are the same as
+    ``sf.write(..., subtype="PCM_16")`` given float32 (checked on every 16-bit value and points
+    between them, ``tests/test_io.py``).
+    """
+    y = x * np.float32(2.0**31)
+    np.rint(y, out=y)
+    y *= np.float32(2.0**-16)
+    np.floor(y, out=y)
+    np.clip(y, -32768.0, 32767.0, out=y)
+    return y.astype(np.int16)
+
+
 def write_wav_atomic(path: str | Path, audio: np.ndarray, *, sample_rate: int, subtype: str = "PCM_16") -> None:
     """Write audio as WAV atomically.
 
@@ -84,6 +101,8 @@ def write_wav_atomic(path: str | Path, audio: np.ndarray, *, sample_rate: int, s
     """
     x = as_audio(audio)
     frames = x.T if x.ndim == 2 else x  # soundfile wants (frames, channels)
+    if subtype == "PCM_16" and frames.dtype == np.float32:
+        frames = _pcm16(frames)
     with atomic_path(path) as tmp:
         try:
             sf.write(str(tmp), frames, int(sample_rate), subtype=subtype, format="WAV")

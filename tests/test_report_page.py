@@ -320,3 +320,32 @@ def test_run_and_report_take_embed_audio():
     assert not parser.parse_args(["run", "x", "-o", "o"]).embed_audio
     assert parser.parse_args(["report", "o", "--embed-audio"]).embed_audio
     assert not parser.parse_args(["report", "o"]).embed_audio
+
+
+def test_opus_rate_holds_the_measured_band():
+    from prep.report.audio import opus_rate
+
+    assert opus_rate(44100) == 48000 and opus_rate(22050) == 24000 and opus_rate(16000) == 16000
+    assert opus_rate(44100, bandwidth_hz=7800.0) == 16000  # a 16 kHz recording stored at 44.1 kHz
+    assert opus_rate(44100, bandwidth_hz=8300.0) == 24000
+    assert opus_rate(48000, bandwidth_hz=4900.0) == 12000
+    assert opus_rate(44100, bandwidth_hz=19000.0) == 48000
+    assert opus_rate(16000, bandwidth_hz=20000.0) == 16000  # never above the file's own rate
+    assert opus_rate(44100, bandwidth_hz=float("nan")) == 48000 and opus_rate(44100, bandwidth_hz=0.0) == 48000
+
+
+def test_a_stereo_sources_preview_is_its_downmix_at_the_rate_of_its_band(tmp_path, demo_dir):
+    from prep.run.runner import process_job
+
+    audio, rate = sf.read(str(demo_dir / "alice" / "a01.wav"), dtype="float32")
+    sos = signal.butter(10, 3500.0, fs=rate, output="sos")
+    narrow = signal.resample_poly(signal.sosfiltfilt(sos, audio), 48000, rate).astype(np.float32)
+    path = tmp_path / "in" / "stereo.wav"
+    path.parent.mkdir()
+    sf.write(str(path), np.stack([narrow, 0.8 * narrow], axis=1), 48000, subtype="FLOAT")
+    (clip,) = process_job(Job(path=str(path), speaker="ann"), STAGES, out_dir=tmp_path / "OUT")
+    assert clip.metrics["source_bandwidth_hz"] < 6000
+    data = RunFolder(tmp_path / "OUT").preview_path(clip.speaker, clip.id).read_bytes()
+    codec, seconds, channels = _decode(data)
+    assert codec == "opus" and channels == 1
+    assert seconds == pytest.approx(clip.span_s[1] - clip.span_s[0], abs=0.03)

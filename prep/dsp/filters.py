@@ -104,6 +104,19 @@ def prominent(a: np.ndarray, size: int, prom_db: float) -> np.ndarray:
     a = np.asarray(a)
     if size < 1:
         raise ConfigError(f"size must be >= 1, got {size!r}")
+    if a.ndim == 2 and a.dtype == np.float32 and a.size and float(np.float32(prom_db)) == float(prom_db):
+        # A spectrogram in float32 (the tonal indicator's): the compiled twin of the lines below,
+        # 4x faster, the same bits (float32 differences and comparisons either way).
+        from ..kernels.filters import prominent_rows
+
+        out = np.empty(a.shape, np.bool_)
+        prominent_rows(np.ascontiguousarray(a), int(size), np.float32(prom_db), out)
+        return out
+    return _prominent_numpy(a, size, prom_db)
+
+
+def _prominent_numpy(a: np.ndarray, size: int, prom_db: float) -> np.ndarray:
+    """:func:`prominent` in NumPy (any shape and dtype; the twin of :func:`prep.kernels.filters.prominent_rows`)."""
     before = size // 2
     n = a.shape[0]
     padded = np.pad(a, [(before, size - 1 - before)] + [(0, 0)] * (a.ndim - 1), mode="edge")

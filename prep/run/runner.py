@@ -290,20 +290,30 @@ def _write_preview(item: Clip, source: np.ndarray, rate: int, offset_s: float, o
     """Write the clip's source span as Ogg Opus for the report's "before" player (any input format).
 
     ``source`` is the source audio, ``(samples,)`` or ``(channels, samples)``,
-    at ``rate`` starting at ``offset_s`` seconds into the file.  A failure
-    only costs the report that player.
+    at ``rate`` starting at ``offset_s`` seconds into the file.  The
+    downmixed source the clip carries (:attr:`~prep.clip.Clip.source_audio`,
+    what the pipeline worked from and a long file's preview always was) is
+    used instead when present: one channel to encode, not two.  It is
+    encoded at the lowest Opus rate that holds the source's measured
+    bandwidth (``source_bandwidth_hz``, see :func:`prep.report.audio.opus_rate`).
+    A failure only costs the report that player.
     """
+    from ..metrics import finite
     from ..report.audio import opus_ogg
 
     if item.audio is None or item.output is None:
         return
+    if item.source_audio is not None:
+        held = item.source_audio
+        source, rate, offset_s = held.audio, held.sample_rate, held.start_s
     i0 = max(0, round((item.span_s[0] - offset_s) * rate))
     i1 = max(i0, min(source.shape[-1], round((item.span_s[1] - offset_s) * rate)))
     if i1 <= i0:
         return
     try:
         with timed("previews"):
-            data = opus_ogg(source[..., i0:i1], sample_rate=rate)
+            data = opus_ogg(source[..., i0:i1], sample_rate=rate,
+                            bandwidth_hz=finite(item.metrics.get("source_bandwidth_hz")))
             write_bytes_atomic(RunFolder(out_dir).preview_path(item.speaker, item.id), data)
     except (OSError, ValueError, PrepError) as err:
         log.warning("%s: no source preview for the report: %s", item.id, err)
