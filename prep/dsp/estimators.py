@@ -20,9 +20,10 @@ Metrics (units in the names; ``input_`` prefix for the :class:`Measure` copy)
 ``speech_s``        speech detected by :mod:`prep.dsp.vad` (kept from
                     :class:`prep.stages.trim.Trim` when it ran).
 ``speech_ratio``    ``speech_s / duration_s``.
-``snr_db``          active-speech SNR: mean power of the VAD speech frames
-                    (minus the noise) over the mean power of the frames away
-                    from speech; capped at 100 dB (digital silence).
+``snr_db``          active-speech SNR, K-weighted (the BS.1770 loudness
+                    filter): mean power of the VAD speech frames (minus the
+                    noise) over the noise floor (:func:`snr_estimate`);
+                    capped at 100 dB (digital silence).
 ``clipping_ratio``  fraction of samples on a clipped plateau: runs of at least
                     2 samples within 0.01 % of the positive or negative peak.
 ``clipped_runs``    number of such plateaus.
@@ -60,6 +61,7 @@ import soxr
 
 from ..audio import as_audio, check_sample_rate, mix_to_mono
 from ..errors import ConfigError
+from ..kernels import loudness as _kloud
 from . import spectral
 from .filters import ANALYSIS_RATE, ENV_HOP_S, band_envelope, long_runs_any, max3, prominent
 
@@ -74,6 +76,7 @@ __all__ = [
     "dc_offset",
     "dnsmos",
     "frame_powers",
+    "kweighted_frame_powers",
     "ltas_db",
     "measure_quality",
     "mos_available",
@@ -152,8 +155,10 @@ class SnrEstimate:
     speech_frames, noise_frames : int
         Frames used for each.
     noise_from : str
-        ``"pauses"`` (frames away from speech) or ``"quietest"`` (the quietest
-        5 % of frames, when the clip has almost no pause).
+        ``"pauses"`` (the floor of the frames away from speech), ``"quietest"``
+        (the quietest 5 % of frames, when the clip has almost no pause) or
+        ``"dips"`` (the floor of all frames, the dips between words, when it
+        lies below the other; see :func:`snr_estimate`).
     """
 
     snr_db: float
@@ -189,6 +194,44 @@ def frame_powers(audio: np.ndarray, *, sample_rate: int, frame_s: float = VAD_FR
     return np.einsum("ij,ij->i", frames, frames, dtype=np.float64) / n
 
 
+def kweighted_frame_powers(audio: np.ndarray, *, sample_rate: int, frame_s: float = VAD_FRAME_S) -> np.ndarray:
+    """Mean power of consecutive non-overlapping frames after the K-weighting filter.
+
+    The filter is BS.1770's (:func:`prep.dsp.loudness.kweighting_sos`): a second-order high-pass at
+    38 Hz, which leaves out infrasonic rumble and DC that nobody hears, and a +4 dB shelf above
+    ~2 kHz.  The frames are those of :func:`frame_powers` (a partial last frame is dropped).  Below
+    :data:`prep.dsp.loudness.MIN_SAMPLE_RATE` the filter is undefined and the powers are unweighted.
+
+    Parameters
+    ----------
+    audio : np.ndarray, shape (samples,) or (channels, samples)
+        Multichannel audio is averaged to mono first.
+    sample_rate : int
+    frame_s : float
+        Frame length in seconds.
+
+    Returns
+    -------
+    np.ndarray, float64, shape (samples // round(frame_s * sample_rate),)
+    """
+    from .loudness import MIN_SAMPLE_RATE, kweighting_sos
+
+    rate = check_sample_rate(sample_rate)
+    if rate < MIN_SAMPLE_RATE:
+        return frame_powers(audio, sample_rate=rate, frame_s=frame_s)
+    if frame_s <= 0:
+        raise ConfigError(f"frame_s must be > 0, got {frame_s!r}")
+    x = mix_to_mono(audio)
+    n = max(1, round(frame_s * rate))
+    m = x.size // n
+    out = np.zeros(m + 1, dtype=np.float64)
+    if m:
+        frames = np.ascontiguousarray(x[: m * n], dtype=np.float32).reshape(1, -1)
+        _kloud.kweighted_power_sums(frames, kweighting_sos(sample_rate=rate), np.zeros((1, 4)), np.ones(1), n,
+                                    np.zeros(2), out)
+    return out[:m] / n
+
+
 def snr_estimate(
     audio: np.ndarray,
     *,
@@ -197,7 +240,13 @@ def snr_estimate(
     guard_s: float = 0.06,
     min_noise_s: float = 0.2,
 ) -> SnrEstimate:
-    """Estimate the active-speech SNR from VAD speech and pause frames.
+    """Estimate the active-speech SNR (K-weighted) from VAD speech and pause frames.
+
+    Both powers are measured after BS.1770's K-weighting filter (:func:`kweighted_frame_powers`),
+    the loudness meter's: infrasonic rumble and DC (below ~40 Hz) do not count as noise, hum at
+    50 Hz and up does, hiss counts as it sounds (+4 dB above ~2 kHz, as for the speech).  Mixed with
+    speech at known SNRs, DNSMOS BAK follows this SNR more closely than the unweighted one
+    (``benchmarks/snr.py``; white, pink, brown, hiss, rumble, hum and six recorded noises).
 
     Frames within ``guard_s`` of speech count as speech; the rest are
     pauses.  The noise is the *floor* of the pauses, not their mean: the
@@ -207,19 +256,22 @@ def snr_estimate(
     within that span, so the estimate is its mean power; breaths, reverb
     tails, lip noise and quiet syllables the VAD missed stand well above a
     clean floor and are left out (with a plain mean, one breath in the
-    pauses of a clean recording made it look like 6 dB SNR).  The speech
-    power is the mean power of the speech frames minus the noise power.
-    With less than ``min_noise_s`` of pause the noise floor is taken from
-    the quietest 5 % of frames instead (biased low, so the SNR is then
-    optimistic).
+    pauses of a clean recording made it look like 6 dB SNR).  With less
+    than ``min_noise_s`` of pause the quietest 5 % of frames stand in for
+    the pauses.  Where the pauses are few and all hold a breath or a tail,
+    the floor is lower still in the dips between words: the *dips floor*,
+    the mean of the frames within :data:`DIPS_SPAN_DB` of the
+    :data:`DIPS_PERCENTILE`-th percentile of all frames, is the noise when
+    it is lower (not when the pauses hold two backgrounds, see
+    :func:`_noise_floor`: then the noisier one counts).  The speech power
+    is the mean power of the speech frames minus the noise power.
 
     Measured accuracy (``benchmarks/snr.py``, worst case over six
-    speakers): within 3 dB on dry speech mixed with white, pink and recorded
-    noises (dishes, exercise bike, tap, hum) at 0–30 dB; on speech in
-    measured rooms (classroom, halls) within 3 dB at 0–10 dB, down to
-    -4.6 dB at 20–30 dB (long tails never reach the floor inside a pause;
-    the mean of the pauses gave -13 dB); babble (restaurant, cafe) is
-    overestimated by up to 8 dB at 0 dB (the VAD takes babble for speech).
+    speakers, against the K-weighted truth): within 3 dB on dry speech mixed
+    with white, pink and recorded noises (dishes, exercise bike, tap, hum)
+    and on speech in measured rooms (classroom, halls) with white and pink
+    noise, at 0–30 dB; babble (restaurant, cafe) is overestimated by up to
+    8 dB (the VAD takes babble for speech).
 
     Parameters
     ----------
@@ -239,7 +291,7 @@ def snr_estimate(
     """
     rate = check_sample_rate(sample_rate)
     x = mix_to_mono(audio)
-    power = frame_powers(x, sample_rate=rate, frame_s=VAD_FRAME_S)
+    power = kweighted_frame_powers(x, sample_rate=rate, frame_s=VAD_FRAME_S)
     if speech is None:
         speech = vad_mask(x, sample_rate=rate)
     mask = np.zeros(power.size, bool)
@@ -252,13 +304,18 @@ def snr_estimate(
     guard = math.ceil(guard_s / VAD_FRAME_S)
     near = _dilate(mask, guard) if guard else mask
     quiet = ~near
+    two_backgrounds = False
     if quiet.sum() * VAD_FRAME_S >= min_noise_s:
-        noise, noise_frames = _noise_floor(power[quiet])
+        noise, noise_frames, two_backgrounds = _pause_floor(power[quiet])
         source = "pauses"
     else:
         low = np.sort(power)[: max(1, power.size // 20)]
         noise = float(np.mean(low))
         noise_frames, source = int(low.size), "quietest"
+    if not two_backgrounds:
+        dips, dips_frames = _dips_floor(power)
+        if dips < noise:
+            noise, noise_frames, source = dips, dips_frames, "dips"
     speech_power = float(np.mean(power[near])) - noise
     if noise <= _POWER_FLOOR:
         snr = MAX_SNR_DB
@@ -275,6 +332,22 @@ NOISE_PERCENTILE = 10.0
 NOISE_SPAN_DB = 10.0
 #: Least share of the pause frames the floor must cover before it is taken from the median instead.
 NOISE_MIN_SHARE = 0.5
+#: Percentile (of all frames' power in dB) anchoring the dips floor of :func:`snr_estimate`.
+DIPS_PERCENTILE = 2.0
+#: Frames up to this many dB above that anchor make the dips floor.
+DIPS_SPAN_DB = 3.0
+
+
+def _pause_floor(pauses: np.ndarray) -> tuple[float, int, bool]:
+    """:func:`_noise_floor` and whether it was anchored on the median (the pauses hold two backgrounds)."""
+    level = 10.0 * np.log10(np.maximum(pauses, _POWER_FLOOR))
+    anchor = float(np.percentile(level, NOISE_PERCENTILE))
+    within = level <= anchor + NOISE_SPAN_DB
+    two = bool(within.mean() < NOISE_MIN_SHARE)
+    if two:
+        within = level <= float(np.median(level)) + NOISE_SPAN_DB
+    keep = pauses[within]
+    return float(np.mean(keep)), int(keep.size), two
 
 
 def _noise_floor(pauses: np.ndarray) -> tuple[float, int]:
@@ -285,12 +358,14 @@ def _noise_floor(pauses: np.ndarray) -> tuple[float, int]:
     seconds and noisy for the rest): the anchor is then the pauses' median, so the noise that fills
     most of the pauses counts.
     """
-    level = 10.0 * np.log10(np.maximum(pauses, _POWER_FLOOR))
-    anchor = float(np.percentile(level, NOISE_PERCENTILE))
-    within = level <= anchor + NOISE_SPAN_DB
-    if within.mean() < NOISE_MIN_SHARE:
-        within = level <= float(np.median(level)) + NOISE_SPAN_DB
-    keep = pauses[within]
+    noise, frames, _ = _pause_floor(pauses)
+    return noise, frames
+
+
+def _dips_floor(power: np.ndarray) -> tuple[float, int]:
+    """Mean power of the frames within DIPS_SPAN_DB of the DIPS_PERCENTILE-th percentile of ``power``; their count."""
+    level = 10.0 * np.log10(np.maximum(power, _POWER_FLOOR))
+    keep = power[level <= float(np.percentile(level, DIPS_PERCENTILE)) + DIPS_SPAN_DB]
     return float(np.mean(keep)), int(keep.size)
 
 
