@@ -262,8 +262,11 @@ def snr_estimate(
     the floor is lower still in the dips between words: the *dips floor*,
     the mean of the frames within :data:`DIPS_SPAN_DB` of the
     :data:`DIPS_PERCENTILE`-th percentile of all frames, is the noise when
-    it is lower (not when the pauses hold two backgrounds, see
-    :func:`_noise_floor`: then the noisier one counts).  The speech power
+    it is lower.  Not when the pauses hold two backgrounds
+    (:func:`_noise_floor`) and the quieter one lasts
+    :data:`QUIETER_STRETCH_S` or more unbroken: that is a quieter stretch
+    of the clip (a slice straddling a clean and a noisy part), and the
+    noise of most pauses counts.  The speech power
     is the mean power of the speech frames minus the noise power.
 
     Measured accuracy (``benchmarks/snr.py``, worst case over six
@@ -304,15 +307,20 @@ def snr_estimate(
     guard = math.ceil(guard_s / VAD_FRAME_S)
     near = _dilate(mask, guard) if guard else mask
     quiet = ~near
-    two_backgrounds = False
+    quieter_stretch = False
     if quiet.sum() * VAD_FRAME_S >= min_noise_s:
-        noise, noise_frames, two_backgrounds = _pause_floor(power[quiet])
+        noise, noise_frames, low = _pause_floor(power[quiet])
         source = "pauses"
+        if low is not None:  # two backgrounds: is the quieter one a stretch of its own, not dips under tails?
+            in_low = np.zeros(power.size, bool)
+            in_low[np.flatnonzero(quiet)[low]] = True
+            longest = int(np.max(np.diff(_runs(in_low), axis=1), initial=0))
+            quieter_stretch = longest * VAD_FRAME_S >= QUIETER_STRETCH_S
     else:
-        low = np.sort(power)[: max(1, power.size // 20)]
-        noise = float(np.mean(low))
-        noise_frames, source = int(low.size), "quietest"
-    if not two_backgrounds:
+        low_frames = np.sort(power)[: max(1, power.size // 20)]
+        noise = float(np.mean(low_frames))
+        noise_frames, source = int(low_frames.size), "quietest"
+    if not quieter_stretch:
         dips, dips_frames = _dips_floor(power)
         if dips < noise:
             noise, noise_frames, source = dips, dips_frames, "dips"
@@ -336,18 +344,21 @@ NOISE_MIN_SHARE = 0.5
 DIPS_PERCENTILE = 2.0
 #: Frames up to this many dB above that anchor make the dips floor.
 DIPS_SPAN_DB = 3.0
+#: The quieter of two backgrounds in the pauses lasting this long unbroken is a stretch, not dips.
+QUIETER_STRETCH_S = 0.5
 
 
-def _pause_floor(pauses: np.ndarray) -> tuple[float, int, bool]:
-    """:func:`_noise_floor` and whether it was anchored on the median (the pauses hold two backgrounds)."""
+def _pause_floor(pauses: np.ndarray) -> tuple[float, int, np.ndarray | None]:
+    """:func:`_noise_floor`, and the pause frames of the quieter background when the pauses hold two (else None)."""
     level = 10.0 * np.log10(np.maximum(pauses, _POWER_FLOOR))
     anchor = float(np.percentile(level, NOISE_PERCENTILE))
     within = level <= anchor + NOISE_SPAN_DB
-    two = bool(within.mean() < NOISE_MIN_SHARE)
-    if two:
+    low = None
+    if within.mean() < NOISE_MIN_SHARE:
+        low = within
         within = level <= float(np.median(level)) + NOISE_SPAN_DB
     keep = pauses[within]
-    return float(np.mean(keep)), int(keep.size), two
+    return float(np.mean(keep)), int(keep.size), low
 
 
 def _noise_floor(pauses: np.ndarray) -> tuple[float, int]:
