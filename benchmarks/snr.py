@@ -82,7 +82,7 @@ REJECT_SNR_DB = 10.0
 
 # -- estimators -----------------------------------------------------------------------------
 def old_snr(x: np.ndarray, rate: int, guard_s: float = 0.06, min_noise_s: float = 0.2) -> float:
-    """The previous estimator: the noise is the mean power of the frames away from speech."""
+    """The old estimator: the noise is the mean power of the frames away from speech."""
     power = frame_powers(x, sample_rate=rate)
     mask = np.zeros(power.size, bool)
     speech = vad_mask(x, sample_rate=rate)

@@ -345,7 +345,7 @@ DIPS_PERCENTILE = 2.0
 #: Frames up to this many dB above that anchor make the dips floor.
 DIPS_SPAN_DB = 3.0
 #: The quieter of two backgrounds in the pauses lasting this long unbroken is a stretch, not dips.
-QUIETER_STRETCH_S = 0.5
+QUIETER_STRETCH_S = 0.2
 
 
 def _pause_floor(pauses: np.ndarray) -> tuple[float, int, np.ndarray | None]:
