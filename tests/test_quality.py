@@ -99,12 +99,13 @@ def mix_at_snr(
 ) -> np.ndarray:
     """Scale ``noise`` so that speech power over ``regions`` / noise power = ``snr_db``.
 
-    ``weighted``: both powers after BS.1770's K-weighting filter (the SNR that :func:`snr_estimate` reports).
+    ``weighted``: both powers through the SNR's weighting (BS.1770's high shelf and a 100 Hz Butterworth
+    high-pass), the SNR that :func:`snr_estimate` reports.
     """
     mask = np.zeros(clean.size, bool)
     for s, e in regions:
         mask[int(s * rate) : int(e * rate)] = True
-    sos = kweighting_sos(sample_rate=rate) if weighted else None
+    sos = np.vstack([kweighting_sos(sample_rate=rate)[:1], signal.butter(2, 100.0, "highpass", fs=rate, output="sos")])
     c = signal.sosfilt(sos, clean.astype(np.float64)) if weighted else clean.astype(np.float64)
     z = signal.sosfilt(sos, noise.astype(np.float64)) if weighted else noise.astype(np.float64)
     speech_power = np.mean(c[mask] ** 2)
