@@ -1,10 +1,18 @@
-"""Benchmark: the model-free SNR (noise floor of the pauses) vs the old mean-of-pauses SNR, and DNSMOS speed.
+"""Benchmark: the model-free SNR (weighted, floor of the pauses and the dips) vs its predecessors, and DNSMOS speed.
 
+Estimators: *old* (mean power of the pauses, unweighted), *previous* (floor of the pauses,
+unweighted) and *new* (:func:`prep.dsp.estimators.snr_estimate`: powers through K-weighting's high
+shelf and a 100 Hz high-pass, the lower of the pauses' floor and the dips floor).
+
+0. Which weighting DNSMOS BAK follows: clean corpus speech plus 16 noises (white, pink, brown, hiss,
+   rumble, a mid band, three hums, six recorded noises) at 5-45 dB SNR; Spearman of BAK with the
+   true SNR of powers under six weightings over all mixtures.
 1. Accuracy on mixtures at known SNR (0, 10, 20, 30 dB): clean corpus speech (0.75 s of silence
    before and after, a recording's lead-in and tail) plus white, pink and recorded corpus noises;
    reverberant speech (the corpus' measured room impulse responses) plus white and pink noise.  The
    true SNR is the clean (or reverberant) speech's mean power over its VAD speech frames over the
-   noise's mean power.  Error = estimate - truth, per noise type and SNR, old vs new estimator.
+   noise's mean power, unweighted for the old and previous estimators and of weighted powers for
+   the new one (the mixtures are made at the unweighted SNR).  Error = estimate - its truth.
 2. Agreement with DNSMOS BAK on the corpus' real speech recordings (every speech file but the two
    reverberant copies derived from other files): Spearman rank correlation of the SNR with BAK
    (computed here with :mod:`prep.dsp.dnsmos` on the whole recording), and recordings DNSMOS calls
@@ -37,7 +45,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks._audio import mono_at
 from benchmarks._results import CORPUS as _CORPUS
 from benchmarks._results import versions, write_section
-from prep.dsp.estimators import VAD_FRAME_S, frame_powers, snr_estimate, vad_mask
+from prep.dsp.estimators import VAD_FRAME_S, _noise_floor, frame_powers, snr_estimate, vad_mask
+from prep.dsp.loudness import kweighting_sos
 
 CORPUS = Path(os.environ.get("VOICEPREP_CORPUS", str(_CORPUS)))
 RATE = 16000
@@ -73,7 +82,7 @@ REJECT_SNR_DB = 10.0
 
 # -- estimators -----------------------------------------------------------------------------
 def old_snr(x: np.ndarray, rate: int, guard_s: float = 0.06, min_noise_s: float = 0.2) -> float:
-    """The previous estimator: the noise is the mean power of the frames away from speech."""
+    """The old estimator: the noise is the mean power of the frames away from speech."""
     power = frame_powers(x, sample_rate=rate)
     mask = np.zeros(power.size, bool)
     speech = vad_mask(x, sample_rate=rate)
@@ -94,22 +103,51 @@ def old_snr(x: np.ndarray, rate: int, guard_s: float = 0.06, min_noise_s: float 
     return -100.0 if speech_power <= 0 else min(100.0, 10 * math.log10(speech_power / noise))
 
 
+def prev_snr(x: np.ndarray, rate: int, guard_s: float = 0.06, min_noise_s: float = 0.2) -> float:
+    """The previous estimator: unweighted powers, the noise is the floor of the pauses only."""
+    power = frame_powers(x, sample_rate=rate)
+    mask = np.zeros(power.size, bool)
+    speech = vad_mask(x, sample_rate=rate)
+    k = min(power.size, speech.size)
+    mask[:k] = speech[:k]
+    if not mask.any():
+        return float("nan")
+    guard = math.ceil(guard_s / VAD_FRAME_S)
+    near = ndimage.binary_dilation(mask, structure=np.ones(2 * guard + 1, bool))
+    quiet = ~near
+    if quiet.sum() * VAD_FRAME_S >= min_noise_s:
+        noise = _noise_floor(power[quiet])[0]
+    else:
+        noise = float(np.mean(np.sort(power)[: max(1, power.size // 20)]))
+    speech_power = float(np.mean(power[near])) - noise
+    if noise <= 1e-12:
+        return 100.0
+    return -100.0 if speech_power <= 0 else min(100.0, 10 * math.log10(speech_power / noise))
+
+
 def new_snr(x: np.ndarray, rate: int) -> float:
     return snr_estimate(x, sample_rate=rate).snr_db
 
 
-SPEECH_BAND_HZ = 100.0  # candidate (not adopted): the same estimator on the signal high-passed here
+def a_weighting_sos(rate: int) -> np.ndarray:
+    """IEC 61672 A-weighting (analogue poles and zeros, bilinear transform), 0 dB at 1 kHz."""
+    poles = [-2 * math.pi * 12194.217] * 2 + [-2 * math.pi * 737.86223, -2 * math.pi * 107.65265]
+    poles += [-2 * math.pi * 20.598997] * 2
+    z, p, k = signal.bilinear_zpk([0, 0, 0, 0], poles, (2 * math.pi * 12194.217) ** 2 * 10 ** (1.9997 / 20), rate)
+    return signal.zpk2sos(z, p, k)
 
 
-def band_snr(x: np.ndarray, rate: int) -> float:
-    """Candidate: the floor-of-the-pauses SNR of the signal above SPEECH_BAND_HZ (4th-order Butterworth).
-
-    The VAD still runs on the unfiltered signal.  Its truth on mixtures is the SNR of the high-passed
-    speech and noise, not the broadband one (pink noise and 50 Hz hum lose much of their power).
-    """
-    speech = vad_mask(x, sample_rate=rate)
-    sos = signal.butter(4, SPEECH_BAND_HZ, "highpass", fs=rate, output="sos")
-    return snr_estimate(signal.sosfilt(sos, x).astype(np.float32), sample_rate=rate, speech=speech).snr_db
+SNR_WEIGHTING = "K shelf + high-pass 100 Hz (snr_estimate's)"
+WEIGHTINGS = {  # name -> sos at RATE (None: unweighted)
+    "none": None,
+    "K (BS.1770)": kweighting_sos(sample_rate=RATE),
+    "A": a_weighting_sos(RATE),
+    "high-pass 100 Hz": signal.butter(2, 100.0, "highpass", fs=RATE, output="sos"),
+    "K + high-pass 80 Hz": np.vstack([kweighting_sos(sample_rate=RATE),
+                                      signal.butter(2, 80.0, "highpass", fs=RATE, output="sos")]),
+    SNR_WEIGHTING: np.vstack([kweighting_sos(sample_rate=RATE)[:1],
+                              signal.butter(2, 100.0, "highpass", fs=RATE, output="sos")]),
+}
 
 
 # -- inputs ----------------------------------------------------------------------------------
@@ -133,7 +171,7 @@ def rir(path: Path) -> np.ndarray:
 
 
 def mixtures(quick: bool):
-    """Yield (condition, noise name, snr_db, mixture, speech-band true snr_db); snr_db is the broadband truth."""
+    """Yield (condition, noise name, snr_db, mixture, weighted true snr_db); snr_db is the unweighted truth."""
     speech_files = SPEECH_FILES[:2] if quick else SPEECH_FILES
     lead = np.zeros(int(LEAD_S * RATE), np.float32)
     speech = [np.concatenate([lead, read(CORPUS / p)[0], lead]) for p in speech_files]
@@ -150,7 +188,7 @@ def mixtures(quick: bool):
             power = frame_powers(y, sample_rate=RATE)
             mask = vad_mask(y, sample_rate=RATE)[: power.size]
             speech_power = float(np.mean(power[: mask.size][mask]))
-            band = signal.butter(4, SPEECH_BAND_HZ, "highpass", fs=RATE, output="sos")
+            band = WEIGHTINGS[SNR_WEIGHTING]
             band_power = frame_powers(signal.sosfilt(band, y).astype(np.float32), sample_rate=RATE)
             band_speech = float(np.mean(band_power[: mask.size][mask]))
             for k, (name, src) in enumerate(noise_list):
@@ -160,7 +198,7 @@ def mixtures(quick: bool):
                     offset = (i * 7919) % max(1, src.size - y.size)
                     z = np.resize(src[offset:], y.size)
                 z = z / math.sqrt(float(np.mean(z.astype(np.float64) ** 2)))
-                kept = float(np.mean(signal.sosfilt(band, z) ** 2))  # share of the noise power above the band edge
+                kept = float(np.mean(signal.sosfilt(band, z) ** 2))  # weighted power of the unit noise
                 for snr in SNRS_DB:
                     gain2 = speech_power / 10 ** (snr / 10)
                     yield (condition, name, snr, (y + z * math.sqrt(gain2)).astype(np.float32),
@@ -174,43 +212,98 @@ def corpus_recordings() -> list[Path]:
 
 # -- sections --------------------------------------------------------------------------------
 def accuracy(quick: bool) -> str:
-    errors: dict[tuple[str, str], dict[int, list[tuple[float, float]]]] = {}
-    band_errors: list[tuple[float, float]] = []  # candidate vs broadband truth, vs speech-band truth
-    for condition, name, snr, x, band_truth in mixtures(quick):
-        errors.setdefault((condition, name), {}).setdefault(snr, []).append((old_snr(x, RATE) - snr,
-                                                                             new_snr(x, RATE) - snr))
-        band = band_snr(x, RATE)
-        band_errors.append((band - snr, band - band_truth))
-    head = " | ".join(f"{s} dB old / new" for s in SNRS_DB)
+    errors: dict[tuple[str, str], dict[int, list[tuple[float, float, float, float]]]] = {}
+    for condition, name, snr, x, k_truth in mixtures(quick):
+        new = new_snr(x, RATE)
+        errors.setdefault((condition, name), {}).setdefault(snr, []).append(
+            (old_snr(x, RATE) - snr, prev_snr(x, RATE) - snr, new - k_truth, new - snr))
+    head = " | ".join(f"{s} dB previous / new" for s in SNRS_DB)
     lines = [f"| speech | noise | n | {head} |", "|---|---|---:|" + "---|" * len(SNRS_DB)]
-    all_old, all_new = [], []
+    every: list[tuple[float, float, float, float]] = []
     for (condition, name), by_snr in errors.items():
         cells = []
         for snr in SNRS_DB:
-            pairs = by_snr[snr]
-            old = max((p[0] for p in pairs), key=abs)
-            new = max((p[1] for p in pairs), key=abs)
-            all_old += [p[0] for p in pairs]
-            all_new += [p[1] for p in pairs]
-            cells.append(f"{old:+.1f} / **{new:+.1f}**" if abs(new) <= 3 else f"{old:+.1f} / {new:+.1f}")
+            rows = by_snr[snr]
+            every += rows
+            prev = max((r[1] for r in rows), key=abs)
+            new = max((r[2] for r in rows), key=abs)
+            cells.append(f"{prev:+.1f} / **{new:+.1f}**" if abs(new) <= 3 else f"{prev:+.1f} / {new:+.1f}")
         lines.append(f"| {condition} | {name} | {len(by_snr[SNRS_DB[0]])} | " + " | ".join(cells) + " |")
-    old_arr, new_arr = np.abs(all_old), np.abs(all_new)
-    summary = (
-        f"- {new_arr.size} mixtures; |error| <= 3 dB: old {np.mean(old_arr <= 3):.0%}, "
-        f"new {np.mean(new_arr <= 3):.0%}; "
-        f"mean |error| old {old_arr.mean():.2f} dB, new {new_arr.mean():.2f} dB; "
-        f"worst old {old_arr.max():.1f} dB, new {new_arr.max():.1f} dB"
-    )
-    b = np.abs(np.array(band_errors))
-    worst_band = max(band_errors, key=lambda e: abs(e[0]))[0]
-    summary += (
-        f"\n- candidate, same estimator above {SPEECH_BAND_HZ:.0f} Hz (not adopted): |error| <= 3 dB against the "
-        f"broadband truth {np.mean(b[:, 0] <= 3):.0%} (worst {worst_band:+.1f} dB: pink noise and 50 Hz hum lose "
-        f"their power below the band edge), against the same band's truth {np.mean(b[:, 1] <= 3):.0%} "
-        f"(mean {b[:, 1].mean():.2f} dB, worst {b[:, 1].max():.1f} dB)"
-    )
-    return "\n".join(["Worst error (estimate - truth, dB) over the speech files, old / **new** (bold: within 3 dB):",
-                      "", *lines, "", summary])
+    e = np.abs(np.array(every))
+    babble = np.array([n in ("dcase2013_restaurant08", "noisereduce_cafe_short")
+                       for (_, n), by_snr in errors.items() for s in SNRS_DB for _ in by_snr[s]])
+    summary = "\n".join(
+        f"- {label}: |error| <= 3 dB {np.mean(e[:, i] <= 3):.0%} (without babble {np.mean(e[~babble, i] <= 3):.0%}), "
+        f"mean |error| {e[:, i].mean():.2f} dB, worst {e[:, i].max():.1f} dB (without babble {e[~babble, i].max():.1f})"
+        for i, label in ((0, "old (mean of the pauses) vs the unweighted truth"),
+                         (1, "previous (floor of the pauses) vs the unweighted truth"),
+                         (2, "**new (weighted, pauses or dips) vs the truth under the same weighting**"),
+                         (3, "new vs the unweighted truth (for reference: the weighting leaves out most of pink "
+                             "noise's and hum's power, below 100 Hz)")))
+    return "\n".join([f"Worst error (estimate - truth, dB) over the speech files, previous / **new** (bold: within "
+                      f"3 dB); {e.shape[0]} mixtures:", "", *lines, "", summary])
+
+
+def weighting(quick: bool) -> str:
+    """Spearman of DNSMOS BAK with the true SNR of each weighting on speech + 16 noises at 5-45 dB SNR."""
+    from prep.dsp.dnsmos import dnsmos_scores
+
+    speech_files = SPEECH_FILES[:2] if quick else SPEECH_FILES[:4]
+    n_hum = (1.0, 0.5, 0.3, 0.2, 0.1)
+
+    def hum(n: int, f0: float, harmonics: tuple[float, ...]) -> np.ndarray:
+        t = np.arange(n) / RATE
+        return sum(a * np.sin(2 * np.pi * f0 * (k + 1) * t + k) for k, a in enumerate(harmonics))
+
+    def filtered(n: int, seed: int, kind: str, freq: float | list[float]) -> np.ndarray:
+        sos = signal.butter(4, freq, kind, fs=RATE, output="sos")
+        return signal.sosfilt(sos, np.random.default_rng(seed).standard_normal(n))
+
+    synthetic = {
+        "white": lambda n, k: colored(n, k, 0.0), "pink": lambda n, k: colored(n, k, 1.0),
+        "brown > 20 Hz": lambda n, k: signal.sosfilt(signal.butter(2, 20, "highpass", fs=RATE, output="sos"),
+                                                     colored(n, k, 2.0)),
+        "hiss > 4 kHz": lambda n, k: filtered(n, k, "highpass", 4000.0),
+        "rumble 20-150 Hz": lambda n, k: filtered(n, k, "bandpass", [20.0, 150.0]),
+        "300-3000 Hz": lambda n, k: filtered(n, k, "bandpass", [300.0, 3000.0]),
+        "hum 50 Hz": lambda n, k: hum(n, 50.0, n_hum), "hum 60 Hz": lambda n, k: hum(n, 60.0, n_hum),
+        "pure 50 Hz": lambda n, k: hum(n, 50.0, (1.0,)),
+    }
+    recorded = {Path(p).stem: read(CORPUS / p)[0] for p in (*NOISE_FILES, "noise/adt_old_dusty_vinyl_recording.wav")}
+    rows = []  # (bak, {weighting: true snr})
+    for i, path in enumerate(speech_files):
+        lead = np.zeros(RATE // 2, np.float32)
+        y = np.concatenate([lead, read(CORPUS / path)[0], lead])
+        mask = vad_mask(y, sample_rate=RATE)
+        speech_power = {}
+        for w, sos in WEIGHTINGS.items():
+            p = frame_powers(y if sos is None else signal.sosfilt(sos, y).astype(np.float32), sample_rate=RATE)
+            speech_power[w] = float(np.mean(p[: mask.size][mask[: p.size]]))
+        for j, name in enumerate([*synthetic, *recorded]):
+            if name in synthetic:
+                z = synthetic[name](y.size, 1000 * i + j).astype(np.float64)
+            else:
+                src = recorded[name]
+                z = np.resize(src[(i * 7919) % max(1, src.size - y.size):], y.size).astype(np.float64)
+            z /= math.sqrt(np.mean(z**2))
+            noise_power = {w: float(np.mean((z if sos is None else signal.sosfilt(sos, z)) ** 2))
+                           for w, sos in WEIGHTINGS.items()}
+            for snr in (5, 15, 25, 35, 45):
+                gain2 = speech_power["none"] / 10 ** (snr / 10)
+                bak = dnsmos_scores(np.clip(y + z * math.sqrt(gain2), -1, 1).astype(np.float32), sample_rate=RATE).bak
+                rows.append((bak, {w: 10 * math.log10(speech_power[w] / (noise_power[w] * gain2)) for w in WEIGHTINGS}))
+    bak = np.array([r[0] for r in rows])
+    cells = []
+    for w in WEIGHTINGS:
+        v = np.array([r[1][w] for r in rows])
+        residual = bak - np.polyval(np.polyfit(v, bak, 3), v)
+        cells.append(f"| {w} | {stats.spearmanr(v, bak).statistic:.3f} | {residual.std():.3f} |")
+    return "\n".join([
+        f"{len(rows)} mixtures: {len(speech_files)} clean corpus recordings x {len(synthetic) + len(recorded)} noises "
+        f"({', '.join([*synthetic, *recorded])}) x 5, 15, 25, 35, 45 dB unweighted SNR; DNSMOS BAK of each. "
+        "How well one curve of the true SNR under each weighting explains BAK whatever the noise (Spearman over all "
+        "mixtures; SD of BAK around a cubic fit):",
+        "", "| weighting | Spearman vs BAK | BAK residual SD |", "|---|---:|---:|", *cells])
 
 
 def program_speed(seconds: float = 60.0) -> list[str]:
@@ -283,7 +376,7 @@ def corpus(quick: bool, reference_every: int, bak_cache: Path | None = None,
         x, rate = read(path, None)
         y = soxr.resample(x, rate, RATE).astype(np.float32) if rate != RATE else x
         if name in cached:
-            rows.append((name, cached[name], old_snr(x, rate), new_snr(x, rate), y.size / RATE, band_snr(x, rate)))
+            rows.append((name, cached[name], old_snr(x, rate), new_snr(x, rate), y.size / RATE, prev_snr(x, rate)))
             continue
         t0 = time.process_time()
         scores = dnsmos_scores(y, sample_rate=RATE)
@@ -296,14 +389,14 @@ def corpus(quick: bool, reference_every: int, bak_cache: Path | None = None,
             speed["speechmos"][1] += time.process_time() - t0
             diffs.append((abs(scores.ovrl - ref["ovrl_mos"]), abs(scores.sig - ref["sig_mos"]),
                           abs(scores.bak - ref["bak_mos"]), abs(scores.p808 - ref["p808_mos"]), y.size / RATE))
-        rows.append((name, scores.bak, old_snr(x, rate), new_snr(x, rate), y.size / RATE, band_snr(x, rate)))
+        rows.append((name, scores.bak, old_snr(x, rate), new_snr(x, rate), y.size / RATE, prev_snr(x, rate)))
     if bak_cache is not None and not cached:
         bak_cache.write_text(json.dumps({r[0]: r[1] for r in rows}, indent=1))
     real = [r for r in rows if r[0] not in DERIVED]
     bak = np.array([r[1] for r in real])
     lines = []
-    for label, col in (("old (mean of pauses)", 2), ("new (floor of pauses)", 3),
-                       (f"candidate: new above {SPEECH_BAND_HZ:.0f} Hz (not adopted)", 5)):
+    for label, col in (("old (mean of pauses)", 2), ("previous (floor of pauses)", 5),
+                       ("new (weighted, floor of pauses or dips)", 3)):
         snr = np.array([r[col] for r in real])
         rho = stats.spearmanr(snr, bak).statistic
         even, odd = _spearman_halves(snr, bak)
@@ -312,7 +405,7 @@ def corpus(quick: bool, reference_every: int, bak_cache: Path | None = None,
                     if r[1] >= CLEAN_BAK and r[col] < REJECT_SNR_DB]
         lines.append(f"| {label} | {rho:.2f} | {even:.2f} / {odd:.2f} | {rho_all:.2f} | {len(rejected)} | "
                      f"{'; '.join(rejected) or '-'} |")
-    moved = sorted(real, key=lambda r: r[2] - r[3])[:5]
+    moved = sorted(real, key=lambda r: -abs(r[5] - r[3]))[:6]
     rank_snr = stats.rankdata([r[3] for r in real])
     rank_bak = stats.rankdata(bak)
     worst = np.argsort(-np.abs(rank_snr - rank_bak))[:8]
@@ -326,10 +419,10 @@ def corpus(quick: bool, reference_every: int, bak_cache: Path | None = None,
         "|---|---:|---:|---:|---:|---|",
         *lines,
         "",
-        "Largest changes (old -> new dB): " + "; ".join(f"{Path(r[0]).name} {r[2]:.1f} -> {r[3]:.1f} (BAK {r[1]:.2f})"
-                                                         for r in moved),
+        "Largest changes (previous -> new dB): "
+        + "; ".join(f"{Path(r[0]).name} {r[5]:.1f} -> {r[3]:.1f} (BAK {r[1]:.2f})" for r in moved),
         "",
-        f"Largest rank disagreements, new SNR rank - BAK rank of {len(real)} (SNR new / above 100 Hz, BAK): "
+        f"Largest rank disagreements, new SNR rank - BAK rank of {len(real)} (SNR new / previous, BAK): "
         + "; ".join(f"{Path(real[i][0]).name} {rank_snr[i] - rank_bak[i]:+.0f} ({real[i][3]:.1f} / "
                     f"{real[i][5]:.1f} dB, BAK {real[i][1]:.2f})" for i in worst),
     ])
@@ -381,10 +474,12 @@ def main() -> None:
         return
     if not (CORPUS / "speech").is_dir():
         sys.exit(f"corpus not found at {CORPUS} (set VOICEPREP_CORPUS)")
+    weights = weighting(args.quick)
     acc = accuracy(args.quick)
     table, speed_md = corpus(args.quick, max(1, args.reference_every), args.bak_cache)
     md = "\n\n".join([
-        "## SNR: floor of the pauses vs mean of the pauses; DNSMOS direct on onnxruntime",
+        "## SNR: weighted floor of the pauses or the dips vs its predecessors; DNSMOS direct on onnxruntime",
+        "### Which weighting DNSMOS BAK follows", weights,
         "### Accuracy on mixtures at known SNR", acc,
         "### Rank agreement with DNSMOS BAK on real recordings", table,
         "### DNSMOS (prep.dsp.dnsmos) speed and agreement", speed_md,

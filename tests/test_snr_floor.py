@@ -19,6 +19,7 @@ from scipy import ndimage, signal
 from speechlike import colored_noise, utterance
 
 from prep.dsp.estimators import VAD_FRAME_S, frame_powers, snr_estimate
+from prep.dsp.loudness import kweighting_sos
 from prep.dsp.vad import regions_to_mask
 
 RATE = 16000
@@ -29,8 +30,19 @@ def phrases() -> tuple[np.ndarray, list[tuple[float, float]]]:
     return utterance(RATE, phrases_s=(1.6, 2.2, 1.4, 1.8, 2.0), pauses_s=(1.0, 1.2, 0.9, 1.1), seed=3)
 
 
+#: snr_estimate's weighting: BS.1770's high shelf (K-weighting's first stage) and a 100 Hz Butterworth high-pass.
+WEIGHTING = np.vstack([kweighting_sos(sample_rate=RATE)[:1],
+                       signal.butter(2, 100.0, "highpass", fs=RATE, output="sos")])
+
+
+def _kweighted(x: np.ndarray) -> np.ndarray:
+    """``x`` through the SNR's weighting (the powers snr_estimate compares)."""
+    return signal.sosfilt(WEIGHTING, x.astype(np.float64))
+
+
 def _speech_power(x: np.ndarray, regions: list[tuple[float, float]]) -> float:
-    inside = np.concatenate([x[int(a * RATE) : int(b * RATE)] for a, b in regions]).astype(np.float64)
+    y = _kweighted(x)
+    inside = np.concatenate([y[int(a * RATE) : int(b * RATE)] for a, b in regions])
     return float(np.mean(inside**2))
 
 
@@ -59,6 +71,7 @@ def _reverberant(x: np.ndarray, t60_s: float) -> np.ndarray:
 
 def _noisy(x: np.ndarray, regions: list[tuple[float, float]], snr_db: float) -> np.ndarray:
     noise = colored_noise(x.size, seed=5, exponent=1.0).astype(np.float64)
+    noise /= math.sqrt(float(np.mean(_kweighted(noise) ** 2)))  # unit K-weighted power
     return (x + noise * math.sqrt(_speech_power(x, regions) / 10 ** (snr_db / 10))).astype(np.float32)
 
 
@@ -88,7 +101,7 @@ def test_breaths_and_tails_in_pauses_are_not_noise(phrases, case, snr_db):
     mask = regions_to_mask(regions, frame_s=VAD_FRAME_S, duration_s=x.size / RATE)
     new = snr_estimate(x, sample_rate=RATE, speech=mask)
     old = _mean_of_pauses_snr(x, mask)
-    assert new.noise_from == "pauses"
+    assert new.noise_from in ("pauses", "dips")  # a floor, not the quietest-frames fallback
     assert abs(new.snr_db - snr_db) <= 3.0, new
     assert abs(old - snr_db) > 3.0, old  # what the mean of the pauses made of it
 
@@ -121,3 +134,78 @@ def test_noise_that_fills_most_pauses_is_not_hidden_by_a_quiet_stretch(phrases, 
     mask = regions_to_mask(regions, frame_s=VAD_FRAME_S, duration_s=x.size / RATE)
     found = snr_estimate(x, sample_rate=RATE, speech=mask).snr_db
     assert found <= snr_db + 3.0, found  # the 10th percentile alone read the clean pause: far above
+
+
+# -- K-weighting and the dips floor ------------------------------------------------------------------
+def _with_noise(x: np.ndarray, regions: list[tuple[float, float]], noise: np.ndarray, snr_db: float) -> np.ndarray:
+    """``x + noise`` with the noise scaled to ``snr_db`` below the speech, both weighted."""
+    noise = noise.astype(np.float64) / math.sqrt(float(np.mean(_kweighted(noise) ** 2)))
+    return (x + noise * math.sqrt(_speech_power(x, regions) / 10 ** (snr_db / 10))).astype(np.float32)
+
+
+def _broadband_snr(x: np.ndarray, y: np.ndarray, regions: list[tuple[float, float]]) -> float:
+    """Unweighted SNR of clean ``x`` in mixture ``y`` (speech power over the phrases / power of y - x)."""
+    inside = np.concatenate([x[int(a * RATE) : int(b * RATE)] for a, b in regions]).astype(np.float64)
+    return 10 * math.log10(np.mean(inside**2) / np.mean((y.astype(np.float64) - x) ** 2))
+
+
+def test_infrasonic_rumble_does_not_count_as_noise(phrases):
+    """Rumble at 6-14 Hz (handling, wind, a building) 20 dB above the hiss: inaudible, and not noise."""
+    clean, regions = phrases
+    t = np.arange(clean.size) / RATE
+    rumble = sum(np.sin(2 * np.pi * f * t + f) for f in (6.0, 9.5, 14.0))
+    hiss = colored_noise(clean.size, seed=11, exponent=0.0).astype(np.float64)
+    hiss *= math.sqrt(_speech_power(clean, regions) / 10 ** (30 / 10) / np.mean(_kweighted(hiss) ** 2))
+    rumble *= math.sqrt(100 * np.mean(hiss**2) / np.mean(rumble**2))
+    x = (clean + hiss + rumble).astype(np.float32)
+    truth = 10 * math.log10(_speech_power(clean, regions) / np.mean(_kweighted(hiss + rumble) ** 2))
+    found = snr_estimate(x, sample_rate=RATE).snr_db
+    assert abs(found - truth) <= 3.0, (found, truth)
+    assert truth > 29.0  # the weighting all but removes the rumble ...
+    assert _broadband_snr(clean, x, regions) < 15.0  # ... which holds almost all of the noise's power
+
+
+@pytest.mark.parametrize("snr_db", [10, 20, 30])
+def test_mains_hum_counts_as_noise(phrases, snr_db):
+    """50 Hz hum with harmonics: weighted down at 50 Hz, its harmonics from 100 Hz up count as noise."""
+    clean, regions = phrases
+    t = np.arange(clean.size) / RATE
+    hum = sum(a * np.sin(2 * np.pi * 50.0 * k * t + k) for k, a in ((1, 1.0), (2, 0.5), (3, 0.3), (5, 0.1)))
+    found = snr_estimate(_with_noise(clean, regions, hum, snr_db), sample_rate=RATE).snr_db
+    assert abs(found - snr_db) <= 3.0, found
+
+
+def test_clicks_in_the_pauses_are_not_noise(phrases):
+    """Clicks (2 ms bursts 30 dB above the floor) in every pause leave the floor where it is."""
+    clean, regions = phrases
+    x = _with_noise(clean, regions, colored_noise(clean.size, seed=12, exponent=1.0), 30).astype(np.float64)
+    floor_amp = math.sqrt(float(np.mean((x[: int(0.9 * RATE)]) ** 2)))
+    rng = np.random.default_rng(4)
+    for (_, end), (start, _) in itertools.pairwise(regions):
+        for at in rng.uniform(end + 0.15, start - 0.15, 3):
+            i = int(at * RATE)
+            x[i : i + 32] += floor_amp * 31.6 * np.hanning(32) * rng.choice((-1, 1))
+    found = snr_estimate(x.astype(np.float32), sample_rate=RATE).snr_db
+    assert abs(found - 30) <= 3.0, found
+
+
+def test_dips_between_words_give_the_floor_when_every_pause_holds_a_breath():
+    """Short pauses each filled by a breath: the pauses have no floor, the gaps between words do."""
+    clean, regions = utterance(RATE, phrases_s=(2.4, 2.6, 2.2, 2.5), pauses_s=(0.4, 0.45, 0.4), lead_s=0.3,
+                               tail_s=0.3, seed=9)
+    x = clean.astype(np.float64)
+    sos = signal.butter(2, [600, 5000], "band", fs=RATE, output="sos")
+    rng = np.random.default_rng(2)
+    target = _speech_power(clean, regions) * 10 ** (-22 / 10)
+    bounds = [(0.0, regions[0][0]), *[(e, s) for (_, e), (s, _) in itertools.pairwise(regions)],
+              (regions[-1][1], x.size / RATE)]
+    for a, b in bounds:  # a breath filling every pause, lead-in and tail included
+        at, stop = int(a * RATE), min(x.size, int(b * RATE))
+        burst = signal.sosfilt(sos, rng.standard_normal(stop - at)) * np.hanning(stop - at) ** 0.25
+        x[at:stop] += burst * math.sqrt(target / np.mean(burst**2))
+    x = _with_noise(x.astype(np.float32), regions, colored_noise(x.size, seed=13, exponent=0.0), 35)
+    mask = regions_to_mask(regions, frame_s=VAD_FRAME_S, duration_s=x.size / RATE)
+    found = snr_estimate(x, sample_rate=RATE, speech=mask)
+    assert found.noise_from == "dips"
+    assert abs(found.snr_db - 35) <= 3.0, found
+    assert _mean_of_pauses_snr(x, mask) < 25  # the pauses alone: breaths
