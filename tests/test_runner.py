@@ -24,7 +24,7 @@ from prep.errors import ConfigError
 from prep.run.longform import LongForm
 from prep.run.profiles import get_profile
 from prep.run.run_folder import RunFolder
-from prep.run.runner import SERIAL_BELOW_S, THREADS_BELOW_S, discover, plan_workers, run_jobs
+from prep.run.runner import THREADS_BELOW_S, discover, plan_workers, run_jobs
 
 # The runner is the subject here, not DNSMOS, the voice model, ASR or DeepFilterNet: its runs use the built-in
 # profiles with those extras off (as without the [mos], [voice], [asr] and [enhance] extras), in this process

@@ -988,17 +988,17 @@ def plan_workers(
         return WorkerPlan(workers, pool, f"{work}: {workers} {pool} ({allowed}, --pool {pool})")
     limit = thread_limit(stages)
     if limit is None and total < THREADS_BELOW_S:
-        return WorkerPlan(workers, "threads", f"{work}: {workers} threads ({allowed}; under {THREADS_BELOW_S:.0f} s "
-                                              "of audio threads start at once and a process pool's start-up costs more "
-                                              "than it saves)")
+        why = (f"under {THREADS_BELOW_S:.0f} s of audio threads start at once and a process pool's start-up "
+               "costs more than it saves")
+        return WorkerPlan(workers, "threads", f"{work}: {workers} threads ({allowed}; {why})")
     if limit is None:
-        return WorkerPlan(workers, "processes", f"{work}: {workers} processes ({allowed}; from {THREADS_BELOW_S:.0f} s "
-                                                "of audio a process pool's start-up pays and it is not held by the GIL)")
+        why = f"from {THREADS_BELOW_S:.0f} s of audio a process pool's start-up pays and no GIL is shared"
+        return WorkerPlan(workers, "processes", f"{work}: {workers} processes ({allowed}; {why})")
     if total < SERIAL_BELOW_S and jobs is None:
-        return WorkerPlan(1, "serial", f"{work}: serial ({limit}, so threads would not help; under "
-                                       f"{SERIAL_BELOW_S:.0f} s of audio a process pool costs more than it saves)")
-    return WorkerPlan(workers, "processes", f"{work}: {workers} processes ({allowed}; {limit}, so threads "
-                                            "would not help)")
+        why = f"under {SERIAL_BELOW_S:.0f} s of audio a process pool costs more than it saves"
+        return WorkerPlan(1, "serial", f"{work}: serial ({limit}, so threads would not help; {why})")
+    return WorkerPlan(workers, "processes", f"{work}: {workers} processes ({allowed}; {limit}, so threads would "
+                                            "not help)")
 
 
 def probe_durations(jobs: Sequence[Job]) -> list[float | None]:
