@@ -73,7 +73,7 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
                    help="what the workers are: auto (default: serial, threads or processes by the work at hand and "
                         "the stages; -v says which and why), threads in this process, or worker processes")
     p.add_argument("--engine", choices=("local", "dask"), default="local",
-                   help="local processes (default) or a dask.distributed cluster (pip install 'voiceprep[dask]')")
+                   help="this machine (default, see --pool) or a dask.distributed cluster ('voiceprep[dask]' extra)")
     p.add_argument("--scheduler", metavar="ADDR",
                    help="with --engine dask: scheduler address, e.g. tcp://10.0.0.5:8786 (default: a LocalCluster)")
     p.add_argument("--no-resume", action="store_true", help=f"redo files already in OUT/{MANIFEST}")
