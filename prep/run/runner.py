@@ -893,11 +893,11 @@ def warm_stages_env(stages: Sequence[Stage]) -> str:
     return base64.b64encode(pickle.dumps(tuple(stages))).decode("ascii")
 
 
-#: Below this much audio in all, a run's default is one process when the stages cannot use threads
-#: (see :func:`thread_limit`): starting and warming worker processes (about a second of CPU on each
-#: core, while the parent starts too) costs more than the second core saves (benchmarks/pipeline.py,
-#: the 6-minute set).
-SERIAL_BELOW_S = 480.0
+#: Below this much audio in all, a run whose stages take turns between threads (:func:`thread_limit`)
+#: still runs threads: starting and warming worker processes (about a second of CPU on each core,
+#: while the parent starts too, and a model load in each) costs more than the second core saves
+#: (benchmarks/pipeline.py, the 6-minute set, when the choice was serial or processes).
+THREADS_WITH_ASR_BELOW_S = 480.0
 #: Below this much audio in all, a run's default pool is threads in this process (no worker start-up,
 #: no fork server, no second copy of the imports and models): the heavy parts of the stages (numba
 #: kernels, FFTs, soxr, libsndfile and PyAV, onnxruntime, DeepFilterNet's runtime) release the GIL,
@@ -925,16 +925,17 @@ class WorkerPlan(NamedTuple):
 
 
 def thread_limit(stages: Sequence[Stage]) -> str | None:
-    """Why threads would not run ``stages`` in parallel, or None when they do.
+    """The stage of ``stages`` that takes turns between threads (one line), or None when all run in parallel.
 
     Every stage is thread-safe (each worker thread runs the serial path on its own clip; the lazily
     loaded models load once, under a lock).  Speech recognition is the exception to the speed-up:
-    faster-whisper's CTranslate2 model is loaded with one worker, so calls from several threads
-    take turns; a process pool gives each worker its own model.
+    faster-whisper's CTranslate2 model is loaded with one worker (``num_workers=1``), so calls from
+    several threads take turns (faster-whisper's ``WhisperModel`` docstring); a process pool gives
+    each worker its own model.
     """
     for stage in stages:
         if getattr(stage, "name", "") == "transcribe" and getattr(stage, "active", False):
-            return "speech recognition runs one call at a time per process"
+            return "speech recognition takes one call at a time per process"
     return None
 
 
@@ -964,8 +965,8 @@ def plan_workers(
     pool : {"auto", "threads", "processes"}
         ``--pool``.  ``auto``: with one unit of work or one worker, serial; else threads under
         :data:`THREADS_BELOW_S` seconds of audio and processes from there; when
-        :func:`thread_limit` says threads would not help, serial under :data:`SERIAL_BELOW_S`
-        seconds and processes from there.
+        :func:`thread_limit` names a stage that takes turns between threads, threads under
+        :data:`THREADS_WITH_ASR_BELOW_S` seconds and processes from there.
 
     Returns
     -------
@@ -994,11 +995,12 @@ def plan_workers(
     if limit is None:
         why = f"from {THREADS_BELOW_S:.0f} s of audio a process pool's start-up pays and no GIL is shared"
         return WorkerPlan(workers, "processes", f"{work}: {workers} processes ({allowed}; {why})")
-    if total < SERIAL_BELOW_S and jobs is None:
-        why = f"under {SERIAL_BELOW_S:.0f} s of audio a process pool costs more than it saves"
-        return WorkerPlan(1, "serial", f"{work}: serial ({limit}, so threads would not help; {why})")
-    return WorkerPlan(workers, "processes", f"{work}: {workers} processes ({allowed}; {limit}, so threads would "
-                                            "not help)")
+    if total < THREADS_WITH_ASR_BELOW_S:
+        why = (f"{limit}, but the other stages run beside it; under {THREADS_WITH_ASR_BELOW_S:.0f} s of audio "
+               "a process pool's start-up and model loads cost more")
+        return WorkerPlan(workers, "threads", f"{work}: {workers} threads ({allowed}; {why})")
+    return WorkerPlan(workers, "processes", f"{work}: {workers} processes ({allowed}; {limit}: each process has "
+                                            "its own model)")
 
 
 def probe_durations(jobs: Sequence[Job]) -> list[float | None]:
