@@ -901,10 +901,10 @@ THREADS_WITH_ASR_BELOW_S = 480.0
 #: Below this much audio in all, a run's default pool is threads in this process (no worker start-up,
 #: no fork server, no second copy of the imports and models): the heavy parts of the stages (numba
 #: kernels, FFTs, soxr, libsndfile and PyAV, onnxruntime, DeepFilterNet's runtime) release the GIL,
-#: so two threads did 1.6-1.7x one on the 6-minute set, against a process pool's ~2x minus its
-#: start-up (about 1 s): processes win from roughly 10 s of serial work, about 20 minutes of audio
-#: on the lean profile (and sooner with the model stages, whose cost per minute is higher, but those
-#: also release the GIL).
+#: so two threads ran ``run_jobs`` on the 6-minute set 1.6-1.7x as fast as one (idle machine), against
+#: a process pool's 2.02x on the 40-minute batch minus its start-up (about 1 s).  Estimated from those
+#: figures (not yet measured at the crossing): processes win from roughly 10 s of serial work, about 20
+#: minutes of audio on the lean profile; the model stages cost more per minute but release the GIL too.
 THREADS_BELOW_S = 1200.0
 #: A file that cannot be probed counts as this many seconds of work.
 _UNKNOWN_DURATION_S = 60.0
