@@ -15,8 +15,8 @@ LEAN_CLI = r"""
 import sys
 from benchmarks._lean import install_lean_profiles
 install_lean_profiles()
-from prep.cli import main
-raise SystemExit(main(sys.argv[1:]))
+from prep.cli import entry
+entry(sys.argv[1:])
 """
 
 

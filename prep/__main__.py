@@ -1,5 +1,5 @@
 """``python -m prep``: same as the ``voiceprep`` command."""
 
-from .cli import main
+from .cli import entry
 
-raise SystemExit(main())
+entry()

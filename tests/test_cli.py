@@ -177,6 +177,10 @@ def test_console_script_and_module_entry_points(tmp_path, demo_dir):
     )
     assert done.returncode == 0, done.stderr
     assert "a06.ogg" in done.stdout
+    # the process entry (gc settings, then exit) keeps main's exit status and messages
+    done = subprocess.run([sys.executable, "-m", "prep", "run", str(tmp_path / "missing.wav"), "-o", "out"],
+                          capture_output=True, text=True, cwd=tmp_path)
+    assert done.returncode == 2 and "missing.wav: no such file" in done.stderr
 
 
 def test_workers_draw_the_report_figures_once(demo_run):

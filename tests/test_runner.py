@@ -10,7 +10,7 @@ import signal
 import subprocess
 import sys
 import time
-from concurrent.futures import Executor, Future, ProcessPoolExecutor
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
 
@@ -20,10 +20,11 @@ import soundfile as sf
 
 import prep.run.profiles as profiles
 from prep.cli import main
+from prep.errors import ConfigError
 from prep.run.longform import LongForm
 from prep.run.profiles import get_profile
 from prep.run.run_folder import RunFolder
-from prep.run.runner import SERIAL_BELOW_S, discover, plan_workers, run_jobs
+from prep.run.runner import THREADS_BELOW_S, discover, plan_workers, run_jobs
 
 # The runner is the subject here, not DNSMOS, the voice model, ASR or DeepFilterNet: its runs use the built-in
 # profiles with those extras off (as without the [mos], [voice], [asr] and [enhance] extras), in this process
@@ -112,22 +113,115 @@ def test_process_pool_with_the_extras_equals_serial(tmp_path, demo_dir):
     assert [c.to_dict() for c in parallel] == [c.to_dict() for c in serial]
 
 
+def test_thread_pool_equals_serial(tmp_path, corpus, serial_run):
+    jobs = discover([corpus])
+    stages = get_profile("fish").stages
+    serial = run_jobs(jobs, stages, out_dir=tmp_path / "serial")
+    with ThreadPoolExecutor(2) as pool:
+        parallel = run_jobs(jobs, stages, out_dir=tmp_path / "threads", executor=pool)
+    assert [c.to_dict() for c in parallel] == [c.to_dict() for c in serial]
+    out2 = tmp_path / "cli"
+    assert main(["run", str(corpus), "-o", str(out2), "-q", "--jobs", "2", "--pool", "threads"]) == 0
+    assert _fingerprint(out2) == serial_run
+
+
+def test_thread_pool_cuts_a_long_file_into_pieces_run_in_parallel(tmp_path, demo_dir):
+    """A long file's pieces go to the worker threads in memory (no temp files) and give the serial clips."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    rate = 16000
+    parts = [sf.read(demo_dir / name, dtype="float32", always_2d=True) for name in ("alice/a01.wav", "bob/b01.wav")]
+    audio = np.concatenate([soxr_to(a.mean(axis=1), r, rate) for a, r in parts] * 2)
+    sf.write(folder / "long.wav", audio, rate, subtype="PCM_16")
+    long = LongForm(long_file_s=30.0, min_piece_s=8.0, max_piece_s=20.0, block_s=2.0)
+    assert audio.shape[0] / rate > 40.0
+    jobs = discover([folder])
+    stages = get_profile("fish").stages
+    serial = run_jobs(jobs, stages, out_dir=tmp_path / "serial", longform=long)
+    with ThreadPoolExecutor(2) as pool:
+        parallel = run_jobs(jobs, stages, out_dir=tmp_path / "threads", executor=pool, longform=long)
+    assert len(serial) > 1
+    assert [c.to_dict() for c in parallel] == [c.to_dict() for c in serial]
+    assert not list((tmp_path / "threads").glob(".piece-*"))
+
+
+def soxr_to(audio: np.ndarray, rate: int, target: int) -> np.ndarray:
+    import soxr
+
+    return soxr.resample(audio, rate, target).astype(np.float32) if rate != target else audio
+
+
+def test_thread_pool_with_the_extras_equals_serial(tmp_path, demo_dir):
+    """DNSMOS, the voice embedding, diarisation, DeepFilterNet and ASR (when installed) give the serial records
+    and clip files in worker threads, and each model is loaded once for all threads."""
+    from prep.asr import clear_model_cache, load_stats
+    from prep.stages.transcribe import asr_engine
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for name in ("alice/a01.wav", "alice/a01.txt", "bob/b01.wav"):  # with a transcript to verify, and without
+        shutil.copy(demo_dir / name, folder / Path(name).name)
+    jobs = discover([folder])
+    profile = _FULL_PROFILES["fish"]().configure("denoise", method="deepfilter")
+    stages = profile.configure("transcribe", mode="auto").stages if asr_engine() else profile.stages
+    serial = run_jobs(jobs, stages, out_dir=tmp_path / "serial")
+    clear_model_cache()
+    with ThreadPoolExecutor(2) as pool:
+        parallel = run_jobs(jobs, stages, out_dir=tmp_path / "threads", executor=pool)
+    assert [c.to_dict() for c in parallel] == [c.to_dict() for c in serial]
+    wavs = {
+        p.relative_to(tmp_path / "serial").as_posix(): p.read_bytes() for p in (tmp_path / "serial").rglob("*.wav")
+    }
+    assert wavs and wavs == {
+        p.relative_to(tmp_path / "threads").as_posix(): p.read_bytes() for p in (tmp_path / "threads").rglob("*.wav")
+    }
+    stats = load_stats()
+    assert all(v["loads"] <= 1 for v in stats.values())
+    if asr_engine():  # ASR ran in the threads, on one model load
+        assert stats["tiny.en"]["requests"] >= len(jobs) and stats["tiny.en"]["loads"] == 1
+
+
 def test_the_default_is_serial_for_small_work_and_parallel_for_big():
     long = LongForm(long_file_s=300.0, max_piece_s=120.0)
-    # a few short files: one process, whatever the cores (a pool would cost more than it saves)
-    assert plan_workers([20.0] * 16, jobs=None, cpus=8, longform=long)[0] == 1
-    assert plan_workers([SERIAL_BELOW_S - 1.0], jobs=None, cpus=8, longform=long)[0] == 1
-    # enough audio: every core, but never more workers than units of work
-    assert plan_workers([60.0] * 20, jobs=None, cpus=2, longform=long)[0] == 2
-    assert plan_workers([300.0, 300.0], jobs=None, cpus=8, longform=long)[0] == 2
+    lean = get_profile("fish").stages
+    # one file, or --jobs 1: serial, whatever the cores
+    assert plan_workers([20.0], jobs=None, cpus=8, longform=long, stages=lean)[:2] == (1, "serial")
+    assert plan_workers([20.0] * 16, jobs=1, cpus=8, longform=long, stages=lean)[:2] == (1, "serial")
+    assert "serial" in plan_workers([5.0], jobs=None, cpus=2, longform=long).reason
+    # small work: threads (no worker start-up); big work: processes; never more workers than units of work
+    assert plan_workers([20.0] * 16, jobs=None, cpus=8, longform=long, stages=lean)[:2] == (8, "threads")
+    assert plan_workers([THREADS_BELOW_S / 8 - 0.1] * 8, jobs=None, cpus=8, longform=long)[:2] == (8, "threads")
+    assert plan_workers([THREADS_BELOW_S / 8] * 8, jobs=None, cpus=8, longform=long)[:2] == (8, "processes")
+    assert plan_workers([59.0] * 20, jobs=None, cpus=2, longform=long)[:2] == (2, "threads")
+    assert plan_workers([60.0] * 40, jobs=None, cpus=2, longform=long)[:2] == (2, "processes")
+    assert plan_workers([300.0, 300.0], jobs=None, cpus=8, longform=long)[:2] == (2, "threads")
     # one long file is several pieces: it uses every core
-    workers, why = plan_workers([3600.0], jobs=None, cpus=4, longform=long)
-    assert workers == 4 and "30 unit(s)" in why and "3600 s" in why
+    plan = plan_workers([3600.0], jobs=None, cpus=4, longform=long)
+    assert plan[:2] == (4, "processes") and "30 unit(s)" in plan.reason and "3600 s" in plan.reason
     # --jobs is the most the user allows, even on small work; unknown durations count as work
-    assert plan_workers([20.0], jobs=4, cpus=8, longform=long)[0] == 1
-    assert plan_workers([20.0] * 3, jobs=2, cpus=8, longform=long)[0] == 2
-    assert plan_workers([None] * 20, jobs=None, cpus=2, longform=long)[0] == 2
-    assert "serial" in plan_workers([5.0], jobs=None, cpus=2, longform=long)[1]
+    assert plan_workers([20.0], jobs=4, cpus=8, longform=long)[:2] == (1, "serial")
+    assert plan_workers([20.0] * 3, jobs=2, cpus=8, longform=long)[:2] == (2, "threads")
+    assert plan_workers([None] * 10, jobs=None, cpus=2, longform=long)[:2] == (2, "threads")
+    # --pool forces the kind of worker (not their number)
+    assert plan_workers([20.0] * 3, jobs=None, cpus=2, longform=long, pool="processes")[:2] == (2, "processes")
+    assert plan_workers([3600.0], jobs=None, cpus=2, longform=long, pool="threads")[:2] == (2, "threads")
+    assert plan_workers([20.0], jobs=None, cpus=2, longform=long, pool="threads")[:2] == (1, "serial")
+
+
+def test_speech_recognition_runs_in_threads_only_on_small_work():
+    """ASR takes turns between threads (one CTranslate2 worker per process): threads on small work (the other
+    stages still run beside it), processes on big work (a model per process)."""
+    long = LongForm(long_file_s=300.0, max_piece_s=120.0)
+    asr = _FULL_PROFILES["fish"]().configure("transcribe", mode="always", engine="faster-whisper").stages
+    plan = plan_workers([20.0] * 16, jobs=None, cpus=2, longform=long, stages=asr)
+    assert plan[:2] == (2, "threads") and "speech recognition" in plan.reason
+    assert plan_workers([60.0] * 10, jobs=None, cpus=2, longform=long, stages=asr)[:2] == (2, "processes")
+    assert plan_workers([60.0] * 10, jobs=None, cpus=2, longform=long)[:2] == (2, "threads")
+    assert plan_workers([20.0] * 3, jobs=2, cpus=8, longform=long, stages=asr)[:2] == (2, "threads")
+    assert plan_workers([60.0] * 10, jobs=2, cpus=8, longform=long, stages=asr, pool="threads")[:2] == (2, "threads")
+    assert plan_workers([20.0] * 16, jobs=1, cpus=2, longform=long, stages=asr)[:2] == (1, "serial")
+    with pytest.raises(ConfigError, match="'fibres'"):
+        plan_workers([20.0], jobs=None, cpus=2, pool="fibres")
 
 
 def test_the_run_logs_its_choice_with_verbose(tmp_path, demo_dir, caplog):
@@ -135,7 +229,10 @@ def test_the_run_logs_its_choice_with_verbose(tmp_path, demo_dir, caplog):
 
     with caplog.at_level(logging.INFO):
         assert main(["run", str(demo_dir / "alice" / "a01.wav"), "-o", str(tmp_path / "out"), "-q", "-v"]) == 0
-    assert any("1 file(s)" in r.getMessage() and "serial" in r.getMessage() for r in caplog.records)
+        assert main(["run", str(demo_dir / "alice"), "-o", str(tmp_path / "out2"), "-q", "-v"]) == 0
+    messages = [r.getMessage() for r in caplog.records]
+    assert any("1 file(s)" in m and "serial" in m for m in messages)
+    assert any("threads" in m and "under" in m for m in messages)
 
 
 def test_dask_local_cluster_equals_serial(tmp_path, corpus, serial_run):

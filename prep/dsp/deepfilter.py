@@ -21,6 +21,7 @@ import importlib.util
 import math
 import platform
 import sys
+import threading
 from dataclasses import dataclass
 from importlib import metadata
 
@@ -101,14 +102,16 @@ class DeepFilterReport:
 
 
 _RUNTIMES: dict[tuple, tuple[ctypes.CDLL, bytes]] = {}
+_RUNTIMES_LOCK = threading.Lock()
 
 
 def _runtime(model: BundledModel) -> tuple[ctypes.CDLL, bytes]:
     """The checked runtime library and model path (hashes checked once per process and model)."""
     key = (model.name, model.distribution, model.version, tuple(sorted(model.files.items())))
-    if key not in _RUNTIMES:
-        _RUNTIMES[key] = _load_runtime(model)
-    return _RUNTIMES[key]
+    with _RUNTIMES_LOCK:  # worker threads asking at once share one load (each stream has its own state)
+        if key not in _RUNTIMES:
+            _RUNTIMES[key] = _load_runtime(model)
+        return _RUNTIMES[key]
 
 
 def _load_runtime(model: BundledModel) -> tuple[ctypes.CDLL, bytes]:

@@ -546,7 +546,11 @@ def _sessions(model: BundledModel, *, quantized: bool = True) -> tuple[Any, Any]
     """The (P.835, P.808) onnxruntime sessions of ``model``, checked, then cached per process."""
     files = model_files(model)  # raises ModelError before anything is loaded (hashes cached per file)
     (p835_rel, p835_path), (_, p808_path) = files.items()
-    return _load_sessions(str(p835_path), model.files[p835_rel], str(p808_path), quantized)
+    with _SESSIONS_LOCK:  # worker threads asking at once share one load; onnxruntime's run is thread-safe
+        return _load_sessions(str(p835_path), model.files[p835_rel], str(p808_path), quantized)
+
+
+_SESSIONS_LOCK = threading.Lock()
 
 
 @functools.lru_cache(maxsize=4)

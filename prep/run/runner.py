@@ -2,10 +2,11 @@
 
 The serial path, :func:`process_job`, decodes one file, runs the stages and
 writes the resulting clips.  :func:`run_jobs` maps it over jobs with any
-:class:`concurrent.futures.Executor` (in-process by default, a process pool,
-or a Dask ``Client``) and appends each result to the run folder's journal
-(:mod:`prep.run.run_folder`) as it arrives.  Each worker runs exactly the
-serial path, so parallel results equal serial ones.
+:class:`concurrent.futures.Executor` (in-process by default, a thread pool, a
+process pool, or a Dask ``Client``) and appends each result to the run folder's
+journal (:mod:`prep.run.run_folder`) as it arrives, in the calling thread.  Each
+worker runs exactly the serial path, so parallel results equal serial ones.
+:func:`plan_workers` picks serial, threads or processes for the work at hand.
 """
 
 from __future__ import annotations
@@ -17,10 +18,10 @@ import os
 import re
 import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import FIRST_COMPLETED, Executor, Future, as_completed, wait
+from concurrent.futures import FIRST_COMPLETED, Executor, Future, ThreadPoolExecutor, as_completed, wait
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -38,7 +39,9 @@ from .transcripts import TranscriptIndex, flag_transcript_rates
 
 __all__ = [
     "Job",
+    "POOLS",
     "SerialExecutor",
+    "WorkerPlan",
     "discover",
     "extra_notices",
     "clip_id",
@@ -49,6 +52,7 @@ __all__ = [
     "process_job",
     "process_piece",
     "run_jobs",
+    "thread_limit",
 ]
 
 log = logging.getLogger(__name__)
@@ -528,17 +532,22 @@ def _process_long(
 def _handoff(piece: Clip, out_dir: Path, executor: Executor) -> tuple[Clip, str | None]:
     """A piece as its worker's task gets it: for a pool, its audio in a temp file in the run folder
     (:func:`process_piece` reads and deletes it), so the parent holds no piece in flight and pickles no
-    audio; in-process, the piece itself (and no file).
+    audio; in-process (serial or threads), the piece itself (and no file).
 
     Named like the run folder's other temp files: a killed run's are removed by the next run.
     """
     held = piece.source_audio
-    if isinstance(executor, SerialExecutor) or piece.audio is None or held is None or held.audio is not piece.audio:
+    if _in_process(executor) or piece.audio is None or held is None or held.audio is not piece.audio:
         return piece, None
     path = out_dir / f".piece-{piece.id}.{os.getpid()}.tmp"
     np.ascontiguousarray(piece.audio, dtype=np.float32).tofile(path)
     empty = dataclasses.replace(held, audio=np.zeros(0, np.float32))
     return dataclasses.replace(piece, audio=None, source_audio=empty), str(path)
+
+
+def _in_process(executor: Executor) -> bool:
+    """Whether ``executor`` runs its tasks in this process (serially or in threads): they share its memory."""
+    return isinstance(executor, (SerialExecutor, ThreadPoolExecutor))
 
 
 def _release_freed_memory() -> None:
@@ -894,49 +903,114 @@ def warm_stages_env(stages: Sequence[Stage]) -> str:
     return base64.b64encode(pickle.dumps(tuple(stages))).decode("ascii")
 
 
-#: Below this much audio in all, a run's default is one process: starting and warming the worker
-#: processes (about a second of CPU on each core, while the parent starts too) costs more than the
-#: second core saves (benchmarks/pipeline.py, the 6-minute set).
-SERIAL_BELOW_S = 480.0
+#: Below this much audio in all, a run whose stages take turns between threads (:func:`thread_limit`)
+#: still runs threads: starting and warming worker processes (about a second of CPU on each core,
+#: while the parent starts too, and a model load in each) costs more than the second core saves
+#: (benchmarks/pipeline.py, the 6-minute set, when the choice was serial or processes).
+THREADS_WITH_ASR_BELOW_S = 480.0
+#: Below this much audio in all, a run's default pool is threads in this process (no worker start-up,
+#: no fork server, no second copy of the imports and models): the heavy parts of the stages (numba
+#: kernels, FFTs, soxr, libsndfile and PyAV, onnxruntime, DeepFilterNet's runtime) release the GIL,
+#: so two threads ran ``run_jobs`` on the 6-minute set 1.6-1.7x as fast as one (idle machine), against
+#: a process pool's 2.02x on the 40-minute batch minus its start-up (about 1 s).  Estimated from those
+#: figures (not yet measured at the crossing): processes win from roughly 10 s of serial work, about 20
+#: minutes of audio on the lean profile; the model stages cost more per minute but release the GIL too.
+THREADS_BELOW_S = 1200.0
 #: A file that cannot be probed counts as this many seconds of work.
 _UNKNOWN_DURATION_S = 60.0
+#: The kinds of pool :func:`plan_workers` picks from.
+POOLS = ("serial", "threads", "processes")
+
+
+class WorkerPlan(NamedTuple):
+    """How a run is parallelised: :func:`plan_workers`'s answer."""
+
+    workers: int
+    """Workers (threads or processes); 1 with ``pool == "serial"``."""
+    pool: str
+    """One of :data:`POOLS`: ``serial`` runs in this thread, ``threads`` a thread pool, ``processes`` a
+    process pool."""
+    reason: str
+    """One line for ``-v``: the work, the choice and why."""
+
+
+def thread_limit(stages: Sequence[Stage]) -> str | None:
+    """The stage of ``stages`` that takes turns between threads (one line), or None when all run in parallel.
+
+    Every stage is thread-safe (each worker thread runs the serial path on its own clip; the lazily
+    loaded models load once, under a lock).  Speech recognition is the exception to the speed-up:
+    faster-whisper's CTranslate2 model is loaded with one worker (``num_workers=1``), so calls from
+    several threads take turns (faster-whisper's ``WhisperModel`` docstring); a process pool gives
+    each worker its own model.
+    """
+    for stage in stages:
+        if getattr(stage, "name", "") == "transcribe" and getattr(stage, "active", False):
+            return "speech recognition takes one call at a time per process"
+    return None
 
 
 def plan_workers(
-    durations_s: Sequence[float | None], *, jobs: int | None, cpus: int, longform: LongForm | None = None
-) -> tuple[int, str]:
-    """How many worker processes a run uses, and why (one line for ``-v``).
+    durations_s: Sequence[float | None],
+    *,
+    jobs: int | None,
+    cpus: int,
+    longform: LongForm | None = None,
+    stages: Sequence[Stage] = (),
+    pool: str = "auto",
+) -> WorkerPlan:
+    """How a run is parallelised: serial, a thread pool or a process pool, how many workers, and why.
 
     Parameters
     ----------
     durations_s : sequence of float or None
         Each input file's duration (None: unknown).
     jobs : int or None
-        ``--jobs``: the most workers the user allows; None for the default (all cores, or one
-        process when the work is small: under :data:`SERIAL_BELOW_S` seconds of audio in all).
+        ``--jobs``: the most workers the user allows (1: serial); None for the default, all cores.
     cpus : int
         Cores available.
     longform : LongForm, optional
         A long file's pieces run in parallel: it counts as several units of work.
+    stages : sequence of Stage
+        The run's stages (see :func:`thread_limit`).
+    pool : {"auto", "threads", "processes"}
+        ``--pool``.  ``auto``: with one unit of work or one worker, serial; else threads under
+        :data:`THREADS_BELOW_S` seconds of audio and processes from there; when
+        :func:`thread_limit` names a stage that takes turns between threads, threads under
+        :data:`THREADS_WITH_ASR_BELOW_S` seconds and processes from there.
 
     Returns
     -------
-    (workers, reason)
-        ``workers`` >= 1; 1 means in-process (no pool).  Never more than the units of work
-        (files, and the pieces of long files).
+    WorkerPlan
+        ``workers`` >= 1 and never more than the units of work (files, and the pieces of long files).
     """
+    if pool not in ("auto", "threads", "processes"):
+        raise ConfigError(f"pool must be 'auto', 'threads' or 'processes', got {pool!r}")
     config = longform or LongForm()
     known = [d if d is not None and math.isfinite(d) else _UNKNOWN_DURATION_S for d in durations_s]
     units = sum(max(1, math.ceil(d / config.max_piece_s)) if d > config.long_file_s else 1 for d in known)
     total = sum(known)
     work = f"{len(known)} file(s), {total:.0f} s of audio, {units} unit(s) of work"
-    if jobs is not None:
-        workers = max(1, min(jobs, units))
-        return workers, f"{work}: {workers} worker(s) (--jobs {jobs})"
-    if total < SERIAL_BELOW_S:
-        return 1, f"{work}: serial (under {SERIAL_BELOW_S:.0f} s of audio a worker pool costs more than it saves)"
-    workers = max(1, min(cpus, units))
-    return workers, f"{work}: {workers} worker(s) ({cpus} core(s))"
+    workers = max(1, min(jobs if jobs is not None else cpus, units))
+    allowed = f"--jobs {jobs}" if jobs is not None else f"{cpus} core(s)"
+    if workers == 1:
+        why = "--jobs 1" if jobs == 1 else "one unit of work" if units <= 1 else allowed
+        return WorkerPlan(1, "serial", f"{work}: serial ({why})")
+    if pool != "auto":
+        return WorkerPlan(workers, pool, f"{work}: {workers} {pool} ({allowed}, --pool {pool})")
+    limit = thread_limit(stages)
+    if limit is None and total < THREADS_BELOW_S:
+        why = (f"under {THREADS_BELOW_S:.0f} s of audio threads start at once and a process pool's start-up "
+               "costs more than it saves")
+        return WorkerPlan(workers, "threads", f"{work}: {workers} threads ({allowed}; {why})")
+    if limit is None:
+        why = f"from {THREADS_BELOW_S:.0f} s of audio a process pool's start-up pays and no GIL is shared"
+        return WorkerPlan(workers, "processes", f"{work}: {workers} processes ({allowed}; {why})")
+    if total < THREADS_WITH_ASR_BELOW_S:
+        why = (f"{limit}, but the other stages run beside it; under {THREADS_WITH_ASR_BELOW_S:.0f} s of audio "
+               "a process pool's start-up and model loads cost more")
+        return WorkerPlan(workers, "threads", f"{work}: {workers} threads ({allowed}; {why})")
+    return WorkerPlan(workers, "processes", f"{work}: {workers} processes ({allowed}; {limit}: each process has "
+                                            "its own model)")
 
 
 def probe_durations(jobs: Sequence[Job]) -> list[float | None]:

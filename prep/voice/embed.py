@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import functools
 import os
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -277,9 +278,18 @@ class Embedder:
         return _unit(b.vectors.mean(axis=0))
 
 
-@functools.cache
 def get_embedder(threads: int = 1) -> Embedder:
-    """The process-wide :class:`Embedder` (the model is checked and loaded once per process)."""
+    """The process-wide :class:`Embedder` (the model is checked and loaded once per process, under a lock:
+    worker threads asking at once share one load).  onnxruntime's ``run`` is thread-safe."""
+    with _EMBEDDER_LOCK:
+        return _embedder(threads)
+
+
+_EMBEDDER_LOCK = threading.Lock()
+
+
+@functools.cache
+def _embedder(threads: int) -> Embedder:
     return Embedder(threads=threads)
 
 
