@@ -10,6 +10,12 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from .._scipy_ext import load_extension
+
+# numba's first dispatch imports scipy.linalg.cython_blas (its BLAS check); loaded alone, not with all of
+# scipy.linalg (0.05-0.15 s of CPU at start-up): see prep._scipy_ext.
+load_extension("scipy.linalg.cython_blas")
+
 __all__ = ["gate_frames", "overlap_add", "track_noise"]
 
 # Fast-math without the no-NaN/no-Inf assumptions (inputs are not checked for them here);

@@ -1,5 +1,5 @@
 """``python -m prep``: same as the ``voiceprep`` command."""
 
-from .cli import main
+from ._entry import main
 
 raise SystemExit(main())
