@@ -46,7 +46,6 @@ from ..clip import Clip
 from ..dsp import fft as sp_fft
 from ..dsp.vad import mask_to_regions, speech_mask
 from ..errors import ConfigError
-from ..kernels.denoise import gate_frames, overlap_add, track_noise
 
 __all__ = [
     "ENHANCE_NOTICE",
@@ -510,6 +509,9 @@ def spectral_gate(
 
 def _gate(x: np.ndarray, noise: NoiseEstimate, config: _GateConfig, spec: np.ndarray | None = None):
     """:func:`spectral_gate` on validated input; ``spec``, if given, is the STFT of all of ``x`` (consumed)."""
+    # Imported here: a process that only cuts long files (the parent of a run with workers) never loads numba.
+    from ..kernels.denoise import gate_frames, overlap_add, track_noise
+
     n, hop = noise.n_fft, noise.hop
     n_frames = _n_frames(x.size, n, hop)
     if config.strength == 0.0 or n_frames == 0:
