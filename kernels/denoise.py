@@ -10,11 +10,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .._scipy_ext import load_extension
-
-# numba's first dispatch imports scipy.linalg.cython_blas (its BLAS check); loaded alone, not with all of
-# scipy.linalg (0.05-0.15 s of CPU at start-up): see prep._scipy_ext.
-load_extension("scipy.linalg.cython_blas")
+from . import _target  # noqa: F401 - numba's CPU target without all of scipy.linalg (see there)
 
 __all__ = ["gate_frames", "overlap_add", "track_noise"]
 

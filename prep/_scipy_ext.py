@@ -6,8 +6,11 @@ all of ``scipy.linalg`` (another 0.05-0.15 s) only to find
 ``scipy.linalg.cython_blas``.  What the pipeline uses of them is one compiled
 module each: pocketfft (the FFTs) and cython_blas (numba's BLAS check).  This
 loads such a module straight from its file under SciPy's install, as the import
-system would, and registers it under its own name, so a later import of the
-package finds the very same module: results are those of SciPy itself.
+system would: its results are those of SciPy itself.  Registered under its own
+name (numba imports cython_blas by name), a later import of that name finds the
+very same module; it is then an attribute of its package only if the package was
+imported first, which is why the FFT module is kept private (a later ``import
+scipy.fft`` loads its own copy of it, as usual).
 
 If the file cannot be found or loaded (another SciPy layout), the caller
 falls back to the ordinary import.
@@ -24,21 +27,23 @@ from types import ModuleType
 __all__ = ["load_extension"]
 
 
-def load_extension(name: str) -> ModuleType | None:
-    """The compiled SciPy module ``name`` (e.g. ``"scipy.fft._pocketfft.pypocketfft"``), loaded alone.
+def load_extension(name: str, *, register: bool = True) -> ModuleType | None:
+    """The compiled SciPy module ``name`` (e.g. ``"scipy.linalg.cython_blas"``), loaded alone.
 
     Parameters
     ----------
     name : str
         Dotted name of a compiled (extension) module inside the ``scipy`` package.
+    register : bool
+        Put it in :data:`sys.modules` under ``name`` (and on its package, when that is imported already).
 
     Returns
     -------
     module or None
-        The module (also put in :data:`sys.modules` under ``name``), or ``None`` when SciPy has no such
-        compiled file here; the caller then imports it the ordinary way.
+        The module, or ``None`` when SciPy has no such compiled file here (the caller then imports it the
+        ordinary way).
     """
-    if name in sys.modules:
+    if register and name in sys.modules:
         return sys.modules[name]
     top, *inner, leaf = name.split(".")
     try:
@@ -58,4 +63,10 @@ def load_extension(name: str) -> ModuleType | None:
         loader.exec_module(module)
     except (ImportError, OSError, StopIteration):
         return None
-    return sys.modules.setdefault(name, module)
+    if not register:
+        return module
+    module = sys.modules.setdefault(name, module)
+    parent = sys.modules.get(name.rpartition(".")[0])
+    if parent is not None and not hasattr(parent, leaf):
+        setattr(parent, leaf, module)
+    return module

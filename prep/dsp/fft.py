@@ -24,7 +24,7 @@ from .._scipy_ext import load_extension
 
 __all__ = ["irfft", "next_fast_len", "rfft"]
 
-_pocketfft = load_extension("scipy.fft._pocketfft.pypocketfft")
+_pocketfft = load_extension("scipy.fft._pocketfft.pypocketfft", register=False)
 if _pocketfft is None:  # pragma: no cover - another SciPy layout: the ordinary import
     from scipy.fft._pocketfft import pypocketfft as _pocketfft
 
