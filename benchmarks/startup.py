@@ -41,13 +41,14 @@ import numpy; mark("numpy")
 import prep.cli; mark("prep.cli (argparse, the run folder)")
 import prep.run.profiles; mark("the stages (prep.run.profiles, prep.dsp; pocketfft alone, not scipy.fft)")
 import prep.run.runner; mark("runner, decode, transcripts")
-import prep.kernels.denoise, prep.kernels.loudness; mark("numba and the kernel modules")
+import prep.kernels.denoise, prep.kernels.loudness
+mark("numba, the kernel modules, numba's CPU target (kernels/_target.py)")
 from benchmarks._lean import lean
 from prep.run.profiles import get_profile
 from prep.run.runner import discover, process_job
 p = lean(get_profile("fish"))
 jobs = discover([sys.argv[1]])
-process_job(jobs[0], p.stages); mark("first clip: numba's CPU target, kernels from the cache, first calls")
+process_job(jobs[0], p.stages); mark("first clip: kernels from the cache, first calls")
 process_job(jobs[0], p.stages); mark("the same clip again: the work itself")
 print(json.dumps([(b, c1 - c0, w1 - w0) for (a, c0, w0), (b, c1, w1) in zip(t, t[1:])]))
 """
