@@ -9,14 +9,22 @@ DNSMOS (``mos=False`` on every stage that has it) and the voice embedding
 from __future__ import annotations
 
 import dataclasses
+import importlib.abc
+import importlib.util
+import sys
 
-#: Python run with ``-c`` instead of ``-m prep``: the voiceprep CLI on the lean profiles (argv as usual).
+#: Python run with ``-c`` instead of ``-m prep``: the voiceprep command (its process entry, ``prep._entry``)
+#: on the lean profiles (argv as usual).  The profiles are patched when the command imports them, so the
+#: command's start-up is the real one.
 LEAN_CLI = r"""
 import sys
 from benchmarks._lean import install_lean_profiles
 install_lean_profiles()
-from prep.cli import entry
-entry(sys.argv[1:])
+try:
+    from prep._entry import main
+except ImportError:  # a checkout from before prep._entry (benchmarks/cpu.py runs older ones)
+    from prep.cli import main
+raise SystemExit(main(sys.argv[1:]))
 """
 
 
@@ -35,11 +43,43 @@ def lean(profile):
     return profile
 
 
-def install_lean_profiles() -> None:
-    """Make :func:`prep.run.profiles.get_profile` return the lean profiles in this process."""
-    import prep.run.profiles as profiles
-
+def _patch(profiles) -> None:
     def make_lean(make):
         return lambda: lean(make())
 
     profiles.PROFILES = {name: make_lean(make) for name, make in profiles.PROFILES.items()}
+
+
+class _PatchOnImport(importlib.abc.MetaPathFinder):
+    """Finds ``prep.run.profiles`` as the import system would and patches it right after it has run."""
+
+    def find_spec(self, name, path, target=None):
+        if name != _PROFILES:
+            return None
+        sys.meta_path.remove(self)
+        spec = importlib.util.find_spec(name)
+        if spec is None or spec.loader is None:
+            return spec
+        run = spec.loader.exec_module
+
+        def exec_module(module):
+            run(module)
+            _patch(module)
+
+        spec.loader.exec_module = exec_module
+        return spec
+
+
+_PROFILES = "prep.run.profiles"
+
+
+def install_lean_profiles() -> None:
+    """Make :func:`prep.run.profiles.get_profile` return the lean profiles in this process.
+
+    Imports nothing of ``prep``: if the profiles module is not imported yet, it is patched when the
+    command imports it (NumPy, numba and the stages load when they would without this).
+    """
+    if _PROFILES in sys.modules:
+        _patch(sys.modules[_PROFILES])
+    elif not any(isinstance(f, _PatchOnImport) for f in sys.meta_path):
+        sys.meta_path.insert(0, _PatchOnImport())

@@ -10,6 +10,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from . import _target  # noqa: F401 - numba's CPU target without all of scipy.linalg (see there)
+
 __all__ = ["gate_frames", "overlap_add", "track_noise"]
 
 # Fast-math without the no-NaN/no-Inf assumptions (inputs are not checked for them here);

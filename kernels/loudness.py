@@ -15,6 +15,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, uintp
 
+from . import _target  # noqa: F401 - numba's CPU target without all of scipy.linalg (see there)
+
 __all__ = ["TP_PHASES", "TP_TAPS", "gain_release", "interpolated_peak_frames", "kweighted_power_sums"]
 
 #: Interpolated phases per input frame of the 4x true-peak filter (phase 0 is the sample itself).

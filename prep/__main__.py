@@ -1,5 +1,5 @@
 """``python -m prep``: same as the ``voiceprep`` command."""
 
-from .cli import entry
+from ._entry import main
 
-entry()
+raise SystemExit(main())

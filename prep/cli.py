@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import gc
 import json
 import logging
 import os
@@ -648,27 +647,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             signal.signal(signal.SIGTERM, previous)
 
 
-#: The collector's thresholds in the ``voiceprep`` process (Python's default: 700, 10, 10).  Imports and a run
-#: make millions of small objects, few of them cyclic garbage (audio is freed by reference counting):
-#: collecting less often cut about 0.1 s of CPU from a short run.
-GC_THRESHOLDS = (10_000, 20, 20)
-
-
-def entry(argv: Sequence[str] | None = None) -> None:
-    """The ``voiceprep`` command (and ``python -m prep``): :func:`main` in a process of its own, then exit.
-
-    Collects less often (:data:`GC_THRESHOLDS`), and freezes what is left at the end (:func:`gc.freeze`)
-    so that the interpreter's shutdown does not traverse every object the imports made: together
-    about 0.3 s of CPU less per run (a one-file ``voiceprep run``, CPU time over interleaved runs).
-    Nothing is skipped: exit handlers and finalizers run as usual.  In-process callers (tests) use
-    :func:`main`, which leaves the collector alone.
-    """
-    gc.set_threshold(*GC_THRESHOLDS)
-    status = main(argv)
-    gc.freeze()
-    raise SystemExit(status)
-
-
 def _on_sigterm(signum: int, frame: object) -> None:
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM ends the process at once
     raise KeyboardInterrupt
@@ -698,4 +676,4 @@ def _closed_pipe() -> int:
 
 
 if __name__ == "__main__":
-    entry()
+    raise SystemExit(main())

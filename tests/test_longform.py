@@ -10,7 +10,7 @@ import pytest
 import soundfile as sf
 
 from prep.run.decode import load, stream
-from prep.run.longform import RESTART, LongForm, OnePass, cut_points, pieces, scan
+from prep.run.longform import RESTART, LongForm, OnePass, _mix, cut_points, pieces, scan
 from prep.run.profiles import get_profile
 from prep.run.run_folder import RunFolder
 from prep.run.runner import Job, SerialExecutor, process_job, run_jobs
@@ -208,6 +208,17 @@ def test_one_pass_hands_out_the_two_pass_pieces_before_the_file_is_read(long_ste
     onepass = OnePass(str(path), dead_channel_db=40.0, inverted_corr=0.3, config=config)
     first = next(iter(onepass))
     assert first[:2] == (expected[0][0], expected[0][1]) and onepass.fscan is None
+
+
+def test_mixing_a_piece_lets_go_of_the_blocks_it_used_up():
+    # OnePass holds the decoded blocks from the last cut on; those a piece used up must be freed while the
+    # piece is handed on (the parent may then wait for a worker), not kept alive by an empty view.
+    blocks = [(i * 100, np.full((2, 100), i, np.float32)) for i in range(5)]
+    piece = _mix(blocks, 50, 250, None)  # a mono file's first channel
+    np.testing.assert_array_equal(piece, np.repeat(np.arange(3, dtype=np.float32), [50, 100, 50]))
+    for _, block in blocks[:2]:
+        assert block.size == 0 and block.base is None
+    assert [b.shape for _, b in blocks[2:]] == [(2, 100)] * 3  # still needed by the next piece
 
 
 @pytest.fixture(scope="module")

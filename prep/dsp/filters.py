@@ -10,9 +10,9 @@ import functools
 import math
 
 import numpy as np
-import scipy.fft as sp_fft
 
 from ..errors import ConfigError
+from . import fft as sp_fft
 
 # -- reverberation ---------------------------------------------------------------
 #: Rate (Hz) of the analysis signal for reverb and tonality.

@@ -35,6 +35,7 @@ the functions return ``-inf`` (``0.0`` LU for the range), never raise.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -43,7 +44,19 @@ import numpy as np
 
 from ..audio import as_audio, check_sample_rate
 from ..errors import ConfigError
-from ..kernels import loudness as _k
+
+
+class _Kernels:
+    """:mod:`prep.kernels.loudness`, imported on first use: a process that only cuts long files (the parent of
+    a run with workers) never loads numba."""
+
+    def __getattr__(self, name: str) -> Any:
+        from ..kernels import loudness
+
+        return getattr(loudness, name)
+
+
+_k = _Kernels()
 
 __all__ = [
     "ABSOLUTE_GATE_LUFS",
@@ -148,6 +161,7 @@ def true_peak_filter(*, taps: int = 49, factor: int = OVERSAMPLING) -> np.ndarra
     return h
 
 
+@functools.cache
 def _tp_phases() -> np.ndarray:
     """Phases 1-3 of :func:`true_peak_filter` as (3, 12) float32: ``phases[p - 1, t] = h[4 t + p]``."""
     h = true_peak_filter()
@@ -156,8 +170,6 @@ def _tp_phases() -> np.ndarray:
     phases = padded.reshape(_k.TP_TAPS + 1, OVERSAMPLING).T[1:, : _k.TP_TAPS]
     return np.ascontiguousarray(phases, dtype=np.float32)
 
-
-_PHASES = _tp_phases()
 
 
 def default_channel_weights(channels: int) -> tuple[float, ...]:
@@ -417,7 +429,7 @@ def _scan_peak(x: np.ndarray, hist: np.ndarray, scratch: np.ndarray) -> float:
         stop = min(n, start + _TP_CHUNK)
         env = scratch[: stop - start]
         env.fill(0.0)
-        _k.interpolated_peak_frames(x, start, stop, _PHASES, hist, env)
+        _k.interpolated_peak_frames(x, start, stop, _tp_phases(), hist, env)
         peak = max(peak, float(env.max()), float(np.abs(x[:, start:stop]).max()))
     return peak
 
@@ -426,7 +438,7 @@ def _tail_peak(hist: np.ndarray) -> float:
     """Largest interpolated magnitude after the last frame, the stream continuing in silence."""
     tail = np.zeros_like(hist)
     env = np.zeros(tail.shape[1], dtype=np.float32)
-    _k.interpolated_peak_frames(tail, 0, tail.shape[1], _PHASES, hist.copy(), env)
+    _k.interpolated_peak_frames(tail, 0, tail.shape[1], _tp_phases(), hist.copy(), env)
     return float(env.max())
 
 

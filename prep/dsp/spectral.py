@@ -13,8 +13,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import scipy.fft as sp_fft
 from numpy.lib.stride_tricks import sliding_window_view
+
+from . import fft as sp_fft
 
 __all__ = ["frames", "hann", "one_sided_density", "stft", "tukey", "welch"]
 

@@ -30,13 +30,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.fft as sp_fft
 import soxr
 import webrtcvad
 
 from ..audio import as_mono, check_sample_rate, mix_to_mono
 from ..errors import ConfigError
 from ..timing import timed
+from . import fft as sp_fft
 
 __all__ = [
     "VAD_RATE",

@@ -244,7 +244,7 @@ def _stream_av(path: Path, block_frames: int) -> Iterator[np.ndarray]:
                 block = np.concatenate(pending, axis=1)
                 yield np.ascontiguousarray(block[:, :block_frames])
                 total += block_frames
-                rest = block[:, block_frames:]
+                rest = block[:, block_frames:].copy()  # not a view: it would hold the whole block
                 pending, count = ([rest] if rest.shape[1] else []), rest.shape[1]
         if count:  # the last block may be up to _MAX_PADDING longer than block_frames
             last = np.concatenate(pending, axis=1)

@@ -97,7 +97,7 @@ class _Scanner:
         self.grams.append(np.einsum("kif,kjf->kij", framed, framed))  # no BLAS: thread-count independent
         self.total = self.grams[-1].sum(axis=0) if self.total is None else self.total + self.grams[-1].sum(axis=0)
         self.frames += k
-        self.carry = x[:, k * frame :]
+        self.carry = x[:, k * frame :].copy()  # a copy: a view would hold the whole float64 block
 
     def decision(self, *, dead_channel_db: float, inverted_corr: float) -> tuple[ChannelReport | None, np.ndarray]:
         """The downmix decision from the whole frames so far, and its mix weights (float64)."""
@@ -370,7 +370,9 @@ def _mix(held: list[tuple[int, np.ndarray]], i0: int, i1: int, report: ChannelRe
     for j in range(len(held)):
         first, chunk = held[j]
         if first + chunk.shape[-1] <= i1:
-            held[j] = (first, chunk[..., :0])  # not needed after this piece: let it go while the piece is made
+            # Not needed after this piece: let it go while the piece is made (an empty array of its own: an
+            # empty view would hold the whole block until the piece has been handed on).
+            held[j] = (first, np.empty((*chunk.shape[:-1], 0), chunk.dtype))
         if first + chunk.shape[-1] <= i0 or first >= i1:
             continue
         mono = _mono(chunk, weights)

@@ -815,11 +815,11 @@ def run_jobs(
                             continue
                         light, audio_file = _handoff(piece, out, executor)
                         del piece  # with a pool, its audio is in the file now: not held while the next is cut
+                        if audio_file is not None:  # before submit may wait for a worker: the piece is freed
+                            _release_freed_memory()
                         submit(index, count, process_piece, light, tuple(stages), str(out), audio_file)
                         del light
                         count += 1
-                        if audio_file is not None:
-                            _release_freed_memory()
                     files[index].expected = count
                     finish(index)
                     continue

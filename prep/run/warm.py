@@ -6,12 +6,20 @@ their cache, instead of paying that start-up cost itself.  It runs the
 run's own stages (handed over by the parent in
 :data:`prep.run.runner.WARM_STAGES_ENV`), so a model the run does not use is never loaded
 into the fork server and every worker.
+
+Then it readies the fork server to be forked: the heap's freed pages go back to
+the system, and every object so far is frozen out of the garbage collector
+(:func:`gc.freeze`, as the Python docs advise before forking): a worker's
+collections then never write to the imported modules' objects, whose memory
+pages therefore stay shared with the fork server instead of being copied into
+each worker.
 """
 
 from __future__ import annotations
 
 import base64
 import dataclasses
+import gc
 import os
 import pickle
 
@@ -20,7 +28,7 @@ import numpy as np
 from ..clip import Clip
 from .pipeline import run_stages
 from .profiles import get_profile
-from .runner import WARM_STAGES_ENV
+from .runner import WARM_STAGES_ENV, _release_freed_memory
 
 __all__ = ["warm"]
 
@@ -56,4 +64,12 @@ def warm() -> None:
     run_stages(clip, stages)
 
 
+def ready_to_fork() -> None:
+    """Collect once, return freed heap pages, freeze what is left (see the module docstring)."""
+    gc.collect()
+    _release_freed_memory()
+    gc.freeze()
+
+
 warm()
+ready_to_fork()

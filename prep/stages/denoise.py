@@ -16,7 +16,7 @@ means over non-speech frames, run forward and backward and averaged).
 The STFT uses a square-root periodic Hann window for analysis and synthesis
 (their product is a Hann window, so overlap-add reconstructs exactly) with
 50 % overlap by default (``frames_per_window=4`` for 75 %: a little better, half as
-fast), float32 throughout: FFTs by :mod:`scipy.fft`, gains / smoothing /
+fast), float32 throughout: FFTs by SciPy's pocketfft (:mod:`prep.dsp.fft`), gains / smoothing /
 overlap-add in :mod:`prep.kernels.denoise`.  Long signals are processed in blocks of
 ``block_s`` seconds with enough overlapping context that the output does
 not depend on the block size (in ``"stationary"`` mode), so memory stays
@@ -40,13 +40,12 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 import numpy as np
-import scipy.fft as sp_fft
 
 from ..audio import as_audio, as_mono, check_sample_rate
 from ..clip import Clip
+from ..dsp import fft as sp_fft
 from ..dsp.vad import mask_to_regions, speech_mask
 from ..errors import ConfigError
-from ..kernels.denoise import gate_frames, overlap_add, track_noise
 
 __all__ = [
     "ENHANCE_NOTICE",
@@ -510,6 +509,9 @@ def spectral_gate(
 
 def _gate(x: np.ndarray, noise: NoiseEstimate, config: _GateConfig, spec: np.ndarray | None = None):
     """:func:`spectral_gate` on validated input; ``spec``, if given, is the STFT of all of ``x`` (consumed)."""
+    # Imported here: a process that only cuts long files (the parent of a run with workers) never loads numba.
+    from ..kernels.denoise import gate_frames, overlap_add, track_noise
+
     n, hop = noise.n_fft, noise.hop
     n_frames = _n_frames(x.size, n, hop)
     if config.strength == 0.0 or n_frames == 0:

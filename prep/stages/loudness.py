@@ -19,7 +19,6 @@ import numpy as np
 from ..audio import as_audio, check_sample_rate
 from ..clip import Clip
 from ..dsp.loudness import (
-    _PHASES,
     _SUB_PER_BLOCK,
     _TP_DELAY,
     ABSOLUTE_GATE_LUFS,
@@ -28,11 +27,12 @@ from ..dsp.loudness import (
     _as_frames,
     _check_rate,
     _db,
+    _k,
+    _tp_phases,
     true_peak,
 )
 from ..errors import ConfigError
 from ..findings import finding
-from ..kernels import loudness as _k
 
 __all__ = ["Loudness", "NormalizeReport", "limiter_gain", "normalize", "peak_envelope"]
 
@@ -58,7 +58,7 @@ def peak_envelope(audio: np.ndarray) -> np.ndarray:
     padded = np.zeros((x.shape[0], n + pad), dtype=np.float32)
     padded[:, :n] = x
     frames = np.zeros(n + pad, dtype=np.float32)
-    _k.interpolated_peak_frames(padded, 0, n + pad, _PHASES, np.zeros((x.shape[0], pad), np.float32), frames)
+    _k.interpolated_peak_frames(padded, 0, n + pad, _tp_phases(), np.zeros((x.shape[0], pad), np.float32), frames)
     # frames[i] holds the interpolated values between samples i - 6 and i - 5.
     env = np.abs(x).max(axis=0).astype(np.float64)
     np.maximum(env, frames[_TP_DELAY - 1 : _TP_DELAY - 1 + n], out=env)
