@@ -17,9 +17,12 @@ DNSMOS P.835 OVRL/SIG/BAK of the output (``prep.dsp.dnsmos``).  Methods:
 * ``gate``: :func:`prep.stages.denoise.denoise` (stationary, do-no-harm rule, its own VAD);
 * ``deepfilter``: :func:`prep.dsp.deepfilter.deepfilter` (DFN3, no attenuation limit);
 * ``noisereduce``: ``noisereduce.reduce_noise`` defaults (non-stationary);
-* ``auto``: what ``Denoise(method="auto")`` picks: DFN3 where the gate's SNR estimate is below the
-  threshold (22 dB), the gate otherwise (the estimate is recorded, so other thresholds are
-  evaluated from the same outputs: the rule table);
+* ``auto``: what ``Denoise(method="auto")`` picks (:meth:`Denoise.prefers_deepfilter`): DFN3 where the
+  gate's SNR estimate is below 19 dB, or below 22 dB with non-stationary noise (the estimate's
+  ``nonstationarity_db`` >= 0.7 dB), the gate otherwise (estimate and nonstationarity are recorded, so
+  other rules are evaluated from the same outputs: the rule table, and the design / validation split
+  by speech clip: the rule's constants were chosen on the even-numbered clean clips and checked on
+  the odd-numbered ones);
 * ``oracle``: the better of gate and DFN3 per mixture (the bound the rule is judged against).
 
 Clean speech (no noise added): SI-SDR of each method's output against its input, on every clean
@@ -186,6 +189,7 @@ def run_mixtures(n_speech: int, alternate: bool, data: dict, save) -> None:
                         row[name + "_mos"] = mos(out)
                         if name == "gate":
                             row["gate_snr"] = rep.snr_before_db
+                            row["gate_ns"] = rep.noise.nonstationarity_db
                     rows.append(row)
                     data["audio_s"] += mix.size / RATE
                     save()
@@ -213,6 +217,7 @@ def run_clean() -> list[tuple[str, dict[str, float], str]]:
         scores["auto_hp50"] = _si_sdr_above(auto.audio, x, 50.0) if auto.metrics["denoise_applied"] else float("inf")
         scores["bak"] = bak
         scores["est"] = rep.snr_before_db
+        scores["ns"] = rep.noise.nonstationarity_db
         out.append((p.removeprefix("speech/"), scores, auto.metrics["denoise_method"]))
         print("clean", out[-1], flush=True)
     return out
@@ -316,9 +321,26 @@ def _mean(values) -> float:
     return float(np.mean(v)) if v else float("nan")
 
 
-def report(rows, cpu_s, audio_s, clean, excluded, e2e, real, threshold_db: float = 22.0) -> str:
-    def auto(row, thr=threshold_db):
-        return "deepfilter" if row["gate_snr"] < thr else "gate"
+def _prefers_deepfilter(est_db: float, ns_db: float | None, thr: float | None = None) -> bool:
+    """The stage's ``auto`` rule (its defaults) on recorded estimates; ``thr``: the one-threshold rule instead."""
+    from prep.stages.denoise import Denoise
+
+    if thr is not None:
+        return est_db < thr
+    ns = float("nan") if ns_db is None else ns_db
+    return est_db < Denoise.deepfilter_below_snr_db or (
+        est_db < Denoise.nonstationary_below_snr_db and ns >= Denoise.nonstationary_above_db)
+
+
+def report(rows, cpu_s, audio_s, clean, excluded, e2e, real) -> str:
+    from prep.stages.denoise import Denoise
+
+    def auto(row, thr=None):
+        return "deepfilter" if _prefers_deepfilter(row["gate_snr"], row.get("gate_ns"), thr) else "gate"
+
+    rule_text = (f"DFN3 where the gate's SNR estimate < {Denoise.deepfilter_below_snr_db:g} dB, or < "
+                 f"{Denoise.nonstationary_below_snr_db:g} dB with noise nonstationarity >= "
+                 f"{Denoise.nonstationary_above_db:g} dB")
 
     n_lead = sum(r["lead"] for r in rows)
     lead_text = ("each with and without" if 2 * n_lead == len(rows) else f"{n_lead} with") + \
@@ -326,8 +348,8 @@ def report(rows, cpu_s, audio_s, clean, excluded, e2e, real, threshold_db: float
     lines = [
         f"{len(rows)} mixtures ({len({r['speech'] for r in rows})} clean clips x {len(NOISE)} real noises x "
         f"{len(SNRS_DB)} SNRs, {lead_text}), 44.1 kHz, "
-        f"{audio_s / 60:.1f} min of audio. Mean ΔSI-SDR (dB) by input SNR; `auto` = DFN3 where the gate's "
-        f"SNR estimate < {threshold_db:g} dB; `oracle` = the better of gate and DFN3 per mixture.",
+        f"{audio_s / 60:.1f} min of audio. Mean ΔSI-SDR (dB) by input SNR; `auto` = {rule_text}; "
+        "`oracle` = the better of gate and DFN3 per mixture.",
         "",
         "| SNR | gate | DFN3 | noisereduce | auto | oracle | auto − max(gate, DFN3) | DFN3 chosen |",
         "|---|---|---|---|---|---|---|---|",
@@ -352,15 +374,30 @@ def report(rows, cpu_s, audio_s, clean, excluded, e2e, real, threshold_db: float
               f"{'met' if held else 'NOT met'}; worst {gaps[worst]:+.2f} dB at {worst} dB. Per mixture, `auto` is "
               f"within 0.3 dB of the better method in {sum(d >= -0.3 for d in per_mix)}/{len(per_mix)} mixtures "
               f"(worst {min(per_mix):+.2f} dB)."]
-    lines += ["", "Rule threshold (DFN3 where the gate's estimate < T), mean ΔSI-SDR of `auto` by SNR, and the clean "
-              "clips (table below) that rule would leave under 25 dB SI-SDR against their input:", "",
-              "| T | " + " | ".join(f"{s} dB" for s in SNRS_DB) + " | clean clips < 25 dB |",
+    speech = list(dict.fromkeys(r["speech"] for r in rows))
+    lines += ["", "Design / validation split: the rule's constants were chosen on the mixtures of the even-numbered "
+              "clean clips (design) and checked on the odd-numbered ones (validation); `auto` − max(gate, DFN3) "
+              "by SNR on each half:", "", "| half | clips | " + " | ".join(f"{s} dB" for s in SNRS_DB) + " |",
               "|---" * (len(SNRS_DB) + 2) + "|"]
-    for thr in THRESHOLDS_DB:
+    for half, names in (("design", speech[0::2]), ("validation", speech[1::2])):
+        cells = []
+        for snr in SNRS_DB:
+            sel = [r for r in rows if r["snr"] == snr and r["speech"] in names]
+            best = max(_mean(r["gate"] for r in sel), _mean(r["deepfilter"] for r in sel))
+            cells.append(f"{_mean(r[auto(r)] for r in sel) - best:+.2f}")
+        lines.append(f"| {half} | {len(names)} | " + " | ".join(cells) + " |")
+    lines += ["", "Rules compared (DFN3 where the gate's estimate < T: the one-threshold rule; `auto`: the stage's), "
+              "mean ΔSI-SDR of `auto` by SNR, and the clean clips (table below) that rule would leave under 25 dB "
+              "SI-SDR against their input:", "",
+              "| rule | " + " | ".join(f"{s} dB" for s in SNRS_DB) + " | clean clips < 25 dB |",
+              "|---" * (len(SNRS_DB) + 2) + "|"]
+    for thr in (*THRESHOLDS_DB, None):
         cells = [f"{_mean(r[auto(r, thr)] for r in rows if r['snr'] == s):+.2f}" for s in SNRS_DB]
-        harmed = [n for n, c, _ in clean if (c["deepfilter"] if c["est"] < thr else c["gate"]) < 25.0]
+        harmed = [n for n, c, _ in clean
+                  if (c["deepfilter"] if _prefers_deepfilter(c["est"], c.get("ns"), thr) else c["gate"]) < 25.0]
         cells.append(f"{len(harmed)}/{len(clean)}" + (f" ({', '.join(harmed)})" if harmed else ""))
-        lines.append(f"| {thr:g} dB | " + " | ".join(cells) + " |")
+        lines.append(f"| {'T = ' + format(thr, 'g') + ' dB' if thr is not None else '`auto` (stage rule)'} | "
+                     + " | ".join(cells) + " |")
     lines += ["", "DNSMOS P.835 after (OVRL / SIG / BAK), mean by SNR:", "",
               "| SNR | input | gate | DFN3 | noisereduce | auto |", "|---|---|---|---|---|---|"]
 

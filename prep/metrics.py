@@ -200,6 +200,9 @@ _DECLARED: tuple[Metric, ...] = (
        ("denoise",), "process", "bool"),
     _M("denoise_strength", "ratio", "gate strength as used, after softening", ("denoise",), "process"),
     _M("noise_profile", "", "where the noise profile came from", ("denoise",), "process", "str"),
+    _M("noise_nonstationarity_db", "dB", "how much the noise spectrum in the pauses varies over time (about 0: "
+       "stationary hiss, hum, water; babble, crackle: more); `--denoise auto` uses it between 19 and 22 dB SNR",
+       ("denoise",), "process"),
     _M("noise_reduction_db", "dB", "noise level the gate took away in the pauses", ("denoise",), "process"),
     _M("denoise_note", "", "why denoising was skipped or softened", ("denoise",), "process", "str"),
     _M("deepfilter_lsnr_db", "dB", "DeepFilterNet3's own mean local SNR estimate of the clip, when it ran",
