@@ -836,7 +836,8 @@ METHODS = ("auto", "gate", "deepfilter", "off")
 #: What a run whose ``auto`` denoise would use DeepFilterNet3 says once when ``[enhance]`` is missing.
 ENHANCE_NOTICE = (
     "neural denoising off: pip install 'voiceprep[enhance]' adds DeepFilterNet3 for noisy clips "
-    "(chosen per clip where the gate's SNR estimate is below 22 dB: babble, cafe, dishes, crackle, "
+    "(chosen per clip where the gate's SNR estimate is below 19 dB, or 22 dB for non-stationary noise: "
+    "babble, cafe, dishes, crackle, "
     "+3 to +6 dB SI-SDR over the spectral gate at 0-10 dB SNR); the spectral gate denoises every clip now"
 )
 
@@ -867,8 +868,13 @@ class Denoise:
     ``method``:
 
     * ``"auto"`` (default): DeepFilterNet3 (:func:`prep.dsp.deepfilter.deepfilter`, the ``[enhance]``
-      extra) where the gate's own SNR estimate of the clip is below ``deepfilter_below_snr_db``, the
-      gate (with its do-no-harm rule) elsewhere; without the extra, always the gate;
+      extra) where the gate's own SNR estimate of the clip is below ``deepfilter_below_snr_db`` (19 dB),
+      or below ``nonstationary_below_snr_db`` (22 dB) when the noise is non-stationary
+      (:attr:`NoiseEstimate.nonstationarity_db` at least ``nonstationary_above_db``, 0.7 dB: babble,
+      cafe, crackle), the gate (with its do-no-harm rule) elsewhere; without the extra, always the gate
+      (:meth:`prefers_deepfilter`). At 20 dB SNR the gate beats DeepFilterNet3 on stationary noise (hum,
+      a tap, an exercise bike) and loses on babble; the constants were chosen on half of
+      ``benchmarks/enhance.py``'s mixtures and checked on the other half (``benchmarks/RESULTS.md``);
     * ``"gate"``, ``"deepfilter"``: that method for every clip (DeepFilterNet3 always runs, no
       do-no-harm rule); ``"off"``: nothing.
 
@@ -876,6 +882,7 @@ class Denoise:
     ``noise_floor_dbfs``, ``denoise_snr_in_db``, ``denoise_snr_out_db``
     (the gate's SNR estimates of the input and of the output, in the same frames, whichever method ran),
     ``denoise_applied``, ``denoise_strength`` (as used), ``noise_profile`` (where the profile came from),
+    ``noise_nonstationarity_db``,
     ``noise_reduction_db``, ``deepfilter_lsnr_db`` (the model's own mean local SNR, when it ran) and,
     when skipped or softened, ``denoise_note``.
     The speech mask is always the stage's own VAD run (30 ms frames) on the channel mean, never
