@@ -430,12 +430,15 @@ def report(rows, cpu_s, audio_s, clean, excluded, e2e, real) -> str:
     ok = [s["auto"] >= 25.0 for _, s, _ in clean]
     lines += ["", f"Clean speech (no noise added): every corpus speech recording with DNSMOS BAK >= {CLEAN_BAK:g} in "
               "judge_scores.tsv (one speaker; first 30 s), SI-SDR of the output against its input "
-              "(inf = untouched); `est` = the gate's SNR estimate, `< 20 Hz` = share of the clip's power below 20 Hz, "
+              "(inf = untouched); `est` = the gate's SNR estimate, `nonstat.` = its noise nonstationarity, "
+              "`< 20 Hz` = share of the clip's power below 20 Hz, "
               "last column = `auto` again with output and input both high-passed at 50 Hz (is a change only rumble?):",
-              "", "| clip | BAK | < 20 Hz | est | gate | DFN3 forced | auto | auto chose | auto, both > 50 Hz |",
-              "|---|---|---|---|---|---|---|---|---|"]
+              "",
+              "| clip | BAK | < 20 Hz | est | nonstat. | gate | DFN3 forced | auto | auto chose | auto, both > 50 Hz |",
+              "|---|---|---|---|---|---|---|---|---|---|"]
     for name, s, chose in sorted(clean, key=lambda c: c[1]["auto"]):
         lines.append(f"| {name} | {s['bak']:.2f} | {infrasound_db('speech/' + name):.1f} dB | {s['est']:.1f} dB | "
+                     f"{s.get('ns', float('nan')):.1f} dB | "
                      f"{s['gate']:.1f} | {s['deepfilter']:.1f} | {s['auto']:.1f} | {chose} | "
                      f"{s.get('auto_hp50', float('nan')):.1f} |")
     harmed = [n for n, s, _ in clean if s["auto"] < 25.0]
