@@ -165,23 +165,44 @@ def mixture_speech(n_speech: int) -> list[str]:
     return [p for p in SPEECH if p in clean and (CORPUS / p).exists()][:n_speech]
 
 
-def run_mixtures(n_speech: int, alternate: bool, data: dict, save) -> None:
-    """Run the mixtures clip by clip into ``data["rows"]``, ``["cpu_s"]``, ``["audio_s"]``; ``save()`` after each."""
+def _key(row: dict) -> tuple:
+    return row["speech"], row["noise"], row["snr"], bool(row["lead"])
+
+
+def run_mixtures(n_speech: int, alternate: bool, data: dict, save, reuse: dict | None = None) -> None:
+    """Run the mixtures clip by clip into ``data["rows"]``, ``["cpu_s"]``, ``["audio_s"]``; ``save()`` after each.
+
+    Mixtures already in ``data["rows"]`` are skipped (a resumed run). ``reuse``: an earlier run's saved data;
+    its results for the methods other than the gate (and the input's DNSMOS) are taken for the same mixtures
+    instead of running them again, with its CPU time for them (for a change that only touches the gate).
+    """
     fns = methods()
     noise = {k: _read(p) for k, p in NOISE.items() if (CORPUS / p).exists()}
     rows: list[dict] = data.setdefault("rows", [])
     busy = data.setdefault("cpu_s", dict.fromkeys(METHODS, 0.0))
     data.setdefault("audio_s", 0.0)
+    done = {_key(r) for r in rows}
+    old = {_key(r): r for r in reuse["rows"]} if reuse else {}
+    if reuse:
+        data["reused"] = [m for m in METHODS if m != "gate"]  # each reused mixture adds its share of their CPU time
     for si, path in enumerate(mixture_speech(n_speech)):
         sname, clean = Path(path).stem, _read(path)
         for ni, (nname, nsig) in enumerate(noise.items()):
             for snr in SNRS_DB:
                 leads = [(si + ni + snr // 5) % 2 == 0] if alternate else [True, False]
                 for lead in leads:
+                    if (sname, nname, snr, lead) in done:
+                        continue
                     ref, mix = mixture(clean, nsig, snr, lead, seed=1000 * si + 10 * ni + snr + 500 * lead)
                     base = si_sdr(mix, ref)
-                    row = {"speech": sname, "noise": nname, "snr": snr, "lead": lead, "in": base, "in_mos": mos(mix)}
+                    prior = old.get((sname, nname, snr, lead))
+                    row = {"speech": sname, "noise": nname, "snr": snr, "lead": lead, "in": base}
+                    row["in_mos"] = prior["in_mos"] if prior else mos(mix)
                     for name, fn in fns.items():
+                        if prior is not None and name != "gate":
+                            row[name], row[name + "_mos"] = prior[name], prior[name + "_mos"]
+                            busy[name] += reuse["cpu_s"][name] / len(reuse["rows"])
+                            continue
                         t0 = time.process_time()
                         out, rep = fn(mix)
                         busy[name] += time.process_time() - t0
@@ -479,6 +500,9 @@ def main() -> None:
     parser.add_argument("--report-from", metavar="JSON", help="only rebuild the section from a saved run")
     parser.add_argument("--rerun-clean", action="store_true", help="with --report-from: run the clean clips again")
     parser.add_argument("--note", default="", help="a remark added to the section (e.g. the machine's load)")
+    parser.add_argument("--resume", metavar="JSON", help="continue a saved run (parts and mixtures it has are kept)")
+    parser.add_argument("--reuse", metavar="JSON", help="take DFN3 / noisereduce / input DNSMOS of each mixture from "
+                        "this earlier run (same mixtures) and run only the gate again (for a gate-only change)")
     args = parser.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     saved = Path(tempfile.gettempdir()) / "voiceprep_enhance.json"
@@ -491,18 +515,28 @@ def main() -> None:
                 json.dump(data, fh)
     else:
         data = {}
+        if args.resume:
+            with open(args.resume) as fh:
+                data = json.load(fh)
+        reuse = None
+        if args.reuse:
+            with open(args.reuse) as fh:
+                reuse = json.load(fh)
 
         def save() -> None:  # after every step: a run cut short still reports what it finished
             with open(saved, "w") as fh:
                 json.dump(data, fh)
 
-        data.update(clean=run_clean(), excluded=clean_set()[1])
-        save()
-        data.update(real=real_noisy(args.real))
-        save()
-        data.update(e2e=run_e2e(args.e2e, args.speech))
-        save()
-        run_mixtures(args.speech, args.alternate, data, save)
+        if "clean" not in data:
+            data.update(clean=run_clean(), excluded=clean_set()[1])
+            save()
+        if "real" not in data:
+            data.update(real=real_noisy(args.real))
+            save()
+        if "e2e" not in data:
+            data.update(e2e=run_e2e(args.e2e, args.speech))
+            save()
+        run_mixtures(args.speech, args.alternate, data, save, reuse)
     rows = [{**r, **{k: tuple(v) for k, v in r.items() if k.endswith("_mos")}} for r in data["rows"]]
     per_clip = len(NOISE) * len(SNRS_DB) * (1 if args.alternate else 2)
     done = {name for name in {r["speech"] for r in rows} if sum(r["speech"] == name for r in rows) == per_clip}
