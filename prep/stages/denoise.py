@@ -26,8 +26,8 @@ bounded.
 
 *Do no harm*: :func:`denoise` estimates the SNR first; above
 ``soften_above_snr_db`` the strength is reduced linearly, reaching zero (no
-processing at all) at ``skip_above_snr_db``, and the DC bin (DC offset and
-infrasonic rumble, no part of the voice) is left as it is.
+processing at all) at ``skip_above_snr_db``; above :data:`KEEP_DC_ABOVE_SNR_DB`
+the DC bin (DC offset and infrasonic rumble, no part of the voice) is left as it is.
 
 :func:`estimate_noise` measures, :func:`spectral_gate` applies,
 :func:`denoise` does both with the do-no-harm rule, :class:`Denoise` is the
@@ -78,6 +78,11 @@ NOISE_FLOOR_PERCENTILE = 10.0
 NOISE_SPAN_DB = 10.0
 #: Least share of the noise frames the floor must keep; else the span is taken from their median.
 NOISE_MIN_SHARE = 0.5
+#: Above this SNR estimate (and the softening threshold) the gate leaves the DC bin alone. At 20 dB input
+#: SNR stationary noises read 21-22 dB, and gating their DC bin is worth up to 1.6 dB SI-SDR (pink noise);
+#: a clean LibriSpeech clip whose rumble below 20 Hz is 22 % of its power reads 24 dB, and the softened gate
+#: leaves it at 27.7 dB SI-SDR against its input with its DC bin left alone, 24.2 dB with it gated.
+KEEP_DC_ABOVE_SNR_DB = 23.0
 #: Band (Hz) over which :attr:`NoiseEstimate.nonstationarity_db` is averaged.
 _FLUX_BAND_HZ = (100.0, 8000.0)
 #: ``E[10 log10 P] - 10 log10 E[P]`` of exponentially distributed power (a stationary Gaussian noise bin):
@@ -790,9 +795,11 @@ class _Plan:
             reason = f"estimated SNR {snr:.1f} dB > {soften:g} dB: strength softened to {used:.2f}"
         if used <= 0.0:
             return self.x, DenoiseReport(False, 0.0, reason or "strength is 0", est, snr, None)
-        # Softened (an already clean clip): only the voice's band is gated; the DC bin (0 Hz +- 31 Hz: DC
-        # offset and infrasonic rumble, which no one hears) stays, so a clean clip's rumble is no change.
-        config = dataclasses.replace(self.config, strength=float(used), keep_dc=snr > soften)
+        # Softened and clean (SNR above KEEP_DC_ABOVE_SNR_DB): only the voice's band is gated; the DC bin
+        # (0 Hz +- 31 Hz: DC offset and infrasonic rumble, which no one hears) stays, so a clean clip's
+        # rumble is no change.
+        keep_dc = snr > max(soften, KEEP_DC_ABOVE_SNR_DB)
+        config = dataclasses.replace(self.config, strength=float(used), keep_dc=keep_dc)
         y, gate = _gate(self.x, est, config, spec=spec)
         return y, DenoiseReport(True, float(used), reason, est, snr + gate.snr_change_db, gate)
 
