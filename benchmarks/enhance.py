@@ -42,7 +42,9 @@ Real noisy recordings: corpus recordings DNSMOS calls noisy (BAK < 3.6 in ``judg
 DNSMOS after gate / DFN3 / auto.
 
 Run: ``python benchmarks/enhance.py [--speech N] [--e2e N] [--alternate]`` (writes the ``enhance`` section of
-RESULTS.md; the run is saved after every mixture, ``--report-from`` rebuilds the section from it).
+RESULTS.md; the run is saved after every mixture, ``--report-from`` rebuilds the section from it,
+``--resume`` continues it; ``--reuse OLD.json`` runs only the gate on the mixtures and takes the other
+methods' results and CPU time from an earlier run of the same mixtures, for a change to the gate alone).
 """
 
 from __future__ import annotations
