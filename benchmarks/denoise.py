@@ -233,7 +233,7 @@ def cold_compile_s() -> float:
         "import time; t=time.perf_counter(); import numpy as np; "
         "from prep.stages.denoise import estimate_noise, spectral_gate; "
         "x=np.random.default_rng(0).standard_normal(16000).astype(np.float32); "
-        "e=estimate_noise(x, 16000, speech=np.zeros(34, bool)); "
+        "e=estimate_noise(x, sample_rate=16000, speech=np.zeros(34, bool)); "
         "spectral_gate(x, sample_rate=16000, noise=e); "
         "spectral_gate(x, sample_rate=16000, noise=e, mode='nonstationary'); "
         "print(time.perf_counter()-t)"

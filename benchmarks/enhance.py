@@ -17,9 +17,12 @@ DNSMOS P.835 OVRL/SIG/BAK of the output (``prep.dsp.dnsmos``).  Methods:
 * ``gate``: :func:`prep.stages.denoise.denoise` (stationary, do-no-harm rule, its own VAD);
 * ``deepfilter``: :func:`prep.dsp.deepfilter.deepfilter` (DFN3, no attenuation limit);
 * ``noisereduce``: ``noisereduce.reduce_noise`` defaults (non-stationary);
-* ``auto``: what ``Denoise(method="auto")`` picks: DFN3 where the gate's SNR estimate is below the
-  threshold (22 dB), the gate otherwise (the estimate is recorded, so other thresholds are
-  evaluated from the same outputs: the rule table);
+* ``auto``: what ``Denoise(method="auto")`` picks (:meth:`Denoise.prefers_deepfilter`): DFN3 where the
+  gate's SNR estimate is below 19 dB, or below 22 dB with non-stationary noise (the estimate's
+  ``nonstationarity_db`` >= 0.7 dB), the gate otherwise (estimate and nonstationarity are recorded, so
+  other rules are evaluated from the same outputs: the rule table, and the design / validation split
+  by speech clip: the rule's constants were chosen on the even-numbered clean clips and checked on
+  the odd-numbered ones);
 * ``oracle``: the better of gate and DFN3 per mixture (the bound the rule is judged against).
 
 Clean speech (no noise added): SI-SDR of each method's output against its input, on every clean
@@ -39,7 +42,9 @@ Real noisy recordings: corpus recordings DNSMOS calls noisy (BAK < 3.6 in ``judg
 DNSMOS after gate / DFN3 / auto.
 
 Run: ``python benchmarks/enhance.py [--speech N] [--e2e N] [--alternate]`` (writes the ``enhance`` section of
-RESULTS.md; the run is saved after every mixture, ``--report-from`` rebuilds the section from it).
+RESULTS.md; the run is saved after every mixture, ``--report-from`` rebuilds the section from it,
+``--resume`` continues it; ``--reuse OLD.json`` runs only the gate on the mixtures and takes the other
+methods' results and CPU time from an earlier run of the same mixtures, for a change to the gate alone).
 """
 
 from __future__ import annotations
@@ -162,23 +167,44 @@ def mixture_speech(n_speech: int) -> list[str]:
     return [p for p in SPEECH if p in clean and (CORPUS / p).exists()][:n_speech]
 
 
-def run_mixtures(n_speech: int, alternate: bool, data: dict, save) -> None:
-    """Run the mixtures clip by clip into ``data["rows"]``, ``["cpu_s"]``, ``["audio_s"]``; ``save()`` after each."""
+def _key(row: dict) -> tuple:
+    return row["speech"], row["noise"], row["snr"], bool(row["lead"])
+
+
+def run_mixtures(n_speech: int, alternate: bool, data: dict, save, reuse: dict | None = None) -> None:
+    """Run the mixtures clip by clip into ``data["rows"]``, ``["cpu_s"]``, ``["audio_s"]``; ``save()`` after each.
+
+    Mixtures already in ``data["rows"]`` are skipped (a resumed run). ``reuse``: an earlier run's saved data;
+    its results for the methods other than the gate (and the input's DNSMOS) are taken for the same mixtures
+    instead of running them again, with its CPU time for them (for a change that only touches the gate).
+    """
     fns = methods()
     noise = {k: _read(p) for k, p in NOISE.items() if (CORPUS / p).exists()}
     rows: list[dict] = data.setdefault("rows", [])
     busy = data.setdefault("cpu_s", dict.fromkeys(METHODS, 0.0))
     data.setdefault("audio_s", 0.0)
+    done = {_key(r) for r in rows}
+    old = {_key(r): r for r in reuse["rows"]} if reuse else {}
+    if reuse:
+        data["reused"] = [m for m in METHODS if m != "gate"]  # each reused mixture adds its share of their CPU time
     for si, path in enumerate(mixture_speech(n_speech)):
         sname, clean = Path(path).stem, _read(path)
         for ni, (nname, nsig) in enumerate(noise.items()):
             for snr in SNRS_DB:
                 leads = [(si + ni + snr // 5) % 2 == 0] if alternate else [True, False]
                 for lead in leads:
+                    if (sname, nname, snr, lead) in done:
+                        continue
                     ref, mix = mixture(clean, nsig, snr, lead, seed=1000 * si + 10 * ni + snr + 500 * lead)
                     base = si_sdr(mix, ref)
-                    row = {"speech": sname, "noise": nname, "snr": snr, "lead": lead, "in": base, "in_mos": mos(mix)}
+                    prior = old.get((sname, nname, snr, lead))
+                    row = {"speech": sname, "noise": nname, "snr": snr, "lead": lead, "in": base}
+                    row["in_mos"] = prior["in_mos"] if prior else mos(mix)
                     for name, fn in fns.items():
+                        if prior is not None and name != "gate":
+                            row[name], row[name + "_mos"] = prior[name], prior[name + "_mos"]
+                            busy[name] += reuse["cpu_s"][name] / len(reuse["rows"])
+                            continue
                         t0 = time.process_time()
                         out, rep = fn(mix)
                         busy[name] += time.process_time() - t0
@@ -186,6 +212,7 @@ def run_mixtures(n_speech: int, alternate: bool, data: dict, save) -> None:
                         row[name + "_mos"] = mos(out)
                         if name == "gate":
                             row["gate_snr"] = rep.snr_before_db
+                            row["gate_ns"] = rep.noise.nonstationarity_db
                     rows.append(row)
                     data["audio_s"] += mix.size / RATE
                     save()
@@ -213,6 +240,7 @@ def run_clean() -> list[tuple[str, dict[str, float], str]]:
         scores["auto_hp50"] = _si_sdr_above(auto.audio, x, 50.0) if auto.metrics["denoise_applied"] else float("inf")
         scores["bak"] = bak
         scores["est"] = rep.snr_before_db
+        scores["ns"] = rep.noise.nonstationarity_db
         out.append((p.removeprefix("speech/"), scores, auto.metrics["denoise_method"]))
         print("clean", out[-1], flush=True)
     return out
@@ -316,9 +344,26 @@ def _mean(values) -> float:
     return float(np.mean(v)) if v else float("nan")
 
 
-def report(rows, cpu_s, audio_s, clean, excluded, e2e, real, threshold_db: float = 22.0) -> str:
-    def auto(row, thr=threshold_db):
-        return "deepfilter" if row["gate_snr"] < thr else "gate"
+def _prefers_deepfilter(est_db: float, ns_db: float | None, thr: float | None = None) -> bool:
+    """The stage's ``auto`` rule (its defaults) on recorded estimates; ``thr``: the one-threshold rule instead."""
+    from prep.stages.denoise import Denoise
+
+    if thr is not None:
+        return est_db < thr
+    ns = float("nan") if ns_db is None else ns_db
+    return est_db < Denoise.deepfilter_below_snr_db or (
+        est_db < Denoise.nonstationary_below_snr_db and ns >= Denoise.nonstationary_above_db)
+
+
+def report(rows, cpu_s, audio_s, clean, excluded, e2e, real) -> str:
+    from prep.stages.denoise import Denoise
+
+    def auto(row, thr=None):
+        return "deepfilter" if _prefers_deepfilter(row["gate_snr"], row.get("gate_ns"), thr) else "gate"
+
+    rule_text = (f"DFN3 where the gate's SNR estimate < {Denoise.deepfilter_below_snr_db:g} dB, or < "
+                 f"{Denoise.nonstationary_below_snr_db:g} dB with noise nonstationarity >= "
+                 f"{Denoise.nonstationary_above_db:g} dB")
 
     n_lead = sum(r["lead"] for r in rows)
     lead_text = ("each with and without" if 2 * n_lead == len(rows) else f"{n_lead} with") + \
@@ -326,8 +371,8 @@ def report(rows, cpu_s, audio_s, clean, excluded, e2e, real, threshold_db: float
     lines = [
         f"{len(rows)} mixtures ({len({r['speech'] for r in rows})} clean clips x {len(NOISE)} real noises x "
         f"{len(SNRS_DB)} SNRs, {lead_text}), 44.1 kHz, "
-        f"{audio_s / 60:.1f} min of audio. Mean ΔSI-SDR (dB) by input SNR; `auto` = DFN3 where the gate's "
-        f"SNR estimate < {threshold_db:g} dB; `oracle` = the better of gate and DFN3 per mixture.",
+        f"{audio_s / 60:.1f} min of audio. Mean ΔSI-SDR (dB) by input SNR; `auto` = {rule_text}; "
+        "`oracle` = the better of gate and DFN3 per mixture.",
         "",
         "| SNR | gate | DFN3 | noisereduce | auto | oracle | auto − max(gate, DFN3) | DFN3 chosen |",
         "|---|---|---|---|---|---|---|---|",
@@ -352,15 +397,30 @@ def report(rows, cpu_s, audio_s, clean, excluded, e2e, real, threshold_db: float
               f"{'met' if held else 'NOT met'}; worst {gaps[worst]:+.2f} dB at {worst} dB. Per mixture, `auto` is "
               f"within 0.3 dB of the better method in {sum(d >= -0.3 for d in per_mix)}/{len(per_mix)} mixtures "
               f"(worst {min(per_mix):+.2f} dB)."]
-    lines += ["", "Rule threshold (DFN3 where the gate's estimate < T), mean ΔSI-SDR of `auto` by SNR, and the clean "
-              "clips (table below) that rule would leave under 25 dB SI-SDR against their input:", "",
-              "| T | " + " | ".join(f"{s} dB" for s in SNRS_DB) + " | clean clips < 25 dB |",
+    speech = list(dict.fromkeys(r["speech"] for r in rows))
+    lines += ["", "Design / validation split: the rule's constants were chosen on the mixtures of the even-numbered "
+              "clean clips (design) and checked on the odd-numbered ones (validation); `auto` − max(gate, DFN3) "
+              "by SNR on each half:", "", "| half | clips | " + " | ".join(f"{s} dB" for s in SNRS_DB) + " |",
               "|---" * (len(SNRS_DB) + 2) + "|"]
-    for thr in THRESHOLDS_DB:
+    for half, names in (("design", speech[0::2]), ("validation", speech[1::2])):
+        cells = []
+        for snr in SNRS_DB:
+            sel = [r for r in rows if r["snr"] == snr and r["speech"] in names]
+            best = max(_mean(r["gate"] for r in sel), _mean(r["deepfilter"] for r in sel))
+            cells.append(f"{_mean(r[auto(r)] for r in sel) - best:+.2f}")
+        lines.append(f"| {half} | {len(names)} | " + " | ".join(cells) + " |")
+    lines += ["", "Rules compared (DFN3 where the gate's estimate < T: the one-threshold rule; `auto`: the stage's), "
+              "mean ΔSI-SDR of `auto` by SNR, and the clean clips (table below) that rule would leave under 25 dB "
+              "SI-SDR against their input:", "",
+              "| rule | " + " | ".join(f"{s} dB" for s in SNRS_DB) + " | clean clips < 25 dB |",
+              "|---" * (len(SNRS_DB) + 2) + "|"]
+    for thr in (*THRESHOLDS_DB, None):
         cells = [f"{_mean(r[auto(r, thr)] for r in rows if r['snr'] == s):+.2f}" for s in SNRS_DB]
-        harmed = [n for n, c, _ in clean if (c["deepfilter"] if c["est"] < thr else c["gate"]) < 25.0]
+        harmed = [n for n, c, _ in clean
+                  if (c["deepfilter"] if _prefers_deepfilter(c["est"], c.get("ns"), thr) else c["gate"]) < 25.0]
         cells.append(f"{len(harmed)}/{len(clean)}" + (f" ({', '.join(harmed)})" if harmed else ""))
-        lines.append(f"| {thr:g} dB | " + " | ".join(cells) + " |")
+        lines.append(f"| {'T = ' + format(thr, 'g') + ' dB' if thr is not None else '`auto` (stage rule)'} | "
+                     + " | ".join(cells) + " |")
     lines += ["", "DNSMOS P.835 after (OVRL / SIG / BAK), mean by SNR:", "",
               "| SNR | input | gate | DFN3 | noisereduce | auto |", "|---|---|---|---|---|---|"]
 
@@ -393,12 +453,15 @@ def report(rows, cpu_s, audio_s, clean, excluded, e2e, real, threshold_db: float
     ok = [s["auto"] >= 25.0 for _, s, _ in clean]
     lines += ["", f"Clean speech (no noise added): every corpus speech recording with DNSMOS BAK >= {CLEAN_BAK:g} in "
               "judge_scores.tsv (one speaker; first 30 s), SI-SDR of the output against its input "
-              "(inf = untouched); `est` = the gate's SNR estimate, `< 20 Hz` = share of the clip's power below 20 Hz, "
+              "(inf = untouched); `est` = the gate's SNR estimate, `nonstat.` = its noise nonstationarity, "
+              "`< 20 Hz` = share of the clip's power below 20 Hz, "
               "last column = `auto` again with output and input both high-passed at 50 Hz (is a change only rumble?):",
-              "", "| clip | BAK | < 20 Hz | est | gate | DFN3 forced | auto | auto chose | auto, both > 50 Hz |",
-              "|---|---|---|---|---|---|---|---|---|"]
+              "",
+              "| clip | BAK | < 20 Hz | est | nonstat. | gate | DFN3 forced | auto | auto chose | auto, both > 50 Hz |",
+              "|---|---|---|---|---|---|---|---|---|---|"]
     for name, s, chose in sorted(clean, key=lambda c: c[1]["auto"]):
         lines.append(f"| {name} | {s['bak']:.2f} | {infrasound_db('speech/' + name):.1f} dB | {s['est']:.1f} dB | "
+                     f"{s.get('ns', float('nan')):.1f} dB | "
                      f"{s['gate']:.1f} | {s['deepfilter']:.1f} | {s['auto']:.1f} | {chose} | "
                      f"{s.get('auto_hp50', float('nan')):.1f} |")
     harmed = [n for n, s, _ in clean if s["auto"] < 25.0]
@@ -439,6 +502,9 @@ def main() -> None:
     parser.add_argument("--report-from", metavar="JSON", help="only rebuild the section from a saved run")
     parser.add_argument("--rerun-clean", action="store_true", help="with --report-from: run the clean clips again")
     parser.add_argument("--note", default="", help="a remark added to the section (e.g. the machine's load)")
+    parser.add_argument("--resume", metavar="JSON", help="continue a saved run (parts and mixtures it has are kept)")
+    parser.add_argument("--reuse", metavar="JSON", help="take DFN3 / noisereduce / input DNSMOS of each mixture from "
+                        "this earlier run (same mixtures) and run only the gate again (for a gate-only change)")
     args = parser.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     saved = Path(tempfile.gettempdir()) / "voiceprep_enhance.json"
@@ -451,18 +517,28 @@ def main() -> None:
                 json.dump(data, fh)
     else:
         data = {}
+        if args.resume:
+            with open(args.resume) as fh:
+                data = json.load(fh)
+        reuse = None
+        if args.reuse:
+            with open(args.reuse) as fh:
+                reuse = json.load(fh)
 
         def save() -> None:  # after every step: a run cut short still reports what it finished
             with open(saved, "w") as fh:
                 json.dump(data, fh)
 
-        data.update(clean=run_clean(), excluded=clean_set()[1])
-        save()
-        data.update(real=real_noisy(args.real))
-        save()
-        data.update(e2e=run_e2e(args.e2e, args.speech))
-        save()
-        run_mixtures(args.speech, args.alternate, data, save)
+        if "clean" not in data:
+            data.update(clean=run_clean(), excluded=clean_set()[1])
+            save()
+        if "real" not in data:
+            data.update(real=real_noisy(args.real))
+            save()
+        if "e2e" not in data:
+            data.update(e2e=run_e2e(args.e2e, args.speech))
+            save()
+        run_mixtures(args.speech, args.alternate, data, save, reuse)
     rows = [{**r, **{k: tuple(v) for k, v in r.items() if k.endswith("_mos")}} for r in data["rows"]]
     per_clip = len(NOISE) * len(SNRS_DB) * (1 if args.alternate else 2)
     done = {name for name in {r["speech"] for r in rows} if sum(r["speech"] == name for r in rows) == per_clip}

@@ -49,7 +49,8 @@ _EMBED_HELP = (
 )
 
 
-_DENOISE_HELP = ("auto (default): DeepFilterNet3 on noisy clips (gate SNR estimate < 22 dB) with "
+_DENOISE_HELP = ("auto (default): DeepFilterNet3 on noisy clips (gate SNR estimate < 19 dB, or < 22 dB with "
+                 "non-stationary noise) with "
                  "pip install 'voiceprep[enhance]', the spectral gate elsewhere; gate, deepfilter or off force one")
 
 

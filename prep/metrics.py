@@ -189,7 +189,8 @@ _DECLARED: tuple[Metric, ...] = (
     _M("resampled_from_hz", "Hz", "rate before resampling (`null` when the rate was kept)",
        ("resample",), "process", "int"),
     _M("denoise_method", "", "what denoised the clip: `gate` (spectral gate), `deepfilter` (DeepFilterNet3, "
-       "`[enhance]` extra) or `off`; `--denoise auto` picks DeepFilterNet3 where `denoise_snr_in_db` is below 22 dB",
+       "`[enhance]` extra) or `off`; `--denoise auto` picks DeepFilterNet3 where `denoise_snr_in_db` is below "
+       "19 dB, or below 22 dB with `noise_nonstationarity_db` at least 0.7 dB",
        ("denoise",), "process", "str"),
     _M("noise_floor_dbfs", "dBFS", "the denoiser's noise-floor estimate of its input", ("denoise",), "process"),
     _M("denoise_snr_in_db", "dB", "the denoiser's SNR estimate of its input (decides softening and skipping)",
@@ -201,6 +202,9 @@ _DECLARED: tuple[Metric, ...] = (
        ("denoise",), "process", "bool"),
     _M("denoise_strength", "ratio", "gate strength as used, after softening", ("denoise",), "process"),
     _M("noise_profile", "", "where the noise profile came from", ("denoise",), "process", "str"),
+    _M("noise_nonstationarity_db", "dB", "how much the noise spectrum in the pauses varies over time (about 0: "
+       "stationary hiss, hum, water; babble, crackle: more); `--denoise auto` uses it between 19 and 22 dB SNR",
+       ("denoise",), "process"),
     _M("noise_reduction_db", "dB", "noise level the gate took away in the pauses", ("denoise",), "process"),
     _M("denoise_note", "", "why denoising was skipped or softened", ("denoise",), "process", "str"),
     _M("deepfilter_lsnr_db", "dB", "DeepFilterNet3's own mean local SNR estimate of the clip, when it ran",

