@@ -92,7 +92,7 @@ def main() -> None:
                 decoded, out_rate = _decode(data)
                 ref = ref48 if out_rate == 48000 else soxr.resample(ref48, 48000, out_rate)
                 row[route] = {"cpu": best, "bytes": len(data), "lsd": lsd_db(ref, out_rate, decoded, min(bw, 20000.0)),
-                              "opus_rate": opus_rate(rate, band)}
+                              "opus_rate": opus_rate(sample_rate=rate, bandwidth_hz=band)}
             rows.append(row)
             print(row, flush=True)
     total = sum(r["seconds"] for r in rows)

@@ -325,13 +325,15 @@ def test_run_and_report_take_embed_audio():
 def test_opus_rate_holds_the_measured_band():
     from prep.report.audio import opus_rate
 
-    assert opus_rate(44100) == 48000 and opus_rate(22050) == 24000 and opus_rate(16000) == 16000
-    assert opus_rate(44100, bandwidth_hz=7800.0) == 16000  # a 16 kHz recording stored at 44.1 kHz
-    assert opus_rate(44100, bandwidth_hz=8300.0) == 24000
-    assert opus_rate(48000, bandwidth_hz=4900.0) == 12000
-    assert opus_rate(44100, bandwidth_hz=19000.0) == 48000
-    assert opus_rate(16000, bandwidth_hz=20000.0) == 16000  # never above the file's own rate
-    assert opus_rate(44100, bandwidth_hz=float("nan")) == 48000 and opus_rate(44100, bandwidth_hz=0.0) == 48000
+    assert opus_rate(sample_rate=44100) == 48000 and opus_rate(sample_rate=22050) == 24000
+    assert opus_rate(sample_rate=16000) == 16000
+    assert opus_rate(sample_rate=44100, bandwidth_hz=7800.0) == 16000  # a 16 kHz recording stored at 44.1 kHz
+    assert opus_rate(sample_rate=44100, bandwidth_hz=8300.0) == 24000
+    assert opus_rate(sample_rate=48000, bandwidth_hz=4900.0) == 12000
+    assert opus_rate(sample_rate=44100, bandwidth_hz=19000.0) == 48000
+    assert opus_rate(sample_rate=16000, bandwidth_hz=20000.0) == 16000  # never above the file's own rate
+    assert opus_rate(sample_rate=44100, bandwidth_hz=float("nan")) == 48000
+    assert opus_rate(sample_rate=44100, bandwidth_hz=0.0) == 48000
 
 
 def test_a_stereo_sources_preview_is_its_downmix_at_the_rate_of_its_band(tmp_path, demo_dir):

@@ -45,7 +45,7 @@ OPUS_MIME = "audio/ogg"
 _OPUS_RATES = (8000, 12000, 16000, 24000, 48000)
 
 
-def opus_rate(sample_rate: int, bandwidth_hz: float | None = None) -> int:
+def opus_rate(*, sample_rate: int, bandwidth_hz: float | None = None) -> int:
     """The Opus rate (Hz) :func:`opus_ogg` encodes at: the lowest whose band holds the signal's.
 
     The lowest Opus rate (8, 12, 16, 24 or 48 kHz) at or above ``sample_rate``
@@ -106,7 +106,7 @@ def opus_ogg(
         raise DataError("no audio to encode")
     x = np.ascontiguousarray(np.clip(x, -1.0, 1.0))
     layout = "mono" if x.shape[0] == 1 else "stereo"
-    target = opus_rate(rate, bandwidth_hz)
+    target = opus_rate(sample_rate=rate, bandwidth_hz=bandwidth_hz)
     buf = io.BytesIO()
     try:
         with av.open(buf, "w", format="ogg") as container:
