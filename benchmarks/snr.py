@@ -81,48 +81,36 @@ REJECT_SNR_DB = 10.0
 
 
 # -- estimators -----------------------------------------------------------------------------
-def old_snr(x: np.ndarray, rate: int, guard_s: float = 0.06, min_noise_s: float = 0.2) -> float:
+def _pause_snr(x: np.ndarray, rate: int, floor, guard_s: float = 0.06, min_noise_s: float = 0.2) -> float:
+    """SNR on unweighted frame powers, the noise from the frames away from speech by ``floor(powers)``."""
+    power = frame_powers(x, sample_rate=rate)
+    mask = np.zeros(power.size, bool)
+    speech = vad_mask(x, sample_rate=rate)
+    k = min(power.size, speech.size)
+    mask[:k] = speech[:k]
+    if not mask.any():
+        return float("nan")
+    guard = math.ceil(guard_s / VAD_FRAME_S)
+    near = ndimage.binary_dilation(mask, structure=np.ones(2 * guard + 1, bool))
+    quiet = ~near
+    if quiet.sum() * VAD_FRAME_S >= min_noise_s:
+        noise = floor(power[quiet])
+    else:
+        noise = float(np.mean(np.sort(power)[: max(1, power.size // 20)]))
+    speech_power = float(np.mean(power[near])) - noise
+    if noise <= 1e-12:
+        return 100.0
+    return -100.0 if speech_power <= 0 else min(100.0, 10 * math.log10(speech_power / noise))
+
+
+def old_snr(x: np.ndarray, rate: int) -> float:
     """The old estimator: the noise is the mean power of the frames away from speech."""
-    power = frame_powers(x, sample_rate=rate)
-    mask = np.zeros(power.size, bool)
-    speech = vad_mask(x, sample_rate=rate)
-    k = min(power.size, speech.size)
-    mask[:k] = speech[:k]
-    if not mask.any():
-        return float("nan")
-    guard = math.ceil(guard_s / VAD_FRAME_S)
-    near = ndimage.binary_dilation(mask, structure=np.ones(2 * guard + 1, bool))
-    quiet = ~near
-    if quiet.sum() * VAD_FRAME_S >= min_noise_s:
-        noise = float(np.mean(power[quiet]))
-    else:
-        noise = float(np.mean(np.sort(power)[: max(1, power.size // 20)]))
-    speech_power = float(np.mean(power[near])) - noise
-    if noise <= 1e-12:
-        return 100.0
-    return -100.0 if speech_power <= 0 else min(100.0, 10 * math.log10(speech_power / noise))
+    return _pause_snr(x, rate, lambda quiet: float(np.mean(quiet)))
 
 
-def prev_snr(x: np.ndarray, rate: int, guard_s: float = 0.06, min_noise_s: float = 0.2) -> float:
+def prev_snr(x: np.ndarray, rate: int) -> float:
     """The previous estimator: unweighted powers, the noise is the floor of the pauses only."""
-    power = frame_powers(x, sample_rate=rate)
-    mask = np.zeros(power.size, bool)
-    speech = vad_mask(x, sample_rate=rate)
-    k = min(power.size, speech.size)
-    mask[:k] = speech[:k]
-    if not mask.any():
-        return float("nan")
-    guard = math.ceil(guard_s / VAD_FRAME_S)
-    near = ndimage.binary_dilation(mask, structure=np.ones(2 * guard + 1, bool))
-    quiet = ~near
-    if quiet.sum() * VAD_FRAME_S >= min_noise_s:
-        noise = _noise_floor(power[quiet])[0]
-    else:
-        noise = float(np.mean(np.sort(power)[: max(1, power.size // 20)]))
-    speech_power = float(np.mean(power[near])) - noise
-    if noise <= 1e-12:
-        return 100.0
-    return -100.0 if speech_power <= 0 else min(100.0, 10 * math.log10(speech_power / noise))
+    return _pause_snr(x, rate, lambda quiet: _noise_floor(quiet)[0])
 
 
 def new_snr(x: np.ndarray, rate: int) -> float:
