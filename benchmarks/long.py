@@ -37,6 +37,9 @@ from benchmarks._audio import program
 from benchmarks._encode import encode_stream
 from benchmarks._lean import LEAN_CLI
 from benchmarks._results import write_section
+from prep.run.longform import LongForm
+
+LONGFORM = LongForm()  # what the CLI uses
 
 RATE = 48000
 ROOT = Path(__file__).resolve().parent.parent
@@ -73,8 +76,12 @@ def _children() -> dict[int, list[int]]:
     return kids
 
 
-def tree_pss_mb(pid: int, cpu: dict[int, tuple[int, float]] | None = None) -> float:
-    """Summed PSS (MB) of ``pid`` and all its descendants; ``cpu`` gets each one's (depth, CPU seconds)."""
+def tree_pss_mb(pid: int, cpu: dict[int, tuple[int, float]] | None = None, *, pss: bool = True) -> float:
+    """Summed PSS (MB) of ``pid`` and all its descendants; ``cpu`` gets each one's (depth, CPU seconds).
+
+    With ``pss=False`` only the CPU times are read (0 is returned): reading ``smaps_rollup`` walks a
+    process's page tables, about 20 ms of CPU per sample of a 2-worker run, taken from the run's cores.
+    """
     kids = _children()
     todo, total = [(pid, 0)], 0.0
     while todo:
@@ -85,6 +92,8 @@ def tree_pss_mb(pid: int, cpu: dict[int, tuple[int, float]] | None = None) -> fl
                 with open(f"/proc/{p}/stat") as fh:
                     fields = fh.read().rsplit(")", 1)[1].split()
                 cpu[p] = (depth, (int(fields[11]) + int(fields[12])) / _TICK)
+            if not pss:
+                continue
             with open(f"/proc/{p}/smaps_rollup") as fh:
                 for line in fh:
                     if line.startswith("Pss:"):
@@ -107,7 +116,8 @@ _RUNNER = LEAN_CLI.replace(
 )
 
 
-def run_one(path: Path, out: Path, jobs: int, extra: list[str] | None = None) -> dict:
+def run_one(path: Path, out: Path, jobs: int, extra: list[str] | None = None, *, memory: bool = True) -> dict:
+    """One run's wall time, CPU times and (with ``memory``) peak summed PSS, sampled every 0.2 s."""
     cmd = [sys.executable, "-c", _RUNNER, "run", str(path), "-o", str(out), "-q", "--jobs", str(jobs),
            *(extra or [])]
     t0 = time.perf_counter()
@@ -116,7 +126,7 @@ def run_one(path: Path, out: Path, jobs: int, extra: list[str] | None = None) ->
     cpu: dict[int, tuple[int, float]] = {}  # pid -> (depth below the run's process, CPU s): last seen
     serial = None  # the run's own CPU s when a worker (a fork server's child, depth 2) first ran
     while proc.poll() is None:
-        peak = max(peak, tree_pss_mb(proc.pid, cpu))
+        peak = max(peak, tree_pss_mb(proc.pid, cpu, pss=memory))
         if serial is None and any(d >= 2 and c > 0.05 for d, c in cpu.values()):
             serial = cpu[proc.pid][1]
         time.sleep(0.2)
@@ -126,7 +136,7 @@ def run_one(path: Path, out: Path, jobs: int, extra: list[str] | None = None) ->
         raise SystemExit(f"run failed: {stderr[-2000:]}")
     hwm = float(stdout.split("HWM")[-1].strip())
     clips = sum(1 for _ in (out / "clips").rglob("*.wav"))
-    return {"jobs": jobs, "wall_s": wall, "peak_pss_mb": peak, "parent_hwm_mb": hwm, "clips": clips,
+    return {"jobs": jobs, "wall_s": wall, "peak_pss_mb": peak if memory else None, "parent_hwm_mb": hwm, "clips": clips,
             "cpu_s": sum(c for _, c in cpu.values()), "parent_cpu_s": cpu.get(proc.pid, (0, 0.0))[1],
             "serial_cpu_s": serial}
 
@@ -162,12 +172,19 @@ def main() -> None:
             make_input(path, seconds)
             print(f"made {seconds:.0f} s input in {time.perf_counter() - t0:.0f} s", flush=True)
             best: dict[int, dict] = {}
+            # Timing runs sample CPU times only; memory runs also the PSS, whose sampling takes CPU from
+            # the run (from its cores when they are all busy): their wall time is shown apart.
             for repeat in range(args.repeats):
                 for jobs in (1, args.workers):
-                    res = run_one(path, tmpdir / f"out_{int(seconds)}_{jobs}_{repeat}", jobs)
+                    res = run_one(path, tmpdir / f"out_{int(seconds)}_{jobs}_{repeat}", jobs, memory=False)
                     print(json.dumps(res), flush=True)
                     if jobs not in best or res["wall_s"] < best[jobs]["wall_s"]:
                         best[jobs] = res
+            for jobs in (1, args.workers):
+                mem = run_one(path, tmpdir / f"out_{int(seconds)}_{jobs}_mem", jobs)
+                print(json.dumps(mem), flush=True)
+                best[jobs].update(peak_pss_mb=mem["peak_pss_mb"], parent_hwm_mb=mem["parent_hwm_mb"],
+                                  mem_wall_s=mem["wall_s"])
             for res in best.values():
                 # CPU-bound estimate for an idle machine (Amdahl): the run's own CPU until a worker first ran is
                 # serial, the rest spread over the workers; --jobs 1 takes its CPU time.
@@ -177,28 +194,32 @@ def main() -> None:
                              "est_s": est, "est_speedup": best[1]["cpu_s"] / est})
             path.unlink()
     table = ["| input | --jobs | wall s | x realtime | vs --jobs 1 | CPU s (all) | CPU s (parent) | serial CPU s "
-             "| CPU-bound estimate s | estimate vs --jobs 1 | peak summed PSS MB | parent peak RSS MB | clips |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| CPU-bound estimate s | estimate vs --jobs 1 | peak summed PSS MB | parent peak RSS MB "
+             "| wall s (memory run) | clips |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         serial = "-" if r["serial_cpu_s"] is None else f"{r['serial_cpu_s']:.1f}"
         table.append(
             f"| {r['duration_s'] / 60:.0f} min 48 kHz stereo m4a | {r['jobs']} | {r['wall_s']:.1f} "
             f"| {r['duration_s'] / r['wall_s']:.0f} | {r['speedup']:.2f}x | {r['cpu_s']:.1f} | {r['parent_cpu_s']:.1f} "
             f"| {serial} | {r['est_s']:.1f} | {r['est_speedup']:.2f}x | {r['peak_pss_mb']:.0f} "
-            f"| {r['parent_hwm_mb']:.0f} | {r['clips']} |"
+            f"| {r['parent_hwm_mb']:.0f} | {r['mem_wall_s']:.1f} | {r['clips']} |"
         )
     md = (
         "## Long recordings (benchmarks/long.py)\n\n"
         "`voiceprep run FILE -o OUT --jobs N` on one long file (fish profile, denoise on, model-free as in the "
         "pipeline benchmark), each run a fresh process tree. The parent streams the file once, cutting pieces of "
-        "60-120 s under the downmix decision so far and handing each to a worker (as a temp file) as soon as it is "
-        "cut, while the rest is decoded; at the end the whole file's decision and cut points are checked against "
-        "what was handed out (the pieces are redone if they differ: not in this input). The file is journaled when "
-        "all its pieces are done. Memory: PSS of all the run's processes (parent, fork server, workers) summed, "
-        "sampled every 0.2 s, peak. CPU: user+system time of every process of the run (`/proc/PID/stat`, last "
-        "sample), the parent's alone, and the serial part (the parent's CPU until a worker first ran); the "
-        "CPU-bound estimate for an idle machine is serial + (all - serial) / workers (Amdahl), `--jobs 1` its CPU "
-        "time. Targets: >= 1.7x `--jobs 1` with 2 workers on 1 hour; summed PSS <= 600 MB. Load average of the "
+        f"{LONGFORM.min_piece_s:.0f}-{LONGFORM.max_piece_s:.0f} s under the downmix decision so far and handing "
+        "each to a worker (as a temp file) as soon as it is cut, while the rest is decoded; at the end the whole "
+        "file's decision and cut points are checked against what was handed out (the pieces are redone if they "
+        "differ: not in this input). The file is journaled when all its pieces are done. Wall time: best of the "
+        "timing runs (repeats), which sample only the CPU times. Memory: PSS of all the run's processes (parent, "
+        "fork server, workers) summed, sampled every 0.2 s, peak, in one more run per row (reading the PSS costs "
+        "the sampler about 20 ms of CPU per sample, taken from the run's cores when both are busy: that run's wall "
+        "time is shown apart). CPU: user+system time of every process of the run (`/proc/PID/stat`, last sample), "
+        "the parent's alone, and the serial part (the parent's CPU until a worker first ran); the CPU-bound "
+        "estimate for an idle machine is serial + (all - serial) / workers (Amdahl), `--jobs 1` its CPU time. "
+        "Targets: >= 1.7x `--jobs 1` with 2 workers on 1 hour; summed PSS <= 600 MB. Load average of the "
         "machine (all its users) at the start and end: "
         f"{load_before:.1f} / {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores.\n\n"
         + "\n".join(table) + "\n"

@@ -396,3 +396,18 @@ def test_the_resume_key_includes_the_voiceprep_version(tmp_path, monkeypatch):
     assert journaled() == 2, "an upgraded voiceprep redoes the file"
     run_jobs(jobs, [], out_dir=out)
     assert journaled() == 2
+
+
+def test_heap_free_bytes_counts_freed_heap_memory() -> None:
+    """The trim between pieces is decided on the heap's free bytes: freeing 80 MB of heap blocks must show."""
+    from prep.run.runner import _heap_free_bytes
+
+    if _heap_free_bytes() is None:
+        pytest.skip("glibc >= 2.33 only (mallinfo2)")
+    blocks = [bytes(4000) for _ in range(20000)]  # above pymalloc's 512 B and below mmap's threshold: the heap
+    fence = bytes(4000)  # keeps the freed blocks from merging into the heap's top, which free() gives back
+    before = _heap_free_bytes()
+    del blocks
+    after = _heap_free_bytes()
+    assert after - before >= 60 * 2**20
+    del fence

@@ -424,7 +424,7 @@ def process_piece(
     try:
         return _process_piece(piece, stages, out_dir, audio_file)
     finally:
-        _release_freed_memory()  # the piece's buffers, before this worker waits for the next
+        _release_freed_memory(above_bytes=TRIM_ABOVE_BYTES)  # the piece's buffers, if many: see there
 
 
 def _process_piece(
@@ -550,12 +550,26 @@ def _in_process(executor: Executor) -> bool:
     return isinstance(executor, (SerialExecutor, ThreadPoolExecutor))
 
 
-def _release_freed_memory() -> None:
+def _release_freed_memory(*, above_bytes: int | None = None) -> None:
     """Give the heap's free pages back to the system (glibc ``malloc_trim``; nothing elsewhere).
 
     Between a long file's pieces: the freed buffers of a 60-120 s piece otherwise stay in this
-    process's heap and count in its memory while other processes work.
+    process's heap and count in its memory while other processes work.  With ``above_bytes``, only
+    when the heap holds more free bytes than that (glibc ``mallinfo2``; always without it): a piece
+    leaves some tens of MB free, which the next piece reuses, and trimming them after every piece
+    made each piece fault them in again (about 1 s of CPU in an hour's 2-worker run, ``benchmarks/long.py``).
     """
+    if not _libc():
+        return
+    if above_bytes is not None:
+        free = _heap_free_bytes()
+        if free is not None and free <= above_bytes:
+            return
+    _LIBC.malloc_trim(0)
+
+
+def _libc() -> Any:
+    """glibc (with ``malloc_trim``), or False elsewhere."""
     global _LIBC
     if _LIBC is None:
         import ctypes
@@ -565,11 +579,32 @@ def _release_freed_memory() -> None:
             _LIBC.malloc_trim  # noqa: B018 - glibc only
         except (OSError, AttributeError):
             _LIBC = False
-    if _LIBC:
-        _LIBC.malloc_trim(0)
+    return _LIBC
+
+
+def _heap_free_bytes() -> int | None:
+    """Free bytes held in this process's malloc heaps (glibc >= 2.33 ``mallinfo2().fordblks``), or None."""
+    global _MALLINFO
+    if _MALLINFO is None:
+        import ctypes
+
+        class _Info(ctypes.Structure):
+            _fields_ = [(name, ctypes.c_size_t) for name in (
+                "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks",
+                "keepcost")]
+
+        try:
+            _MALLINFO = _libc().mallinfo2
+            _MALLINFO.restype = _Info
+        except AttributeError:  # not glibc (False), or glibc < 2.33
+            _MALLINFO = False
+    return int(_MALLINFO().fordblks) if _MALLINFO else None
 
 
 _LIBC: Any = None
+_MALLINFO: Any = None
+#: Between pieces, free heap pages are returned only above this (see :func:`_release_freed_memory`).
+TRIM_ABOVE_BYTES = 128 * 2**20
 
 
 def _remove_outputs(clips: Sequence[Clip], out_dir: str | Path | None) -> None:
@@ -816,7 +851,7 @@ def run_jobs(
                         light, audio_file = _handoff(piece, out, executor)
                         del piece  # with a pool, its audio is in the file now: not held while the next is cut
                         if audio_file is not None:  # before submit may wait for a worker: the piece is freed
-                            _release_freed_memory()
+                            _release_freed_memory(above_bytes=TRIM_ABOVE_BYTES)
                         submit(index, count, process_piece, light, tuple(stages), str(out), audio_file)
                         del light
                         count += 1
