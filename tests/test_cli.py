@@ -209,3 +209,19 @@ def test_importing_the_command_line_does_not_load_numpy():
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.split() == ["[]", "prep.clip"]
+
+
+def test_a_runs_parent_does_not_load_numba_or_scipy():
+    # The parent of a run with workers loads the profile, plans, probes and cuts long files: it never runs a
+    # kernel, so numba (its import and CPU target: ~0.4 s and ~27 MB) and SciPy's packages stay out of it.
+    code = (
+        "import sys\n"
+        "from prep.run.profiles import get_profile\n"
+        "from prep.run.runner import discover, plan_workers, probe_durations, run_jobs\n"
+        "from prep.run.longform import OnePass\n"
+        "for name in ('fish', 'dataset'):\n"
+        "    get_profile(name)\n"
+        "print(sorted(m for m in ('numba', 'scipy', 'llvmlite') if m in sys.modules))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"

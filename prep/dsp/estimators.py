@@ -61,7 +61,6 @@ import soxr
 
 from ..audio import as_audio, check_sample_rate, mix_to_mono
 from ..errors import ConfigError
-from ..kernels import loudness as _kloud
 from . import spectral
 from .filters import ANALYSIS_RATE, ENV_HOP_S, band_envelope, long_runs_any, max3, prominent
 
@@ -250,7 +249,7 @@ def weighted_frame_powers(audio: np.ndarray, *, sample_rate: int, frame_s: float
     -------
     np.ndarray, float64, shape (samples // round(frame_s * sample_rate),)
     """
-    from .loudness import MIN_SAMPLE_RATE
+    from .loudness import MIN_SAMPLE_RATE, _k  # the kernels on first use: a run's parent never loads numba
 
     rate = check_sample_rate(sample_rate)
     if rate < MIN_SAMPLE_RATE:
@@ -263,8 +262,8 @@ def weighted_frame_powers(audio: np.ndarray, *, sample_rate: int, frame_s: float
     out = np.zeros(m + 1, dtype=np.float64)
     if m:  # the loudness meter's kernel: two biquads, squared and summed per frame
         frames = np.ascontiguousarray(x[: m * n], dtype=np.float32).reshape(1, -1)
-        _kloud.kweighted_power_sums(frames, snr_weighting_sos(sample_rate=rate), np.zeros((1, 4)), np.ones(1), n,
-                                    np.zeros(2), out)
+        _k.kweighted_power_sums(frames, snr_weighting_sos(sample_rate=rate), np.zeros((1, 4)), np.ones(1), n,
+                                np.zeros(2), out)
     return out[:m] / n
 
 
