@@ -350,9 +350,7 @@ def _prefers_deepfilter(est_db: float, ns_db: float | None, thr: float | None = 
 
     if thr is not None:
         return est_db < thr
-    ns = float("nan") if ns_db is None else ns_db
-    return est_db < Denoise.deepfilter_below_snr_db or (
-        est_db < Denoise.nonstationary_below_snr_db and ns >= Denoise.nonstationary_above_db)
+    return Denoise().prefers_deepfilter_at(est_db, float("nan") if ns_db is None else ns_db)
 
 
 def report(rows, cpu_s, audio_s, clean, excluded, e2e, real) -> str:

@@ -966,10 +966,14 @@ class Denoise:
         """
         if not est.has_speech or est.source == "empty":
             return False
-        if est.snr_db < self.deepfilter_below_snr_db:
+        return self.prefers_deepfilter_at(est.snr_db, est.nonstationarity_db)
+
+    def prefers_deepfilter_at(self, snr_db: float, nonstationarity_db: float) -> bool:
+        """:meth:`prefers_deepfilter` on the two numbers it decides by (a clip with speech and noise frames):
+        the gate's SNR estimate and :attr:`NoiseEstimate.nonstationarity_db` (NaN: not non-stationary)."""
+        if snr_db < self.deepfilter_below_snr_db:
             return True
-        noisy = est.snr_db < self.nonstationary_below_snr_db
-        return bool(noisy and est.nonstationarity_db >= self.nonstationary_above_db)
+        return bool(snr_db < self.nonstationary_below_snr_db and nonstationarity_db >= self.nonstationary_above_db)
 
     def _plan(self, channel: np.ndarray, rate: int) -> _Plan:
         """The :func:`denoise` call this stage makes on one channel, validated (see :class:`_Plan`)."""
