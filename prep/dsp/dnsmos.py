@@ -65,12 +65,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import scipy.fft
 
 from ..audio import check_sample_rate, mix_to_mono
 from ..errors import ConfigError, OutputError
 from ..io import atomic_path, write_text_atomic
 from ..models import BundledModel, ModelError, cache_dir, model_files
+from . import fft
 
 __all__ = [
     "DNSMOS_MODEL",
@@ -220,7 +220,7 @@ def mel_features(segment: np.ndarray) -> np.ndarray:
     padded = np.pad(y, pad)
     frames = 1 + (padded.size - _N_FFT) // _HOP
     view = np.lib.stride_tricks.sliding_window_view(padded, _N_FFT)[:: _HOP][:frames]
-    spec = scipy.fft.rfft(view * _window(), axis=1)  # complex64: float32 in, float32 out
+    spec = fft.rfft(view * _window(), axis=1)  # complex64: float32 in, float32 out
     power = (spec.real**2 + spec.imag**2).astype(np.float32, copy=False)
     mel = (_mel_basis_sparse() @ power.T).T  # sparse: no BLAS threads spinning for a 35 MFLOP product
     db = 10.0 * np.log10(np.maximum(mel, np.float32(1e-10)))
@@ -422,15 +422,6 @@ def _variable_length_p835(model: Any) -> Any:
     del graph.initializer[:]
     graph.initializer.extend(kept + [numpy_helper.from_array(v, k) for k, v in replace.items()])
     del graph.value_info[:]  # shapes inferred for the 9.01 s input no longer hold
-    return model
-
-
-def _variable_length_p808(model: Any) -> Any:
-    """Let the P.808 model take any number of mel frames (its input's time axis made symbolic), in place."""
-    dim = model.graph.input[0].type.tensor_type.shape.dim[1]
-    dim.Clear()
-    dim.dim_param = "frames"
-    del model.graph.value_info[:]
     return model
 
 
