@@ -16,14 +16,16 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
-from collections.abc import Mapping
+import threading
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
+from typing import ParamSpec, TypeVar
 
 from .errors import PrepError
 
-__all__ = ["BundledModel", "ModelError", "cache_dir", "file_sha256_cached", "model_files"]
+__all__ = ["BundledModel", "ModelError", "cache_dir", "file_sha256_cached", "model_files", "one_load_at_a_time"]
 
 
 class ModelError(PrepError):
@@ -129,3 +131,24 @@ def cache_dir() -> Path:
         return Path(env)
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "voiceprep"
+
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def one_load_at_a_time(load: Callable[_P, _R]) -> Callable[_P, _R]:
+    """``load`` (a cached model loader, e.g. under :func:`functools.cache`) called under a lock of its own.
+
+    Worker threads that ask for a model at once then share one load instead of each loading it
+    (the cache alone does not stop two threads from missing it together).  The models' own calls
+    (onnxruntime's ``run``) are thread-safe; only loading needs this.
+    """
+    lock = threading.Lock()
+
+    @functools.wraps(load)
+    def locked(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        with lock:
+            return load(*args, **kwargs)
+
+    return locked

@@ -69,7 +69,7 @@ import numpy as np
 from ..audio import check_sample_rate, mix_to_mono
 from ..errors import ConfigError, OutputError
 from ..io import atomic_path, write_text_atomic
-from ..models import BundledModel, ModelError, cache_dir, model_files
+from ..models import BundledModel, ModelError, cache_dir, model_files, one_load_at_a_time
 from . import fft
 
 __all__ = [
@@ -537,13 +537,10 @@ def _sessions(model: BundledModel, *, quantized: bool = True) -> tuple[Any, Any]
     """The (P.835, P.808) onnxruntime sessions of ``model``, checked, then cached per process."""
     files = model_files(model)  # raises ModelError before anything is loaded (hashes cached per file)
     (p835_rel, p835_path), (_, p808_path) = files.items()
-    with _SESSIONS_LOCK:  # worker threads asking at once share one load; onnxruntime's run is thread-safe
-        return _load_sessions(str(p835_path), model.files[p835_rel], str(p808_path), quantized)
+    return _load_sessions(str(p835_path), model.files[p835_rel], str(p808_path), quantized)
 
 
-_SESSIONS_LOCK = threading.Lock()
-
-
+@one_load_at_a_time  # worker threads asking at once share one load; onnxruntime's run is thread-safe
 @functools.lru_cache(maxsize=4)
 def _load_sessions(p835_path: str, p835_sha256: str, p808_path: str, quantized: bool) -> tuple[Any, Any]:
     import onnxruntime as ort

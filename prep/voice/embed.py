@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import functools
 import os
-import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,7 +36,7 @@ import soxr
 from ..audio import mix_to_mono
 from ..dsp.vad import speech_regions
 from ..errors import ConfigError
-from ..models import BundledModel, ModelError, model_files
+from ..models import BundledModel, ModelError, model_files, one_load_at_a_time
 
 __all__ = [
     "EMBEDDER_MODEL",
@@ -278,18 +277,11 @@ class Embedder:
         return _unit(b.vectors.mean(axis=0))
 
 
-def get_embedder(threads: int = 1) -> Embedder:
-    """The process-wide :class:`Embedder` (the model is checked and loaded once per process, under a lock:
-    worker threads asking at once share one load).  onnxruntime's ``run`` is thread-safe."""
-    with _EMBEDDER_LOCK:
-        return _embedder(threads)
-
-
-_EMBEDDER_LOCK = threading.Lock()
-
-
+@one_load_at_a_time
 @functools.cache
-def _embedder(threads: int) -> Embedder:
+def get_embedder(threads: int = 1) -> Embedder:
+    """The process-wide :class:`Embedder` (the model is checked and loaded once per process; worker threads
+    asking at once share one load).  onnxruntime's ``run`` is thread-safe."""
     return Embedder(threads=threads)
 
 
