@@ -38,8 +38,10 @@ OPUS_BITRATE_BPS = 32_000
 #: faster than 5 with 20 ms frames (then ~40 % of a model-free run's CPU), with fewer bytes and a
 #: log-spectral distance to the source within 0.3 dB of 5's: previews are for listening, not analysis.
 OPUS_COMPLEXITY = 0
-#: Opus frame length (ms): 60 ms frames cost less to encode and to mux than the default 20 ms.
-OPUS_FRAME_MS = 60
+#: Opus packet length (ms), the longest Opus allows: CELT still codes 20 ms frames inside (the same
+#: audio and bytes within 0.5 %), but PyAV's per-packet work is halved against 60 ms: ~8 % less CPU
+#: per preview (30 s mono at 48 kHz: 37.8 -> 34.9 ms, ``benchmarks/RESULTS.md``, stop 22).
+OPUS_FRAME_MS = 120
 #: The MIME type of :func:`opus_ogg`'s output.
 OPUS_MIME = "audio/ogg"
 _OPUS_RATES = (8000, 12000, 16000, 24000, 48000)
