@@ -97,13 +97,13 @@ def test_opus_preview_is_120_ms_packets_at_the_rate_of_its_band_and_covers_the_s
 
     import av
 
-    for rate, bandwidth_hz, opus_hz in ((44100, None, 48000), (48000, 5000.0, 12000), (22050, None, 24000),
+    for rate, band_hz, opus_hz in ((44100, None, 48000), (48000, 5000.0, 12000), (22050, None, 24000),
                                         (16000, None, 16000)):
         n = int(1.37 * rate) + 11  # not a whole number of packets
         x = np.zeros(n, np.float32)
         t = np.arange(int(0.02 * rate)) / rate
         x[rate // 2 : rate // 2 + t.size] = 0.5 * np.sin(2 * np.pi * 1000 * t) * np.hanning(t.size)  # a blip at 0.51 s
-        data = opus_ogg(x, sample_rate=rate, bandwidth_hz=bandwidth_hz)
+        data = opus_ogg(x, sample_rate=rate, bandwidth_hz=band_hz)
         head = data.index(b"OpusHead")  # RFC 7845: the input rate is bytes 12-15 of the ID header
         assert struct.unpack("<I", data[head + 12 : head + 16])[0] == opus_hz
         with av.open(io.BytesIO(data)) as container:
