@@ -10,8 +10,12 @@ way, into ``report.html`` as data URIs.
 A media-fragment link to the source itself (``input.m4a#t=12.3,24.1``) would
 cost nothing at run time, but plays only what the browser decodes (not every
 m4a, wma or aiff), breaks when OUT or the inputs move, needs a path from OUT
-to anywhere on disk, and cannot be embedded; the preview costs about 2 % of a
-run and 12 % of the clip WAVs' bytes (``benchmarks/report.py``).
+to anywhere on disk, and cannot be embedded.  The preview costs about a fifth
+of a model-free run's CPU (the serial path over the 10-minute set of
+``benchmarks/cpu.py``: 0.72 of 3.35 s, 22 %; about 2 % of a run with DNSMOS
+and speaker embeddings, ``benchmarks/report.py``), nearly all of it libopus
+itself (within ~15 % of raw ``opus_encode_float``), and 12 % of the clip
+WAVs' bytes.
 
 Opus at 32 kb/s per channel is near-transparent for speech, every current
 browser plays Ogg Opus, and libopus ships in PyAV's wheels (a core
@@ -116,7 +120,9 @@ def opus_ogg(
                        "frame_duration": str(OPUS_FRAME_MS)}
             stream = container.add_stream("libopus", rate=target, layout=layout, options=options)
             frame = av.AudioFrame.from_ndarray(x, format="fltp", layout=layout)
-            frame.sample_rate = rate  # PyAV resamples to the stream's rate and cuts Opus frames
+            # PyAV resamples to the stream's rate (swresample) and cuts Opus frames; resampling first
+            # with soxr (LQ) was measured no cheaper, and LQ's narrower passband costs band at 16 kHz
+            frame.sample_rate = rate
             for packet in stream.encode(frame):
                 container.mux(packet)
             for packet in stream.encode(None):
