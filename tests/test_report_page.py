@@ -98,7 +98,7 @@ def test_opus_preview_is_120_ms_packets_at_the_rate_of_its_band_and_covers_the_s
     import av
 
     for rate, band_hz, opus_hz in ((44100, None, 48000), (48000, 5000.0, 12000), (22050, None, 24000),
-                                        (16000, None, 16000)):
+                                   (16000, None, 16000)):
         n = int(1.37 * rate) + 11  # not a whole number of packets
         x = np.zeros(n, np.float32)
         t = np.arange(int(0.02 * rate)) / rate
