@@ -9,7 +9,7 @@ file whole as one span:
   file's preview always was), Opus at the lowest rate whose Nyquist holds the file's measured
   bandwidth (:func:`prep.dsp.estimators.bandwidth_hz`, the ``source_bandwidth_hz`` metric).
 
-Both at 32 kb/s per channel, complexity 0, 60 ms frames (:func:`prep.report.audio.opus_ogg`).
+Both at 32 kb/s per channel, complexity 0, ``OPUS_FRAME_MS`` packets (:func:`prep.report.audio.opus_ogg`).
 CPU: ``time.process_time`` around each encode, best of ``--repeats``.  Log-spectral distance:
 the decoded preview (channels averaged) against the channel mean of the source resampled to
 48 kHz (soxr), aligned by cross-correlation, 20 ms Hann frames, RMS over the bins from 50 Hz to
@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks._results import write_section
 from benchmarks.pipeline import FORMATS, make_inputs
 from prep.dsp.estimators import bandwidth_hz
-from prep.report.audio import opus_ogg, opus_rate
+from prep.report.audio import OPUS_FRAME_MS, opus_ogg, opus_rate
 from prep.run.decode import load
 
 
@@ -114,7 +114,8 @@ def main() -> None:
         "## Source previews: CPU, bytes, spectral distance (benchmarks/preview_codec.py)\n\n"
         f"The 10-minute set ({total / 60:.1f} min, {len(rows)} files), each file whole. *before*: all channels "
         "at the lowest Opus rate at or above the file's rate; *now*: the channel mean at the lowest Opus rate "
-        "whose Nyquist holds the measured bandwidth. 32 kb/s per channel, complexity 0, 60 ms frames. CPU time "
+        "whose Nyquist holds the measured bandwidth. 32 kb/s per channel, complexity 0, "
+        f"{OPUS_FRAME_MS} ms packets. CPU time "
         f"(`time.process_time`, best of {args.repeats}; the machine was shared). LSD: log-spectral distance of "
         "the decoded preview (channels averaged) to the source's channel mean, 20 ms frames, 50 Hz to the "
         "measured bandwidth.\n\n" + "\n".join(lines) + "\n\n"

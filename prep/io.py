@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import struct
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,6 +29,23 @@ def _umask() -> int:
     return mask
 
 
+def _temp_beside(dst: Path) -> tuple[int, Path]:
+    """A new temp file beside ``dst`` (its folder made if needed): open descriptor and path, usual mode."""
+    try:
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".tmp", dir=dst.parent)
+    except OSError as err:
+        raise OutputError(f"{dst}: cannot write: {err.strerror or err}") from err
+    try:
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; outputs get the usual mode
+    except BaseException:
+        os.close(fd)
+        with contextlib.suppress(OSError):
+            os.unlink(tmp_name)
+        raise
+    return fd, Path(tmp_name)
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temp path beside ``path``; on success rename it onto ``path``.
@@ -40,14 +58,8 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         If the folder cannot be created or written.
     """
     dst = Path(path)
-    try:
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".tmp", dir=dst.parent)
-    except OSError as err:
-        raise OutputError(f"{dst}: cannot write: {err.strerror or err}") from err
+    fd, tmp = _temp_beside(dst)
     os.close(fd)
-    tmp = Path(tmp_name)
-    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; outputs get the usual mode
     try:
         yield tmp
         with open(tmp, "rb+") as fh:
@@ -59,10 +71,32 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         raise
 
 
+@contextlib.contextmanager
+def _atomic_file(path: str | Path) -> Iterator[IO[bytes]]:
+    """:func:`atomic_path` for a writer that takes an open file: the same temp, fsync and rename, one open.
+
+    Yields the temp file opened for writing (binary); on success it is
+    flushed, synced to disk, closed and renamed onto ``path``; on any
+    exception it is removed and ``path`` is untouched.
+    """
+    dst = Path(path)
+    fd, tmp = _temp_beside(dst)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, dst)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+
+
 def write_bytes_atomic(path: str | Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically."""
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(data)
+    """Write ``data`` to ``path`` atomically (a temp file beside it, fsync, rename)."""
+    with _atomic_file(path) as fh:
+        fh.write(data)
 
 
 def write_text_atomic(path: str | Path, text: str) -> None:
@@ -87,6 +121,23 @@ def _pcm16(x: np.ndarray) -> np.ndarray:
     return y.astype(np.int16)
 
 
+#: Data bytes a plain RIFF WAV holds (its sizes are 32-bit); beyond, libsndfile decides.
+_WAV_MAX_DATA = 2**32 - 1024
+
+
+def _pcm16_wav_header(data_bytes: int, *, channels: int, sample_rate: int) -> bytes:
+    """The 44-byte header libsndfile writes for a 16-bit PCM WAV of one or two channels.
+
+    RIFF, a 16-byte ``fmt `` chunk (format 1, PCM) and the ``data`` chunk's
+    header: the same bytes as ``sf.write(..., subtype="PCM_16", format="WAV")``
+    (``tests/test_io.py``), without opening the file through libsndfile
+    (~1 ms per 30 s clip at 44.1 kHz).
+    """
+    block = 2 * channels
+    return struct.pack("<4sI4s4sIHHIIHH4sI", b"RIFF", 36 + data_bytes, b"WAVE", b"fmt ", 16, 1, channels,
+                       sample_rate, sample_rate * block, block, 16, b"data", data_bytes)
+
+
 def write_wav_atomic(path: str | Path, audio: np.ndarray, *, sample_rate: int, subtype: str = "PCM_16") -> None:
     """Write audio as WAV atomically.
 
@@ -103,6 +154,15 @@ def write_wav_atomic(path: str | Path, audio: np.ndarray, *, sample_rate: int, s
     frames = x.T if x.ndim == 2 else x  # soundfile wants (frames, channels)
     if subtype == "PCM_16" and frames.dtype == np.float32:
         frames = _pcm16(frames)
+        channels, rate = 1 if frames.ndim == 1 else frames.shape[1], int(sample_rate)
+        if channels <= 2 and 0 < rate < 2**31 and frames.size * 2 < _WAV_MAX_DATA:  # else libsndfile's checks
+            try:
+                with _atomic_file(path) as fh:
+                    fh.write(_pcm16_wav_header(frames.size * 2, channels=channels, sample_rate=rate))
+                    fh.write(np.ascontiguousarray(frames, dtype="<i2").data)
+            except OSError as err:  # as libsndfile's write errors: the clip's output.error, not a crash
+                raise OutputError(f"{path}: cannot write WAV: {err.strerror or err}") from err
+            return
     with atomic_path(path) as tmp:
         try:
             sf.write(str(tmp), frames, int(sample_rate), subtype=subtype, format="WAV")

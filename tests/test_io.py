@@ -1,11 +1,15 @@
-"""prep.io.write_wav_atomic: 16-bit WAVs hold the samples libsndfile's own float conversion gives."""
+"""prep.io: 16-bit WAVs are the bytes libsndfile writes from float; writes are atomic."""
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
+import pytest
 import soundfile as sf
 
-from prep.io import write_wav_atomic
+from prep.errors import OutputError
+from prep.io import _atomic_file, write_bytes_atomic, write_wav_atomic
 
 
 def _every_step() -> np.ndarray:
@@ -46,3 +50,41 @@ def test_pcm16_rounding_near_steps_is_libsndfiles(tmp_path):
     x = np.array([9.999994, -11.000008, 10.999, 10.5, -10.25, 107.99999], np.float32) / np.float32(32768)
     write_wav_atomic(tmp_path / "ours.wav", x, sample_rate=8000)
     assert sf.read(str(tmp_path / "ours.wav"), dtype="int16")[0].tolist() == [10, -11, 10, 10, -11, 108]
+
+
+def test_pcm16_wav_header_is_libsndfiles_for_any_length_rate_and_channels(tmp_path):
+    rng = np.random.default_rng(5)
+    for rate, shape in ((8000, (0,)), (44100, (1,)), (22050, (777,)), (96000, (2, 0)), (11025, (2, 3)),
+                        (48000, (2, 4801)), (44100, (3, 100))):
+        x = (rng.standard_normal(shape) * 0.4).astype(np.float32)
+        write_wav_atomic(tmp_path / "ours.wav", x, sample_rate=rate)
+        sf.write(str(tmp_path / "ref.wav"), x.T, rate, subtype="PCM_16", format="WAV")
+        assert (tmp_path / "ours.wav").read_bytes() == (tmp_path / "ref.wav").read_bytes(), (rate, shape)
+
+
+def test_atomic_writes_replace_whole_files_with_the_usual_mode_and_leave_no_temp(tmp_path):
+    dst = tmp_path / "sub" / "clip.wav"
+    write_wav_atomic(dst, np.zeros(100, np.float32), sample_rate=8000)
+    write_wav_atomic(dst, np.full(50, 0.5, np.float32), sample_rate=8000)
+    assert sf.read(str(dst), dtype="int16")[0].tolist() == [16384] * 50
+    mask = os.umask(0)
+    os.umask(mask)
+    assert dst.stat().st_mode & 0o777 == 0o666 & ~mask
+    write_bytes_atomic(tmp_path / "sub" / "a.bin", b"old")
+    try:
+        with _atomic_file(tmp_path / "sub" / "a.bin") as fh:
+            fh.write(b"new, half written")
+            raise KeyboardInterrupt  # interrupted mid-write: the old file stays whole
+    except KeyboardInterrupt:
+        pass
+    assert (tmp_path / "sub" / "a.bin").read_bytes() == b"old"
+    assert sorted(p.name for p in (tmp_path / "sub").iterdir()) == ["a.bin", "clip.wav"]  # no temp left
+
+
+def test_a_wav_that_cannot_be_written_is_an_output_error(tmp_path):
+    (tmp_path / "file").write_text("not a folder")
+    with pytest.raises(OutputError, match="file"):
+        write_wav_atomic(tmp_path / "file" / "x.wav", np.zeros(10, np.float32), sample_rate=8000)
+    with pytest.raises(OutputError):
+        write_wav_atomic(tmp_path / "x.wav", np.zeros(10, np.float32), sample_rate=0)
+    assert not (tmp_path / "x.wav").exists()

@@ -92,6 +92,31 @@ def test_opus_preview_keeps_length_channels_and_pitch():
     assert channels == 1  # more than two channels: mono
 
 
+def test_opus_preview_is_120_ms_packets_at_the_rate_of_its_band_and_covers_the_span():
+    import struct
+
+    import av
+
+    for rate, band_hz, opus_hz in ((44100, None, 48000), (48000, 5000.0, 12000), (22050, None, 24000),
+                                   (16000, None, 16000)):
+        n = int(1.37 * rate) + 11  # not a whole number of packets
+        x = np.zeros(n, np.float32)
+        t = np.arange(int(0.02 * rate)) / rate
+        x[rate // 2 : rate // 2 + t.size] = 0.5 * np.sin(2 * np.pi * 1000 * t) * np.hanning(t.size)  # a blip at 0.51 s
+        data = opus_ogg(x, sample_rate=rate, bandwidth_hz=band_hz)
+        head = data.index(b"OpusHead")  # RFC 7845: the input rate is bytes 12-15 of the ID header
+        assert struct.unpack("<I", data[head + 12 : head + 16])[0] == opus_hz
+        with av.open(io.BytesIO(data)) as container:
+            stream = container.streams.audio[0]
+            durations = [p.duration for p in container.demux(stream) if p.size]
+        assert durations[:-1] == [5760] * (len(durations) - 1)  # 120 ms at Opus's 48 kHz clock
+        with av.open(io.BytesIO(data)) as container:
+            y = np.concatenate([f.to_ndarray().reshape(-1) for f in container.decode(audio=0)])
+        assert y.size / 48000 == pytest.approx(n / rate, abs=0.01)  # the span, to within the codec's look-ahead
+        envelope = np.convolve(np.abs(y), np.ones(96) / 96, "same")
+        assert np.argmax(envelope) / 48000 == pytest.approx(0.51, abs=0.002)  # not shifted
+
+
 def test_run_writes_a_source_preview_of_each_clip_span_whatever_the_format(run):
     out, report = run
     folder = RunFolder(out)

@@ -121,6 +121,12 @@ def spectrogram(
     step = _BLOCK // nper
     for i in _batches(view.shape[0], nper):
         block = view[i : i + step] - view[i : i + step].mean(axis=1, keepdims=True, dtype=dtype)
-        spec = sp_fft.rfft(block * w, axis=-1)
-        out[i : i + step] = spec.real**2 + spec.imag**2
-    return one_sided_density(out, nper, sample_rate=sample_rate, window=win).T
+        block *= w  # in place: the same products, one temporary less
+        spec = sp_fft.rfft(block, axis=-1, overwrite_x=True)
+        power = out[i : i + step]
+        np.square(spec.real, out=power)
+        power += np.square(spec.imag)
+    scale = sample_rate * float(np.sum(win**2))  # one_sided_density, in place on ``out``
+    out /= scale
+    out[:, 1 : -1 if nper % 2 == 0 else None] *= 2.0
+    return out.T

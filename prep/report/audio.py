@@ -10,8 +10,12 @@ way, into ``report.html`` as data URIs.
 A media-fragment link to the source itself (``input.m4a#t=12.3,24.1``) would
 cost nothing at run time, but plays only what the browser decodes (not every
 m4a, wma or aiff), breaks when OUT or the inputs move, needs a path from OUT
-to anywhere on disk, and cannot be embedded; the preview costs about 2 % of a
-run and 12 % of the clip WAVs' bytes (``benchmarks/report.py``).
+to anywhere on disk, and cannot be embedded.  The preview costs about a fifth
+of a model-free run's CPU (the serial path over the 10-minute set of
+``benchmarks/cpu.py``: 0.72 of 3.35 s, 22 %; about 2 % of a run with DNSMOS
+and speaker embeddings, ``benchmarks/report.py``), nearly all of it libopus
+itself (within ~15 % of raw ``opus_encode_float``), and 12 % of the clip
+WAVs' bytes.
 
 Opus at 32 kb/s per channel is near-transparent for speech, every current
 browser plays Ogg Opus, and libopus ships in PyAV's wheels (a core
@@ -38,8 +42,10 @@ OPUS_BITRATE_BPS = 32_000
 #: faster than 5 with 20 ms frames (then ~40 % of a model-free run's CPU), with fewer bytes and a
 #: log-spectral distance to the source within 0.3 dB of 5's: previews are for listening, not analysis.
 OPUS_COMPLEXITY = 0
-#: Opus frame length (ms): 60 ms frames cost less to encode and to mux than the default 20 ms.
-OPUS_FRAME_MS = 60
+#: Opus packet length (ms), the longest Opus allows: CELT still codes 20 ms frames inside (the same
+#: audio and bytes within 0.5 %), but PyAV's per-packet work is halved against 60 ms: ~8 % less CPU
+#: per preview (30 s mono at 48 kHz: 37.8 -> 34.9 ms, ``benchmarks/RESULTS.md``, stop 22).
+OPUS_FRAME_MS = 120
 #: The MIME type of :func:`opus_ogg`'s output.
 OPUS_MIME = "audio/ogg"
 _OPUS_RATES = (8000, 12000, 16000, 24000, 48000)
@@ -114,7 +120,9 @@ def opus_ogg(
                        "frame_duration": str(OPUS_FRAME_MS)}
             stream = container.add_stream("libopus", rate=target, layout=layout, options=options)
             frame = av.AudioFrame.from_ndarray(x, format="fltp", layout=layout)
-            frame.sample_rate = rate  # PyAV resamples to the stream's rate and cuts Opus frames
+            # PyAV resamples to the stream's rate (swresample) and cuts Opus frames; resampling first
+            # with soxr (LQ) was measured no cheaper, and LQ's narrower passband costs band at 16 kHz
+            frame.sample_rate = rate
             for packet in stream.encode(frame):
                 container.mux(packet)
             for packet in stream.encode(None):

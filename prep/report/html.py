@@ -300,12 +300,12 @@ def _spec_image(audio: np.ndarray, rate: int, top_hz: float) -> np.ndarray:
     top = 10 * np.log10(float(np.max(sxx)) + 1e-14)
     top_bin = min(sxx.shape[0] - 1, round(top_hz * nper / rate))
     rows = np.linspace(top_bin, 0, _SPEC_H).round().astype(int)
-    level = 10 * np.log10(sxx[np.ix_(rows, cols)] + 1e-14)  # only the pixels shown
+    level = (10 * np.log10(sxx[rows] + 1e-14))[:, cols]  # only the rows shown, then one column per pixel
     norm = np.clip((level - (top - 90.0)) / 90.0, 0.0, 1.0)
     lut = magma_lut()
     # the colormap's own lookup: value * N, truncated, the top value in the last colour
     index = np.minimum((norm * lut.shape[0]).astype(np.intp), lut.shape[0] - 1)
-    return np.ascontiguousarray(lut[index])
+    return np.take(lut, index, axis=0)  # = lut[index], 4-5x faster than fancy indexing
 
 
 @functools.cache
@@ -367,17 +367,15 @@ def _axes(img: np.ndarray, *, duration_s: float, top_hz: float) -> None:
     _text(img, (x1 + 4, spec_bottom + 5), "s", "lt")
 
 
-def _panel(data: tuple[np.ndarray, int] | None, color: tuple[int, int, int], top_hz: float | None) -> Any:
-    """One panel as a PIL image, shape (_WAVE_H + gap + _SPEC_H + _AXIS_B, _FIG_PANEL_W)."""
-    from PIL import Image
-
+def _panel(data: tuple[np.ndarray, int] | None, color: tuple[int, int, int], top_hz: float | None) -> np.ndarray:
+    """One panel as RGB, uint8, shape (_WAVE_H + gap + _SPEC_H + _AXIS_B, _FIG_PANEL_W, 3)."""
     height = _WAVE_H + _WAVE_GAP + _SPEC_H + _AXIS_B
     img = np.full((height, _FIG_PANEL_W, 3), 255, np.uint8)
     plot = (slice(0, _WAVE_H + _WAVE_GAP + _SPEC_H), slice(_AXIS_L, _AXIS_L + _PANEL_W))
     if data is None or data[0].size == 0:
         img[plot] = 240
         img[plot][::8, ::8] = 200  # dotted: nothing to show
-        return Image.fromarray(img)
+        return img
     audio, rate = data
     shown_hz = min(float(top_hz), rate / 2) if top_hz and top_hz > 0 else rate / 2
     img[:_WAVE_H, _AXIS_L : _AXIS_L + _PANEL_W] = _wave_image(audio, color)
@@ -385,7 +383,7 @@ def _panel(data: tuple[np.ndarray, int] | None, color: tuple[int, int, int], top
         audio, rate, shown_hz
     )
     _axes(img, duration_s=audio.size / rate, top_hz=shown_hz)
-    return Image.fromarray(img)
+    return img
 
 
 def clip_figure_jpeg(
@@ -426,9 +424,7 @@ def clip_figure_jpeg(
         panels.append(None if audio is None else (audio, int(sample_rate)))  # type: ignore[arg-type]
     left = _panel(panels[0], (122, 133, 153), top_hz)
     right = _panel(panels[1], (31, 95, 168), top_hz)
-    figure = Image.new("RGB", (left.width + right.width, left.height), (255, 255, 255))
-    figure.paste(left, (0, 0))
-    figure.paste(right, (left.width, 0))
+    figure = Image.fromarray(np.concatenate([left, right], axis=1))  # side by side, one image built once
     buf = io.BytesIO()
     # JPEG: spectrograms are photo-like; 5-10x smaller and faster to encode than PNG
     figure.save(buf, format="JPEG", quality=85)
