@@ -343,6 +343,7 @@ def snr_estimate(
     quieter_stretch = False
     if quiet.sum() * VAD_FRAME_S >= min_noise_s:
         noise, noise_frames, low = _pause_floor(power[quiet])
+        spread = _pause_spread_db(power[quiet])
         source = "pauses"
         if low is not None:  # two backgrounds: is the quieter one a stretch of its own, not dips under tails?
             in_low = np.zeros(power.size, bool)
@@ -353,8 +354,12 @@ def snr_estimate(
         low_frames = np.sort(power)[: max(1, power.size // 20)]
         noise = float(np.mean(low_frames))
         noise_frames, source = int(low_frames.size), "quietest"
+        spread = _dips_spread_db(power)
+    rise = 10.0 ** (_fluctuation_rise_db(spread) / 10.0)
+    noise *= rise
     if not quieter_stretch:
         dips, dips_frames = _dips_floor(power)
+        dips *= rise
         if dips < noise:
             noise, noise_frames, source = dips, dips_frames, "dips"
     speech_power = float(np.mean(power[near])) - noise
@@ -379,6 +384,42 @@ DIPS_PERCENTILE = 2.0
 DIPS_SPAN_DB = 3.0
 #: The quieter of two backgrounds in the pauses lasting this long unbroken is a stretch, not dips.
 QUIETER_STRETCH_S = 0.2
+
+
+#: Level spread (dB, :func:`_pause_spread_db`) up to which the noise counts as steady: its floor is its mean.
+FLUCTUATION_FROM_DB = 1.0
+#: dB the floor rises per dB of spread above :data:`FLUCTUATION_FROM_DB` (a fluctuating noise such as babble).
+FLUCTUATION_SLOPE = 2.5
+#: Most the floor rises, dB.
+FLUCTUATION_MAX_DB = 4.0
+#: Spreads (dB) over which the rise fades out again: wider is not one fluctuating noise but a floor and
+#: tails or breaths above it (clean recordings), whose floor is the noise.
+FLUCTUATION_FADE_DB = (3.5, 4.5)
+
+
+def _pause_spread_db(pauses: np.ndarray) -> float:
+    """How widely the pause frames' levels fluctuate, dB: the 50th minus the 10th percentile of their levels,
+    but at most 2.5 times the 25th minus the 5th (the lower quarter: reverb tails and breaths, which
+    widen the upper half, leave it alone, while babble widens both)."""
+    level = 10.0 * np.log10(np.maximum(pauses, _POWER_FLOOR))
+    p5, p10, p25, p50 = np.percentile(level, (5.0, 10.0, 25.0, 50.0))
+    return float(min(p50 - p10, 2.5 * (p25 - p5)))
+
+
+def _dips_spread_db(power: np.ndarray) -> float:
+    """The spread of the dips when there are no pauses: the 10th minus the 2nd percentile of all frames' levels, dB."""
+    level = 10.0 * np.log10(np.maximum(power, _POWER_FLOOR))
+    p2, p10 = np.percentile(level, (DIPS_PERCENTILE, 10.0))
+    return float(p10 - p2)
+
+
+def _fluctuation_rise_db(spread_db: float) -> float:
+    """dB to add to a floor measured under a noise whose levels spread ``spread_db`` (see :func:`snr_estimate`)."""
+    if not math.isfinite(spread_db):
+        return 0.0
+    rise = min(FLUCTUATION_MAX_DB, max(0.0, FLUCTUATION_SLOPE * (spread_db - FLUCTUATION_FROM_DB)))
+    lo, hi = FLUCTUATION_FADE_DB
+    return rise * min(1.0, max(0.0, (hi - spread_db) / (hi - lo)))
 
 
 def _pause_floor(pauses: np.ndarray) -> tuple[float, int, np.ndarray | None]:
