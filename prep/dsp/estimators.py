@@ -341,10 +341,14 @@ def snr_estimate(
     near = _dilate(mask, guard) if guard else mask
     quiet = ~near
     quieter_stretch = False
+    # the floor under a fluctuating noise (babble) lies below its mean: how far, the spread of the levels tells
+    rise_db = _rise_db(_dips_spread_db(power), FLUCTUATION_FROM_DB[1], FLUCTUATION_SLOPE[1])
+    rise_db *= _fading(float(np.mean(quiet)), FEW_PAUSES)
+    pause_rise_db = 0.0
     if quiet.sum() * VAD_FRAME_S >= min_noise_s:
         noise, noise_frames, low = _pause_floor(power[quiet])
-        spread = _pause_spread_db(power[quiet])
         source = "pauses"
+        pause_rise_db = _rise_db(_pause_spread_db(power[quiet]), FLUCTUATION_FROM_DB[0], FLUCTUATION_SLOPE[0])
         if low is not None:  # two backgrounds: is the quieter one a stretch of its own, not dips under tails?
             in_low = np.zeros(power.size, bool)
             in_low[np.flatnonzero(quiet)[low]] = True
@@ -354,14 +358,13 @@ def snr_estimate(
         low_frames = np.sort(power)[: max(1, power.size // 20)]
         noise = float(np.mean(low_frames))
         noise_frames, source = int(low_frames.size), "quietest"
-        spread = _dips_spread_db(power)
-    rise = 10.0 ** (_fluctuation_rise_db(spread) / 10.0)
-    noise *= rise
     if not quieter_stretch:
         dips, dips_frames = _dips_floor(power)
-        dips *= rise
+        if source == "pauses" and dips > _POWER_FLOOR:  # pauses far above the dips hold breaths or tails
+            pause_rise_db *= _fading(10.0 * math.log10(max(noise, _POWER_FLOOR) / dips), PAUSES_ABOVE_DIPS_DB)
         if dips < noise:
             noise, noise_frames, source = dips, dips_frames, "dips"
+    noise *= 10.0 ** (max(rise_db, pause_rise_db) / 10.0)
     speech_power = float(np.mean(power[near])) - noise
     if noise <= _POWER_FLOOR:
         snr = MAX_SNR_DB
@@ -386,15 +389,38 @@ DIPS_SPAN_DB = 3.0
 QUIETER_STRETCH_S = 0.2
 
 
-#: Level spread (dB, :func:`_pause_spread_db`) up to which the noise counts as steady: its floor is its mean.
-FLUCTUATION_FROM_DB = 1.0
-#: dB the floor rises per dB of spread above :data:`FLUCTUATION_FROM_DB` (a fluctuating noise such as babble).
-FLUCTUATION_SLOPE = 2.5
+#: Spread (dB) of the pause levels (:func:`_pause_spread_db`) and of the dips (:func:`_dips_spread_db`) up to
+#: which the noise counts as steady, its floor as its mean power.
+FLUCTUATION_FROM_DB = (1.05, 0.8)
+#: dB the floor rises per dB of the pause and of the dips spread above those (a fluctuating noise: babble).
+FLUCTUATION_SLOPE = (3.0, 5.0)
 #: Most the floor rises, dB.
 FLUCTUATION_MAX_DB = 4.0
-#: Spreads (dB) over which the rise fades out again: wider is not one fluctuating noise but a floor and
-#: tails or breaths above it (clean recordings), whose floor is the noise.
+#: Spreads (dB) over which the rise fades out again: wider is not one fluctuating noise but a floor with
+#: breaths or reverb tails above it (clean recordings), whose floor is the noise.
 FLUCTUATION_FADE_DB = (3.5, 4.5)
+#: Shares of pause frames over which the dips spread stops counting: with fewer pauses the VAD took most
+#: of a babble for speech and the pauses hold only its quietest moments, their spread too narrow.
+FEW_PAUSES = (0.13, 0.19)
+
+
+#: dB by which the pauses' floor may lie above the dips floor before the pauses' spread stops counting: further
+#: above, the pauses hold breaths or reverb tails rather than the noise (babble's pauses lie up to ~4 dB above).
+PAUSES_ABOVE_DIPS_DB = (5.0, 7.0)
+
+
+def _fading(x: float, span: tuple[float, float]) -> float:
+    """1 up to ``span[0]``, 0 from ``span[1]``, linear between."""
+    lo, hi = span
+    return min(1.0, max(0.0, (hi - x) / (hi - lo)))
+
+
+def _rise_db(spread_db: float, from_db: float, slope: float) -> float:
+    """dB the floor of a noise whose levels spread ``spread_db`` lies below its mean (see :func:`snr_estimate`)."""
+    if not math.isfinite(spread_db):
+        return 0.0
+    rise = min(FLUCTUATION_MAX_DB, max(0.0, slope * (spread_db - from_db)))
+    return rise * _fading(spread_db, FLUCTUATION_FADE_DB)
 
 
 def _pause_spread_db(pauses: np.ndarray) -> float:
@@ -407,19 +433,10 @@ def _pause_spread_db(pauses: np.ndarray) -> float:
 
 
 def _dips_spread_db(power: np.ndarray) -> float:
-    """The spread of the dips when there are no pauses: the 10th minus the 2nd percentile of all frames' levels, dB."""
+    """How widely the quietest frames' levels fluctuate, dB: the 10th minus the DIPS_PERCENTILE-th percentile."""
     level = 10.0 * np.log10(np.maximum(power, _POWER_FLOOR))
-    p2, p10 = np.percentile(level, (DIPS_PERCENTILE, 10.0))
-    return float(p10 - p2)
-
-
-def _fluctuation_rise_db(spread_db: float) -> float:
-    """dB to add to a floor measured under a noise whose levels spread ``spread_db`` (see :func:`snr_estimate`)."""
-    if not math.isfinite(spread_db):
-        return 0.0
-    rise = min(FLUCTUATION_MAX_DB, max(0.0, FLUCTUATION_SLOPE * (spread_db - FLUCTUATION_FROM_DB)))
-    lo, hi = FLUCTUATION_FADE_DB
-    return rise * min(1.0, max(0.0, (hi - spread_db) / (hi - lo)))
+    low, p10 = np.percentile(level, (DIPS_PERCENTILE, 10.0))
+    return float(p10 - low)
 
 
 def _pause_floor(pauses: np.ndarray) -> tuple[float, int, np.ndarray | None]:
