@@ -514,9 +514,13 @@ def main() -> None:
         return
     if not (CORPUS / "speech").is_dir():
         sys.exit(f"corpus not found at {CORPUS} (set VOICEPREP_CORPUS)")
+    load_start = os.getloadavg()[0]
     weights = weighting(args.quick)
     acc = accuracy(args.quick)
     table, speed_md = corpus(args.quick, max(1, args.reference_every), args.bak_cache)
+    load = (f"Load average (1 min) {load_start:.1f} at the start of the run, {os.getloadavg()[0]:.1f} at the end (a "
+            "shared machine): the SNR and BAK numbers do not depend on it; the speed rows are CPU time, which load "
+            "moves only a little.")
     md = "\n\n".join([
         "## SNR: weighted floor of the pauses or the dips, raised under fluctuating noise, vs its predecessors; "
         "DNSMOS direct on onnxruntime",
@@ -525,6 +529,7 @@ def main() -> None:
         "### Rank agreement with DNSMOS BAK on real recordings", table,
         "### DNSMOS (prep.dsp.dnsmos) speed and agreement", speed_md,
         f"onnxruntime/speechmos: {versions(('onnxruntime', 'speechmos'))}.",
+        load,
     ])
     print(md)
     if not args.no_write and not args.quick:
