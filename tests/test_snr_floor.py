@@ -5,7 +5,8 @@ middle of each pause and/or reverberation (exponential-decay RIR) whose tails ru
 plus pink noise at a known SNR (speech power over the phrases / noise power).  The speech mask given
 to the estimator is the true phrase extent, so everything in the pauses that is not noise must be
 kept out of the noise estimate by the floor statistic itself.  The old estimator (mean power of the
-pause frames, computed here as a reference) is off by more than 3 dB on the same signals.
+pause frames, computed here as a reference) is off by more than 3 dB on the same signals.  Babble (eight
+speech-like talkers) reads its mean power, not its floor: the floor is raised by the spread of its levels.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import pytest
 from scipy import ndimage, signal
 from speechlike import colored_noise, utterance
 
+from prep.dsp import estimators
 from prep.dsp.estimators import VAD_FRAME_S, frame_powers, snr_estimate
 from prep.dsp.loudness import kweighting_sos
 from prep.dsp.vad import regions_to_mask
@@ -209,3 +211,30 @@ def test_dips_between_words_give_the_floor_when_every_pause_holds_a_breath():
     assert found.noise_from == "dips"
     assert abs(found.snr_db - 35) <= 3.0, found
     assert _mean_of_pauses_snr(x, mask) < 25  # the pauses alone: breaths
+
+
+# -- fluctuating noise (babble) -------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def babble(phrases) -> np.ndarray:
+    """Eight speech-like talkers (other seeds and voices than the phrases), each looped from a random point."""
+    n = phrases[0].size
+    rng = np.random.default_rng(1)
+    out = np.zeros(n)
+    for k in range(8):
+        y, _ = utterance(RATE, phrases_s=(2.5, 3.0, 2.0, 2.8), pauses_s=(0.3, 0.5, 0.4), lead_s=0.0, tail_s=0.0,
+                         seed=100 + k, f0_hz=float(rng.uniform(95, 230)))
+        y = y.astype(np.float64) / math.sqrt(float(np.mean(y.astype(np.float64) ** 2)))
+        out += np.roll(np.resize(y, n), int(rng.integers(n)))
+    return out
+
+
+@pytest.mark.parametrize("snr_db", [10, 20, 30])
+def test_babble_reads_its_mean_power_not_its_floor(phrases, babble, snr_db, monkeypatch):
+    """Babble's level swings by several dB from frame to frame, and the VAD takes its loud moments for speech:
+    the floor of the pauses and dips lies ~4-5 dB under its mean power.  The spread of the levels raises it."""
+    clean, regions = phrases
+    x = _with_noise(clean, regions, babble, snr_db)
+    found = snr_estimate(x, sample_rate=RATE)
+    assert abs(found.snr_db - snr_db) <= 3.0, found
+    monkeypatch.setattr(estimators, "FLUCTUATION_MAX_DB", 0.0)  # the same estimator, the floor not raised
+    assert snr_estimate(x, sample_rate=RATE).snr_db - snr_db > 3.0
