@@ -35,6 +35,7 @@ import argparse
 import itertools
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -111,6 +112,9 @@ for path in sorted(p for src in sources for p in src.iterdir()):
 #: the 10-minute set and the batch would run on different pools and their difference would not cancel the
 #: start-up.
 PROCESSES = "voiceprep run --jobs 2 --pool processes"
+#: The commands whose runs' CPU time is sampled too (10-minute set and batch), for a CPU-bound estimate of the
+#: marginal scaling that a busy machine does not change much.
+CPU_TIMED = ("voiceprep run --jobs 1", PROCESSES)
 BASELINE_A = _BASELINE.format(variant="A")
 BASELINE_B = _BASELINE.format(variant="B")
 
@@ -148,6 +152,60 @@ def timed(cmd: list[str]) -> float:
     if done.returncode not in (0, 1):
         raise SystemExit(f"{cmd[:3]} failed: {done.stderr[-2000:]}")
     return wall
+
+
+def _machine_busy() -> tuple[int, int]:
+    """(busy, all) jiffies of the whole machine so far (``/proc/stat``; idle and iowait count as not busy)."""
+    with open("/proc/stat") as fh:
+        ticks = [int(x) for x in fh.readline().split()[1:]]
+    return sum(ticks) - ticks[3] - ticks[4], sum(ticks)
+
+
+def _sample_tree(pid: int, cpu: dict[int, tuple[int, float]]) -> None:
+    """Set ``cpu[p]`` = (depth below ``pid``, user + system CPU s) for ``pid`` and each descendant ``p``.
+
+    Walks ``/proc/P/task/T/children`` (a few reads per process, not a scan of every process on the machine).
+    """
+    todo = [(pid, 0)]
+    while todo:
+        p, depth = todo.pop()
+        try:
+            with open(f"/proc/{p}/stat") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+            cpu[p] = (depth, (int(fields[11]) + int(fields[12])) / _TICK)
+            for task in os.listdir(f"/proc/{p}/task"):
+                with open(f"/proc/{p}/task/{task}/children") as fh:
+                    todo.extend((int(k), depth + 1) for k in fh.read().split())
+        except (OSError, IndexError, ValueError):
+            continue
+
+
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def timed_cpu(cmd: list[str]) -> tuple[float, float, float]:
+    """Wall time, CPU seconds of every process of the run, and the machine's busy fraction during it.
+
+    The run's own process is timed exactly (``RUSAGE_CHILDREN``); its fork server and workers, which it
+    does not wait for, from their last ``/proc/PID/stat`` sample (every 0.1 s: a worker is idle at its end,
+    waiting to be shut down).  The busy fraction counts every user of the machine: 1.0 with both cores busy.
+    """
+    busy0, all0 = _machine_busy()
+    r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=_ENV)
+    cpu: dict[int, tuple[int, float]] = {}  # pid -> (depth below the run's process, CPU s): last seen
+    while proc.poll() is None:
+        _sample_tree(proc.pid, cpu)
+        time.sleep(0.1)
+    wall = time.perf_counter() - t0
+    stderr = proc.communicate()[1]
+    r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    busy1, all1 = _machine_busy()
+    if proc.returncode not in (0, 1):
+        raise SystemExit(f"{cmd[:3]} failed: {stderr[-2000:]}")
+    own = r1.ru_utime - r0.ru_utime + r1.ru_stime - r0.ru_stime
+    return wall, own + sum(c for d, c in cpu.values() if d > 0), (busy1 - busy0) / max(1, all1 - all0)
 
 
 def _check_output(out: Path, n_inputs: int, *, voiceprep: bool) -> None:
@@ -251,6 +309,7 @@ def main() -> None:
             PROCESSES: ([*ours, "run", "-q", "--jobs", "2", "--pool", "processes"], True),
         }
         runs: dict[tuple[str, str], list[float]] = {}
+        cpus: dict[tuple[str, str], list[tuple[float, float]]] = {}  # (CPU s of the run, machine busy fraction)
         count = itertools.count()
         # Round robin, so a slow spell of the machine hits every command alike; the best run of each counts.
         for repeat in range(args.repeats):
@@ -262,7 +321,12 @@ def main() -> None:
                         continue
                     out = tmpdir / f"out{next(count)}"  # always a fresh folder: nothing to resume
                     argv = [*cmd, *map(str, inputs), *(["-o"] if is_ours else []), str(out)]
-                    runs.setdefault((name, key), []).append(timed(argv))
+                    if name in CPU_TIMED and key != "6 min":
+                        wall, cpu, busy = timed_cpu(argv)
+                        cpus.setdefault((name, key), []).append((cpu, busy))
+                    else:
+                        wall = timed(argv)
+                    runs.setdefault((name, key), []).append(wall)
                     _check_output(out, n_files[key], voiceprep=is_ours)
                     print(name, key, f"{runs[name, key][-1]:.2f} s", flush=True)
         walls = {k: min(v) for k, v in runs.items()}
@@ -299,6 +363,11 @@ def main() -> None:
         return more / (walls[name, "batch"] - walls[name, "10 min"])
 
     m1, m2 = marginal("voiceprep run --jobs 1"), marginal(PROCESSES)
+    cpu = {k: min(c for c, _ in v) for k, v in cpus.items()}  # the least disturbed run
+    busy = {k: sum(b for _, b in v) / len(v) for k, v in cpus.items()}
+    serial = "voiceprep run --jobs 1"
+    d1 = cpu[serial, "batch"] - cpu[serial, "10 min"]
+    d2 = cpu[PROCESSES, "batch"] - cpu[PROCESSES, "10 min"]
     m2_mixed = marginal("voiceprep run --jobs 2")
     mixed_note = (", which mixes two pools and adds a process pool's start-up to the batch alone: no throughput"
                   if pools["10 min"] != pools["batch"] else "")
@@ -330,6 +399,17 @@ def main() -> None:
         f"**{m2 / 2:.0f}x realtime per core** (target >= 250x); 2 workers give {m2 / m1:.2f}x. "
         f"(`--jobs 2` with the default pool picks {pools['10 min']} on the 10-minute set and {pools['batch']} on "
         f"the batch (`runner.plan_workers`): its difference gives {m2_mixed:.0f}x{mixed_note}.)\n"
+        f"- CPU time (user + system of every process of a run: the voiceprep process exactly, its fork server "
+        "and workers from `/proc/PID/stat` sampled every 0.1 s; least of the runs): `--jobs 1` "
+        f"{cpu[serial, '10 min']:.2f} s on the 10-minute set, {cpu[serial, 'batch']:.2f} s on the batch; "
+        f"`--jobs 2 --pool processes` {cpu[PROCESSES, '10 min']:.2f} s and {cpu[PROCESSES, 'batch']:.2f} s. The "
+        f"batch's extra audio cost {d1:.2f} s of CPU in one process and {d2:.2f} s in the process pool (all its "
+        f"processes: {100 * (d2 / d1 - 1):+.1f} %), so with both cores always busy and not slowing each other "
+        f"2 workers would give {2 * d1 / d2:.2f}x (the measured {m2 / m1:.2f}x is below that by the cores' "
+        "idle time, their contention and any other user of the machine). Machine busy (all its users, "
+        "`/proc/stat`) during the "
+        f"`--jobs 2 --pool processes` runs: {100 * busy[PROCESSES, '10 min']:.0f} % on the 10-minute set, "
+        f"{100 * busy[PROCESSES, 'batch']:.0f} % on the batch (mean of the runs).\n"
         f"- `voiceprep check` on a 20 s clip (whole process, warm cache): model-free {check_lean:.2f} s "
         f"(best of 5), with the extras installed {check_full:.2f} s (best of 3; DNSMOS and the embedder load "
         "their models and score the clip).\n\n"
