@@ -22,7 +22,11 @@ binary for audioread): the baselines then decode with PyAV and resample with
 librosa (soxr_hq, as librosa.load does).  Marginal throughput = extra audio
 over extra wall time (batch minus 10-minute set), each command on the same
 machinery on both sets (``--jobs 1``: serial; ``--jobs 2 --pool processes``:
-two worker processes), so start-up cancels.  Also
+two worker processes), so start-up cancels.  The CPU time of every process
+of the ``--jobs 1`` and ``--jobs 2 --pool processes`` runs on those two sets is
+sampled too: 2 x the batch's extra CPU in one process over its extra CPU in
+the pool is the scaling 2 workers would give with both cores always busy,
+a figure a busy machine barely moves.  Also
 ``voiceprep check`` on a 20 s clip, and an in-process table of time per stage
 on the 10-minute set, model-free and with the extras.
 
