@@ -409,7 +409,7 @@ def main() -> None:
         f"`--jobs 2 --pool processes` {cpu[PROCESSES, '10 min']:.2f} s and {cpu[PROCESSES, 'batch']:.2f} s. The "
         f"batch's extra audio cost {d1:.2f} s of CPU in one process and {d2:.2f} s in the process pool (all its "
         f"processes: {100 * (d2 / d1 - 1):+.1f} %), so with both cores always busy and not slowing each other "
-        f"2 workers would give {2 * d1 / d2:.2f}x (the measured {m2 / m1:.2f}x is below that by the cores' "
+        f"2 workers would give {2 * d1 / d2:.2f}x (the measured {m2 / m1:.2f}x differs from it by the cores' "
         "idle time, their contention and any other user of the machine). Machine busy (all its users, "
         "`/proc/stat`) during the "
         f"`--jobs 2 --pool processes` runs: {100 * busy[PROCESSES, '10 min']:.0f} % on the 10-minute set, "
