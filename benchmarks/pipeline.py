@@ -20,7 +20,13 @@ by scaling), soundfile (16-bit); *B* the same with ``librosa.effects.trim``
 and noisereduce ``stationary=True``.  librosa cannot read m4a here (no ffmpeg
 binary for audioread): the baselines then decode with PyAV and resample with
 librosa (soxr_hq, as librosa.load does).  Marginal throughput = extra audio
-over extra wall time (batch minus 10-minute set): start-up cancels.  Also
+over extra wall time (batch minus 10-minute set), each command on the same
+machinery on both sets (``--jobs 1``: serial; ``--jobs 2 --pool processes``:
+two worker processes), so start-up cancels.  The CPU time of every process
+of the ``--jobs 1`` and ``--jobs 2 --pool processes`` runs on those two sets is
+sampled too: 2 x the batch's extra CPU in one process over its extra CPU in
+the pool is the scaling 2 workers would give with both cores always busy,
+a figure a busy machine barely moves.  Also
 ``voiceprep check`` on a 20 s clip, and an in-process table of time per stage
 on the 10-minute set, model-free and with the extras.
 
@@ -33,6 +39,7 @@ import argparse
 import itertools
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -104,6 +111,14 @@ for path in sorted(p for src in sources for p in src.iterdir()):
         y = y * (0.89 / peak)
     sf.write(dst / (path.parent.parent.name + "-" + path.stem + ".wav"), y, sr, subtype="PCM_16")
 """
+#: The command whose marginal throughput is the 2-worker one: a process pool on every set.  With the default
+#: pool the runner picks threads under 20 minutes of audio and processes above (`runner.plan_workers`), so
+#: the 10-minute set and the batch would run on different pools and their difference would not cancel the
+#: start-up.
+PROCESSES = "voiceprep run --jobs 2 --pool processes"
+#: The commands whose runs' CPU time is sampled too (10-minute set and batch), for a CPU-bound estimate of the
+#: marginal scaling that a busy machine does not change much.
+CPU_TIMED = ("voiceprep run --jobs 1", PROCESSES)
 BASELINE_A = _BASELINE.format(variant="A")
 BASELINE_B = _BASELINE.format(variant="B")
 
@@ -143,6 +158,60 @@ def timed(cmd: list[str]) -> float:
     return wall
 
 
+def _machine_busy() -> tuple[int, int]:
+    """(busy, all) jiffies of the whole machine so far (``/proc/stat``; idle and iowait count as not busy)."""
+    with open("/proc/stat") as fh:
+        ticks = [int(x) for x in fh.readline().split()[1:]]
+    return sum(ticks) - ticks[3] - ticks[4], sum(ticks)
+
+
+def _sample_tree(pid: int, cpu: dict[int, tuple[int, float]]) -> None:
+    """Set ``cpu[p]`` = (depth below ``pid``, user + system CPU s) for ``pid`` and each descendant ``p``.
+
+    Walks ``/proc/P/task/T/children`` (a few reads per process, not a scan of every process on the machine).
+    """
+    todo = [(pid, 0)]
+    while todo:
+        p, depth = todo.pop()
+        try:
+            with open(f"/proc/{p}/stat") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+            cpu[p] = (depth, (int(fields[11]) + int(fields[12])) / _TICK)
+            for task in os.listdir(f"/proc/{p}/task"):
+                with open(f"/proc/{p}/task/{task}/children") as fh:
+                    todo.extend((int(k), depth + 1) for k in fh.read().split())
+        except (OSError, IndexError, ValueError):
+            continue
+
+
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def timed_cpu(cmd: list[str]) -> tuple[float, float, float]:
+    """Wall time, CPU seconds of every process of the run, and the machine's busy fraction during it.
+
+    The run's own process is timed exactly (``RUSAGE_CHILDREN``); its fork server and workers, which it
+    does not wait for, from their last ``/proc/PID/stat`` sample (every 0.1 s: a worker is idle at its end,
+    waiting to be shut down).  The busy fraction counts every user of the machine: 1.0 with both cores busy.
+    """
+    busy0, all0 = _machine_busy()
+    r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=_ENV)
+    cpu: dict[int, tuple[int, float]] = {}  # pid -> (depth below the run's process, CPU s): last seen
+    while proc.poll() is None:
+        _sample_tree(proc.pid, cpu)
+        time.sleep(0.1)
+    wall = time.perf_counter() - t0
+    stderr = proc.communicate()[1]
+    r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    busy1, all1 = _machine_busy()
+    if proc.returncode not in (0, 1):
+        raise SystemExit(f"{cmd[:3]} failed: {stderr[-2000:]}")
+    own = r1.ru_utime - r0.ru_utime + r1.ru_stime - r0.ru_stime
+    return wall, own + sum(c for d, c in cpu.values() if d > 0), (busy1 - busy0) / max(1, all1 - all0)
+
+
 def _check_output(out: Path, n_inputs: int, *, voiceprep: bool) -> None:
     """A timed run must have done the whole job (a fast run that skipped files would flatter it)."""
     if voiceprep:
@@ -152,6 +221,18 @@ def _check_output(out: Path, n_inputs: int, *, voiceprep: bool) -> None:
         done = len(list(out.iterdir()))
     if done != n_inputs:
         raise SystemExit(f"{out}: {done} of {n_inputs} inputs processed")
+
+
+def default_pool(inputs: list[Path], *, jobs: int) -> str:
+    """The pool ``voiceprep run --jobs JOBS`` picks for ``inputs`` (``runner.plan_workers``, lean fish profile)."""
+    from benchmarks._lean import lean
+    from prep.run.profiles import get_profile
+    from prep.run.runner import discover, plan_workers, probe_durations
+
+    profile = lean(get_profile("fish"))
+    durations = probe_durations(discover(inputs))
+    return plan_workers(durations, jobs=jobs, cpus=os.cpu_count() or 1, longform=profile.longform,
+                        stages=profile.stages).pool
 
 
 def stage_table(folder: Path, tmpdir: Path) -> tuple[str, dict]:
@@ -229,8 +310,10 @@ def main() -> None:
             "voiceprep run (default options)": ([*ours, "run", "-q"], True),
             "voiceprep run --jobs 1": ([*ours, "run", "-q", "--jobs", "1"], True),
             "voiceprep run --jobs 2": ([*ours, "run", "-q", "--jobs", "2"], True),
+            PROCESSES: ([*ours, "run", "-q", "--jobs", "2", "--pool", "processes"], True),
         }
         runs: dict[tuple[str, str], list[float]] = {}
+        cpus: dict[tuple[str, str], list[tuple[float, float]]] = {}  # (CPU s of the run, machine busy fraction)
         count = itertools.count()
         # Round robin, so a slow spell of the machine hits every command alike; the best run of each counts.
         for repeat in range(args.repeats):
@@ -242,7 +325,12 @@ def main() -> None:
                         continue
                     out = tmpdir / f"out{next(count)}"  # always a fresh folder: nothing to resume
                     argv = [*cmd, *map(str, inputs), *(["-o"] if is_ours else []), str(out)]
-                    runs.setdefault((name, key), []).append(timed(argv))
+                    if name in CPU_TIMED and key != "6 min":
+                        wall, cpu, busy = timed_cpu(argv)
+                        cpus.setdefault((name, key), []).append((cpu, busy))
+                    else:
+                        wall = timed(argv)
+                    runs.setdefault((name, key), []).append(wall)
                     _check_output(out, n_files[key], voiceprep=is_ours)
                     print(name, key, f"{runs[name, key][-1]:.2f} s", flush=True)
         walls = {k: min(v) for k, v in runs.items()}
@@ -251,6 +339,7 @@ def main() -> None:
         check_lean = min(timed([*ours, "check", str(clip20)]) for _ in range(5))
         check_full = min(timed([sys.executable, "-m", "prep", "check", str(clip20)]) for _ in range(3))
         table_stages, stage_info = stage_table(first, tmpdir)
+        pools = {key: default_pool(sets[key], jobs=2) for key in ("10 min", "batch")}
 
     base_b = "baseline B: librosa + trim + noisereduce stationary + pyloudnorm"
     default = "voiceprep run (default options)"
@@ -273,10 +362,19 @@ def main() -> None:
         table.append(f"| {name} | " + " | ".join(cells) + " |")
 
     def marginal(name: str) -> float:
-        """x realtime of the extra audio of the batch over the 10-minute set (start-up cancels)."""
+        """x realtime of the extra audio of the batch over the 10-minute set (start-up cancels when both runs
+        use the same machinery: see :data:`PROCESSES`)."""
         return more / (walls[name, "batch"] - walls[name, "10 min"])
 
-    m1, m2 = marginal("voiceprep run --jobs 1"), marginal("voiceprep run --jobs 2")
+    m1, m2 = marginal("voiceprep run --jobs 1"), marginal(PROCESSES)
+    cpu = {k: min(c for c, _ in v) for k, v in cpus.items()}  # the least disturbed run
+    busy = {k: sum(b for _, b in v) / len(v) for k, v in cpus.items()}
+    serial = "voiceprep run --jobs 1"
+    d1 = cpu[serial, "batch"] - cpu[serial, "10 min"]
+    d2 = cpu[PROCESSES, "batch"] - cpu[PROCESSES, "10 min"]
+    m2_mixed = marginal("voiceprep run --jobs 2")
+    mixed_note = (", which mixes two pools and adds a process pool's start-up to the batch alone: no throughput"
+                  if pools["10 min"] != pools["batch"] else "")
     md = (
         "## Whole pipeline (benchmarks/pipeline.py)\n\n"
         "Fish profile, denoise on, **model-free**: DNSMOS and the voice embedding configured off "
@@ -298,8 +396,24 @@ def main() -> None:
         f"{walls['voiceprep run --jobs 1', 'batch'] / walls[default, 'batch']:.2f}x on the batch "
         "(`-v`: the runner picks threads on all cores under 20 minutes of audio, processes above; one file "
         "runs serially).\n"
-        f"- **Marginal throughput** on the batch: `--jobs 1` {m1:.0f}x realtime, `--jobs 2` {m2:.0f}x realtime = "
-        f"**{m2 / 2:.0f}x realtime per core** (target >= 250x); 2 workers give {m2 / m1:.2f}x.\n"
+        f"- **Marginal throughput** on the batch (extra audio of the batch over the 10-minute set / extra wall "
+        "time; both runs of a difference use the same machinery, so the start-up cancels and what is left is "
+        "the steady state): `--jobs 1` (serial on both sets) "
+        f"{m1:.0f}x realtime, `--jobs 2 --pool processes` (2 worker processes on both sets) {m2:.0f}x realtime = "
+        f"**{m2 / 2:.0f}x realtime per core** (target >= 250x); 2 workers give {m2 / m1:.2f}x. "
+        f"(`--jobs 2` with the default pool picks {pools['10 min']} on the 10-minute set and {pools['batch']} on "
+        f"the batch (`runner.plan_workers`): its difference gives {m2_mixed:.0f}x{mixed_note}.)\n"
+        f"- CPU time (user + system of every process of a run: the voiceprep process exactly, its fork server "
+        "and workers from `/proc/PID/stat` sampled every 0.1 s; least of the runs): `--jobs 1` "
+        f"{cpu[serial, '10 min']:.2f} s on the 10-minute set, {cpu[serial, 'batch']:.2f} s on the batch; "
+        f"`--jobs 2 --pool processes` {cpu[PROCESSES, '10 min']:.2f} s and {cpu[PROCESSES, 'batch']:.2f} s. The "
+        f"batch's extra audio cost {d1:.2f} s of CPU in one process and {d2:.2f} s in the process pool (all its "
+        f"processes: {100 * (d2 / d1 - 1):+.1f} %), so with both cores always busy and not slowing each other "
+        f"2 workers would give {2 * d1 / d2:.2f}x (the measured {m2 / m1:.2f}x differs from it by the cores' "
+        "idle time, their contention and any other user of the machine). Machine busy (all its users, "
+        "`/proc/stat`) during the "
+        f"`--jobs 2 --pool processes` runs: {100 * busy[PROCESSES, '10 min']:.0f} % on the 10-minute set, "
+        f"{100 * busy[PROCESSES, 'batch']:.0f} % on the batch (mean of the runs).\n"
         f"- `voiceprep check` on a 20 s clip (whole process, warm cache): model-free {check_lean:.2f} s "
         f"(best of 5), with the extras installed {check_full:.2f} s (best of 3; DNSMOS and the embedder load "
         "their models and score the clip).\n\n"
