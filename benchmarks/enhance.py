@@ -228,14 +228,15 @@ def run_mixtures(n_speech: int, alternate: bool, data: dict, save, reuse: dict |
 def _add_blend(row: dict, mix: np.ndarray, ref: np.ndarray, base: float, outs: dict, prior: dict | None) -> None:
     """``row["blend"]`` (ΔSI-SDR of the stage's blend of the gate's and DFN3's outputs) and
     ``row["dfn_speech_lsnr"]`` (DFN3's local SNR over the VAD's speech frames, what decides the blend);
-    with a reused DFN3 result, DFN3 runs again (uncounted) only where ``auto`` checks it."""
+    with a reused DFN3 result, DFN3 runs again (uncounted) only where ``auto`` checks it (elsewhere the
+    earlier run's values are kept when it has them: ``auto`` reads neither there)."""
     from prep.dsp.deepfilter import FRAME_S, deepfilter
     from prep.dsp.vad import speech_mask
     from prep.stages.denoise import _VAD_FRAME_S, Denoise, _speech_mean
 
     stage = Denoise()
     if "deepfilter" not in outs:
-        if not stage.checks_deepfilter_at(row["gate_snr"], row["gate_ns"]) and "dfn_speech_lsnr" in prior:
+        if not stage.checks_deepfilter_at(row["gate_snr"], row["gate_ns"]):
             row.update({k: prior[k] for k in ("blend", "blend_mos", "dfn_speech_lsnr") if k in prior})
             return
         outs["deepfilter"] = deepfilter(mix, sample_rate=RATE)
