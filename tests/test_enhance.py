@@ -171,6 +171,13 @@ def test_auto_blends_gate_and_deepfilter_on_crackle_whose_estimate_reads_clean(s
     assert report.frame_lsnr_db.shape == (int(np.ceil(noisy.size / RATE / 0.01)),)
     assert float(np.mean(report.frame_lsnr_db)) == pytest.approx(report.lsnr_db, abs=3.0)
     assert f"{stage.blend_below_speech_lsnr_db:g} dB: blend" in m["denoise_note"]
+    # two channels: the first one decides, each channel is the blend of its own gate and model outputs
+    stereo = np.stack([noisy, 0.8 * noisy[::-1].copy()])
+    both = Denoise().apply(_clip(stereo))
+    assert both.metrics["denoise_method"] == "blend" and both.audio.shape == stereo.shape
+    gate2 = Denoise(method="gate").apply(_clip(stereo)).audio
+    dfn2 = np.stack([deepfilter(ch, sample_rate=RATE)[0] for ch in stereo])
+    np.testing.assert_allclose(both.audio, 0.5 * gate2 + 0.5 * dfn2, atol=1e-6)
 
 
 def test_auto_keeps_the_gate_where_the_model_hears_clean_speech_in_the_checked_zone():

@@ -1070,13 +1070,14 @@ class Denoise:
         new_audio = np.ascontiguousarray(np.stack(outs) if audio.ndim == 2 else outs[0])
         note = (f"{zone} < {self.blend_below_speech_lsnr_db:g} dB: blend, {1.0 - self.blend_weight:g} x gate + "
                 f"{self.blend_weight:g} x DeepFilterNet3")
+        prior = gated.metrics.get("denoise_note")  # the gate's softening, which its half of the blend had
         return dataclasses.replace(gated, audio=new_audio).with_metrics(
             denoise_method="blend",
             denoise_snr_out_db=est.snr_db + report.snr_change_db,
             denoise_applied=True,
             noise_reduction_db=report.noise_reduction_db,
             deepfilter_lsnr_db=reports[0].lsnr_db,
-            denoise_note=note,
+            denoise_note=f"{prior}; {note}" if prior else note,
         )
 
     def _plan(self, channel: np.ndarray, rate: int) -> _Plan:
