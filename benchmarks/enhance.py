@@ -17,12 +17,14 @@ DNSMOS P.835 OVRL/SIG/BAK of the output (``prep.dsp.dnsmos``).  Methods:
 * ``gate``: :func:`prep.stages.denoise.denoise` (stationary, do-no-harm rule, its own VAD);
 * ``deepfilter``: :func:`prep.dsp.deepfilter.deepfilter` (DFN3, no attenuation limit);
 * ``noisereduce``: ``noisereduce.reduce_noise`` defaults (non-stationary);
-* ``auto``: what ``Denoise(method="auto")`` picks (:meth:`Denoise.prefers_deepfilter`): DFN3 where the
-  gate's SNR estimate is below 19 dB, or below 22 dB with non-stationary noise (the estimate's
-  ``nonstationarity_db`` >= 0.7 dB), the gate otherwise (estimate and nonstationarity are recorded, so
-  other rules are evaluated from the same outputs: the rule table, and the design / validation split
-  by speech clip: the rule's constants were chosen on the even-numbered clean clips and checked on
-  the odd-numbered ones);
+* ``auto``: what ``Denoise(method="auto")`` outputs (:meth:`Denoise.prefers_deepfilter`,
+  :meth:`Denoise.checks_deepfilter`, :meth:`Denoise.blends_at`): DFN3 where the gate's SNR estimate is
+  below 19 dB, or below 22 dB with non-stationary noise (the estimate's ``nonstationarity_db`` >= 0.7 dB);
+  from 22 to 33 dB both run and the output is the mean of the two (``blend``) where DFN3's local SNR over
+  the VAD's speech frames is below 21 dB, the gate's otherwise; the gate elsewhere (estimate,
+  nonstationarity, DFN3's speech local SNR and the blend's score are recorded for every mixture, so
+  other rules are evaluated from the same outputs: the rule table, the split by speech clip into
+  design and validation halves, and the table by noise);
 * ``oracle``: the better of gate and DFN3 per mixture (the bound the rule is judged against).
 
 Clean speech (no noise added): SI-SDR of each method's output against its input, on every clean
@@ -200,6 +202,7 @@ def run_mixtures(n_speech: int, alternate: bool, data: dict, save, reuse: dict |
                     prior = old.get((sname, nname, snr, lead))
                     row = {"speech": sname, "noise": nname, "snr": snr, "lead": lead, "in": base}
                     row["in_mos"] = prior["in_mos"] if prior else mos(mix)
+                    outs = {}
                     for name, fn in fns.items():
                         if prior is not None and name != "gate":
                             row[name], row[name + "_mos"] = prior[name], prior[name + "_mos"]
@@ -210,14 +213,41 @@ def run_mixtures(n_speech: int, alternate: bool, data: dict, save, reuse: dict |
                         busy[name] += time.process_time() - t0
                         row[name] = si_sdr(out, ref) - base
                         row[name + "_mos"] = mos(out)
+                        outs[name] = (out, rep)
                         if name == "gate":
                             row["gate_snr"] = rep.snr_before_db
                             row["gate_ns"] = rep.noise.nonstationarity_db
+                    _add_blend(row, mix, ref, base, outs, prior)
                     rows.append(row)
                     data["audio_s"] += mix.size / RATE
                     save()
                     print(f"{len(rows)} {sname} {nname} {snr} dB lead={lead}: gate {row['gate']:+.1f} "
                           f"dfn {row['deepfilter']:+.1f} est {row['gate_snr']:.1f}", flush=True)
+
+
+def _add_blend(row: dict, mix: np.ndarray, ref: np.ndarray, base: float, outs: dict, prior: dict | None) -> None:
+    """``row["blend"]`` (ΔSI-SDR of the stage's blend of the gate's and DFN3's outputs) and
+    ``row["dfn_speech_lsnr"]`` (DFN3's local SNR over the VAD's speech frames, what decides the blend);
+    with a reused DFN3 result, DFN3 runs again (uncounted) only where ``auto`` checks it (elsewhere the
+    earlier run's values are kept when it has them: ``auto`` reads neither there)."""
+    from prep.dsp.deepfilter import FRAME_S, deepfilter
+    from prep.dsp.vad import speech_mask
+    from prep.stages.denoise import _VAD_FRAME_S, Denoise, _speech_mean
+
+    stage = Denoise()
+    if "deepfilter" not in outs:
+        if not stage.checks_deepfilter_at(row["gate_snr"], row["gate_ns"]):
+            row.update({k: prior[k] for k in ("blend", "blend_mos", "dfn_speech_lsnr") if k in prior})
+            return
+        outs["deepfilter"] = deepfilter(mix, sample_rate=RATE)
+    (gate, _), (dfn, rep) = outs["gate"], outs["deepfilter"]
+    w = np.float32(stage.blend_weight)
+    blend = (np.float32(1.0) - w) * gate + w * dfn
+    row["blend"] = si_sdr(blend, ref) - base
+    speech = speech_mask(mix, sample_rate=RATE, frame_s=_VAD_FRAME_S)
+    row["dfn_speech_lsnr"] = _speech_mean(rep.frame_lsnr_db, FRAME_S, speech, _VAD_FRAME_S)
+    if stage.checks_deepfilter_at(row["gate_snr"], row["gate_ns"]):  # DNSMOS only where auto may choose it
+        row["blend_mos"] = mos(blend)
 
 
 def run_clean() -> list[tuple[str, dict[str, float], str]]:
@@ -353,15 +383,31 @@ def _prefers_deepfilter(est_db: float, ns_db: float | None, thr: float | None = 
     return Denoise().prefers_deepfilter_at(est_db, float("nan") if ns_db is None else ns_db)
 
 
+def _auto_choice(row: dict, thr: float | None = None) -> str:
+    """What ``auto`` outputs for a recorded mixture: ``deepfilter``, ``blend`` or ``gate`` (``thr``: the
+    one-threshold rule, DFN3 or the gate)."""
+    from prep.stages.denoise import Denoise
+
+    if _prefers_deepfilter(row["gate_snr"], row.get("gate_ns"), thr):
+        return "deepfilter"
+    ns = float("nan") if row.get("gate_ns") is None else row["gate_ns"]
+    stage = Denoise()
+    if thr is None and stage.checks_deepfilter_at(row["gate_snr"], ns) and stage.blends_at(row["dfn_speech_lsnr"]):
+        return "blend"
+    return "gate"
+
+
 def report(rows, cpu_s, audio_s, clean, excluded, e2e, real) -> str:
     from prep.stages.denoise import Denoise
 
-    def auto(row, thr=None):
-        return "deepfilter" if _prefers_deepfilter(row["gate_snr"], row.get("gate_ns"), thr) else "gate"
-
-    rule_text = (f"DFN3 where the gate's SNR estimate < {Denoise.deepfilter_below_snr_db:g} dB, or < "
-                 f"{Denoise.nonstationary_below_snr_db:g} dB with noise nonstationarity >= "
-                 f"{Denoise.nonstationary_above_db:g} dB")
+    auto = _auto_choice
+    stage = Denoise()
+    rule_text = (f"DFN3 where the gate's SNR estimate < {stage.deepfilter_below_snr_db:g} dB, or < "
+                 f"{stage.nonstationary_below_snr_db:g} dB with noise nonstationarity >= "
+                 f"{stage.nonstationary_above_db:g} dB; from {stage.check_from_snr_db:g} to < "
+                 f"{stage.check_below_snr_db:g} dB both run and the output is {1 - stage.blend_weight:g} x gate + "
+                 f"{stage.blend_weight:g} x DFN3 (`blend`) where DFN3's mean local SNR over the VAD's speech frames "
+                 f"< {stage.blend_below_speech_lsnr_db:g} dB, the gate's otherwise; the gate elsewhere")
 
     n_lead = sum(r["lead"] for r in rows)
     lead_text = ("each with and without" if 2 * n_lead == len(rows) else f"{n_lead} with") + \
@@ -372,7 +418,7 @@ def report(rows, cpu_s, audio_s, clean, excluded, e2e, real) -> str:
         f"{audio_s / 60:.1f} min of audio. Mean ΔSI-SDR (dB) by input SNR; `auto` = {rule_text}; "
         "`oracle` = the better of gate and DFN3 per mixture.",
         "",
-        "| SNR | gate | DFN3 | noisereduce | auto | oracle | auto − max(gate, DFN3) | DFN3 chosen |",
+        "| SNR | gate | DFN3 | noisereduce | auto | oracle | auto − max(gate, DFN3) | DFN3 / blend chosen |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for snr in SNRS_DB:
@@ -381,8 +427,9 @@ def report(rows, cpu_s, audio_s, clean, excluded, e2e, real) -> str:
         a = _mean(r[auto(r)] for r in sel)
         o = _mean(max(r["gate"], r["deepfilter"]) for r in sel)
         chosen = sum(auto(r) == "deepfilter" for r in sel)
+        blended = sum(auto(r) == "blend" for r in sel)
         lines.append(f"| {snr} dB | {g:+.2f} | {d:+.2f} | {n:+.2f} | {a:+.2f} | {o:+.2f} | {a - max(g, d):+.2f} | "
-                     f"{chosen}/{len(sel)} |")
+                     f"{chosen} / {blended} of {len(sel)} |")
     gaps = {}
     for snr in SNRS_DB:
         sel = [r for r in rows if r["snr"] == snr]
@@ -407,6 +454,16 @@ def report(rows, cpu_s, audio_s, clean, excluded, e2e, real) -> str:
             best = max(_mean(r["gate"] for r in sel), _mean(r["deepfilter"] for r in sel))
             cells.append(f"{_mean(r[auto(r)] for r in sel) - best:+.2f}")
         lines.append(f"| {half} | {len(names)} | " + " | ".join(cells) + " |")
+    lines += ["", "By noise: `auto` − max(gate, DFN3) by SNR over each noise's mixtures (the better method "
+              "chosen per noise and SNR, a stricter bound than the table's):", "",
+              "| noise | " + " | ".join(f"{s} dB" for s in SNRS_DB) + " |", "|---" * (len(SNRS_DB) + 1) + "|"]
+    for nname in NOISE:
+        cells = []
+        for snr in SNRS_DB:
+            sel = [r for r in rows if r["snr"] == snr and r["noise"] == nname]
+            best = max(_mean(r["gate"] for r in sel), _mean(r["deepfilter"] for r in sel))
+            cells.append(f"{_mean(r[auto(r)] for r in sel) - best:+.2f}")
+        lines.append(f"| {nname} | " + " | ".join(cells) + " |")
     lines += ["", "Rules compared (DFN3 where the gate's estimate < T: the one-threshold rule; `auto`: the stage's), "
               "mean ΔSI-SDR of `auto` by SNR, and the clean clips (table below) that rule would leave under 25 dB "
               "SI-SDR against their input:", "",
@@ -415,7 +472,7 @@ def report(rows, cpu_s, audio_s, clean, excluded, e2e, real) -> str:
     for thr in (*THRESHOLDS_DB, None):
         cells = [f"{_mean(r[auto(r, thr)] for r in rows if r['snr'] == s):+.2f}" for s in SNRS_DB]
         harmed = [n for n, c, _ in clean
-                  if (c["deepfilter"] if _prefers_deepfilter(c["est"], c.get("ns"), thr) else c["gate"]) < 25.0]
+                  if (c["auto"] if thr is None else c["deepfilter"] if c["est"] < thr else c["gate"]) < 25.0]
         cells.append(f"{len(harmed)}/{len(clean)}" + (f" ({', '.join(harmed)})" if harmed else ""))
         lines.append(f"| {'T = ' + format(thr, 'g') + ' dB' if thr is not None else '`auto` (stage rule)'} | "
                      + " | ".join(cells) + " |")
@@ -501,11 +558,14 @@ def main() -> None:
     parser.add_argument("--rerun-clean", action="store_true", help="with --report-from: run the clean clips again")
     parser.add_argument("--note", default="", help="a remark added to the section (e.g. the machine's load)")
     parser.add_argument("--resume", metavar="JSON", help="continue a saved run (parts and mixtures it has are kept)")
+    parser.add_argument("--save", metavar="JSON", default=str(Path(tempfile.gettempdir()) / "voiceprep_enhance.json"),
+                        help="where the run is saved after every step (default: voiceprep_enhance.json in the "
+                        "temporary directory)")
     parser.add_argument("--reuse", metavar="JSON", help="take DFN3 / noisereduce / input DNSMOS of each mixture from "
                         "this earlier run (same mixtures) and run only the gate again (for a gate-only change)")
     args = parser.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    saved = Path(tempfile.gettempdir()) / "voiceprep_enhance.json"
+    saved = Path(args.save)
     if args.report_from:
         with open(args.report_from) as fh:
             data = json.load(fh)

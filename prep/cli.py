@@ -51,7 +51,8 @@ _EMBED_HELP = (
 
 _DENOISE_HELP = ("auto (default): DeepFilterNet3 on noisy clips (gate SNR estimate < 19 dB, or < 22 dB with "
                  "non-stationary noise) with "
-                 "pip install 'voiceprep[enhance]', the spectral gate elsewhere; gate, deepfilter or off force one")
+                 "pip install 'voiceprep[enhance]', the mean of it and the spectral gate from 20 to 33 dB where it "
+                 "hears noise in the speech, the gate elsewhere; gate, deepfilter or off force one")
 
 
 def _denoise_option(profile, args: argparse.Namespace):

@@ -189,8 +189,9 @@ _DECLARED: tuple[Metric, ...] = (
     _M("resampled_from_hz", "Hz", "rate before resampling (`null` when the rate was kept)",
        ("resample",), "process", "int"),
     _M("denoise_method", "", "what denoised the clip: `gate` (spectral gate), `deepfilter` (DeepFilterNet3, "
-       "`[enhance]` extra) or `off`; `--denoise auto` picks DeepFilterNet3 where `denoise_snr_in_db` is below "
-       "19 dB, or below 22 dB with `noise_nonstationarity_db` at least 0.7 dB",
+       "`[enhance]` extra), `blend` (the mean of both) or `off`; `--denoise auto` picks DeepFilterNet3 where "
+       "`denoise_snr_in_db` is below 19 dB, or below 22 dB with `noise_nonstationarity_db` at least 0.7 dB, and "
+       "from 20 to 33 dB runs both and blends them where DeepFilterNet3's local SNR over speech is below 19 dB",
        ("denoise",), "process", "str"),
     _M("noise_floor_dbfs", "dBFS", "the denoiser's noise-floor estimate of its input", ("denoise",), "process"),
     _M("denoise_snr_in_db", "dB", "the denoiser's SNR estimate of its input (decides softening and skipping)",

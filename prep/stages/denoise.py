@@ -396,6 +396,16 @@ def _without_outliers(is_noise: np.ndarray, chunk_power: np.ndarray) -> np.ndarr
     return out
 
 
+def _speech_mean(values: np.ndarray, step_s: float, speech: np.ndarray, speech_frame_s: float) -> float:
+    """Mean of ``values`` (one per ``step_s`` frame from time 0) over the frames whose start lies in a speech
+    frame of ``speech`` (frames of ``speech_frame_s``); NaN if none does."""
+    if values.size == 0 or speech.size == 0:
+        return math.nan
+    idx = np.minimum((np.arange(values.size) * (step_s / speech_frame_s)).astype(np.int64), speech.size - 1)
+    sel = speech[idx]
+    return float(np.mean(values[sel], dtype=np.float64)) if sel.any() else math.nan
+
+
 # -- applying ----------------------------------------------------------------
 @dataclass(frozen=True)
 class GateReport:
@@ -847,7 +857,8 @@ ENHANCE_NOTICE = (
     "neural denoising off: pip install 'voiceprep[enhance]' adds DeepFilterNet3 for noisy clips "
     "(chosen per clip where the gate's SNR estimate is below 19 dB, or 22 dB for non-stationary noise: "
     "babble, cafe, dishes, crackle, "
-    "+3 to +6 dB SI-SDR over the spectral gate at 0-10 dB SNR); the spectral gate denoises every clip now"
+    "+3 to +6 dB SI-SDR over the spectral gate at 0-10 dB SNR, and averaged with the gate from 20 to 33 dB "
+    "where it hears noise in the speech); the spectral gate denoises every clip now"
 )
 
 
@@ -880,20 +891,29 @@ class Denoise:
       extra) where the gate's own SNR estimate of the clip is below ``deepfilter_below_snr_db`` (19 dB),
       or below ``nonstationary_below_snr_db`` (22 dB) when the noise is non-stationary
       (:attr:`NoiseEstimate.nonstationarity_db` at least ``nonstationary_above_db``, 0.7 dB: babble,
-      cafe, crackle), the gate (with its do-no-harm rule) elsewhere; without the extra, always the gate
-      (:meth:`prefers_deepfilter`). At 20 dB SNR the gate beats DeepFilterNet3 on stationary noise (hum,
-      a tap, an exercise bike) and loses on babble; the constants were chosen on half of
+      cafe, crackle) (:meth:`prefers_deepfilter`); from ``check_from_snr_db`` (20 dB) up to
+      ``check_below_snr_db`` (33 dB) both run (:meth:`checks_deepfilter`) and the output is
+      ``(1 - blend_weight) x gate + blend_weight x DeepFilterNet3`` (``blend_weight`` 0.5) where the model's
+      local SNR over the VAD's speech frames is below ``blend_below_speech_lsnr_db`` (19 dB: it hears noise
+      in the speech; :meth:`blends_at`), the gate's output otherwise; the gate (with its do-no-harm rule)
+      elsewhere; without the extra, always the gate. At 20 dB SNR the gate beats DeepFilterNet3 on
+      stationary noise (hum, a tap, an exercise bike) and loses on babble and crackle, and the gate's
+      estimate of crackle reads as high as a clean recording's quiet floor: the two methods' errors differ,
+      so their mean beats the better one on average there, while the model's speech local SNR keeps
+      clean recordings (23-33 dB) from it. The constants were chosen on half of
       ``benchmarks/enhance.py``'s mixtures and checked on the other half (``benchmarks/RESULTS.md``);
     * ``"gate"``, ``"deepfilter"``: that method for every clip (DeepFilterNet3 always runs, no
       do-no-harm rule); ``"off"``: nothing.
 
-    Records ``denoise_method`` (what ran: ``gate``, ``deepfilter`` or ``off``),
+    Records ``denoise_method`` (what the output is: ``gate``, ``deepfilter``, ``blend`` or ``off``),
     ``noise_floor_dbfs``, ``denoise_snr_in_db``, ``denoise_snr_out_db``
     (the gate's SNR estimates of the input and of the output, in the same frames, whichever method ran),
     ``denoise_applied``, ``denoise_strength`` (as used), ``noise_profile`` (where the profile came from),
     ``noise_nonstationarity_db``,
     ``noise_reduction_db``, ``deepfilter_lsnr_db`` (the model's own mean local SNR, when it ran) and,
-    when skipped or softened, ``denoise_note``.
+    when skipped, softened, blended or checked, ``denoise_note`` (a blend or a check names the estimate and
+    the model's speech local SNR that decided). CPU: the model runs on the clips it denoises and on those
+    ``auto`` checks (about 9x realtime, against about 750x for the gate).
     The speech mask is always the stage's own VAD run (30 ms frames) on the channel mean, never
     regions an earlier stage found for another purpose, so the stage gives what :func:`denoise` gives.
     The regions it finds are left on the clip's :attr:`~prep.clip.Clip.speech` (denoising moves no
@@ -914,17 +934,24 @@ class Denoise:
     deepfilter_below_snr_db: float = 19.0
     nonstationary_below_snr_db: float = 22.0
     nonstationary_above_db: float = 0.7
+    check_from_snr_db: float = 20.0
+    check_below_snr_db: float = 33.0
+    blend_below_speech_lsnr_db: float = 19.0
+    blend_weight: float = 0.5
     enhancer: str = field(default_factory=enhance_model)  # the [enhance] model in use; "" without the extra
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
             raise ConfigError(f"denoise method must be one of {METHODS}, got {self.method!r}")
-        rule = (self.deepfilter_below_snr_db, self.nonstationary_below_snr_db, self.nonstationary_above_db)
+        rule = (self.deepfilter_below_snr_db, self.nonstationary_below_snr_db, self.nonstationary_above_db,
+                self.check_from_snr_db, self.check_below_snr_db, self.blend_below_speech_lsnr_db)
         if not all(math.isfinite(v) for v in rule):
             raise ConfigError(
-                "deepfilter_below_snr_db, nonstationary_below_snr_db and nonstationary_above_db must be finite, "
-                f"got {rule!r}"
+                "deepfilter_below_snr_db, nonstationary_below_snr_db, nonstationary_above_db, check_from_snr_db, "
+                f"check_below_snr_db and blend_below_speech_lsnr_db must be finite, got {rule!r}"
             )
+        if not 0.0 < self.blend_weight <= 1.0:
+            raise ConfigError(f"blend_weight must be in (0, 1], got {self.blend_weight!r}")
         if self.method == "deepfilter" and not self.enhancer:
             from ..dsp.deepfilter import DEEPFILTER_MODEL
             from ..models import ModelError
@@ -954,6 +981,8 @@ class Denoise:
                 del spec
                 return dataclasses.replace(self._deepfilter(clip, audio, channels, est), speech=found)
             measured = (plan, est, spec)
+            if self.method == "auto" and self.checks_deepfilter(est):
+                return dataclasses.replace(self._blend(clip, audio, channels, speech, measured), speech=found)
         return dataclasses.replace(self._gate(clip, audio, channels, speech, measured), speech=found)
 
     def prefers_deepfilter(self, est: NoiseEstimate) -> bool:
@@ -974,6 +1003,82 @@ class Denoise:
         if snr_db < self.deepfilter_below_snr_db:
             return True
         return bool(snr_db < self.nonstationary_below_snr_db and nonstationarity_db >= self.nonstationary_above_db)
+
+    def checks_deepfilter(self, est: NoiseEstimate) -> bool:
+        """True if ``auto`` runs DeepFilterNet3 *and* the gate on the clip ``est`` was measured on, to blend
+        them if the model hears noise in the speech (:meth:`blends_at`): the gate's SNR estimate from
+        ``check_from_snr_db`` up to ``check_below_snr_db``, where :meth:`prefers_deepfilter` keeps the gate.
+
+        There the estimate cannot tell noise from a clean recording's floor: vinyl crackle at 20 dB SNR
+        reads 22.8-32.1 dB (its clicks are left out of the noise floor), clean recordings with a quiet
+        codec-shaped floor 23-32 dB; DeepFilterNet3 is better on the one (+3 dB SI-SDR over the gate on
+        crackle), harmful on the other (down to 16.6 dB SI-SDR against the clean input).
+        """
+        if not est.has_speech or est.source == "empty":
+            return False
+        return self.checks_deepfilter_at(est.snr_db, est.nonstationarity_db)
+
+    def checks_deepfilter_at(self, snr_db: float, nonstationarity_db: float) -> bool:
+        """:meth:`checks_deepfilter` on the two numbers it decides by (a clip with speech and noise frames)."""
+        if self.prefers_deepfilter_at(snr_db, nonstationarity_db):
+            return False
+        return bool(self.check_from_snr_db <= snr_db < self.check_below_snr_db)
+
+    def blends_at(self, speech_lsnr_db: float) -> bool:
+        """Whether a checked clip (:meth:`checks_deepfilter`) gets the blend: DeepFilterNet3's mean local SNR
+        over the speech frames (VAD) below ``blend_below_speech_lsnr_db`` (NaN: no; the gate is kept).
+
+        The model's local SNR in speech frames reads 22.8-32.6 dB on every clean corpus recording whose
+        estimate falls in the checked zone, and 9-19 dB with 20 dB SNR noise of any kind; unlike its mean
+        over all frames it does not fall with the share of pauses (which read about -10 dB however quiet).
+        """
+        return bool(speech_lsnr_db < self.blend_below_speech_lsnr_db)
+
+    def _blend(
+        self,
+        clip: Clip,
+        audio: np.ndarray,
+        channels: np.ndarray,
+        speech: np.ndarray,
+        measured: tuple[_Plan, NoiseEstimate, np.ndarray | None],
+    ) -> Clip:
+        """DeepFilterNet3 and the gate on each channel; their weighted mean if :meth:`blends_at` the model's
+        local SNR over the first channel's speech frames, else the gate's output (and metrics) with a note."""
+        from ..dsp.deepfilter import FRAME_S, deepfilter
+
+        rate = clip.sample_rate
+        est = measured[1]
+        dfn, reports = zip(*(deepfilter(ch, sample_rate=rate) for ch in channels), strict=True)
+        speech_lsnr = _speech_mean(reports[0].frame_lsnr_db, FRAME_S, speech, _VAD_FRAME_S)
+        gated = self._gate(clip, audio, channels, speech, measured)
+        zone = (f"estimated SNR {est.snr_db:.1f} dB in [{self.check_from_snr_db:g}, {self.check_below_snr_db:g}) dB, "
+                f"DeepFilterNet3's local SNR over speech {speech_lsnr:.1f} dB")
+        if not self.blends_at(speech_lsnr):
+            note = f"{zone} >= {self.blend_below_speech_lsnr_db:g} dB: gate kept"
+            prior = gated.metrics.get("denoise_note")
+            return gated.with_metrics(denoise_note=f"{prior}; {note}" if prior else note,
+                                      deepfilter_lsnr_db=reports[0].lsnr_db)
+        w = np.float32(self.blend_weight)
+        g = as_audio(gated.audio).reshape(channels.shape)
+        outs = [(np.float32(1.0) - w) * g[k] + w * dfn[k] for k in range(channels.shape[0])]
+        n_frames = est.noise_frames.size
+        report = _gate_report(
+            _chunk_power(np.ascontiguousarray(channels[0], dtype=np.float32), est.hop, n_frames),
+            _chunk_power(outs[0], est.hop, n_frames),
+            est,
+        )
+        new_audio = np.ascontiguousarray(np.stack(outs) if audio.ndim == 2 else outs[0])
+        note = (f"{zone} < {self.blend_below_speech_lsnr_db:g} dB: blend, {1.0 - self.blend_weight:g} x gate + "
+                f"{self.blend_weight:g} x DeepFilterNet3")
+        prior = gated.metrics.get("denoise_note")  # the gate's softening, which its half of the blend had
+        return dataclasses.replace(gated, audio=new_audio).with_metrics(
+            denoise_method="blend",
+            denoise_snr_out_db=est.snr_db + report.snr_change_db,
+            denoise_applied=True,
+            noise_reduction_db=report.noise_reduction_db,
+            deepfilter_lsnr_db=reports[0].lsnr_db,
+            denoise_note=f"{prior}; {note}" if prior else note,
+        )
 
     def _plan(self, channel: np.ndarray, rate: int) -> _Plan:
         """The :func:`denoise` call this stage makes on one channel, validated (see :class:`_Plan`)."""
