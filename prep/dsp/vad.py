@@ -45,7 +45,6 @@ __all__ = [
     "known_or_found_regions",
     "mask_to_regions",
     "regions_to_mask",
-    "resample_for_vad",
     "speech_mask",
     "speech_regions",
     "uses_default_vad",
@@ -165,25 +164,8 @@ def _check_aggressiveness(aggressiveness: int) -> None:
         raise ConfigError(f"aggressiveness must be 0, 1, 2 or 3, got {aggressiveness!r}")
 
 
-def resample_for_vad(x: np.ndarray, *, sample_rate: int) -> np.ndarray:
-    """``x`` at :data:`VAD_RATE`, as :func:`vad_frames` resamples it (soxr ``LQ``, streamed in blocks).
-
-    A caller that needs the signal at 16 kHz as well (:class:`~prep.stages.measure.Measure`'s
-    analyses) resamples once and passes the result to :func:`vad_frames` (``resampled=``).
-
-    Parameters
-    ----------
-    x : np.ndarray, float32, shape (samples,)
-    sample_rate : int
-        Rate of ``x`` in Hz.
-
-    Returns
-    -------
-    np.ndarray, float32, shape (about samples * VAD_RATE / sample_rate,)
-        ``x`` itself at 16 kHz.
-    """
-    x = as_mono(x)
-    rate = check_sample_rate(sample_rate)
+def _resample_16k(x: np.ndarray, rate: int) -> np.ndarray:
+    """Mono float32 ``x`` at :data:`VAD_RATE` (soxr ``LQ``, streamed in blocks of ``_BLOCK_S``)."""
     if rate == VAD_RATE:
         return x
     step = int(_BLOCK_S * rate)
@@ -210,14 +192,7 @@ def _band_power(frames: np.ndarray, n_fft: int, lo: int, hi: int) -> np.ndarray:
     return spec.real**2 + spec.imag**2
 
 
-def vad_frames(
-    audio: np.ndarray,
-    *,
-    sample_rate: int,
-    frame_s: float = 0.03,
-    aggressiveness: int = 3,
-    resampled: np.ndarray | None = None,
-) -> VadFrames:
+def vad_frames(audio: np.ndarray, *, sample_rate: int, frame_s: float = 0.03, aggressiveness: int = 3) -> VadFrames:
     """Run both detectors frame by frame.
 
     Parameters
@@ -230,9 +205,6 @@ def vad_frames(
         Frame length in seconds (webrtcvad's sizes).
     aggressiveness : {0, 1, 2, 3}
         webrtcvad mode; 3 flags least noise as speech.
-    resampled : np.ndarray, float32, shape (samples16k,), optional
-        ``audio`` at 16 kHz from :func:`resample_for_vad`, when the caller has it (the same
-        frames as without it; ``audio`` still sets the frame count).
 
     Returns
     -------
@@ -250,7 +222,7 @@ def vad_frames(
     frame_len = _check_frame_s(frame_s)
     _check_aggressiveness(aggressiveness)
     n_frames = int(np.ceil(x.size / (frame_s * rate) - 1e-9))
-    y = resample_for_vad(x, sample_rate=rate) if resampled is None else as_mono(resampled)
+    y = _resample_16k(x, rate)
     all_frames = _frames_16k(y, frame_len)
     per_block = max(1, round(_BLOCK_S / frame_s))  # FFT temporaries bounded by one block of frames
     blocks = [all_frames[i : i + per_block] for i in range(0, all_frames.shape[0], per_block)]
@@ -357,7 +329,6 @@ def speech_mask(
     aggressiveness: int = 3,
     min_speech_s: float = 0.1,
     min_silence_s: float = 0.25,
-    resampled: np.ndarray | None = None,
 ) -> np.ndarray:
     """Per-frame speech decisions.
 
@@ -375,8 +346,6 @@ def speech_mask(
         Speech regions shorter than this are dropped.
     min_silence_s : float
         Pauses shorter than this are bridged (counted as speech).
-    resampled : np.ndarray, optional
-        ``audio`` at 16 kHz from :func:`resample_for_vad` (see :func:`vad_frames`).
 
     Returns
     -------
@@ -384,9 +353,7 @@ def speech_mask(
         True for speech frames (no padding).
     """
     with timed("vad"):
-        frames = vad_frames(
-            audio, sample_rate=sample_rate, frame_s=frame_s, aggressiveness=aggressiveness, resampled=resampled
-        )
+        frames = vad_frames(audio, sample_rate=sample_rate, frame_s=frame_s, aggressiveness=aggressiveness)
         return _decide(frames, min_speech_s=min_speech_s, min_silence_s=min_silence_s)
 
 
