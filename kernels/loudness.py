@@ -17,7 +17,14 @@ from numba import njit, uintp
 
 from . import _target  # noqa: F401 - numba's CPU target without all of scipy.linalg (see there)
 
-__all__ = ["TP_PHASES", "TP_TAPS", "gain_release", "interpolated_peak_frames", "kweighted_power_sums"]
+__all__ = [
+    "TP_PHASES",
+    "TP_TAPS",
+    "gain_release",
+    "interpolated_peak_frames",
+    "kweighted_power_sums",
+    "two_weighted_power_sums",
+]
 
 #: Interpolated phases per input frame of the 4x true-peak filter (phase 0 is the sample itself).
 TP_PHASES = 3
@@ -112,6 +119,116 @@ def kweighted_power_sums(x, sos, state, weights, hop, carry, out):  # pragma: no
         carry[0] += tail
     carry[1] = np.float64((open_frames + n) % hop)
     return n_done
+
+
+@njit(cache=True, nogil=True, fastmath={"contract"})
+def two_weighted_power_sums(x, sos_a, hop_a, out_a, sos_b, hop_b, out_b):  # pragma: no cover - compiled
+    """Two :func:`kweighted_power_sums` of one mono signal in one pass, each from a zero state.
+
+    x : float32 (n,).  sos_a, sos_b : float64 (2, 6) biquads.  hop_a, hop_b : frames per sum.
+    out_a, out_b : float64, room for ``n // hop_a + 1`` and ``n // hop_b + 1`` sums: the
+    complete blocks' sums, then the partial last block's (0 when there is none).  ``out_a[k]``
+    (for the complete blocks) equals ``out[k]`` of
+    ``kweighted_power_sums(x[None], sos_a, zeros((1, 4)), ones(1), hop_a, zeros(2), out)``, bit
+    for bit: the same operations in the same order, the filter memory flushed at the same
+    frames (every ``_FLUSH_EVERY`` frames of a block and at its end).  The two filter cascades
+    are independent chains, so one loop runs both in about the time of one (the recursions
+    are latency-bound).
+    """
+    n = x.shape[0]
+    b10 = sos_a[0, 0]
+    b11 = sos_a[0, 1]
+    b12 = sos_a[0, 2]
+    a11 = sos_a[0, 4]
+    a12 = sos_a[0, 5]
+    b20 = sos_a[1, 0]
+    b21 = sos_a[1, 1]
+    b22 = sos_a[1, 2]
+    a21 = sos_a[1, 4]
+    a22 = sos_a[1, 5]
+    c10 = sos_b[0, 0]
+    c11 = sos_b[0, 1]
+    c12 = sos_b[0, 2]
+    d11 = sos_b[0, 4]
+    d12 = sos_b[0, 5]
+    c20 = sos_b[1, 0]
+    c21 = sos_b[1, 1]
+    c22 = sos_b[1, 2]
+    d21 = sos_b[1, 4]
+    d22 = sos_b[1, 5]
+    u1 = 0.0
+    u2 = 0.0
+    v1 = 0.0
+    v2 = 0.0
+    p1 = 0.0
+    p2 = 0.0
+    q1 = 0.0
+    q2 = 0.0
+    acc_a = 0.0
+    acc_b = 0.0
+    pos_a = 0
+    pos_b = 0
+    k_a = 0
+    k_b = 0
+    j = 0
+    while j < n:
+        # run both cascades up to the next frame where either flushes its memory or ends a block
+        to_a = min(_FLUSH_EVERY - pos_a % _FLUSH_EVERY, hop_a - pos_a)
+        to_b = min(_FLUSH_EVERY - pos_b % _FLUSH_EVERY, hop_b - pos_b)
+        step = min(to_a, to_b, n - j)
+        for i in range(j, j + step):
+            xj = np.float64(x[i])
+            u0 = (xj - a12 * u2) - a11 * u1
+            y1 = b10 * u0 + b11 * u1 + b12 * u2
+            u2 = u1
+            u1 = u0
+            v0 = (y1 - a22 * v2) - a21 * v1
+            y2 = b20 * v0 + b21 * v1 + b22 * v2
+            v2 = v1
+            v1 = v0
+            acc_a += y2 * y2
+            p0 = (xj - d12 * p2) - d11 * p1
+            z1 = c10 * p0 + c11 * p1 + c12 * p2
+            p2 = p1
+            p1 = p0
+            q0 = (z1 - d22 * q2) - d21 * q1
+            z2 = c20 * q0 + c21 * q1 + c22 * q2
+            q2 = q1
+            q1 = q0
+            acc_b += z2 * z2
+        j += step
+        pos_a += step
+        pos_b += step
+        if step == to_a:
+            if abs(u1) < _TINY:
+                u1 = 0.0
+            if abs(u2) < _TINY:
+                u2 = 0.0
+            if abs(v1) < _TINY:
+                v1 = 0.0
+            if abs(v2) < _TINY:
+                v2 = 0.0
+            if pos_a == hop_a:
+                out_a[k_a] = 0.0 + acc_a
+                k_a += 1
+                acc_a = 0.0
+                pos_a = 0
+        if step == to_b:
+            if abs(p1) < _TINY:
+                p1 = 0.0
+            if abs(p2) < _TINY:
+                p2 = 0.0
+            if abs(q1) < _TINY:
+                q1 = 0.0
+            if abs(q2) < _TINY:
+                q2 = 0.0
+            if pos_b == hop_b:
+                out_b[k_b] = 0.0 + acc_b
+                k_b += 1
+                acc_b = 0.0
+                pos_b = 0
+    out_a[k_a] = acc_a
+    out_b[k_b] = acc_b
 
 
 @njit(cache=True, nogil=True, fastmath={"contract"})

@@ -152,6 +152,27 @@ def test_speech_mask_shape_and_frames():
     assert frames.snr_score.shape == frames.webrtc.shape == frames.energy_db.shape
 
 
+def test_webrtc_decisions_are_webrtcvads_own():
+    # vad_frames calls webrtcvad's C function on each frame directly: the same decisions as Vad.is_speech,
+    # over 65 s at 22.05 kHz (three 30 s resampling blocks, a partial last frame), level-normalised as there.
+    import webrtcvad
+
+    rate = 22050
+    parts = [speechlike.utterance(rate, seed=s)[0] for s in (49, 50, 51, 52, 53, 54, 55)]
+    x = np.concatenate(parts)[: 65 * rate + 123]
+    x = x + np.random.default_rng(3).normal(0, 0.003, x.size).astype(np.float32)
+    y = soxr.ResampleStream(rate, 16000, 1, "float32", "LQ").resample_chunk(x, last=True)
+    for frame_s in (0.02, 0.03):
+        frames = vad_frames(x, sample_rate=rate, frame_s=frame_s)
+        n = round(frame_s * 16000)
+        gain = 10 ** (min(-20.0 - frames.speech_level_db, 50.0) / 20) * 32768.0
+        pcm = np.clip(np.pad(y, (0, -y.size % n)) * np.float32(gain), -32768, 32767).astype(np.int16)
+        vad = webrtcvad.Vad(3)
+        own = [vad.is_speech(f.tobytes(), 16000) for f in pcm.reshape(-1, n)[: frames.webrtc.size]]
+        assert frames.webrtc.any() and not frames.webrtc.all()
+        np.testing.assert_array_equal(frames.webrtc[: len(own)], own)
+
+
 @pytest.mark.parametrize(
     ("kwargs", "word"),
     [(dict(frame_s=0.025), "0.025"), (dict(aggressiveness=4), "aggressiveness"), (dict(min_silence_s=-1.0), "-1.0")],

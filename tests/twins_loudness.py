@@ -44,6 +44,15 @@ def subblock_sums(x: np.ndarray, sample_rate: int, weights: np.ndarray) -> np.nd
     return power[: m * h].reshape(m, h).sum(axis=1)
 
 
+def weighted_block_sums(x: np.ndarray, sos: np.ndarray, hop: int) -> np.ndarray:
+    """Twin of one half of ``two_weighted_power_sums``: mono ``x`` through ``sos`` (from rest), squared,
+    summed over consecutive blocks of ``hop`` samples, the partial last block's sum last (0 without one)."""
+    x = np.asarray(x, dtype=np.float64)
+    y = signal.sosfilt(sos, x) if x.size else x
+    m = y.size // hop
+    return np.append((y[: m * hop] ** 2).reshape(m, hop).sum(axis=1), (y[m * hop :] ** 2).sum())
+
+
 def block_powers(x: np.ndarray, sample_rate: int, weights: np.ndarray, block_s: float, step_s: float) -> np.ndarray:
     """Mean weighted power of each block of ``block_s`` seconds every ``step_s``, each summed from scratch."""
     y = kweighted(x, sample_rate)

@@ -79,6 +79,7 @@ __all__ = [
     "frame_powers",
     "snr_weighting_sos",
     "weighted_frame_powers",
+    "loudness_and_frame_powers",
     "ltas_db",
     "measure_quality",
     "mos_available",
@@ -268,6 +269,49 @@ def weighted_frame_powers(audio: np.ndarray, *, sample_rate: int, frame_s: float
     return out[:m] / n
 
 
+def loudness_and_frame_powers(audio: np.ndarray, *, sample_rate: int) -> tuple[float, np.ndarray]:
+    """:func:`prep.dsp.loudness.integrated_loudness` and :func:`weighted_frame_powers` of one signal, one pass.
+
+    Both filter a signal through two biquads and sum its squares (100 ms sub-blocks through the
+    K-weighting, 20 ms frames through the SNR's weighting); one loop runs both cascades, with the
+    same values as the two calls (:func:`prep.kernels.loudness.two_weighted_power_sums`).  Mono
+    audio at :data:`prep.dsp.loudness.MIN_SAMPLE_RATE` or more; otherwise the two calls.
+
+    Parameters
+    ----------
+    audio : np.ndarray, shape (samples,) or (channels, samples)
+    sample_rate : int
+
+    Returns
+    -------
+    lufs : float
+        Integrated loudness in LUFS (``-inf`` for silence or less than 400 ms).
+    frame_powers : np.ndarray, float64, shape (samples // round(0.02 * sample_rate),)
+        The SNR's weighted frame powers.
+
+    Raises
+    ------
+    ConfigError
+        The audio holds NaN or infinite samples (as the loudness meter says).
+    """
+    from .loudness import MIN_SAMPLE_RATE, _k, gated_loudness, integrated_loudness, kweighting_sos
+
+    rate = check_sample_rate(sample_rate)
+    x = as_audio(audio)
+    if rate < MIN_SAMPLE_RATE or (x.ndim == 2 and x.shape[0] != 1):
+        return integrated_loudness(x, sample_rate=rate), weighted_frame_powers(x, sample_rate=rate)
+    x = np.ascontiguousarray(x.reshape(-1), dtype=np.float32)
+    hop = (rate + 5) // 10  # the meter's 100 ms sub-block, rounded as libebur128 does
+    n = max(1, round(VAD_FRAME_S * rate))
+    sums = np.zeros(x.size // hop + 1, dtype=np.float64)
+    frames = np.zeros(x.size // n + 1, dtype=np.float64)
+    _k.two_weighted_power_sums(x, kweighting_sos(sample_rate=rate), hop, sums, snr_weighting_sos(sample_rate=rate),
+                               n, frames)
+    if not (np.all(np.isfinite(sums)) and np.all(np.isfinite(frames))):
+        raise ConfigError("audio contains NaN or infinite samples")
+    return gated_loudness(sums[:-1], hop_samples=hop), frames[:-1] / n
+
+
 def snr_estimate(
     audio: np.ndarray,
     *,
@@ -275,6 +319,7 @@ def snr_estimate(
     speech: np.ndarray | None = None,
     guard_s: float = 0.06,
     min_noise_s: float = 0.2,
+    frame_power: np.ndarray | None = None,
 ) -> SnrEstimate:
     """Estimate the active-speech SNR (speech-band weighted) from VAD speech and pause frames.
 
@@ -332,6 +377,9 @@ def snr_estimate(
         Margin around speech excluded from the noise estimate.
     min_noise_s : float
         Pause needed to measure the noise in the pauses.
+    frame_power : np.ndarray, float64, shape (frames,), optional
+        :func:`weighted_frame_powers` of ``audio`` when the caller has them
+        (:func:`loudness_and_frame_powers`).
 
     Returns
     -------
@@ -339,7 +387,7 @@ def snr_estimate(
     """
     rate = check_sample_rate(sample_rate)
     x = mix_to_mono(audio)
-    power = weighted_frame_powers(x, sample_rate=rate, frame_s=VAD_FRAME_S)
+    power = weighted_frame_powers(x, sample_rate=rate, frame_s=VAD_FRAME_S) if frame_power is None else frame_power
     if speech is None:
         speech = vad_mask(x, sample_rate=rate)
     mask = np.zeros(power.size, bool)
@@ -901,6 +949,7 @@ def measure_quality(
     skip: frozenset[str] | set[str] = frozenset(),
     mos: bool = False,
     speech: Sequence[tuple[float, float]] | None = None,
+    snr_frame_power: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """Measure every quality metric of a clip (one VAD pass).
 
@@ -915,6 +964,9 @@ def measure_quality(
     speech : sequence of (start_s, end_s), optional
         Speech regions of ``audio`` already known (a clip's
         :attr:`~prep.clip.Clip.speech`); the VAD runs when omitted.
+    snr_frame_power : np.ndarray, optional
+        :func:`weighted_frame_powers` of ``audio`` when the caller has them
+        (:func:`loudness_and_frame_powers`).
 
     Returns
     -------
@@ -939,7 +991,7 @@ def measure_quality(
     out["speech_s"] = min(speech_s, duration)
     out["speech_ratio"] = min(1.0, speech_s / duration) if duration > 0 else 0.0
     if "snr_db" not in skip:
-        out["snr_db"] = snr_estimate(mono, sample_rate=rate, speech=mask).snr_db
+        out["snr_db"] = snr_estimate(mono, sample_rate=rate, speech=mask, frame_power=snr_frame_power).snr_db
     if "clipping_ratio" not in skip:
         clip_rep = clipping(x)
         out["clipping_ratio"] = clip_rep.ratio

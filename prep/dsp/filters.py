@@ -65,7 +65,11 @@ def band_envelope(x: np.ndarray, band_hz: tuple[float, float]) -> np.ndarray:
     The band is a 4th-order Butterworth band-pass applied causally from a
     zero state (what ``scipy.signal.sosfilt`` gives), computed in the
     frequency domain block by block (overlap-save; the filter's memory is
-    shorter than the history kept), then squared and averaged.
+    shorter than the history kept), then squared and averaged (in float64).
+    The transforms run in ``x``'s precision: float32 audio (the analysis
+    signal) in float32, 1.3x faster, within ~1e-6 of the block's peak power
+    of the float64 result (reverb_s on 319 corpus signals: at most 1.6e-7
+    relative apart); other input in float64.
     """
     hop = int(ENV_HOP_S * ANALYSIS_RATE)
     if x.size < 2 * hop:
@@ -76,15 +80,18 @@ def band_envelope(x: np.ndarray, band_hz: tuple[float, float]) -> np.ndarray:
     while nfft // 2 >= x.size + hist:  # short signals: one smaller transform
         nfft //= 2
     _, response = bandpass_response(band, nfft)
+    dtype = np.float32 if x.dtype == np.float32 else np.float64
+    if dtype == np.float32:
+        response = response.astype(np.complex64)
     step = (nfft - hist) // hop * hop  # output samples per block, whole hops (nfft > 2 * hist)
     hops = np.empty(x.size // hop)
     for start in range(0, hops.size * hop, step):
-        seg = x[max(0, start - hist) : start + step].astype(np.float64)
+        seg = x[max(0, start - hist) : start + step].astype(dtype, copy=False)
         if start < hist:  # zero initial state
-            seg = np.concatenate([np.zeros(hist - start), seg])
+            seg = np.concatenate([np.zeros(hist - start, dtype), seg])
         y = sp_fft.irfft(sp_fft.rfft(seg, nfft) * response, nfft)[hist : hist + step]
         k = min(y.size // hop, hops.size - start // hop)
-        hops[start // hop : start // hop + k] = np.mean(y[: k * hop].reshape(-1, hop) ** 2, axis=1)
+        hops[start // hop : start // hop + k] = np.mean(y[: k * hop].reshape(-1, hop) ** 2, axis=1, dtype=np.float64)
     if hops.size < 2:
         return hops
     return 0.5 * (hops[:-1] + hops[1:])

@@ -68,6 +68,7 @@ __all__ = [
     "SHORT_TERM_S",
     "LoudnessMeter",
     "default_channel_weights",
+    "gated_loudness",
     "integrated_loudness",
     "kweighting_sos",
     "loudness_range",
@@ -357,15 +358,7 @@ class LoudnessMeter:
 
     def integrated_lufs(self) -> float:
         """Gated integrated loudness in LUFS; ``-inf`` when no block passes the gates."""
-        blocks = self.block_energies()
-        blocks = blocks[blocks >= _ABS_GATE_ENERGY]
-        if blocks.size == 0:
-            return -math.inf
-        relative = blocks.mean() * 10.0 ** (RELATIVE_GATE_LU / 10.0)
-        gated = blocks[blocks >= relative]
-        if gated.size == 0:
-            return -math.inf
-        return float(_lufs(gated.mean()))
+        return gated_loudness(self._sums[: self._n_sums], hop_samples=self.hop_samples)
 
     def loudness_range_lu(self) -> float:
         """Loudness range (EBU Tech 3342) in LU; ``0.0`` when no short-term block passes the gates."""
@@ -440,6 +433,36 @@ def _tail_peak(hist: np.ndarray) -> float:
     env = np.zeros(tail.shape[1], dtype=np.float32)
     _k.interpolated_peak_frames(tail, 0, tail.shape[1], _tp_phases(), hist.copy(), env)
     return float(env.max())
+
+
+def gated_loudness(subblock_sums: np.ndarray, *, hop_samples: int) -> float:
+    """Gated integrated loudness (BS.1770-4) in LUFS from the sums of the 100 ms sub-blocks.
+
+    What :meth:`LoudnessMeter.integrated_lufs` computes from its sums, for a caller that has
+    them from elsewhere (:func:`prep.dsp.estimators.loudness_and_frame_powers`).
+
+    Parameters
+    ----------
+    subblock_sums : np.ndarray, float64, shape (n_subblocks,)
+        Channel-weighted K-weighted energy of each complete sub-block
+        (:meth:`LoudnessMeter.subblock_energies`).
+    hop_samples : int
+        Samples per sub-block (:attr:`LoudnessMeter.hop_samples`).
+
+    Returns
+    -------
+    float
+        LUFS; ``-inf`` when no block passes the gates.
+    """
+    blocks = _window_sums(subblock_sums, _SUB_PER_BLOCK, 1) / (_SUB_PER_BLOCK * hop_samples)
+    blocks = blocks[blocks >= _ABS_GATE_ENERGY]
+    if blocks.size == 0:
+        return -math.inf
+    relative = blocks.mean() * 10.0 ** (RELATIVE_GATE_LU / 10.0)
+    gated = blocks[blocks >= relative]
+    if gated.size == 0:
+        return -math.inf
+    return float(_lufs(gated.mean()))
 
 
 # -- one-shot measurements ----------------------------------------------------

@@ -29,6 +29,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import _webrtcvad
 import numpy as np
 import soxr
 import webrtcvad
@@ -163,28 +164,25 @@ def _check_aggressiveness(aggressiveness: int) -> None:
         raise ConfigError(f"aggressiveness must be 0, 1, 2 or 3, got {aggressiveness!r}")
 
 
-def _frames_16k(x: np.ndarray, sample_rate: int, frame_len: int) -> list[np.ndarray]:
-    """``x`` at 16 kHz cut into ``(frames, frame_len)`` blocks of about ``_BLOCK_S``.
+def _resample_16k(x: np.ndarray, rate: int) -> np.ndarray:
+    """Mono float32 ``x`` at :data:`VAD_RATE` (soxr ``LQ``, streamed in blocks of ``_BLOCK_S``)."""
+    if rate == VAD_RATE:
+        return x
+    step = int(_BLOCK_S * rate)
+    stream = soxr.ResampleStream(rate, VAD_RATE, 1, "float32", "LQ")
+    parts = [stream.resample_chunk(x[i : i + step], last=i + step >= x.size) for i in range(0, x.size, step)]
+    if not parts:
+        return np.zeros(0, np.float32)
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
-    Resampling streams through soxr so memory stays bounded; the last frame
-    is zero-padded.
-    """
-    step = int(_BLOCK_S * sample_rate)
-    stream = None if sample_rate == VAD_RATE else soxr.ResampleStream(sample_rate, VAD_RATE, 1, "float32", "LQ")
-    out = []
-    carry = np.zeros(0, np.float32)
-    for i in range(0, x.size, step):
-        block = x[i : i + step]
-        if stream is not None:
-            block = stream.resample_chunk(block, last=i + step >= x.size)
-        buf = np.concatenate([carry, block]) if carry.size else block
-        whole = buf.size // frame_len * frame_len
-        out.append(buf[:whole].reshape(-1, frame_len))
-        carry = buf[whole:]
-    if carry.size:
-        last = np.zeros((1, frame_len), np.float32)
-        last[0, : carry.size] = carry
-        out.append(last)
+
+def _frames_16k(y: np.ndarray, frame_len: int) -> np.ndarray:
+    """``y`` (at 16 kHz) cut into ``(frames, frame_len)``, the last frame zero-padded."""
+    whole = y.size // frame_len * frame_len
+    if whole == y.size:
+        return y.reshape(-1, frame_len)
+    out = np.zeros((y.size // frame_len + 1, frame_len), np.float32)
+    out.reshape(-1)[: y.size] = y
     return out
 
 
@@ -224,7 +222,10 @@ def vad_frames(audio: np.ndarray, *, sample_rate: int, frame_s: float = 0.03, ag
     frame_len = _check_frame_s(frame_s)
     _check_aggressiveness(aggressiveness)
     n_frames = int(np.ceil(x.size / (frame_s * rate) - 1e-9))
-    blocks = _frames_16k(x, rate, frame_len)
+    y = _resample_16k(x, rate)
+    all_frames = _frames_16k(y, frame_len)
+    per_block = max(1, round(_BLOCK_S / frame_s))  # FFT temporaries bounded by one block of frames
+    blocks = [all_frames[i : i + per_block] for i in range(0, all_frames.shape[0], per_block)]
     n_fft = frame_len  # 160, 320 or 480: fast FFT sizes
     lo, hi = int(np.ceil(100 * n_fft / VAD_RATE)), int(7000 * n_fft / VAD_RATE) + 1
 
@@ -239,7 +240,7 @@ def vad_frames(audio: np.ndarray, *, sample_rate: int, frame_s: float = 0.03, ag
         empty = np.zeros(0, np.float32)
         return VadFrames(frame_s, empty, empty, np.zeros(0, bool), _SILENCE_DB, _SILENCE_DB)
     # Pass 1: frame energies and band powers (float32, blocks of _BLOCK_S).
-    power = fit(np.concatenate([np.einsum("ij,ij->i", f, f, dtype=np.float64) / frame_len for f in blocks]), 0.0)
+    power = fit(np.einsum("ij,ij->i", all_frames, all_frames, dtype=np.float64) / frame_len, 0.0)
     bands = fit(np.concatenate([_band_power(f, n_fft, lo, hi) for f in blocks]), 0.0)
     silence = 10 ** (_SILENCE_DB / 10)
     energy_db = (10.0 * np.log10(np.maximum(power, silence))).astype(np.float32)
@@ -261,16 +262,18 @@ def vad_frames(audio: np.ndarray, *, sample_rate: int, frame_s: float = 0.03, ag
     # Pass 2: webrtcvad on level-normalised int16 frames.
     gain = 10 ** (min(_TARGET_LEVEL_DB - level_db, _MAX_GAIN_DB) / 20) * 32768.0
     vad = webrtcvad.Vad(aggressiveness)
+    # webrtcvad's C function on each int16 row (a buffer): Vad.is_speech only checks the length and calls it
+    process, handle = _webrtcvad.process, vad._vad
     flags = np.zeros(n_frames, bool)
     k = 0
-    step = 2 * frame_len  # bytes per int16 frame
     for frames in blocks:
-        scaled = frames * np.float32(gain)
+        scaled = frames[: n_frames - k] * np.float32(gain)
         np.clip(scaled, -32768, 32767, out=scaled)
-        pcm = scaled.astype(np.int16).tobytes()
-        for i in range(min(frames.shape[0], n_frames - k)):
-            flags[k] = vad.is_speech(pcm[i * step : (i + 1) * step], VAD_RATE)
-            k += 1
+        pcm = scaled.astype(np.int16)
+        flags[k : k + pcm.shape[0]] = [process(handle, VAD_RATE, row, frame_len) for row in pcm]
+        k += pcm.shape[0]
+        if k >= n_frames:
+            break
     return VadFrames(frame_s, energy_db, score, flags, floor_db, level_db)
 
 

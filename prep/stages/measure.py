@@ -9,8 +9,7 @@ from typing import ClassVar
 
 from ..audio import mix_to_mono
 from ..clip import Clip
-from ..dsp.estimators import VAD_FRAME_S, measure_quality, vad_mask
-from ..dsp.loudness import integrated_loudness
+from ..dsp.estimators import VAD_FRAME_S, loudness_and_frame_powers, measure_quality, vad_mask
 from ..errors import ConfigError
 from ..metrics import source_name
 
@@ -84,12 +83,14 @@ class Measure:
         if speech is None:
             mask = vad_mask(mix_to_mono(source), sample_rate=rate)
             speech = tuple(mask_to_regions(mask, frame_s=VAD_FRAME_S, duration_s=duration))
+        # the loudness and the SNR's frame powers filter the same signal: one pass for both
+        lufs, frame_power = loudness_and_frame_powers(source, sample_rate=rate)
         # only the P.835 scores of the source are kept: its P.808 model is not run
         found = measure_quality(source, sample_rate=rate, mos=self.mos, speech=speech,
-                                skip=frozenset({"dnsmos_p808"}))
+                                skip=frozenset({"dnsmos_p808"}), snr_frame_power=frame_power)
         values = {source_name(k) or k: found[k] for k in INPUT_METRICS}
         values.update({source_name(k) or k: found[k] for k in INPUT_DNSMOS if k in found})
-        values["source_lufs"] = integrated_loudness(source, sample_rate=rate)
+        values["source_lufs"] = lufs
         measured = clip.with_metrics(**values)
         # Same timeline as the clip's audio (nothing cut, same length within a sample): the regions hold for it.
         own_timeline = not clip.pauses_cut_s and abs(duration - clip.duration_s) <= 1.0 / min(rate, clip.sample_rate)
