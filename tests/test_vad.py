@@ -461,3 +461,17 @@ def test_run_stages_drops_regions_a_stage_may_have_invalidated():
     assert run_stages(clip, [Gain()])[0].speech == ((0.5, 1.0),)
     assert run_stages(clip, [Peek()])[0].speech == ((0.5, 1.0),)
     assert "speech" not in run_stages(clip, [Gain()])[0].to_dict()  # never serialised
+
+
+def test_webrtc_decisions_without_the_c_module_are_the_same(monkeypatch):
+    # Where webrtcvad's C module is not importable as _webrtcvad, Vad.is_speech gives the same flags.
+    import prep.dsp.vad as vad_module
+
+    rate = 16000
+    x = np.concatenate([speechlike.utterance(rate, seed=s)[0] for s in (60, 61, 62)])
+    x = x + np.random.default_rng(4).normal(0, 0.003, x.size).astype(np.float32)
+    direct = vad_frames(x, sample_rate=rate)
+    monkeypatch.setattr(vad_module, "_c_process", None)
+    public = vad_frames(x, sample_rate=rate)
+    assert direct.webrtc.any() and not direct.webrtc.all()
+    np.testing.assert_array_equal(direct.webrtc, public.webrtc)

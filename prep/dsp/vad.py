@@ -29,10 +29,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import _webrtcvad
 import numpy as np
 import soxr
 import webrtcvad
+
+try:  # webrtcvad's C module: Vad.is_speech only checks the length and calls its process()
+    from _webrtcvad import process as _c_process
+except ImportError:  # another build of webrtcvad: the public method
+    _c_process = None
 
 from ..audio import as_mono, check_sample_rate, mix_to_mono
 from ..errors import ConfigError
@@ -262,15 +266,21 @@ def vad_frames(audio: np.ndarray, *, sample_rate: int, frame_s: float = 0.03, ag
     # Pass 2: webrtcvad on level-normalised int16 frames.
     gain = 10 ** (min(_TARGET_LEVEL_DB - level_db, _MAX_GAIN_DB) / 20) * 32768.0
     vad = webrtcvad.Vad(aggressiveness)
-    # webrtcvad's C function on each int16 row (a buffer): Vad.is_speech only checks the length and calls it
-    process, handle = _webrtcvad.process, vad._vad
+    # webrtcvad's C function on each int16 row (a buffer), or its public method where the module differs
+    handle = getattr(vad, "_vad", None)
+    if _c_process is not None and handle is not None:
+        def process(row: np.ndarray) -> bool:
+            return _c_process(handle, VAD_RATE, row, frame_len)
+    else:
+        def process(row: np.ndarray) -> bool:
+            return vad.is_speech(row.tobytes(), VAD_RATE)
     flags = np.zeros(n_frames, bool)
     k = 0
     for frames in blocks:
         scaled = frames[: n_frames - k] * np.float32(gain)
         np.clip(scaled, -32768, 32767, out=scaled)
         pcm = scaled.astype(np.int16)
-        flags[k : k + pcm.shape[0]] = [process(handle, VAD_RATE, row, frame_len) for row in pcm]
+        flags[k : k + pcm.shape[0]] = [process(row) for row in pcm]
         k += pcm.shape[0]
         if k >= n_frames:
             break
