@@ -290,20 +290,24 @@ def _draw_plot(item: Clip, source: np.ndarray, rate: int, offset_s: float, out_d
         log.warning("%s: no figure for the report: %s", item.id, err)
 
 
-def _write_preview(item: Clip, source: np.ndarray, rate: int, offset_s: float, out_dir: str | Path) -> None:
-    """Write the clip's source span as Ogg Opus for the report's "before" player (any input format).
+def _write_preview(
+    item: Clip, source: np.ndarray, rate: int, offset_s: float, out_dir: str | Path, preview_format: str = "flac"
+) -> None:
+    """Write the clip's source span for the report's "before" player (any input format).
 
     ``source`` is the source audio, ``(samples,)`` or ``(channels, samples)``,
     at ``rate`` starting at ``offset_s`` seconds into the file.  The
     downmixed source the clip carries (:attr:`~prep.clip.Clip.source_audio`,
     what the pipeline worked from and a long file's preview always was) is
     used instead when present: one channel to encode, not two.  It is
-    encoded at the lowest Opus rate that holds the source's measured
-    bandwidth (``source_bandwidth_hz``, see :func:`prep.report.audio.opus_rate`).
-    A failure only costs the report that player.
+    written as 16-bit FLAC at its own rate, or with ``preview_format="opus"``
+    as Ogg Opus at the lowest Opus rate that holds the source's measured
+    bandwidth (``source_bandwidth_hz``, see :func:`prep.report.audio.opus_rate`);
+    a preview of the other format (a run made before) is removed.  A failure
+    only costs the report that player.
     """
     from ..metrics import finite
-    from ..report.audio import opus_ogg
+    from ..report.audio import preview_bytes
 
     if item.audio is None or item.output is None:
         return
@@ -314,11 +318,16 @@ def _write_preview(item: Clip, source: np.ndarray, rate: int, offset_s: float, o
     i1 = max(i0, min(source.shape[-1], round((item.span_s[1] - offset_s) * rate)))
     if i1 <= i0:
         return
+    folder = RunFolder(out_dir)
     try:
         with timed("previews"):
-            data = opus_ogg(source[..., i0:i1], sample_rate=rate,
-                            bandwidth_hz=finite(item.metrics.get("source_bandwidth_hz")))
-            write_bytes_atomic(RunFolder(out_dir).preview_path(item.speaker, item.id), data)
+            data = preview_bytes(source[..., i0:i1], sample_rate=rate, preview_format=preview_format,
+                                 bandwidth_hz=finite(item.metrics.get("source_bandwidth_hz")))
+            path = folder.preview_path(item.speaker, item.id, preview_format)
+            write_bytes_atomic(path, data)
+        for other in folder.preview_paths(item.speaker, item.id):
+            if other != path:
+                other.unlink(missing_ok=True)
     except (OSError, ValueError, PrepError) as err:
         log.warning("%s: no source preview for the report: %s", item.id, err)
 
