@@ -444,3 +444,44 @@ def test_a_stereo_sources_preview_is_its_downmix_at_the_sources_rate(tmp_path, d
     info = sf.info(str(RunFolder(tmp_path / "OUT").preview_path(clip.speaker, clip.id)))
     assert (info.format, info.channels, info.samplerate) == ("FLAC", 1, 48000)  # lossless: the source's rate
     assert info.duration == pytest.approx(clip.span_s[1] - clip.span_s[0], abs=0.001)
+
+
+def test_preview_format_opus_writes_ogg_previews_for_short_and_long_files(tmp_path, demo_dir):
+    from prep.run.longform import LongForm
+
+    audio, rate = sf.read(str(demo_dir / "alice" / "a01.wav"), dtype="float32")
+    gap = np.zeros(rate // 2, np.float32)
+    long = tmp_path / "in" / "long.wav"
+    long.parent.mkdir()
+    sf.write(str(long), np.concatenate([audio, gap] * max(2, int(np.ceil(16 * rate / (audio.size + gap.size))))),
+             rate)
+    jobs = [Job(path=str(demo_dir / "alice" / "a01.wav"), speaker="ann"), Job(path=str(long), speaker="ann")]
+    config = LongForm(long_file_s=12.0, min_piece_s=3.0, max_piece_s=6.0, block_s=2.0)
+    out = tmp_path / "OUT"
+    with pytest.raises(ConfigError, match="'wav'"):
+        run_jobs(jobs, STAGES, out_dir=out, longform=config, preview_format="wav")
+    clips = run_jobs(jobs, STAGES, out_dir=out, longform=config, preview_format="opus")
+    folder = RunFolder(out)
+    written = [c for c in clips if c.output]
+    assert len([c for c in written if c.source == str(long)]) >= 2  # the long file's pieces
+    assert {c.source for c in written} == {j.path for j in jobs}
+    for clip in written:
+        ogg = folder.preview_path(clip.speaker, clip.id, "opus")
+        codec, seconds, _ = _decode(ogg.read_bytes())
+        assert codec == "opus" and seconds == pytest.approx(clip.span_s[1] - clip.span_s[0], abs=0.03)
+        assert not folder.preview_path(clip.speaker, clip.id).exists()
+    # run again with FLAC previews: they replace the Opus ones
+    clips = run_jobs(jobs, STAGES, out_dir=out, longform=config, resume=False)
+    for clip in (c for c in clips if c.output):
+        assert sf.info(str(folder.preview_path(clip.speaker, clip.id))).format == "FLAC"
+        assert not folder.preview_path(clip.speaker, clip.id, "opus").exists()
+
+
+def test_run_has_a_preview_format_option():
+    from prep.cli import build_parser
+
+    parser = build_parser()
+    assert parser.parse_args(["run", "in", "-o", "out"]).preview_format == "flac"
+    assert parser.parse_args(["run", "in", "-o", "out", "--preview-format", "opus"]).preview_format == "opus"
+    with pytest.raises(SystemExit):
+        parser.parse_args(["run", "in", "-o", "out", "--preview-format", "mp3"])

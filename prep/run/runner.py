@@ -416,7 +416,12 @@ def _timed_iter(name: str, items: Iterator[Clip | str]) -> Iterator[Clip | str]:
 
 
 def process_piece(
-    piece: Clip, stages: Sequence[Stage], out_dir: str | Path | None, audio_file: str | None = None
+    piece: Clip,
+    stages: Sequence[Stage],
+    out_dir: str | Path | None,
+    audio_file: str | None = None,
+    *,
+    preview_format: str = "flac",
 ) -> list[Clip]:
     """Run the stages (all but the downmix) over one piece of a long file; write its clips.
 
@@ -424,6 +429,7 @@ def process_piece(
     piece's audio with the task, or, with ``audio_file``, reads it from that
     file (raw float32 mono, written by :func:`run_jobs`, deleted once read).
     An ``error`` piece (the file could not be decoded) is passed through.
+    ``preview_format``: see :func:`process_job`.
 
     Returns
     -------
@@ -431,13 +437,13 @@ def process_piece(
         Without audio (written when ``out_dir`` is given).
     """
     try:
-        return _process_piece(piece, stages, out_dir, audio_file)
+        return _process_piece(piece, stages, out_dir, audio_file, preview_format)
     finally:
         _release_freed_memory(above_bytes=TRIM_ABOVE_BYTES)  # the piece's buffers, if many: see there
 
 
 def _process_piece(
-    piece: Clip, stages: Sequence[Stage], out_dir: str | Path | None, audio_file: str | None
+    piece: Clip, stages: Sequence[Stage], out_dir: str | Path | None, audio_file: str | None, preview_format: str
 ) -> list[Clip]:
     if audio_file is not None:
         try:
@@ -455,7 +461,7 @@ def _process_piece(
         if out_dir is not None:
             item = _write_clip(item, out_dir)
             _write_plot(item, piece.require_audio(), piece.sample_rate, piece.span_s[0], out_dir)
-            _write_preview(item, piece.require_audio(), piece.sample_rate, piece.span_s[0], out_dir)
+            _write_preview(item, piece.require_audio(), piece.sample_rate, piece.span_s[0], out_dir, preview_format)
         out.append(dataclasses.replace(item, audio=None, source_audio=None))
     return out
 
@@ -523,7 +529,13 @@ def _unless_silent(base: Clip, clips: list[Clip]) -> list[Clip]:
 
 
 def _process_long(
-    job: Job, sha: str, info: InputInfo, stages: Sequence[Stage], out_dir: str | Path | None, config: LongForm
+    job: Job,
+    sha: str,
+    info: InputInfo,
+    stages: Sequence[Stage],
+    out_dir: str | Path | None,
+    config: LongForm,
+    preview_format: str,
 ) -> list[Clip]:
     """The bounded-memory path for long files, in this process (see :mod:`prep.run.longform`)."""
     long = _long_pieces(job, sha, info, stages, config)
@@ -533,7 +545,7 @@ def _process_long(
             _remove_outputs(out, out_dir)
             out = []
         else:
-            out.extend(process_piece(piece, stages, out_dir))
+            out.extend(process_piece(piece, stages, out_dir, preview_format=preview_format))
         del piece  # not held while the next is cut
     return long.finish(out)
 
@@ -629,7 +641,12 @@ def _remove_outputs(clips: Sequence[Clip], out_dir: str | Path | None) -> None:
 
 
 def process_job(
-    job: Job, stages: Sequence[Stage], *, out_dir: str | Path | None = None, longform: LongForm | None = None
+    job: Job,
+    stages: Sequence[Stage],
+    *,
+    out_dir: str | Path | None = None,
+    longform: LongForm | None = None,
+    preview_format: str = "flac",
 ) -> list[Clip]:
     """The serial path: decode one file, run the stages, write the clips.
 
@@ -645,6 +662,10 @@ def process_job(
     longform : LongForm, optional
         Files longer than ``longform.long_file_s`` are streamed in pieces in
         bounded memory; default :class:`~prep.run.longform.LongForm()`.
+    preview_format : {"flac", "opus"}
+        The format of the report's source previews written with the clips
+        (:data:`prep.report.audio.PREVIEW_FORMATS`): 16-bit FLAC at the
+        source's rate, or Ogg Opus.
 
     Returns
     -------
@@ -660,7 +681,7 @@ def process_job(
     except PrepError as err:
         return [_error_clip(job, sha, str(err))]
     if info.duration_s > config.long_file_s:
-        return _process_long(job, sha, info, stages, out_dir, config)
+        return _process_long(job, sha, info, stages, out_dir, config, preview_format)
     clip = load_clip(dataclasses.replace(job, sha256=sha), info=info)
     clips = [clip] if clip.verdict == "error" else run_stages(clip, stages)
     if out_dir is None:
@@ -670,7 +691,7 @@ def process_job(
         item = _write_clip(item, out_dir)
         if clip.audio is not None:
             _write_plot(item, _source_mono(clip.audio), clip.sample_rate, 0.0, out_dir)
-            _write_preview(item, clip.audio, clip.sample_rate, 0.0, out_dir)
+            _write_preview(item, clip.audio, clip.sample_rate, 0.0, out_dir, preview_format)
         written.append(dataclasses.replace(item, audio=None, source_audio=None))
     return written
 
@@ -704,6 +725,7 @@ def run_jobs(
     longform: LongForm | None = None,
     on_resume: Callable[[int, int], None] | None = None,
     speakers: str | None = None,
+    preview_format: str = "flac",
 ) -> list[Clip]:
     """Process ``jobs`` into ``out_dir`` and return all clips (without audio).
 
@@ -737,16 +759,22 @@ def run_jobs(
         ``<folder>-2``...); the clips that change speaker are journaled under
         the new one and then moved (:meth:`RunFolder.move_clip`), so a resumed
         or interrupted run converges.  Part of the resume key.
+    preview_format : {"flac", "opus"}
+        The report's source previews (see :func:`process_job`); not part of
+        the resume key (the report plays either).
 
     Returns
     -------
     list of Clip
         Ordered by job, then clip id: independent of completion order.
     """
+    from ..report.audio import PREVIEW_FORMATS
     from ..voice.speakers import SpeakersAuto, auto_speakers
 
     if speakers not in (None, "auto"):
         raise ConfigError(f"speakers must be None or 'auto', got {speakers!r}")
+    if preview_format not in PREVIEW_FORMATS:
+        raise ConfigError(f"preview_format must be one of {', '.join(PREVIEW_FORMATS)}, got {preview_format!r}")
     out = Path(out_dir)
     folder = RunFolder(out)
     config = longform or LongForm()
@@ -861,14 +889,16 @@ def run_jobs(
                         del piece  # with a pool, its audio is in the file now: not held while the next is cut
                         if audio_file is not None:  # before submit may wait for a worker: the piece is freed
                             _release_freed_memory(above_bytes=TRIM_ABOVE_BYTES)
-                        submit(index, count, process_piece, light, tuple(stages), str(out), audio_file)
+                        submit(index, count, process_piece, light, tuple(stages), str(out), audio_file,
+                               preview_format=preview_format)
                         del light
                         count += 1
                     files[index].expected = count
                     finish(index)
                     continue
             files[index] = _FileParts(job, None, expected=1)
-            submit(index, 0, process_job, job, tuple(stages), out_dir=str(out), longform=config)
+            submit(index, 0, process_job, job, tuple(stages), out_dir=str(out), longform=config,
+                   preview_format=preview_format)
         for f in as_completed(list(pending)):
             collect(f)
         # Checks across a speaker's clips; changed records are journaled
