@@ -485,3 +485,22 @@ def test_run_has_a_preview_format_option():
     assert parser.parse_args(["run", "in", "-o", "out", "--preview-format", "opus"]).preview_format == "opus"
     with pytest.raises(SystemExit):
         parser.parse_args(["run", "in", "-o", "out", "--preview-format", "mp3"])
+
+
+def test_the_before_figure_draws_the_downmix_the_preview_plays(tmp_path, demo_dir):
+    from prep.run.runner import process_job
+
+    audio, rate = sf.read(str(demo_dir / "alice" / "a01.wav"), dtype="float32")
+    path = tmp_path / "in" / "inverted.wav"
+    path.parent.mkdir()
+    sf.write(str(path), np.stack([audio, -audio], axis=1), rate, subtype="FLOAT")  # the channels' mean is silence
+    (clip,) = process_job(Job(path=str(path), speaker="ann"), STAGES, out_dir=tmp_path / "OUT")
+    assert clip.metrics["downmix_mode"] == "polarity_corrected"
+    folder = RunFolder(tmp_path / "OUT")
+    preview, _ = sf.read(str(folder.preview_path(clip.speaker, clip.id)), dtype="float32")
+    assert np.sqrt(np.mean(preview**2)) > 0.01  # the player plays the speech
+    stored = folder.plot_path(clip.speaker, clip.id).read_bytes()
+    before, after = _spectrogram_rows(stored, 0), _spectrogram_rows(stored, 1)
+    # the speech's spectrum, like the clip's (the channels' mean, silence, draws an empty white panel)
+    assert np.mean(before) == pytest.approx(np.mean(after), rel=0.3)
+    assert np.corrcoef(before, after)[0, 1] > 0.8

@@ -260,8 +260,14 @@ def _source_mono(audio: np.ndarray) -> np.ndarray:
 def _write_plot(item: Clip, source: np.ndarray, rate: int, offset_s: float, out_dir: str | Path) -> None:
     """Draw the clip's before/after figure for the report while both signals are in memory.
 
-    ``source`` is the mono source audio at ``rate`` starting at ``offset_s``
-    seconds into the file.  A failure only costs the report a redraw.
+    ``source`` is the source audio, ``(samples,)`` or ``(channels, samples)``,
+    at ``rate`` starting at ``offset_s`` seconds into the file.  The
+    downmixed source the clip carries (:attr:`~prep.clip.Clip.source_audio`)
+    is drawn instead when present: the "before" panel shows what the "before"
+    player plays (:func:`_write_preview`), the phase-aware downmix, not the
+    channels' mean (which cancels a polarity-inverted channel).  Otherwise
+    the span's channel mean is drawn.  A failure only costs the report a
+    redraw.
     """
     if item.audio is None or item.output is None:
         return
@@ -274,12 +280,15 @@ def _draw_plot(item: Clip, source: np.ndarray, rate: int, offset_s: float, out_d
     from ..report.html import clip_figure_jpeg, display_top_hz
 
     assert item.audio is not None
+    if item.source_audio is not None:
+        held = item.source_audio
+        source, rate, offset_s = held.audio, held.sample_rate, held.start_s
     i0 = max(0, round((item.span_s[0] - offset_s) * rate))
     i1 = max(i0, min(source.shape[-1], round((item.span_s[1] - offset_s) * rate)))
     top_hz = display_top_hz(source_metrics(item.metrics)["bandwidth_hz"], sample_rate=max(rate, item.sample_rate))
     try:
         data = clip_figure_jpeg(
-            source[i0:i1],
+            _source_mono(source[..., i0:i1]),
             _source_mono(item.audio),
             before_sample_rate=rate,
             after_sample_rate=item.sample_rate,
@@ -690,7 +699,7 @@ def process_job(
     for item in clips:
         item = _write_clip(item, out_dir)
         if clip.audio is not None:
-            _write_plot(item, _source_mono(clip.audio), clip.sample_rate, 0.0, out_dir)
+            _write_plot(item, clip.audio, clip.sample_rate, 0.0, out_dir)
             _write_preview(item, clip.audio, clip.sample_rate, 0.0, out_dir, preview_format)
         written.append(dataclasses.replace(item, audio=None, source_audio=None))
     return written
