@@ -86,7 +86,7 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--embed-audio", action="store_true", help=_EMBED_HELP)
     p.add_argument("--preview-format", choices=("flac", "opus"), default="flac",
                    help="the report's source-span previews (OUT/plots): lossless 16-bit FLAC at the source's rate "
-                        "(default) or Opus (~1/7 the bytes, ~3x the CPU)")
+                        "(default) or Opus (~1/8 the bytes, 2-4x the CPU to write)")
     p.add_argument("--denoise", choices=("auto", "gate", "deepfilter", "off"), default=None, help=_DENOISE_HELP)
     _add_asr_options(p)
     p.set_defaults(func=_cmd_run)

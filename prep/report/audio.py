@@ -16,11 +16,12 @@ to anywhere on disk, and cannot be embedded.
 
 The preview is FLAC, 16-bit, at the downmixed source's rate
 (:func:`flac_preview`): a lossless "before" to judge what denoising removed,
-and about 3x cheaper to write than Opus, whose libopus encode was a fifth of a
-model-free run's CPU (the serial path over the 10-minute set of
-``benchmarks/cpu.py``: 0.72 of 3.35 s, 22 %).  It costs ~7x Opus's bytes
-(``benchmarks/RESULTS.md``, "Lossless previews (stop 22)").  Every current
-browser plays FLAC in ``<audio>``.  ``--preview-format opus`` still writes
+and cheaper to write than Opus, whose libopus encode was a fifth of a
+model-free run's CPU.  Over the 10-minute set of ``benchmarks/cpu.py`` (CPU
+time, serial path) the previews went from 0.64 to 0.30 s of a ~2.9 s loop;
+their bytes from 5 % to 41 % of the clip WAVs' (``benchmarks/RESULTS.md``,
+"Lossless previews (stop 22)").  Every current browser plays FLAC in
+``<audio>``.  ``--preview-format opus`` still writes
 Ogg Opus previews (:func:`opus_ogg`: 32 kb/s per channel, near-transparent
 for speech; libopus ships in PyAV's wheels, a core dependency).
 """
@@ -65,8 +66,8 @@ OPUS_FRAME_MS = 120
 OPUS_MIME = "audio/ogg"
 _OPUS_RATES = (8000, 12000, 16000, 24000, 48000)
 #: libsndfile's FLAC compression level, 0-1 (libFLAC's levels 0-8).  0.5 gives ~20 % fewer bytes than 0
-#: for ~5 % more CPU; 1 saves another ~4 % of bytes for ~1.8x the CPU (the 10-minute set and corpus
-#: recordings, ``benchmarks/RESULTS.md``, "Lossless previews (stop 22)").
+#: for about the same CPU; 1 saves another ~4 % of bytes for ~1.7x the CPU (the 10-minute set and the
+#: corpus speech, ``benchmarks/preview_codec.py``).
 FLAC_COMPRESSION = 0.5
 #: The MIME type of :func:`flac_preview`'s output.
 FLAC_MIME = "audio/flac"

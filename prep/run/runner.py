@@ -646,7 +646,8 @@ def _remove_outputs(clips: Sequence[Clip], out_dir: str | Path | None) -> None:
         if clip.output:
             folder.output_path(clip.output).unlink(missing_ok=True)
         folder.plot_path(clip.speaker, clip.id).unlink(missing_ok=True)
-        folder.preview_path(clip.speaker, clip.id).unlink(missing_ok=True)
+        for preview in folder.preview_paths(clip.speaker, clip.id):
+            preview.unlink(missing_ok=True)
 
 
 def process_job(
