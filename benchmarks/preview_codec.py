@@ -1,19 +1,21 @@
 #!/usr/bin/env python3
-"""Source previews (the report's "before" player): CPU, bytes and spectral distance, old route vs new.
+"""Source previews (the report's "before" player): Opus against lossless FLAC, CPU and bytes.
 
 The 10-minute set of ``benchmarks/pipeline.py`` (seven formats, 16-48 kHz, mono and stereo), each
-file whole as one span:
+file whole as one span, and the corpus speech recordings (``../shared/corpus/speech``, when
+present), each as the channel mean (what the pipeline's downmix gives these files):
 
-* **before**: every channel of the source, Opus at the lowest Opus rate at or above the file's rate;
-* **now**: the channel mean (what the pipeline's downmix gives these files, and what a long
-  file's preview always was), Opus at the lowest rate whose Nyquist holds the file's measured
-  bandwidth (:func:`prep.dsp.estimators.bandwidth_hz`, the ``source_bandwidth_hz`` metric).
+* **Opus**: :func:`prep.report.audio.opus_ogg`, 32 kb/s, complexity 0, ``OPUS_FRAME_MS`` packets,
+  at the lowest Opus rate whose Nyquist holds the measured bandwidth (the ``--preview-format opus``
+  route, and every preview before stop 22's lossless previews);
+* **FLAC**: :func:`prep.report.audio.flac_preview`, 16-bit at the file's rate, at each libsndfile
+  compression level 0, 0.25, 0.5, 0.75, 1 (libFLAC 0-8); ``FLAC_COMPRESSION`` is the default.
 
-Both at 32 kb/s per channel, complexity 0, ``OPUS_FRAME_MS`` packets (:func:`prep.report.audio.opus_ogg`).
-CPU: ``time.process_time`` around each encode, best of ``--repeats``.  Log-spectral distance:
-the decoded preview (channels averaged) against the channel mean of the source resampled to
-48 kHz (soxr), aligned by cross-correlation, 20 ms Hann frames, RMS over the bins from 50 Hz to
-the measured bandwidth of the dB difference, mean over the frames within 50 dB of the loudest.
+CPU: ``time.process_time`` around each encode (in memory, no disk), best of ``--repeats``.
+LSD (Opus only; FLAC is the source within 16-bit quantisation, its largest error is given): the
+decoded preview against the source resampled to its rate (soxr), aligned by cross-correlation,
+20 ms Hann frames, RMS over the bins from 50 Hz to the measured bandwidth of the dB difference, mean
+over the frames within 50 dB of the loudest.
 
     python benchmarks/preview_codec.py [--repeats 3]
 """
@@ -31,11 +33,15 @@ import numpy as np
 import soxr
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from benchmarks._results import write_section
+from benchmarks._results import CORPUS, write_section
 from benchmarks.pipeline import FORMATS, make_inputs
 from prep.dsp.estimators import bandwidth_hz
-from prep.report.audio import OPUS_FRAME_MS, opus_ogg, opus_rate
+from prep.report import audio as preview_audio
+from prep.report.audio import FLAC_COMPRESSION, OPUS_FRAME_MS, flac_preview, opus_ogg, opus_rate
 from prep.run.decode import load
+
+LEVELS = (0.0, 0.25, 0.5, 0.75, 1.0)
+_EXT = {".wav", ".flac", ".mp3", ".m4a", ".ogg", ".opus"}
 
 
 def _decode(data: bytes) -> tuple[np.ndarray, int]:
@@ -69,57 +75,95 @@ def lsd_db(ref: np.ndarray, rate: int, test: np.ndarray, top_hz: float) -> float
     return float(np.mean(np.sqrt(np.mean(diff**2, axis=1))))
 
 
+def _best(fn, repeats: int) -> tuple[float, bytes]:
+    best, data = np.inf, b""
+    for _ in range(repeats):
+        t = time.process_time()
+        data = fn()
+        best = min(best, time.process_time() - t)
+    return best, data
+
+
+def measure(path: Path, repeats: int) -> dict:
+    """One file whole: Opus (CPU, bytes, LSD) and FLAC at each level (CPU, bytes, largest error)."""
+    import soundfile as sf
+
+    audio, rate = load(path)
+    mono = audio.mean(axis=0, dtype=np.float32)
+    bw = bandwidth_hz(mono, sample_rate=rate)
+    row = {"file": path.name, "rate": rate, "channels": audio.shape[0], "seconds": mono.size / rate, "bw": bw}
+    cpu, data = _best(lambda: opus_ogg(mono, sample_rate=rate, bandwidth_hz=bw), repeats)
+    decoded, out_rate = _decode(data)
+    ref = soxr.resample(mono.astype(np.float64), rate, out_rate)
+    row["opus"] = {"cpu": cpu, "bytes": len(data), "rate": opus_rate(sample_rate=rate, bandwidth_hz=bw),
+                   "lsd": lsd_db(ref, out_rate, decoded, min(bw, 20000.0)) if mono.size >= 4 * rate else np.nan}
+    saved = preview_audio.FLAC_COMPRESSION
+    try:
+        for level in LEVELS:
+            preview_audio.FLAC_COMPRESSION = level
+            cpu, data = _best(lambda: flac_preview(mono, sample_rate=rate), repeats)
+            back, _ = sf.read(io.BytesIO(data), dtype="float32")
+            row[level] = {"cpu": cpu, "bytes": len(data),
+                          "err": float(np.abs(back - np.clip(mono, -1, 1)).max())}
+    finally:
+        preview_audio.FLAC_COMPRESSION = saved
+    return row
+
+
+def _totals(rows: list[dict], name: str) -> list[str]:
+    total = sum(r["seconds"] for r in rows)
+    pcm = sum(r["seconds"] * r["rate"] * 2 for r in rows)
+    opus_cpu = sum(r["opus"]["cpu"] for r in rows)
+    opus_bytes = sum(r["opus"]["bytes"] for r in rows)
+    lsd = np.nanmean([r["opus"]["lsd"] for r in rows])  # files under 4 s: no LSD (its alignment needs 3 s)
+    lines = [f"| {name}, Opus | {opus_cpu:.3f} s = {total / opus_cpu:.0f}x | {opus_bytes / 1e6:.2f} MB | "
+             f"{opus_bytes / pcm:.3f} | 1.00 | mean LSD {lsd:.2f} dB |"]
+    for level in LEVELS:
+        cpu = sum(r[level]["cpu"] for r in rows)
+        size = sum(r[level]["bytes"] for r in rows)
+        mark = " (default)" if level == FLAC_COMPRESSION else ""
+        lines.append(f"| {name}, FLAC {level:g}{mark} | {cpu:.3f} s = {total / cpu:.0f}x | {size / 1e6:.2f} MB | "
+                     f"{size / pcm:.3f} | {cpu / opus_cpu:.2f} | largest error "
+                     f"{max(r[level]['err'] for r in rows) * 32768:.2f} LSB |")
+    return lines
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[1])
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
-    rows = []
+    rows, corpus = [], []
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "set"
         make_inputs(folder, 10.0, seed=7, formats=FORMATS)
         for path in sorted(folder.iterdir()):
-            audio, rate = load(path)
-            mono = audio.mean(axis=0, dtype=np.float32)
-            bw = bandwidth_hz(mono, sample_rate=rate)
-            ref48 = soxr.resample(mono.astype(np.float64), rate, 48000)
-            row = {"file": path.name, "rate": rate, "channels": audio.shape[0], "seconds": mono.size / rate, "bw": bw}
-            for route, signal, band in (("before", audio, None), ("now", mono, bw)):
-                best, data = np.inf, b""
-                for _ in range(args.repeats):
-                    t = time.process_time()
-                    data = opus_ogg(signal, sample_rate=rate, bandwidth_hz=band)
-                    best = min(best, time.process_time() - t)
-                decoded, out_rate = _decode(data)
-                ref = ref48 if out_rate == 48000 else soxr.resample(ref48, 48000, out_rate)
-                row[route] = {"cpu": best, "bytes": len(data), "lsd": lsd_db(ref, out_rate, decoded, min(bw, 20000.0)),
-                              "opus_rate": opus_rate(sample_rate=rate, bandwidth_hz=band)}
-            rows.append(row)
-            print(row, flush=True)
-    total = sum(r["seconds"] for r in rows)
-    lines = ["| file | rate, channels | bandwidth | before: Opus rate, CPU ms, bytes, LSD | now: Opus rate, CPU ms, "
-             "bytes, LSD |", "|---|---|---|---|---|"]
+            rows.append(measure(path, args.repeats))
+            print(rows[-1], flush=True)
+    speech = CORPUS / "speech"
+    for path in sorted(p for p in speech.glob("*") if p.suffix in _EXT) if speech.is_dir() else []:
+        corpus.append(measure(path, args.repeats))
+        print(corpus[-1]["file"], flush=True)
+    lines = ["| file | rate, channels | bandwidth | Opus: rate, CPU ms, bytes, LSD | "
+             f"FLAC {FLAC_COMPRESSION:g}: CPU ms, bytes |", "|---|---|---|---|---|"]
     for r in rows:
-        b, n = r["before"], r["now"]
+        o, f = r["opus"], r[FLAC_COMPRESSION]
         lines.append(f"| {r['file']} ({r['seconds']:.0f} s) | {r['rate']} Hz, {r['channels']} ch | {r['bw']:.0f} Hz | "
-                     f"{b['opus_rate'] // 1000} kHz, {1000 * b['cpu']:.1f}, {b['bytes']}, {b['lsd']:.2f} dB | "
-                     f"{n['opus_rate'] // 1000} kHz, {1000 * n['cpu']:.1f}, {n['bytes']}, {n['lsd']:.2f} dB |")
-    for route in ("before", "now"):
-        cpu = sum(r[route]["cpu"] for r in rows)
-        size = sum(r[route]["bytes"] for r in rows)
-        lsd = np.mean([r[route]["lsd"] for r in rows])
-        lines.append(f"| **all, {route}** | | | {cpu:.3f} s CPU = {total / cpu:.0f}x realtime, {size / 1e6:.2f} MB, "
-                     f"mean LSD {lsd:.2f} dB | |")
-    cpu_b, cpu_n = (sum(r[k]["cpu"] for r in rows) for k in ("before", "now"))
+                     f"{o['rate'] // 1000} kHz, {1000 * o['cpu']:.1f}, {o['bytes']}, {o['lsd']:.2f} dB | "
+                     f"{1000 * f['cpu']:.1f}, {f['bytes']} |")
+    totals = ["| set, route | CPU (x realtime) | bytes | of 16-bit PCM at the file's rate | CPU / Opus's | |",
+              "|---|---:|---:|---:|---:|---|", *_totals(rows, "10-minute set")]
+    if corpus:
+        totals += _totals(corpus, f"corpus speech ({len(corpus)} files, {sum(r['seconds'] for r in corpus):.0f} s)")
     md = (
-        "## Source previews: CPU, bytes, spectral distance (benchmarks/preview_codec.py)\n\n"
-        f"The 10-minute set ({total / 60:.1f} min, {len(rows)} files), each file whole. *before*: all channels "
-        "at the lowest Opus rate at or above the file's rate; *now*: the channel mean at the lowest Opus rate "
-        "whose Nyquist holds the measured bandwidth. 32 kb/s per channel, complexity 0, "
-        f"{OPUS_FRAME_MS} ms packets. CPU time "
-        f"(`time.process_time`, best of {args.repeats}; the machine was shared). LSD: log-spectral distance of "
-        "the decoded preview (channels averaged) to the source's channel mean, 20 ms frames, 50 Hz to the "
-        "measured bandwidth.\n\n" + "\n".join(lines) + "\n\n"
-        f"Now / before CPU: {cpu_n / cpu_b:.2f}.\n"
+        "## Source previews: Opus against lossless FLAC (benchmarks/preview_codec.py)\n\n"
+        f"The 10-minute set ({sum(r['seconds'] for r in rows) / 60:.1f} min, {len(rows)} files) and the corpus "
+        "speech recordings, each file whole, as the channel mean. *Opus*: 32 kb/s, complexity 0, "
+        f"{OPUS_FRAME_MS} ms packets, at the lowest Opus rate whose Nyquist holds the measured bandwidth. "
+        "*FLAC*: 16-bit at the file's rate, libsndfile compression level 0-1 (libFLAC 0-8). CPU time of the "
+        f"encode in memory (`time.process_time`, best of {args.repeats}; the machine was shared). LSD: "
+        "log-spectral distance of the decoded Opus to the source, 20 ms frames, 50 Hz to the measured "
+        "bandwidth; FLAC's largest error is in 16-bit steps.\n\n" + "\n".join(lines) + "\n\n"
+        + "\n".join(totals) + "\n"
     )
     write_section("preview_codec", md)
     print(md)

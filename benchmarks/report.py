@@ -3,18 +3,21 @@
 
 1. Run cost.  The corpus speech recordings (../shared/corpus, else the demo
    fixtures) go through ``process_job`` with the fish profile, serially; the
-   time spent writing each clip's source preview (Ogg Opus,
-   ``runner._write_preview``) and its figure (``runner._write_plot``) is
-   timed around those calls, against the whole per-file time.  Disk: the
-   previews' bytes against the clip WAVs and the figures.
+   CPU time (``time.process_time``: the machine may be shared) spent writing
+   each clip's source preview (16-bit FLAC by default, ``--preview-format``
+   to compare Opus; ``runner._write_preview``) and its figure
+   (``runner._write_plot``) is timed around those calls, against the whole
+   per-file CPU time.  Disk: the previews' bytes against the clip WAVs and
+   the figures.
 2. Report cost.  A 500-clip report is made by repeating those clips (each
    with its own clip, figure and preview files) and rendered with stored
    figures: this voiceprep (links, and ``embed_audio``) against the report
    writer before this change (``git archive`` of ``--before``, run in a
-   subprocess).  Best of 3, BLAS on one thread (on a loaded machine the
-   voice map's SVD otherwise swings by seconds from run to run).
+   subprocess).  Best of 3 in CPU time, BLAS on one thread (on a loaded
+   machine the voice map's SVD otherwise swings by seconds from run to run).
+   ``embed_audio`` encodes the clips and the FLAC previews to Opus.
 
-    python benchmarks/report.py [--before 6115366] [--clips 500]
+    python benchmarks/report.py [--before 6115366] [--clips 500] [--preview-format flac|opus]
 """
 
 from __future__ import annotations
@@ -41,7 +44,7 @@ def _inputs() -> list[Path]:
     return files or sorted(p for p in (ROOT / "fixtures" / "demo").rglob("*") if p.suffix in _EXT)
 
 
-def run_cost(out: Path) -> dict:
+def run_cost(out: Path, preview_format: str = "flac") -> dict:
     from prep.run import runner
     from prep.run.profiles import get_profile
 
@@ -49,24 +52,26 @@ def run_cost(out: Path) -> dict:
 
     def timing(name, fn):
         def wrapper(*args, **kwargs):
-            t0 = time.perf_counter()
+            t0 = time.process_time()
             try:
                 return fn(*args, **kwargs)
             finally:
-                timed[name] += time.perf_counter() - t0
+                timed[name] += time.process_time() - t0
         return wrapper
 
     runner._write_preview = timing("preview", runner._write_preview)
     runner._write_plot = timing("plot", runner._write_plot)
     profile = get_profile("fish")
     files = _inputs()
-    runner.process_job(runner.Job(path=str(files[0]), speaker="warm"), profile.stages, out_dir=out / "warm")
+    runner.process_job(runner.Job(path=str(files[0]), speaker="warm"), profile.stages, out_dir=out / "warm",
+                       preview_format=preview_format)
     timed.update(preview=0.0, plot=0.0)
     clips = []
-    t0 = time.perf_counter()
+    t0 = time.process_time()
     for path in files:
-        clips += runner.process_job(runner.Job(path=str(path), speaker="s"), profile.stages, out_dir=out)
-    total = time.perf_counter() - t0
+        clips += runner.process_job(runner.Job(path=str(path), speaker="s"), profile.stages, out_dir=out,
+                                    preview_format=preview_format)
+    total = time.process_time() - t0
     written = [c for c in clips if c.output]
 
     def size(pattern: str) -> int:
@@ -76,7 +81,7 @@ def run_cost(out: Path) -> dict:
     return {
         "files": len(files), "clips": len(written), "total_s": total, **timed,
         "audio_s": sum(c.span_s[1] - c.span_s[0] for c in written),
-        "preview_bytes": size("*.source.ogg"), "wav_bytes": size("*.wav"), "jpg_bytes": size("*.jpg"),
+        "preview_bytes": size("*.source.*"), "wav_bytes": size("*.wav"), "jpg_bytes": size("*.jpg"),
         "clip_objects": clips,
     }
 
@@ -95,7 +100,7 @@ def big_report(out: Path, clips: list, n: int) -> dict:
         copy = copy.__class__.from_dict({**copy.to_dict(), "output": folder.clip_output("s", copy.id)})
         for src, dst in ((folder.output_path(clip.output), folder.clip_path("s", copy.id)),
                          (folder.plot_path("s", clip.id), folder.plot_path("s", copy.id)),
-                         (folder.preview_path("s", clip.id), folder.preview_path("s", copy.id))):
+                         *zip(folder.preview_paths("s", clip.id), folder.preview_paths("s", copy.id), strict=True)):
             if src.exists() and not dst.exists():
                 shutil.copy2(src, dst)
         entries.append(copy)
@@ -111,9 +116,9 @@ report = json.load(open(sys.argv[1]))
 kwargs = json.loads(sys.argv[3])
 best = 1e9
 for _ in range(3):
-    t0 = time.perf_counter()
+    t0 = time.process_time()
     page = render_html(report, sys.argv[2], **kwargs)
-    best = min(best, time.perf_counter() - t0)
+    best = min(best, time.process_time() - t0)
 print(json.dumps({"s": best, "bytes": len(page.encode())}))
 """
 
@@ -129,12 +134,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--before", default="6115366", help="commit of the report writer to compare with")
     parser.add_argument("--clips", type=int, default=500)
+    parser.add_argument("--preview-format", choices=("flac", "opus"), default="flac")
     parser.add_argument("--no-write", action="store_true", help="print only, do not update RESULTS.md")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         tmp_path = Path(tmp)
         out = tmp_path / "OUT"
-        cost = run_cost(out)
+        cost = run_cost(out, args.preview_format)
         report = big_report(out, cost.pop("clip_objects"), args.clips)
         report_path = tmp_path / "report.json"
         report_path.write_text(json.dumps(report))
@@ -149,17 +155,18 @@ def main() -> None:
     rt = cost["audio_s"]
     lines = [
         "Run cost: the corpus speech recordings through `process_job` (fish profile with the installed extras; "
-        "serial, one warm-up file); "
-        "time inside the two report writers of the workers against the whole per-file time. Report cost: "
-        f"`render_html` of a {args.clips}-clip report (the run's clips repeated, stored figures), best of 3, "
+        f"serial, one warm-up file; {args.preview_format.upper()} previews); CPU time (`time.process_time`) "
+        "inside the two report writers of the workers against the whole per-file CPU time. Report cost: "
+        f"`render_html` of a {args.clips}-clip report (the run's clips repeated, stored figures), CPU time, "
+        "best of 3, "
         f"this voiceprep against the writer of commit {args.before} "
         "(no source previews; both read the same stored figures).",
         "",
         "| measurement | value |",
         "|---|---:|",
         f"| files / clips / source span audio | {cost['files']} / {cost['clips']} / {rt:.0f} s |",
-        f"| whole per-file work | {cost['total_s']:.2f} s ({rt / cost['total_s']:.0f}x realtime) |",
-        f"| source previews (Opus encode + write) | {cost['preview']:.3f} s "
+        f"| whole per-file work (CPU) | {cost['total_s']:.2f} s ({rt / cost['total_s']:.0f}x realtime) |",
+        f"| source previews ({args.preview_format.upper()} encode + write) | {cost['preview']:.3f} s "
         f"({100 * cost['preview'] / cost['total_s']:.1f} % of the run, {rt / cost['preview']:.0f}x realtime, "
         f"{1000 * cost['preview'] / cost['clips']:.0f} ms per clip) |",
         f"| figures (with axes) | {cost['plot']:.3f} s ({100 * cost['plot'] / cost['total_s']:.1f} % of the run, "
@@ -177,7 +184,7 @@ def main() -> None:
     lines += ["", f"- The previews cost {cost['preview'] / cost['plot']:.1f}x the figures' time and "
               f"{100 * cost['preview_bytes'] / cost['wav_bytes']:.0f} % of the clip WAVs' bytes; embedding adds "
               f"about {per_s / 1000:.0f} kB of page per second of clip (both players, Opus 32 kb/s in base64), "
-              "the time being the clips' Opus encoding."]
+              "the time being the Opus encoding of the clips and of the FLAC previews."]
     text = "\n".join(lines)
     print(text)
     if not args.no_write:

@@ -85,6 +85,9 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--strict", action="store_true", help="exit 1 when any clip is not approved")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
     p.add_argument("--embed-audio", action="store_true", help=_EMBED_HELP)
+    p.add_argument("--preview-format", choices=("flac", "opus"), default="flac",
+                   help="the report's source-span previews (OUT/plots): lossless 16-bit FLAC at the source's rate "
+                        "(default) or Opus (~1/8 the bytes, 2-4x the CPU to write)")
     p.add_argument("--denoise", choices=("auto", "gate", "deepfilter", "off"), default=None, help=_DENOISE_HELP)
     _add_asr_options(p)
     p.set_defaults(func=_cmd_run)
@@ -348,6 +351,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
                 longform=profile.longform,
                 on_resume=on_resume,
                 speakers=args.speakers,
+                preview_format=args.preview_format,
             )
     except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (see main)
         stages = [{"stage": s.name, "config": stage_config(s)} for s in profile.stages]

@@ -186,6 +186,8 @@ def test_speakers_auto_splits_a_folder_and_moves_its_files(tmp_path):
     for clip in clips:
         assert clip.output == f"clips/{clip.speaker}/{clip.id}.wav" and run.output_path(clip.output).is_file()
         assert run.plot_path(clip.speaker, clip.id).is_file()
+        assert run.preview_path(clip.speaker, clip.id).is_file()  # the before player moves with its clip
+    assert not any((out / "plots" / "duo").glob("*"))
     assert sorted(p.relative_to(out).as_posix() for p in out.glob("clips/*/*.wav")) == sorted(c.output for c in clips)
     assert not (out / "clips" / "duo").exists()
     report = build_report(clips, profile="dataset")

@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
 import shutil
 from pathlib import Path
 
@@ -20,8 +21,9 @@ from scipy import signal
 
 from prep.cli import main
 from prep.dsp.estimators import bandwidth_hz
+from prep.errors import ConfigError
 from prep.report import html as report_html
-from prep.report.audio import opus_ogg
+from prep.report.audio import audio_data_uri, flac_preview, opus_ogg, preview_bytes
 from prep.report.html import clip_figure_jpeg, display_top_hz, render_html, write_report_html
 from prep.report.summary import build_report, write_report_json
 from prep.run.pipeline import stage_config
@@ -122,12 +124,36 @@ def test_run_writes_a_source_preview_of_each_clip_span_whatever_the_format(run):
     folder = RunFolder(out)
     for clip in report["clips"]:
         preview = folder.preview_path(clip["speaker"], clip["id"])
+        assert preview.name == f"{clip['id']}.source.flac"
         assert preview.parent == folder.plot_path(clip["speaker"], clip["id"]).parent
-        codec, seconds, _ = _decode(preview.read_bytes())
+        info = sf.info(str(preview))
         start, end = clip["span_s"]
-        assert codec == "opus" and seconds == pytest.approx(end - start, abs=0.03)
-        assert preview.stat().st_size < (end - start) * 32000 / 8 * 1.3 + 2000  # a small preview
+        assert (info.format, info.subtype, info.channels) == ("FLAC", "PCM_16", 1)
+        assert info.samplerate == clip["input"]["sample_rate"]  # lossless, at the source's own rate
+        assert info.duration == pytest.approx(end - start, abs=0.001)
+        assert preview.stat().st_size < (end - start) * info.samplerate * 2  # compressed: under 16-bit PCM
     assert any(c["source"].endswith(".m4a") for c in report["clips"])
+
+
+def test_the_preview_is_the_downmixed_source_span_within_16_bit_quantisation(tmp_path, demo_dir):
+    from prep.run.runner import process_job
+
+    audio, rate = sf.read(str(demo_dir / "alice" / "a01.wav"), dtype="float32")
+    rng = np.random.default_rng(3)
+    left = (audio + 0.01 * rng.standard_normal(audio.size)).astype(np.float32)
+    path = tmp_path / "in" / "stereo.wav"
+    path.parent.mkdir()
+    # identical channels: the downmix (phase-aware or a mean) is the channel itself
+    sf.write(str(path), np.stack([left, left], axis=1), rate, subtype="FLOAT")
+    (clip,) = process_job(Job(path=str(path), speaker="ann"), STAGES, out_dir=tmp_path / "OUT")
+    preview, preview_rate = sf.read(str(RunFolder(tmp_path / "OUT").preview_path(clip.speaker, clip.id)),
+                                    dtype="float64")
+    assert preview_rate == rate and preview.ndim == 1
+    i0, i1 = round(clip.span_s[0] * rate), round(clip.span_s[1] * rate)
+    assert 0 < i1 - i0 < left.size  # a trimmed span, not the whole file
+    assert preview.size == i1 - i0
+    np.testing.assert_allclose(preview, left[i0:i1], rtol=0, atol=1.01 / 32767)
+    assert np.abs(preview - left[i0:i1]).max() > 0  # quantised to 16 bits: not the float source itself
 
 
 def _spectrogram_rows(jpeg: bytes, panel: int) -> np.ndarray:
@@ -224,9 +250,12 @@ def test_players_sit_under_their_captions_and_relative_links_resolve(run, tmp_pa
         browser.goto(page.resolve().as_uri())
         sections = browser.js(_PLAYERS)
         loaded = browser.js(_LOAD_ALL)
+        flac = browser.js("document.createElement('audio').canPlayType('audio/flac')")
+    assert flac in ("maybe", "probably")
     assert len(sections) == len(report["clips"])
     for section, clip in zip(sections, report["clips"], strict=True):
         before, after = section["before"], section["after"]
+        assert before["src"].endswith(".source.flac")
         folder = RunFolder(out)
         assert before["src"] == folder.relative(folder.preview_path(clip["speaker"], clip["id"]))
         assert after["src"] == clip["output"]
@@ -261,7 +290,10 @@ def test_embedded_audio_page_plays_when_copied_alone(run, tmp_path, caplog):
         links = browser.js("Array.from(document.querySelectorAll('[src],[href]'))"
                            ".map(e => e.getAttribute('src') || e.getAttribute('href'))")
     assert len(sources) == 2 * len(report["clips"])
-    assert all(s.startswith("data:audio/ogg;base64,") for s in sources)
+    assert all(s.startswith("data:audio/ogg;base64,") for s in sources)  # the FLAC previews as Opus
+    flac_bytes = sum(RunFolder(out).preview_path(c["speaker"], c["id"]).stat().st_size for c in report["clips"])
+    embedded = sum(len(s) * 3 / 4 for s in sources[::2])  # the before players' base64
+    assert embedded < flac_bytes / 3, "previews embedded as Opus, not as FLAC"
     assert all(link.startswith(("data:", "#")) for link in links), "no relative or external links"
     assert all("error" not in a and a["state"] >= 1 and a["duration"] > 0 for a in loaded), loaded
     # a large page is warned about
@@ -281,6 +313,43 @@ def test_a_missing_preview_is_made_again_by_the_report(run):
     preview.unlink()
     text = render_html(report, out)
     assert preview.is_file() and RunFolder(out).relative(preview) in text
+
+
+def test_a_run_made_befores_opus_preview_is_still_played(run, tmp_path):
+    old, report = run
+    out = Path(shutil.copytree(old, tmp_path / "OUT"))
+    folder = RunFolder(out)
+    clip = report["clips"][0]
+    flac = folder.preview_path(clip["speaker"], clip["id"])
+    audio, rate = sf.read(str(flac), dtype="float32")
+    flac.unlink()
+    ogg = folder.preview_path(clip["speaker"], clip["id"], "opus")
+    assert ogg.name == f"{clip['id']}.source.ogg"
+    ogg.write_bytes(opus_ogg(audio, sample_rate=rate))
+    text = render_html(report, out)
+    assert folder.relative(ogg) in text and not flac.exists()  # shown as it is, not made again
+    embedded = render_html(report, out, embed_audio=True)
+    assert audio_data_uri(ogg.read_bytes()) in embedded  # embedded as it is
+    # a stale Ogg preview (older than its clip) is not shown: a fresh FLAC one is made instead
+    stamp = (out / clip["output"]).stat().st_mtime - 60
+    os.utime(ogg, (stamp, stamp))
+    text = render_html(report, out)
+    assert flac.is_file() and folder.relative(flac) in text and folder.relative(ogg) not in text
+
+
+def test_preview_formats():
+    rate = 22050
+    x = (0.3 * np.sin(2 * np.pi * 440 * np.arange(rate) / rate)).astype(np.float32)
+    assert preview_bytes(x, sample_rate=rate)[:4] == b"fLaC"
+    codec, seconds, _ = _decode(preview_bytes(x, sample_rate=rate, preview_format="opus"))
+    assert codec == "opus" and seconds == pytest.approx(1.0, abs=0.03)
+    with pytest.raises(ConfigError, match="'mp3'"):
+        preview_bytes(x, sample_rate=rate, preview_format="mp3")
+    y, out_rate = sf.read(io.BytesIO(flac_preview(np.stack([x, -x, x]), sample_rate=rate)), dtype="float32")
+    assert out_rate == rate and y.ndim == 1  # more than two channels: their mean
+    np.testing.assert_allclose(y, x / 3, atol=1.01 / 32767)
+    clipped, _ = sf.read(io.BytesIO(flac_preview(np.array([1.5, -2.0, 0.5], np.float32), sample_rate=8000)))
+    np.testing.assert_allclose(clipped, [1.0, -1.0, 0.5], atol=1.01 / 32767)  # clipped, not wrapped
 
 
 def _wide_report() -> dict:
@@ -361,7 +430,7 @@ def test_opus_rate_holds_the_measured_band():
     assert opus_rate(sample_rate=44100, bandwidth_hz=0.0) == 48000
 
 
-def test_a_stereo_sources_preview_is_its_downmix_at_the_rate_of_its_band(tmp_path, demo_dir):
+def test_a_stereo_sources_preview_is_its_downmix_at_the_sources_rate(tmp_path, demo_dir):
     from prep.run.runner import process_job
 
     audio, rate = sf.read(str(demo_dir / "alice" / "a01.wav"), dtype="float32")
@@ -372,7 +441,66 @@ def test_a_stereo_sources_preview_is_its_downmix_at_the_rate_of_its_band(tmp_pat
     sf.write(str(path), np.stack([narrow, 0.8 * narrow], axis=1), 48000, subtype="FLOAT")
     (clip,) = process_job(Job(path=str(path), speaker="ann"), STAGES, out_dir=tmp_path / "OUT")
     assert clip.metrics["source_bandwidth_hz"] < 6000
-    data = RunFolder(tmp_path / "OUT").preview_path(clip.speaker, clip.id).read_bytes()
-    codec, seconds, channels = _decode(data)
-    assert codec == "opus" and channels == 1
-    assert seconds == pytest.approx(clip.span_s[1] - clip.span_s[0], abs=0.03)
+    info = sf.info(str(RunFolder(tmp_path / "OUT").preview_path(clip.speaker, clip.id)))
+    assert (info.format, info.channels, info.samplerate) == ("FLAC", 1, 48000)  # lossless: the source's rate
+    assert info.duration == pytest.approx(clip.span_s[1] - clip.span_s[0], abs=0.001)
+
+
+def test_preview_format_opus_writes_ogg_previews_for_short_and_long_files(tmp_path, demo_dir):
+    from prep.run.longform import LongForm
+
+    audio, rate = sf.read(str(demo_dir / "alice" / "a01.wav"), dtype="float32")
+    gap = np.zeros(rate // 2, np.float32)
+    long = tmp_path / "in" / "long.wav"
+    long.parent.mkdir()
+    sf.write(str(long), np.concatenate([audio, gap] * max(2, int(np.ceil(16 * rate / (audio.size + gap.size))))),
+             rate)
+    jobs = [Job(path=str(demo_dir / "alice" / "a01.wav"), speaker="ann"), Job(path=str(long), speaker="ann")]
+    config = LongForm(long_file_s=12.0, min_piece_s=3.0, max_piece_s=6.0, block_s=2.0)
+    out = tmp_path / "OUT"
+    with pytest.raises(ConfigError, match="'wav'"):
+        run_jobs(jobs, STAGES, out_dir=out, longform=config, preview_format="wav")
+    clips = run_jobs(jobs, STAGES, out_dir=out, longform=config, preview_format="opus")
+    folder = RunFolder(out)
+    written = [c for c in clips if c.output]
+    assert len([c for c in written if c.source == str(long)]) >= 2  # the long file's pieces
+    assert {c.source for c in written} == {j.path for j in jobs}
+    for clip in written:
+        ogg = folder.preview_path(clip.speaker, clip.id, "opus")
+        codec, seconds, _ = _decode(ogg.read_bytes())
+        assert codec == "opus" and seconds == pytest.approx(clip.span_s[1] - clip.span_s[0], abs=0.03)
+        assert not folder.preview_path(clip.speaker, clip.id).exists()
+    # run again with FLAC previews: they replace the Opus ones
+    clips = run_jobs(jobs, STAGES, out_dir=out, longform=config, resume=False)
+    for clip in (c for c in clips if c.output):
+        assert sf.info(str(folder.preview_path(clip.speaker, clip.id))).format == "FLAC"
+        assert not folder.preview_path(clip.speaker, clip.id, "opus").exists()
+
+
+def test_run_has_a_preview_format_option():
+    from prep.cli import build_parser
+
+    parser = build_parser()
+    assert parser.parse_args(["run", "in", "-o", "out"]).preview_format == "flac"
+    assert parser.parse_args(["run", "in", "-o", "out", "--preview-format", "opus"]).preview_format == "opus"
+    with pytest.raises(SystemExit):
+        parser.parse_args(["run", "in", "-o", "out", "--preview-format", "mp3"])
+
+
+def test_the_before_figure_draws_the_downmix_the_preview_plays(tmp_path, demo_dir):
+    from prep.run.runner import process_job
+
+    audio, rate = sf.read(str(demo_dir / "alice" / "a01.wav"), dtype="float32")
+    path = tmp_path / "in" / "inverted.wav"
+    path.parent.mkdir()
+    sf.write(str(path), np.stack([audio, -audio], axis=1), rate, subtype="FLOAT")  # the channels' mean is silence
+    (clip,) = process_job(Job(path=str(path), speaker="ann"), STAGES, out_dir=tmp_path / "OUT")
+    assert clip.metrics["downmix_mode"] == "polarity_corrected"
+    folder = RunFolder(tmp_path / "OUT")
+    preview, _ = sf.read(str(folder.preview_path(clip.speaker, clip.id)), dtype="float32")
+    assert np.sqrt(np.mean(preview**2)) > 0.01  # the player plays the speech
+    stored = folder.plot_path(clip.speaker, clip.id).read_bytes()
+    before, after = _spectrogram_rows(stored, 0), _spectrogram_rows(stored, 1)
+    # the speech's spectrum, like the clip's (the channels' mean, silence, draws an empty white panel)
+    assert np.mean(before) == pytest.approx(np.mean(after), rel=0.3)
+    assert np.corrcoef(before, after)[0, 1] > 0.8

@@ -1,25 +1,29 @@
-"""Compressed audio for the report: Opus in Ogg, for the source previews and the embedded players.
+"""Audio for the report: the source previews (lossless FLAC) and the embedded players (Opus in Ogg).
 
-A clip's *source preview* (``OUT/plots/<speaker>/<id>.source.ogg``,
-:meth:`prep.run.run_folder.RunFolder.preview_path`) is the source over the
-clip's span, written by the worker that has the audio in memory, so the page
-can play "before" next to "after" whatever the source's format and wherever
-it lies.  ``--embed-audio`` puts the previews and the clips, encoded the same
-way, into ``report.html`` as data URIs.
+A clip's *source preview* (``OUT/plots/<speaker>/<id>.source.flac``,
+:meth:`prep.run.run_folder.RunFolder.preview_path`) is the downmixed source
+over the clip's span, written by the worker that has the audio in memory, so
+the page can play "before" next to "after" whatever the source's format and
+wherever it lies.  ``--embed-audio`` puts the previews and the clips into
+``report.html`` as Ogg Opus data URIs (encoded when the page is written, so
+the page stays small).  Runs made before keep their ``.source.ogg`` (Opus)
+previews, and the page plays those.
 
 A media-fragment link to the source itself (``input.m4a#t=12.3,24.1``) would
 cost nothing at run time, but plays only what the browser decodes (not every
 m4a, wma or aiff), breaks when OUT or the inputs move, needs a path from OUT
-to anywhere on disk, and cannot be embedded.  The preview costs about a fifth
-of a model-free run's CPU (the serial path over the 10-minute set of
-``benchmarks/cpu.py``: 0.72 of 3.35 s, 22 %; about 2 % of a run with DNSMOS
-and speaker embeddings, ``benchmarks/report.py``), nearly all of it libopus
-itself (within ~15 % of raw ``opus_encode_float``), and 12 % of the clip
-WAVs' bytes.
+to anywhere on disk, and cannot be embedded.
 
-Opus at 32 kb/s per channel is near-transparent for speech, every current
-browser plays Ogg Opus, and libopus ships in PyAV's wheels (a core
-dependency): no new package.
+The preview is FLAC, 16-bit, at the downmixed source's rate
+(:func:`flac_preview`): a lossless "before" to judge what denoising removed,
+and cheaper to write than Opus, whose libopus encode was a fifth of a
+model-free run's CPU.  Over the 10-minute set of ``benchmarks/cpu.py`` (CPU
+time, serial path) the previews went from 0.64 to 0.30 s of a ~2.9 s loop;
+their bytes from 5 % to 41 % of the clip WAVs' (``benchmarks/RESULTS.md``,
+"Lossless previews (stop 22)").  Every current browser plays FLAC in
+``<audio>``.  ``--preview-format opus`` still writes
+Ogg Opus previews (:func:`opus_ogg`: 32 kb/s per channel, near-transparent
+for speech; libopus ships in PyAV's wheels, a core dependency).
 """
 
 from __future__ import annotations
@@ -32,9 +36,21 @@ from pathlib import Path
 import numpy as np
 
 from ..audio import check_sample_rate
-from ..errors import DataError
+from ..errors import ConfigError, DataError
 
-__all__ = ["OPUS_BITRATE_BPS", "OPUS_MIME", "audio_data_uri", "opus_ogg", "opus_rate", "wav_opus_ogg"]
+__all__ = [
+    "FLAC_COMPRESSION",
+    "FLAC_MIME",
+    "OPUS_BITRATE_BPS",
+    "OPUS_MIME",
+    "PREVIEW_FORMATS",
+    "audio_data_uri",
+    "flac_preview",
+    "opus_ogg",
+    "opus_rate",
+    "preview_bytes",
+    "wav_opus_ogg",
+]
 
 #: Bit rate per channel (speech is near-transparent at 32 kb/s in Opus).
 OPUS_BITRATE_BPS = 32_000
@@ -49,6 +65,14 @@ OPUS_FRAME_MS = 120
 #: The MIME type of :func:`opus_ogg`'s output.
 OPUS_MIME = "audio/ogg"
 _OPUS_RATES = (8000, 12000, 16000, 24000, 48000)
+#: libsndfile's FLAC compression level, 0-1 (libFLAC's levels 0-8).  0.5 gives ~20 % fewer bytes than 0
+#: for about the same CPU; 1 saves another ~4 % of bytes for ~1.7x the CPU (the 10-minute set and the
+#: corpus speech, ``benchmarks/preview_codec.py``).
+FLAC_COMPRESSION = 0.5
+#: The MIME type of :func:`flac_preview`'s output.
+FLAC_MIME = "audio/flac"
+#: The source-preview formats (``--preview-format``), the default first.
+PREVIEW_FORMATS = ("flac", "opus")
 
 
 def opus_rate(*, sample_rate: int, bandwidth_hz: float | None = None) -> int:
@@ -132,8 +156,73 @@ def opus_ogg(
     return buf.getvalue()
 
 
-def wav_opus_ogg(path: str | Path, *, bitrate_bps: int = OPUS_BITRATE_BPS) -> bytes:
-    """A written clip (any file libsndfile reads) as Ogg Opus (see :func:`opus_ogg`).
+def flac_preview(audio: np.ndarray, *, sample_rate: int) -> bytes:
+    """Encode audio as 16-bit FLAC at its own rate (in memory): the lossless source preview.
+
+    Parameters
+    ----------
+    audio : np.ndarray, float32, shape (samples,) or (channels, samples)
+        One or two channels are kept; more are averaged to mono.  Clipped to
+        [-1, 1] and quantised to 16 bits (no dither).
+    sample_rate : int
+        Rate of ``audio`` in Hz, kept as it is.
+
+    Returns
+    -------
+    bytes
+        The FLAC file (compression :data:`FLAC_COMPRESSION`).
+
+    Raises
+    ------
+    ConfigError
+        If ``sample_rate`` is not a positive integer.
+    DataError
+        If the audio is empty or cannot be encoded.
+    """
+    import soundfile as sf
+
+    rate = check_sample_rate(sample_rate)
+    x = np.asarray(audio, dtype=np.float32)
+    x = x.reshape(1, -1) if x.ndim == 1 else x
+    if x.shape[0] > 2:
+        x = x.mean(axis=0, dtype=np.float32, keepdims=True)
+    if x.shape[1] == 0:
+        raise DataError("no audio to encode")
+    buf = io.BytesIO()
+    try:
+        # clipped first: libsndfile's float to 16-bit conversion wraps what lies beyond full scale
+        sf.write(buf, np.clip(x, -1.0, 1.0).T, rate, format="FLAC", subtype="PCM_16",
+                 compression_level=FLAC_COMPRESSION)
+    except (sf.LibsndfileError, RuntimeError, ValueError) as err:
+        raise DataError(f"cannot encode FLAC at {rate} Hz: {err}") from err
+    return buf.getvalue()
+
+
+def preview_bytes(
+    audio: np.ndarray, *, sample_rate: int, preview_format: str = "flac", bandwidth_hz: float | None = None
+) -> bytes:
+    """A source preview in ``preview_format`` (:data:`PREVIEW_FORMATS`): :func:`flac_preview` or :func:`opus_ogg`.
+
+    ``bandwidth_hz`` (the source's measured bandwidth) only matters to Opus.
+
+    Raises
+    ------
+    ConfigError
+        If ``preview_format`` or ``sample_rate`` is not valid.
+    DataError
+        If the audio is empty or cannot be encoded.
+    """
+    if preview_format == "flac":
+        return flac_preview(audio, sample_rate=sample_rate)
+    if preview_format == "opus":
+        return opus_ogg(audio, sample_rate=sample_rate, bandwidth_hz=bandwidth_hz)
+    raise ConfigError(f"preview_format must be one of {', '.join(PREVIEW_FORMATS)}, got {preview_format!r}")
+
+
+def wav_opus_ogg(
+    path: str | Path, *, bitrate_bps: int = OPUS_BITRATE_BPS, bandwidth_hz: float | None = None
+) -> bytes:
+    """A written clip or FLAC preview (any file libsndfile reads) as Ogg Opus (see :func:`opus_ogg`).
 
     Raises
     ------
@@ -146,7 +235,7 @@ def wav_opus_ogg(path: str | Path, *, bitrate_bps: int = OPUS_BITRATE_BPS) -> by
         data, rate = sf.read(str(path), dtype="float32", always_2d=True)
     except (OSError, RuntimeError, sf.LibsndfileError) as err:
         raise DataError(f"{path}: cannot read: {err}") from err
-    return opus_ogg(data.T, sample_rate=int(rate), bitrate_bps=bitrate_bps)
+    return opus_ogg(data.T, sample_rate=int(rate), bitrate_bps=bitrate_bps, bandwidth_hz=bandwidth_hz)
 
 
 def audio_data_uri(data: bytes, mime: str = OPUS_MIME) -> str:

@@ -13,10 +13,11 @@ over spectrogram, with time (s) and frequency (kHz) axes and the spectrogram's
 top at the clip's measured bandwidth, before (the source over the clip's span)
 and after (the written clip).
 Each clip has two players under the figure's captions: the source over the
-clip's span (the Ogg Opus preview the worker wrote next to the figure,
-:mod:`prep.report.audio`) and the written clip.  By default they link to
-those files relative to the page; ``embed_audio`` puts them into the page as
-Opus data URIs, so ``report.html`` alone is the whole report.
+clip's span (the lossless FLAC preview the worker wrote next to the figure,
+or a run made before's Ogg Opus one, :mod:`prep.report.audio`) and the
+written clip.  By default they link to those files relative to the page;
+``embed_audio`` encodes them to Opus into the page as data URIs, so
+``report.html`` alone is the whole report.
 """
 
 from __future__ import annotations
@@ -508,35 +509,50 @@ class _Players:
         self.embedded += 1
         return audio_data_uri(data)
 
+    def _preview(self, entry: Mapping[str, Any]) -> Path | None:
+        """The clip's fresh source preview (FLAC, or a run made before's Ogg Opus); None when there is none."""
+        output = entry.get("output")
+        if not output:
+            return None
+        paths = RunFolder(self.out).preview_paths(str(entry.get("speaker")), str(entry.get("id")))
+        return next((p for p in paths if _fresh(p, self.out / output)), None)
+
     def preview_missing(self, entry: Mapping[str, Any]) -> bool:
         """Whether the clip has a written file but no fresh source preview."""
         output = entry.get("output")
-        path = RunFolder(self.out).preview_path(str(entry.get("speaker")), str(entry.get("id")))
-        return bool(output) and (self.out / output).is_file() and not _fresh(path, self.out / output)
+        return bool(output) and (self.out / output).is_file() and self._preview(entry) is None
 
     def make_preview(self, entry: Mapping[str, Any], before: tuple[np.ndarray, int]) -> None:
-        """Write the missing source preview from source audio decoded for a figure (best effort)."""
-        from .audio import opus_ogg
+        """Write the missing source preview (FLAC) from source audio decoded for a figure (best effort)."""
+        from .audio import flac_preview
 
         path = RunFolder(self.out).preview_path(str(entry.get("speaker")), str(entry.get("id")))
         try:
-            write_bytes_atomic(path, opus_ogg(before[0], sample_rate=before[1]))
+            write_bytes_atomic(path, flac_preview(before[0], sample_rate=before[1]))
         except (OSError, PrepError) as err:
             log.info("%s: no source preview: %s", entry.get("id"), err)
 
     def before(self, entry: Mapping[str, Any]) -> str | None:
-        """The source-span player's ``src`` (None when there is no preview)."""
-        folder = RunFolder(self.out)
-        output = entry.get("output")
-        path = folder.preview_path(str(entry.get("speaker")), str(entry.get("id")))
-        if not output or not _fresh(path, self.out / output):
+        """The source-span player's ``src`` (None when there is no preview).
+
+        Embedded, a FLAC preview is encoded to Opus here (an Ogg Opus one is
+        taken as it is): the page stays as small as before.
+        """
+        from .audio import wav_opus_ogg
+
+        path = self._preview(entry)
+        if path is None:
             return None
         if self.embed:
             try:
-                return self._uri(path.read_bytes())
-            except OSError:
+                if path.suffix == ".ogg":
+                    return self._uri(path.read_bytes())
+                band = finite((entry.get("metrics") or {}).get("source_bandwidth_hz"))
+                return self._uri(wav_opus_ogg(path, bandwidth_hz=band))
+            except (OSError, PrepError) as err:
+                log.warning("%s: cannot embed its source preview: %s", entry.get("id"), err)
                 return None
-        return quote(folder.relative(path))
+        return quote(RunFolder(self.out).relative(path))
 
     def after(self, entry: Mapping[str, Any]) -> str | None:
         """The clip player's ``src`` (None when the clip file is missing)."""

@@ -15,9 +15,10 @@ Layout (relative to ``OUT``):
     :mod:`prep.report.html`).
 ``plots/<speaker>/<id>.jpg``
     Each clip's before/after figure, drawn by the worker that had the audio.
-``plots/<speaker>/<id>.source.ogg``
-    Each clip's source span as Ogg Opus, the report's "before" player
-    (:mod:`prep.report.audio`), written by the same worker.
+``plots/<speaker>/<id>.source.flac``
+    Each clip's source span (16-bit FLAC, or ``.source.ogg``, Ogg Opus, with
+    ``--preview-format opus`` and in runs made before), the report's "before"
+    player (:mod:`prep.report.audio`), written by the same worker.
 ``submit.json``, ``submit.dry-run.json``
     Fish Audio submissions (:mod:`prep.deliver.submit`).
 ``.voiceprep.lock``
@@ -132,6 +133,10 @@ class JournalRecord:
     line: int
 
 
+#: The source preview's file suffix by format (:data:`prep.report.audio.PREVIEW_FORMATS`).
+_PREVIEW_SUFFIXES = {"flac": ".source.flac", "opus": ".source.ogg"}
+
+
 @dataclass(frozen=True)
 class RunFolder:
     """The paths of one output folder, and the operations on its shared files.
@@ -222,9 +227,17 @@ class RunFolder:
     def references_json(self, speaker: str) -> Path:
         """The listing of one speaker's reference samples (what each contains)."""
         return self.reference_dir(speaker) / REFERENCES_JSON
-    def preview_path(self, speaker: str, clip_id: str) -> Path:
-        """Where a clip's source-span preview (Ogg Opus, the report's "before" player) is kept."""
-        return self.plots_dir / speaker / f"{clip_id}.source.ogg"
+    def preview_path(self, speaker: str, clip_id: str, preview_format: str = "flac") -> Path:
+        """Where a clip's source-span preview (the report's "before" player) in ``preview_format`` is kept.
+
+        ``"flac"``: ``plots/<speaker>/<id>.source.flac``; ``"opus"`` (and every
+        preview of runs made before FLAC): ``.source.ogg``.
+        """
+        return self.plots_dir / speaker / f"{clip_id}{_PREVIEW_SUFFIXES[preview_format]}"
+
+    def preview_paths(self, speaker: str, clip_id: str) -> list[Path]:
+        """Every place a clip's source preview may be (one per format, FLAC first); at most one is current."""
+        return [self.preview_path(speaker, clip_id, fmt) for fmt in _PREVIEW_SUFFIXES]
 
     def relative(self, path: Path) -> str:
         """``path`` (inside the folder) relative to the folder, in POSIX form (a link from ``report.html``)."""
@@ -270,7 +283,7 @@ class RunFolder:
 
     # -- moving a clip to another speaker -----------------------------------------------------------------
     def move_clip_files(self, old: Clip, new: Clip) -> Clip:
-        """Move ``old``'s WAV and figure to where ``new`` (the same clip under another speaker) keeps them.
+        """Move ``old``'s WAV, figure and source preview to where ``new`` (the same clip, another speaker) keeps them.
 
         Each file is moved with one atomic rename (:func:`os.replace`); a file already in place
         (a move finished earlier) is left as it is.  The journal is not touched (see
@@ -288,6 +301,7 @@ class RunFolder:
         """
         moved = dataclasses.replace(new, output=self.clip_output(new.speaker, new.id) if old.output else None)
         pairs = [(self.plot_path(old.speaker, old.id), self.plot_path(new.speaker, new.id))]
+        pairs += zip(self.preview_paths(old.speaker, old.id), self.preview_paths(new.speaker, new.id), strict=True)
         if old.output and moved.output:
             pairs.insert(0, (self.output_path(old.output), self.output_path(moved.output)))
         for src, dst in pairs:

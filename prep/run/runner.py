@@ -260,8 +260,14 @@ def _source_mono(audio: np.ndarray) -> np.ndarray:
 def _write_plot(item: Clip, source: np.ndarray, rate: int, offset_s: float, out_dir: str | Path) -> None:
     """Draw the clip's before/after figure for the report while both signals are in memory.
 
-    ``source`` is the mono source audio at ``rate`` starting at ``offset_s``
-    seconds into the file.  A failure only costs the report a redraw.
+    ``source`` is the source audio, ``(samples,)`` or ``(channels, samples)``,
+    at ``rate`` starting at ``offset_s`` seconds into the file.  The
+    downmixed source the clip carries (:attr:`~prep.clip.Clip.source_audio`)
+    is drawn instead when present: the "before" panel shows what the "before"
+    player plays (:func:`_write_preview`), the phase-aware downmix, not the
+    channels' mean (which cancels a polarity-inverted channel).  Otherwise
+    the span's channel mean is drawn.  A failure only costs the report a
+    redraw.
     """
     if item.audio is None or item.output is None:
         return
@@ -274,12 +280,15 @@ def _draw_plot(item: Clip, source: np.ndarray, rate: int, offset_s: float, out_d
     from ..report.html import clip_figure_jpeg, display_top_hz
 
     assert item.audio is not None
+    if item.source_audio is not None:
+        held = item.source_audio
+        source, rate, offset_s = held.audio, held.sample_rate, held.start_s
     i0 = max(0, round((item.span_s[0] - offset_s) * rate))
     i1 = max(i0, min(source.shape[-1], round((item.span_s[1] - offset_s) * rate)))
     top_hz = display_top_hz(source_metrics(item.metrics)["bandwidth_hz"], sample_rate=max(rate, item.sample_rate))
     try:
         data = clip_figure_jpeg(
-            source[i0:i1],
+            _source_mono(source[..., i0:i1]),
             _source_mono(item.audio),
             before_sample_rate=rate,
             after_sample_rate=item.sample_rate,
@@ -290,20 +299,24 @@ def _draw_plot(item: Clip, source: np.ndarray, rate: int, offset_s: float, out_d
         log.warning("%s: no figure for the report: %s", item.id, err)
 
 
-def _write_preview(item: Clip, source: np.ndarray, rate: int, offset_s: float, out_dir: str | Path) -> None:
-    """Write the clip's source span as Ogg Opus for the report's "before" player (any input format).
+def _write_preview(
+    item: Clip, source: np.ndarray, rate: int, offset_s: float, out_dir: str | Path, preview_format: str = "flac"
+) -> None:
+    """Write the clip's source span for the report's "before" player (any input format).
 
     ``source`` is the source audio, ``(samples,)`` or ``(channels, samples)``,
     at ``rate`` starting at ``offset_s`` seconds into the file.  The
     downmixed source the clip carries (:attr:`~prep.clip.Clip.source_audio`,
     what the pipeline worked from and a long file's preview always was) is
     used instead when present: one channel to encode, not two.  It is
-    encoded at the lowest Opus rate that holds the source's measured
-    bandwidth (``source_bandwidth_hz``, see :func:`prep.report.audio.opus_rate`).
-    A failure only costs the report that player.
+    written as 16-bit FLAC at its own rate, or with ``preview_format="opus"``
+    as Ogg Opus at the lowest Opus rate that holds the source's measured
+    bandwidth (``source_bandwidth_hz``, see :func:`prep.report.audio.opus_rate`);
+    a preview of the other format (a run made before) is removed.  A failure
+    only costs the report that player.
     """
     from ..metrics import finite
-    from ..report.audio import opus_ogg
+    from ..report.audio import preview_bytes
 
     if item.audio is None or item.output is None:
         return
@@ -314,11 +327,16 @@ def _write_preview(item: Clip, source: np.ndarray, rate: int, offset_s: float, o
     i1 = max(i0, min(source.shape[-1], round((item.span_s[1] - offset_s) * rate)))
     if i1 <= i0:
         return
+    folder = RunFolder(out_dir)
     try:
         with timed("previews"):
-            data = opus_ogg(source[..., i0:i1], sample_rate=rate,
-                            bandwidth_hz=finite(item.metrics.get("source_bandwidth_hz")))
-            write_bytes_atomic(RunFolder(out_dir).preview_path(item.speaker, item.id), data)
+            data = preview_bytes(source[..., i0:i1], sample_rate=rate, preview_format=preview_format,
+                                 bandwidth_hz=finite(item.metrics.get("source_bandwidth_hz")))
+            path = folder.preview_path(item.speaker, item.id, preview_format)
+            write_bytes_atomic(path, data)
+        for other in folder.preview_paths(item.speaker, item.id):
+            if other != path:
+                other.unlink(missing_ok=True)
     except (OSError, ValueError, PrepError) as err:
         log.warning("%s: no source preview for the report: %s", item.id, err)
 
@@ -407,7 +425,12 @@ def _timed_iter(name: str, items: Iterator[Clip | str]) -> Iterator[Clip | str]:
 
 
 def process_piece(
-    piece: Clip, stages: Sequence[Stage], out_dir: str | Path | None, audio_file: str | None = None
+    piece: Clip,
+    stages: Sequence[Stage],
+    out_dir: str | Path | None,
+    audio_file: str | None = None,
+    *,
+    preview_format: str = "flac",
 ) -> list[Clip]:
     """Run the stages (all but the downmix) over one piece of a long file; write its clips.
 
@@ -415,6 +438,7 @@ def process_piece(
     piece's audio with the task, or, with ``audio_file``, reads it from that
     file (raw float32 mono, written by :func:`run_jobs`, deleted once read).
     An ``error`` piece (the file could not be decoded) is passed through.
+    ``preview_format``: see :func:`process_job`.
 
     Returns
     -------
@@ -422,13 +446,13 @@ def process_piece(
         Without audio (written when ``out_dir`` is given).
     """
     try:
-        return _process_piece(piece, stages, out_dir, audio_file)
+        return _process_piece(piece, stages, out_dir, audio_file, preview_format)
     finally:
         _release_freed_memory(above_bytes=TRIM_ABOVE_BYTES)  # the piece's buffers, if many: see there
 
 
 def _process_piece(
-    piece: Clip, stages: Sequence[Stage], out_dir: str | Path | None, audio_file: str | None
+    piece: Clip, stages: Sequence[Stage], out_dir: str | Path | None, audio_file: str | None, preview_format: str
 ) -> list[Clip]:
     if audio_file is not None:
         try:
@@ -446,7 +470,7 @@ def _process_piece(
         if out_dir is not None:
             item = _write_clip(item, out_dir)
             _write_plot(item, piece.require_audio(), piece.sample_rate, piece.span_s[0], out_dir)
-            _write_preview(item, piece.require_audio(), piece.sample_rate, piece.span_s[0], out_dir)
+            _write_preview(item, piece.require_audio(), piece.sample_rate, piece.span_s[0], out_dir, preview_format)
         out.append(dataclasses.replace(item, audio=None, source_audio=None))
     return out
 
@@ -514,7 +538,13 @@ def _unless_silent(base: Clip, clips: list[Clip]) -> list[Clip]:
 
 
 def _process_long(
-    job: Job, sha: str, info: InputInfo, stages: Sequence[Stage], out_dir: str | Path | None, config: LongForm
+    job: Job,
+    sha: str,
+    info: InputInfo,
+    stages: Sequence[Stage],
+    out_dir: str | Path | None,
+    config: LongForm,
+    preview_format: str,
 ) -> list[Clip]:
     """The bounded-memory path for long files, in this process (see :mod:`prep.run.longform`)."""
     long = _long_pieces(job, sha, info, stages, config)
@@ -524,7 +554,7 @@ def _process_long(
             _remove_outputs(out, out_dir)
             out = []
         else:
-            out.extend(process_piece(piece, stages, out_dir))
+            out.extend(process_piece(piece, stages, out_dir, preview_format=preview_format))
         del piece  # not held while the next is cut
     return long.finish(out)
 
@@ -616,11 +646,17 @@ def _remove_outputs(clips: Sequence[Clip], out_dir: str | Path | None) -> None:
         if clip.output:
             folder.output_path(clip.output).unlink(missing_ok=True)
         folder.plot_path(clip.speaker, clip.id).unlink(missing_ok=True)
-        folder.preview_path(clip.speaker, clip.id).unlink(missing_ok=True)
+        for preview in folder.preview_paths(clip.speaker, clip.id):
+            preview.unlink(missing_ok=True)
 
 
 def process_job(
-    job: Job, stages: Sequence[Stage], *, out_dir: str | Path | None = None, longform: LongForm | None = None
+    job: Job,
+    stages: Sequence[Stage],
+    *,
+    out_dir: str | Path | None = None,
+    longform: LongForm | None = None,
+    preview_format: str = "flac",
 ) -> list[Clip]:
     """The serial path: decode one file, run the stages, write the clips.
 
@@ -636,6 +672,10 @@ def process_job(
     longform : LongForm, optional
         Files longer than ``longform.long_file_s`` are streamed in pieces in
         bounded memory; default :class:`~prep.run.longform.LongForm()`.
+    preview_format : {"flac", "opus"}
+        The format of the report's source previews written with the clips
+        (:data:`prep.report.audio.PREVIEW_FORMATS`): 16-bit FLAC at the
+        source's rate, or Ogg Opus.
 
     Returns
     -------
@@ -651,7 +691,7 @@ def process_job(
     except PrepError as err:
         return [_error_clip(job, sha, str(err))]
     if info.duration_s > config.long_file_s:
-        return _process_long(job, sha, info, stages, out_dir, config)
+        return _process_long(job, sha, info, stages, out_dir, config, preview_format)
     clip = load_clip(dataclasses.replace(job, sha256=sha), info=info)
     clips = [clip] if clip.verdict == "error" else run_stages(clip, stages)
     if out_dir is None:
@@ -660,8 +700,8 @@ def process_job(
     for item in clips:
         item = _write_clip(item, out_dir)
         if clip.audio is not None:
-            _write_plot(item, _source_mono(clip.audio), clip.sample_rate, 0.0, out_dir)
-            _write_preview(item, clip.audio, clip.sample_rate, 0.0, out_dir)
+            _write_plot(item, clip.audio, clip.sample_rate, 0.0, out_dir)
+            _write_preview(item, clip.audio, clip.sample_rate, 0.0, out_dir, preview_format)
         written.append(dataclasses.replace(item, audio=None, source_audio=None))
     return written
 
@@ -695,6 +735,7 @@ def run_jobs(
     longform: LongForm | None = None,
     on_resume: Callable[[int, int], None] | None = None,
     speakers: str | None = None,
+    preview_format: str = "flac",
 ) -> list[Clip]:
     """Process ``jobs`` into ``out_dir`` and return all clips (without audio).
 
@@ -728,16 +769,22 @@ def run_jobs(
         ``<folder>-2``...); the clips that change speaker are journaled under
         the new one and then moved (:meth:`RunFolder.move_clip`), so a resumed
         or interrupted run converges.  Part of the resume key.
+    preview_format : {"flac", "opus"}
+        The report's source previews (see :func:`process_job`); not part of
+        the resume key (the report plays either).
 
     Returns
     -------
     list of Clip
         Ordered by job, then clip id: independent of completion order.
     """
+    from ..report.audio import PREVIEW_FORMATS
     from ..voice.speakers import SpeakersAuto, auto_speakers
 
     if speakers not in (None, "auto"):
         raise ConfigError(f"speakers must be None or 'auto', got {speakers!r}")
+    if preview_format not in PREVIEW_FORMATS:
+        raise ConfigError(f"preview_format must be one of {', '.join(PREVIEW_FORMATS)}, got {preview_format!r}")
     out = Path(out_dir)
     folder = RunFolder(out)
     config = longform or LongForm()
@@ -852,14 +899,16 @@ def run_jobs(
                         del piece  # with a pool, its audio is in the file now: not held while the next is cut
                         if audio_file is not None:  # before submit may wait for a worker: the piece is freed
                             _release_freed_memory(above_bytes=TRIM_ABOVE_BYTES)
-                        submit(index, count, process_piece, light, tuple(stages), str(out), audio_file)
+                        submit(index, count, process_piece, light, tuple(stages), str(out), audio_file,
+                               preview_format=preview_format)
                         del light
                         count += 1
                     files[index].expected = count
                     finish(index)
                     continue
             files[index] = _FileParts(job, None, expected=1)
-            submit(index, 0, process_job, job, tuple(stages), out_dir=str(out), longform=config)
+            submit(index, 0, process_job, job, tuple(stages), out_dir=str(out), longform=config,
+                   preview_format=preview_format)
         for f in as_completed(list(pending)):
             collect(f)
         # Checks across a speaker's clips; changed records are journaled
