@@ -10,7 +10,7 @@ import contextlib
 import os
 import struct
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO
 
@@ -20,7 +20,7 @@ import soundfile as sf
 from .audio import as_audio
 from .errors import OutputError
 
-__all__ = ["atomic_path", "write_text_atomic", "write_bytes_atomic", "write_wav_atomic", "append_line"]
+__all__ = ["atomic_path", "write_text_atomic", "write_bytes_atomic", "write_wav_atomic", "append_line", "sync_files"]
 
 
 def _umask() -> int:
@@ -47,10 +47,13 @@ def _temp_beside(dst: Path) -> tuple[int, Path]:
 
 
 @contextlib.contextmanager
-def atomic_path(path: str | Path) -> Iterator[Path]:
+def atomic_path(path: str | Path, *, sync: bool = True) -> Iterator[Path]:
     """Yield a temp path beside ``path``; on success rename it onto ``path``.
 
     On any exception the temp file is removed and ``path`` is untouched.
+    With ``sync`` the temp file is pushed to disk (fsync) before the rename;
+    without, the caller syncs it later (:func:`sync_files`), e.g. before the
+    record that lists it is journaled.
 
     Raises
     ------
@@ -62,8 +65,9 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     os.close(fd)
     try:
         yield tmp
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
+        if sync:
+            with open(tmp, "rb+") as fh:
+                os.fsync(fh.fileno())
         os.replace(tmp, dst)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -72,12 +76,12 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
 
 
 @contextlib.contextmanager
-def _atomic_file(path: str | Path) -> Iterator[IO[bytes]]:
+def _atomic_file(path: str | Path, *, sync: bool = True) -> Iterator[IO[bytes]]:
     """:func:`atomic_path` for a writer that takes an open file: the same temp, fsync and rename, one open.
 
     Yields the temp file opened for writing (binary); on success it is
-    flushed, synced to disk, closed and renamed onto ``path``; on any
-    exception it is removed and ``path`` is untouched.
+    flushed, synced to disk (unless not ``sync``), closed and renamed onto
+    ``path``; on any exception it is removed and ``path`` is untouched.
     """
     dst = Path(path)
     fd, tmp = _temp_beside(dst)
@@ -85,7 +89,8 @@ def _atomic_file(path: str | Path) -> Iterator[IO[bytes]]:
         with os.fdopen(fd, "wb") as fh:
             yield fh
             fh.flush()
-            os.fsync(fh.fileno())
+            if sync:
+                os.fsync(fh.fileno())
         os.replace(tmp, dst)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -93,10 +98,41 @@ def _atomic_file(path: str | Path) -> Iterator[IO[bytes]]:
         raise
 
 
-def write_bytes_atomic(path: str | Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically (a temp file beside it, fsync, rename)."""
-    with _atomic_file(path) as fh:
+def write_bytes_atomic(path: str | Path, data: bytes, *, sync: bool = True) -> None:
+    """Write ``data`` to ``path`` atomically (a temp file beside it, fsync, rename).
+
+    ``sync=False`` leaves the fsync to the caller (:func:`sync_files`).
+    """
+    with _atomic_file(path, sync=sync) as fh:
         fh.write(data)
+
+
+def sync_files(paths: Iterable[str | Path]) -> None:
+    """Push files written with ``sync=False`` to disk (fsync each; missing ones are skipped).
+
+    The run folder's journal lists a clip only after its files are synced
+    this way (:meth:`prep.run.run_folder.RunFolder.sync_clip_files`), so a
+    worker writes without waiting for the disk and the process that journals
+    (the parent of a process pool) waits instead.
+
+    Raises
+    ------
+    OutputError
+        If a file exists but cannot be synced.
+    """
+    for path in paths:
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except FileNotFoundError:
+            continue
+        except OSError as err:
+            raise OutputError(f"{path}: cannot sync: {err.strerror or err}") from err
+        try:
+            os.fsync(fd)
+        except OSError as err:
+            raise OutputError(f"{path}: cannot sync: {err.strerror or err}") from err
+        finally:
+            os.close(fd)
 
 
 def write_text_atomic(path: str | Path, text: str) -> None:
@@ -138,7 +174,9 @@ def _pcm16_wav_header(data_bytes: int, *, channels: int, sample_rate: int) -> by
                        sample_rate, sample_rate * block, block, 16, b"data", data_bytes)
 
 
-def write_wav_atomic(path: str | Path, audio: np.ndarray, *, sample_rate: int, subtype: str = "PCM_16") -> None:
+def write_wav_atomic(
+    path: str | Path, audio: np.ndarray, *, sample_rate: int, subtype: str = "PCM_16", sync: bool = True
+) -> None:
     """Write audio as WAV atomically.
 
     Parameters
@@ -149,6 +187,9 @@ def write_wav_atomic(path: str | Path, audio: np.ndarray, *, sample_rate: int, s
     sample_rate : int
     subtype : str
         soundfile subtype, e.g. ``"PCM_16"``, ``"PCM_24"``, ``"FLOAT"``.
+    sync : bool
+        Push the file to disk before the rename; ``False`` leaves it to the
+        caller (:func:`sync_files`).
     """
     x = as_audio(audio)
     frames = x.T if x.ndim == 2 else x  # soundfile wants (frames, channels)
@@ -157,13 +198,13 @@ def write_wav_atomic(path: str | Path, audio: np.ndarray, *, sample_rate: int, s
         channels, rate = 1 if frames.ndim == 1 else frames.shape[1], int(sample_rate)
         if channels <= 2 and 0 < rate < 2**31 and frames.size * 2 < _WAV_MAX_DATA:  # else libsndfile's checks
             try:
-                with _atomic_file(path) as fh:
+                with _atomic_file(path, sync=sync) as fh:
                     fh.write(_pcm16_wav_header(frames.size * 2, channels=channels, sample_rate=rate))
                     fh.write(np.ascontiguousarray(frames, dtype="<i2").data)
             except OSError as err:  # as libsndfile's write errors: the clip's output.error, not a crash
                 raise OutputError(f"{path}: cannot write WAV: {err.strerror or err}") from err
             return
-    with atomic_path(path) as tmp:
+    with atomic_path(path, sync=sync) as tmp:
         try:
             sf.write(str(tmp), frames, int(sample_rate), subtype=subtype, format="WAV")
         except (sf.LibsndfileError, RuntimeError, ValueError) as err:

@@ -411,3 +411,30 @@ def test_heap_free_bytes_counts_freed_heap_memory() -> None:
     after = _heap_free_bytes()
     assert after - before >= 60 * 2**20
     del fence
+
+
+def test_clip_files_are_synced_before_their_record_is_journaled(tmp_path, demo_dir, monkeypatch):
+    """Workers write without fsync; the journaling process syncs each clip's files before its line."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    shutil.copy(demo_dir / "alice" / "a01.wav", folder / "a01.wav")
+    out = tmp_path / "out"
+    events: list[str] = []
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        events.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    clips = run_jobs(discover([folder]), get_profile("fish").stages, out_dir=out)
+    written = [c for c in clips if c.output]
+    assert written
+    journal = str((out / "manifest.jsonl").resolve())
+    first_journal = events.index(journal)
+    for clip in written:
+        for path in (RunFolder(out).output_path(clip.output), RunFolder(out).plot_path(clip.speaker, clip.id)):
+            synced = [i for i, name in enumerate(events) if name == str(path.resolve())]
+            assert synced, f"{path} never synced"
+            assert synced[0] < first_journal, f"{path} synced after the journal line"
+    assert not any(name.endswith(".tmp") for name in events), "a worker waited for the disk on a temp file"

@@ -294,7 +294,7 @@ def _draw_plot(item: Clip, source: np.ndarray, rate: int, offset_s: float, out_d
             after_sample_rate=item.sample_rate,
             top_hz=top_hz,
         )
-        write_bytes_atomic(RunFolder(out_dir).plot_path(item.speaker, item.id), data)
+        write_bytes_atomic(RunFolder(out_dir).plot_path(item.speaker, item.id), data, sync=False)
     except (OSError, ValueError, PrepError) as err:
         log.warning("%s: no figure for the report: %s", item.id, err)
 
@@ -333,7 +333,7 @@ def _write_preview(
             data = preview_bytes(source[..., i0:i1], sample_rate=rate, preview_format=preview_format,
                                  bandwidth_hz=finite(item.metrics.get("source_bandwidth_hz")))
             path = folder.preview_path(item.speaker, item.id, preview_format)
-            write_bytes_atomic(path, data)
+            write_bytes_atomic(path, data, sync=False)
         for other in folder.preview_paths(item.speaker, item.id):
             if other != path:
                 other.unlink(missing_ok=True)
@@ -353,7 +353,7 @@ def _write_clip(item: Clip, out_dir: str | Path | None) -> Clip:
         item = item.with_findings(finding("output.scaled", value=peak, threshold=1.0))
     try:
         with timed("write"):
-            write_wav_atomic(folder.clip_path(item.speaker, item.id), audio, sample_rate=item.sample_rate)
+            write_wav_atomic(folder.clip_path(item.speaker, item.id), audio, sample_rate=item.sample_rate, sync=False)
     except OutputError as err:
         return dataclasses.replace(item.with_findings(finding("output.error", detail=str(err))), audio=None)
     return dataclasses.replace(item, output=folder.clip_output(item.speaker, item.id))
@@ -669,6 +669,9 @@ def process_job(
         ``out_dir/clips/<speaker>/<id>.wav`` as 16-bit PCM and returned
         without audio, with ``output`` set; otherwise clips keep their audio
         (except pieces of long files, which are never held all at once).
+        The files are not waited onto the disk here: :func:`run_jobs` syncs
+        them (:meth:`~prep.run.run_folder.RunFolder.sync_clip_files`) before
+        journaling the clips, so a worker does not block on the disk.
     longform : LongForm, optional
         Files longer than ``longform.long_file_s`` are streamed in pieces in
         bounded memory; default :class:`~prep.run.longform.LongForm()`.
@@ -824,6 +827,7 @@ def run_jobs(
             clips = assemble_file(job, clips, stages, out)  # the one place a file's clips meet, before its journaling
             results[index] = clips
             for clip in clips:
+                folder.sync_clip_files(clip)  # written unsynced by the worker: on disk before journaled
                 folder.append(clip, pipeline=fingerprint)
             if on_result:
                 on_result(job, clips)
