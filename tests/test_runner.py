@@ -433,7 +433,9 @@ def test_clip_files_are_synced_before_their_record_is_journaled(tmp_path, demo_d
     journal = str((out / "manifest.jsonl").resolve())
     first_journal = events.index(journal)
     for clip in written:
-        for path in (RunFolder(out).output_path(clip.output), RunFolder(out).plot_path(clip.speaker, clip.id)):
+        folder = RunFolder(out)
+        for path in (folder.output_path(clip.output), folder.plot_path(clip.speaker, clip.id),
+                     folder.preview_path(clip.speaker, clip.id)):
             synced = [i for i, name in enumerate(events) if name == str(path.resolve())]
             assert synced, f"{path} never synced"
             assert synced[0] < first_journal, f"{path} synced after the journal line"
