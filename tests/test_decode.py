@@ -12,6 +12,7 @@ import soxr
 from prep.clip import file_sha256
 from prep.errors import DecodeError
 from prep.run.decode import load, probe
+from prep.run.decode import stream as stream_blocks
 
 SOURCE_RATE = 22050
 SOURCE_S = 3.0
@@ -148,3 +149,27 @@ def test_decoding_does_not_modify_input(formats_dir):
         load(p)
     after = {p.name: file_sha256(p) for p in formats_dir.iterdir()}
     assert before == after
+
+
+@pytest.mark.parametrize("name", ["m4a.m4a", "stereo.m4a", "aac.aac", "opus.opus"])
+def test_ffmpeg_path_is_every_decoded_frame_in_order(formats_dir, name):
+    """The FFmpeg path's buffers hold each frame's samples, in order, cut at the container's duration."""
+    import av
+
+    with av.open(str(formats_dir / name)) as container:
+        stream = container.streams.audio[0]
+        frames = list(container.decode(stream))
+        assert {f.format.name for f in frames} == {"fltp"}  # what the path converts to: no conversion here
+        rate = stream.codec_context.sample_rate
+        expected = round(float(stream.duration * stream.time_base) * rate) if stream.duration is not None else None
+    whole = np.concatenate([f.to_ndarray() for f in frames], axis=1)
+    if expected is not None and 0 < whole.shape[1] - expected <= 2048:  # encoder padding at the end
+        whole = whole[:, :expected]
+    audio, got_rate = load(formats_dir / name)
+    assert got_rate == rate
+    np.testing.assert_array_equal(audio, whole)
+    sample_rate, blocks = stream_blocks(formats_dir / name, block_frames=1000)
+    parts = list(blocks)
+    assert sample_rate == rate
+    assert all(p.shape[1] == 1000 for p in parts[:-1]) and 0 < parts[-1].shape[1] <= 1000 + 2048
+    np.testing.assert_array_equal(np.concatenate(parts, axis=1), whole)
