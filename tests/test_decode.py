@@ -173,3 +173,19 @@ def test_ffmpeg_path_is_every_decoded_frame_in_order(formats_dir, name):
     assert sample_rate == rate
     assert all(p.shape[1] == 1000 for p in parts[:-1]) and 0 < parts[-1].shape[1] <= 1000 + 2048
     np.testing.assert_array_equal(np.concatenate(parts, axis=1), whole)
+
+
+@pytest.mark.parametrize(("fmt", "suffix"), [("WAV", ".wav"), ("WAVEX", ".wav"), ("AIFF", ".aiff"), ("W64", ".w64")])
+def test_16_bit_pcm_reads_as_libsndfile_converts_it(tmp_path, fmt, suffix):
+    """Every 16-bit value, two channels: the samples are libsndfile's own float conversion, exactly."""
+    import soundfile as sf
+
+    values = np.arange(-32768, 32768, dtype=np.int16)
+    ints = np.stack([values, values[::-1]], axis=1)  # (frames, channels)
+    path = tmp_path / f"all{suffix}"
+    sf.write(path, ints, 16000, subtype="PCM_16", format=fmt)
+    audio, rate = load(path)
+    reference = sf.read(path, dtype="float32", always_2d=True)[0].T
+    assert rate == 16000 and audio.dtype == np.float32 and audio.flags.c_contiguous
+    np.testing.assert_array_equal(audio, reference)
+    assert audio[0, 0] == -1.0 and audio[0, -1] == np.float32(32767 / 32768)
