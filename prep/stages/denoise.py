@@ -620,12 +620,13 @@ def _gate(x: np.ndarray, noise: NoiseEstimate, config: _GateConfig, spec: np.nda
     if config.keep_dc:
         psd[0, 0] = 0.0  # no noise in the DC bin: its gain is 1
     no_gains = np.empty((0, bins), np.float32)
-    out = np.empty(x.size, np.float32)
     power_in = np.zeros(n_frames, np.float32)
     power_out = np.zeros(n_frames, np.float32)
     block, context = config.block, config.context
     if n_frames <= block + context:
         block = n_frames  # one block: no point in re-processing context
+    # One block: the output is a view of its overlap-add buffer (no copy of the signal).
+    out = None if block == n_frames else np.empty(x.size, np.float32)
     if spec is not None and spec.shape[0] != n_frames:
         spec = None
     single = spec is not None and block == n_frames
@@ -671,7 +672,10 @@ def _gate(x: np.ndarray, noise: NoiseEstimate, config: _GateConfig, spec: np.nda
         origin = t0 * hop - n // 2
         s0 = 0 if b0 == 0 else b0 * hop
         s1 = x.size if b1 == n_frames else min(x.size, b1 * hop)
-        out[s0:s1] = buf[s0 - origin : s1 - origin]
+        if out is None:
+            out = buf[s0 - origin : s1 - origin]
+        else:
+            out[s0:s1] = buf[s0 - origin : s1 - origin]
     return out, _gate_report(power_in, power_out, noise)
 
 
