@@ -12,6 +12,7 @@ import soxr
 from prep.clip import file_sha256
 from prep.errors import DecodeError
 from prep.run.decode import load, probe
+from prep.run.decode import stream as stream_blocks
 
 SOURCE_RATE = 22050
 SOURCE_S = 3.0
@@ -148,3 +149,43 @@ def test_decoding_does_not_modify_input(formats_dir):
         load(p)
     after = {p.name: file_sha256(p) for p in formats_dir.iterdir()}
     assert before == after
+
+
+@pytest.mark.parametrize("name", ["m4a.m4a", "stereo.m4a", "aac.aac", "opus.opus"])
+def test_ffmpeg_path_is_every_decoded_frame_in_order(formats_dir, name):
+    """The FFmpeg path's buffers hold each frame's samples, in order, cut at the container's duration."""
+    import av
+
+    with av.open(str(formats_dir / name)) as container:
+        stream = container.streams.audio[0]
+        frames = list(container.decode(stream))
+        assert {f.format.name for f in frames} == {"fltp"}  # what the path converts to: no conversion here
+        rate = stream.codec_context.sample_rate
+        expected = round(float(stream.duration * stream.time_base) * rate) if stream.duration is not None else None
+    whole = np.concatenate([f.to_ndarray() for f in frames], axis=1)
+    if expected is not None and 0 < whole.shape[1] - expected <= 2048:  # encoder padding at the end
+        whole = whole[:, :expected]
+    audio, got_rate = load(formats_dir / name)
+    assert got_rate == rate
+    np.testing.assert_array_equal(audio, whole)
+    sample_rate, blocks = stream_blocks(formats_dir / name, block_frames=1000)
+    parts = list(blocks)
+    assert sample_rate == rate
+    assert all(p.shape[1] == 1000 for p in parts[:-1]) and 0 < parts[-1].shape[1] <= 1000 + 2048
+    np.testing.assert_array_equal(np.concatenate(parts, axis=1), whole)
+
+
+@pytest.mark.parametrize(("fmt", "suffix"), [("WAV", ".wav"), ("WAVEX", ".wav"), ("AIFF", ".aiff"), ("W64", ".w64")])
+def test_16_bit_pcm_reads_as_libsndfile_converts_it(tmp_path, fmt, suffix):
+    """Every 16-bit value, two channels: the samples are libsndfile's own float conversion, exactly."""
+    import soundfile as sf
+
+    values = np.arange(-32768, 32768, dtype=np.int16)
+    ints = np.stack([values, values[::-1]], axis=1)  # (frames, channels)
+    path = tmp_path / f"all{suffix}"
+    sf.write(path, ints, 16000, subtype="PCM_16", format=fmt)
+    audio, rate = load(path)
+    reference = sf.read(path, dtype="float32", always_2d=True)[0].T
+    assert rate == 16000 and audio.dtype == np.float32 and audio.flags.c_contiguous
+    np.testing.assert_array_equal(audio, reference)
+    assert audio[0, 0] == -1.0 and audio[0, -1] == np.float32(32767 / 32768)

@@ -171,6 +171,27 @@ def test_unit_gains_reconstruct_the_input(length, overlap):
         np.testing.assert_allclose(y, x, atol=2e-6 * max(1.0, np.max(np.abs(x))))
 
 
+@pytest.mark.parametrize("n_frames", [1, 127, 128, 300])
+def test_stft_and_inverse_in_chunks_equal_whole_transforms(n_frames):
+    """The gate's STFT and overlap-add, a chunk of frames at a time, give the one-shot values bit for bit."""
+    import scipy.fft
+
+    from prep.stages import denoise as mod
+
+    n, hop = 1440, 720
+    x = np.random.default_rng(n_frames).standard_normal(n_frames * hop).astype(np.float32)
+    window = mod._window(n)
+    t0, t1 = 0, mod._n_frames(x.size, n, hop)
+    spec = mod._stft(x, t0, t1, n, hop, window)
+    whole = scipy.fft.rfft(mod._frames(x, t0, t1, n, hop) * window, axis=-1)
+    assert spec.dtype == np.complex64 and spec.tobytes() == whole.tobytes()
+    buf = np.zeros((t1 - t0 - 1) * hop + n, np.float32)
+    mod._istft_add(spec, n, hop, window, buf)
+    want = np.zeros_like(buf)
+    overlap_add(scipy.fft.irfft(whole, n, axis=-1), window, hop, want)
+    assert buf.tobytes() == want.tobytes()
+
+
 def test_stft_size_is_fast_and_about_frame_s():
     from scipy.fft import next_fast_len
 

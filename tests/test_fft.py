@@ -43,6 +43,21 @@ def test_rfft_irfft_equal_scipy_bit_for_bit(dtype, shape, axis, n):
         np.testing.assert_allclose(back, want, atol=1e-5 if dtype == np.float32 else 1e-12)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_out_receives_scipys_values_in_slices_of_a_bigger_array(dtype):
+    """``out=``: rows of a preallocated array, filled slice by slice, hold scipy.fft's values bit for bit."""
+    x = _signal((300, 1440), dtype, seed=3)  # the gate's 44.1 kHz frame size
+    spec = np.full((300, 721), np.nan, np.complex64 if dtype == np.float32 else np.complex128)
+    for c0 in range(0, 300, 128):  # last slice shorter, as the gate's chunks
+        got = fft.rfft(x[c0 : c0 + 128], axis=-1, out=spec[c0 : c0 + 128])
+        assert np.shares_memory(got, spec)
+    assert spec.tobytes() == scipy.fft.rfft(x, axis=-1).tobytes()
+    back = np.full((300, 1440), np.nan, dtype)
+    for c0 in range(0, 300, 128):
+        fft.irfft(spec[c0 : c0 + 128], 1440, axis=-1, out=back[c0 : c0 + 128])
+    assert back.tobytes() == scipy.fft.irfft(spec, 1440, axis=-1).tobytes()
+
+
 def test_inputs_as_scipy_takes_them():
     ints = np.arange(64) % 7
     assert fft.rfft(ints).tobytes() == scipy.fft.rfft(ints).tobytes()  # integers: float64

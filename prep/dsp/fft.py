@@ -58,7 +58,9 @@ def _fit(x: np.ndarray, n: int, axis: int) -> np.ndarray:
     return out
 
 
-def rfft(x, n: int | None = None, axis: int = -1, overwrite_x: bool = False) -> np.ndarray:
+def rfft(
+    x, n: int | None = None, axis: int = -1, overwrite_x: bool = False, *, out: np.ndarray | None = None
+) -> np.ndarray:
     """``scipy.fft.rfft(x, n, axis)`` (backward norm): the one-sided spectrum along ``axis``.
 
     Parameters
@@ -71,10 +73,14 @@ def rfft(x, n: int | None = None, axis: int = -1, overwrite_x: bool = False) -> 
         Axis of the transform.
     overwrite_x : bool
         Accepted for ``scipy.fft`` compatibility; unused there too.
+    out : np.ndarray, optional
+        Where to write the result (not a ``scipy.fft`` parameter): C-contiguous, of the result's
+        shape and dtype (complex64 for float32 ``x``).  The values are those of a new array.
 
     Returns
     -------
     np.ndarray, complex, shape of ``x`` with ``n // 2 + 1`` along ``axis``
+        ``out`` when given.
     """
     del overwrite_x
     tmp = _as_float(x)
@@ -84,10 +90,12 @@ def rfft(x, n: int | None = None, axis: int = -1, overwrite_x: bool = False) -> 
         tmp = _fit(tmp, n, axis)
     elif tmp.shape[axis] < 1:
         raise ValueError(f"invalid number of data points ({tmp.shape[axis]}) specified")
-    return _pocketfft.r2c(tmp, (axis,), True, 0, None, _WORKERS)
+    return _pocketfft.r2c(tmp, (axis,), True, 0, out, _WORKERS)
 
 
-def irfft(x, n: int | None = None, axis: int = -1, overwrite_x: bool = False) -> np.ndarray:
+def irfft(
+    x, n: int | None = None, axis: int = -1, overwrite_x: bool = False, *, out: np.ndarray | None = None
+) -> np.ndarray:
     """``scipy.fft.irfft(x, n, axis)`` (backward norm): the real signal of a one-sided spectrum.
 
     Parameters
@@ -100,10 +108,14 @@ def irfft(x, n: int | None = None, axis: int = -1, overwrite_x: bool = False) ->
         Axis of the transform.
     overwrite_x : bool
         Accepted for ``scipy.fft`` compatibility; unused there too.
+    out : np.ndarray, optional
+        Where to write the result (not a ``scipy.fft`` parameter): C-contiguous, of the result's
+        shape and dtype (float32 for complex64 ``x``).  The values are those of a new array.
 
     Returns
     -------
     np.ndarray, real, shape of ``x`` with ``n`` along ``axis``
+        ``out`` when given.
     """
     del overwrite_x
     tmp = _as_float(x)
@@ -115,7 +127,7 @@ def irfft(x, n: int | None = None, axis: int = -1, overwrite_x: bool = False) ->
             raise ValueError(f"Invalid number of data points ({n}) specified")
     else:
         tmp = _fit(tmp, n // 2 + 1, axis)
-    return _pocketfft.c2r(tmp, (axis,), n, False, 2, None, _WORKERS)
+    return _pocketfft.c2r(tmp, (axis,), n, False, 2, out, _WORKERS)
 
 
 @functools.lru_cache
