@@ -87,8 +87,11 @@ def test_windows_do_not_overlap():
     n = 40 * RATE
     starts = window_starts(n)
     assert starts[:4] == [0, WINDOW_SAMPLES, 2 * WINDOW_SAMPLES, 3 * WINDOW_SAMPLES]
-    assert starts[-1] == n - WINDOW_SAMPLES  # the remainder is covered by one window ending at the end
-    assert len(starts) == 5  # the reference's 1 s hop needs 32 windows
+    assert starts[-1] == 30 * RATE  # the reference's last window (1 s hop: 0, 1, ..., 30 s); the last 0.99 s unscored
+    assert len(starts) == 5  # the reference's 1 s hop needs 31 windows
+    assert window_starts(int(10.9 * RATE)) == [0]  # the reference scores 10.9 s as its first 9.01 s only
+    assert window_starts(11 * RATE) == [0, RATE]  # its windows at 0 and 1 s
+    assert window_starts(19 * RATE) == [0, WINDOW_SAMPLES]  # 0-18.02 s covers its windows at 0..9 s
     with pytest.raises(ValueError):
         window_starts(WINDOW_SAMPLES - 1)
 

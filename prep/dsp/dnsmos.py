@@ -9,9 +9,12 @@ their polynomial calibrations are the ones ``speechmos`` 0.0.1.1 ships (Microsof
 ``speechmos.dnsmos.run`` computes, with two differences:
 
 * windows do not overlap.  The reference slides the 9.01 s window by 1 s (a 40 s clip costs 32
-  model runs); here a clip is cut into consecutive 9.01 s windows and, when a remainder is left,
-  one more window ending at the clip's end (40 s: 5 runs).  The clip's score is the mean of its
-  windows' scores, as in the reference.
+  model runs); here a clip is cut into consecutive 9.01 s windows and, when the reference's last
+  window starts later, that one too (40 s: 5 runs; :func:`window_starts`).  The clip's score is the
+  mean of its windows' scores, as in the reference.  Like the reference, the 0-2 s after its last
+  window are not scored: a window ending at the clip's end instead (the former rule) put 5 of the
+  120 noisy mixtures of ``benchmarks/dnsmos_score.py``, all of a 10.5 s recording, 0.34-0.51 OVRL
+  from ``speechmos``, which scores their first 9.01 s only.
 * a clip shorter than 9.01 s is scored by the P.835 model on its own length, looped to at least
   :data:`SHORT_MIN_S` (5 s), not on a whole 9.01 s window (the reference repeats it to 9.01 s and
   averages a few 1 s shifts).  The network is convolutional up to a global max over time and
@@ -21,8 +24,7 @@ their polynomial calibrations are the ones ``speechmos`` 0.0.1.1 ships (Microsof
   do move with the input's length (a shorter input sees fewer loop seams and frame phases; the max
   pooling then tends lower), and most on noisy clips: with corpus noise mixed in at 0-20 dB, a 6 s
   minimum left 2 of 172 mixtures more than 0.3 OVRL from ``speechmos`` (0.37), 5 s left 4 (0.48),
-  and the disagreement does not follow the score (Spearman of |ΔOVRL| against OVRL -0.08), so no
-  minimum short of ~8 s (73x realtime per core) kept all within 0.3.  Hence a second stage: a short
+  and only a minimum of ~8 s (73x realtime per core) kept all within 0.3.  Hence a second stage: a short
   clip whose first OVRL or BAK is below :data:`SHORT_RESCORE_BELOW` (2.0, the ``Score``'s
   rejection level of OVRL) is scored again on the reference's 9.01 s loop, and that score is kept
   (``DnsmosScores.rescored``).  The noisy clips, where the short input drifts, pay one more window;
@@ -51,8 +53,8 @@ against the float one: on the corpus' recordings |ΔOVRL| mean 0.007, max 0.03; 
 (corpus noise at 0-20 dB) |ΔOVRL| mean 0.016, max 0.19, |ΔSIG| and |ΔBAK| max 0.22; Spearman
 >= 0.997 (``benchmarks/RESULTS.md``, section ``dnsmos_speed``).
 
-Agreement with ``speechmos.dnsmos.run``: the same single window on clips of 9.01-10 s (identical up to
-float rounding with ``quantized=False``); elsewhere the window grid differs, so scores differ by the
+Agreement with ``speechmos.dnsmos.run``: the same windows on clips of 9.01 s to just under 12 s
+(identical up to float rounding with ``quantized=False``); elsewhere the window grid differs, so scores differ by the
 spread of the clip's windows: |ΔOVRL| mean 0.046, max 0.15 on every third corpus recording with the
 int8 model (float: 0.045, 0.14; with short clips on the 9.01 s loop it was 0.026, 0.15).
 """
@@ -247,18 +249,21 @@ def mel_features(segment: np.ndarray) -> np.ndarray:
 
 # -- windows -------------------------------------------------------------------------------
 def window_starts(n: int) -> list[int]:
-    """Start samples of the non-overlapping 9.01 s windows that cover ``n`` samples.
+    """Start samples of the non-overlapping 9.01 s windows that cover ``n`` samples as the reference does.
 
-    Consecutive windows from 0, plus one ending at the last sample when a remainder of at least
-    1 s is left (the reference also ignores the last fraction of a second).  ``n`` must be at least
+    Consecutive windows from 0, plus the reference's last window (it starts at whole seconds, a 1 s
+    hop: ``int(n / 16000 - 9.01)`` s) when that starts after the last consecutive one.  The
+    reference ignores what follows its last window (0-2 s), so this does too: a clip of 9.01 s to
+    just under 11 s is one window, the reference's only one.  ``n`` must be at least
     :data:`WINDOW_SAMPLES` (shorter clips are one shorter input, :func:`short_input_samples`).
     """
     if n < WINDOW_SAMPLES:
         raise ValueError(f"need at least {WINDOW_SAMPLES} samples, got {n}")
     count = n // WINDOW_SAMPLES
     starts = [k * WINDOW_SAMPLES for k in range(count)]
-    if n - count * WINDOW_SAMPLES >= MODEL_RATE:
-        starts.append(n - WINDOW_SAMPLES)
+    last_reference = int(n // MODEL_RATE - WINDOW_SAMPLES / MODEL_RATE) * MODEL_RATE
+    if last_reference > starts[-1]:
+        starts.append(last_reference)
     return starts
 
 
