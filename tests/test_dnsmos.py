@@ -27,6 +27,7 @@ from prep.dsp.dnsmos import (
     dnsmos_scores,
     mel_features,
     quantized_p835,
+    rescores_short,
     short_input_samples,
     window_starts,
 )
@@ -86,8 +87,11 @@ def test_windows_do_not_overlap():
     n = 40 * RATE
     starts = window_starts(n)
     assert starts[:4] == [0, WINDOW_SAMPLES, 2 * WINDOW_SAMPLES, 3 * WINDOW_SAMPLES]
-    assert starts[-1] == n - WINDOW_SAMPLES  # the remainder is covered by one window ending at the end
-    assert len(starts) == 5  # the reference's 1 s hop needs 32 windows
+    assert starts[-1] == 30 * RATE  # the reference's last window (1 s hop: 0, 1, ..., 30 s); the last 0.99 s unscored
+    assert len(starts) == 5  # the reference's 1 s hop needs 31 windows
+    assert window_starts(int(10.9 * RATE)) == [0]  # the reference scores 10.9 s as its first 9.01 s only
+    assert window_starts(11 * RATE) == [0, RATE]  # its windows at 0 and 1 s
+    assert window_starts(19 * RATE) == [0, WINDOW_SAMPLES]  # 0-18.02 s covers its windows at 0..9 s
     with pytest.raises(ValueError):
         window_starts(WINDOW_SAMPLES - 1)
 
@@ -114,7 +118,7 @@ def test_agrees_with_speechmos_on_short_clip(speech):
 
 
 @pytest.mark.parametrize(("start_s", "length_s", "snr_db"), [(0.5, 1.5, None), (2.0, 4.5, 10.0), (1.0, 7.0, None),
-                                                        (0.0, 8.5, 5.0)])
+                                                        (0.0, 8.5, 5.0), (1.0, 7.3, 5.0)])
 def test_agrees_with_speechmos_on_short_audio(speech, start_s, length_s, snr_db):
     """Short clips (most TTS clips) take the shorter P.835 input and still agree with the reference."""
     clip = speech[int(start_s * RATE) : int((start_s + length_s) * RATE)]
@@ -141,7 +145,7 @@ def test_short_clip_is_scored_on_its_own_length_looped_to_the_minimum(speech):
     fields = ("ovrl", "sig", "bak", "p808")
 
     def scores(x: np.ndarray, min_s: float) -> tuple[float, ...]:
-        out = dnsmos_scores(x, sample_rate=RATE, short_min_s=min_s)
+        out = dnsmos_scores(x, sample_rate=RATE, short_min_s=min_s, short_rescore_below=0.0)
         assert out is not None and out.windows == 1
         return tuple(getattr(out, f) for f in fields)
 
@@ -160,6 +164,46 @@ def test_short_clip_is_scored_on_its_own_length_looped_to_the_minimum(speech):
 def test_short_min_s_is_checked(speech):
     with pytest.raises(ConfigError, match="nan"):
         dnsmos_scores(speech[: 2 * RATE], sample_rate=RATE, short_min_s=float("nan"))
+    with pytest.raises(ConfigError, match=r"-0\.5"):
+        dnsmos_scores(speech[: 2 * RATE], sample_rate=RATE, short_rescore_below=-0.5)
+
+
+def _noisy(clip: np.ndarray, snr_db: float, exponent: float) -> np.ndarray:
+    out = mix(clip, colored_noise(clip.size, seed=7, exponent=exponent), snr_db)
+    return out * np.float32(0.9 / max(1.0, float(np.max(np.abs(out)))))
+
+
+def test_rescore_rule_reads_ovrl_and_bak():
+    assert rescores_short(1.9, 3.5) and rescores_short(3.0, 1.9)  # either below the default 2.0
+    assert not rescores_short(2.0, 2.0)
+    assert not rescores_short(1.0, 1.0, 0.0)  # 0 turns the second stage off
+    assert rescores_short(3.0, 3.5, 3.2)
+
+
+@pytest.mark.parametrize(("length_s", "snr_db", "exponent"), [(5.3, 5.0, 1.0), (5.3, 5.0, 0.0)])
+def test_noisy_short_clip_is_rescored_on_the_loop_and_moves_towards_speechmos(speech, length_s, snr_db, exponent):
+    """A noisy short clip (first OVRL/BAK below 2) takes the 9.01 s loop's P.835 scores, which the
+    reference's are closer to than the shorter input's (on these clips the first stage is 0.13-0.17 low)."""
+    clip = _noisy(speech[: int(length_s * RATE)], snr_db, exponent)
+    first = dnsmos_scores(clip, sample_rate=RATE, short_rescore_below=0.0)
+    rule = dnsmos_scores(clip, sample_rate=RATE)
+    loop = dnsmos_scores(clip, sample_rate=RATE, short_min_s=9.01, short_rescore_below=0.0)
+    assert first is not None and rule is not None and loop is not None
+    assert not first.rescored and not loop.rescored
+    assert min(first.ovrl, first.bak) < 2.0 and rule.rescored and rule.windows == 1
+    assert (rule.ovrl, rule.sig, rule.bak, rule.p808) == (loop.ovrl, loop.sig, loop.bak, loop.p808)
+    assert rule.p808 == first.p808  # P.808 reads the loop either way
+    ref = _reference(clip)["ovrl_mos"]
+    assert abs(rule.ovrl - ref) <= AGREE_OVRL
+    assert abs(rule.ovrl - ref) < abs(first.ovrl - ref) - 0.05
+
+
+def test_clean_short_clip_is_not_rescored(speech):
+    clip = speech[RATE : 6 * RATE]  # 5 s, 30 dB pink noise in the fixture: OVRL and BAK well above 2
+    out = dnsmos_scores(clip, sample_rate=RATE)
+    assert out is not None and min(out.ovrl, out.bak) >= 2.0 and not out.rescored
+    forced = dnsmos_scores(clip, sample_rate=RATE, short_rescore_below=5.0)  # every clip is below 5
+    assert forced is not None and forced.rescored and forced.ovrl != out.ovrl
 
 
 def test_agrees_with_speechmos_on_40_s_clip():
