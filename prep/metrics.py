@@ -144,7 +144,8 @@ _DECLARED: tuple[Metric, ...] = (
     _M("speech_ratio", "ratio", "`speech_s` over the clip length", ("trim", "diarise", "slice", _SCORE, RUNNER),
        "output"),
     _M("snr_db", "dB", "active-speech SNR of weighted powers (BS.1770's high shelf, 100 Hz high-pass): VAD "
-       "speech frames (noise subtracted) over the noise floor of the pauses and the dips between words; 100 dB "
+       "speech frames (noise subtracted) over the noise floor of the pauses and the dips between words, raised "
+       "under a fluctuating noise (babble) by the spread of its levels; 100 dB "
        "for digital silence", (_SCORE,), "output"),
     _M("clipping_ratio", "ratio", "samples on clipped plateaus (≥ 2 samples within 0.01 % of the positive or "
        "negative peak, even when the rail is below full scale)", (_SCORE,), "output"),
