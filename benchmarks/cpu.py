@@ -143,8 +143,7 @@ def main() -> None:
 
     total = total_of(times)
     order = sorted(times, key=lambda k: -times[k][0])
-    table = ["| stage | CPU s (this checkout) | % of loop | x realtime | "
-             + " | ".join(f"CPU s ({n})" for n in others) + (" |" if others else "|"),
+    table = ["| stage | CPU s (this checkout) | % of loop | x realtime |" + "".join(f" CPU s ({n}) |" for n in others),
              "|---|---|---|---|" + "---|" * len(others)]
     for key in order:
         s = times[key][0]
@@ -159,7 +158,7 @@ def main() -> None:
                  + "".join(f"{min(loop[n]):.2f} | " for n in others))
     md = (
         "## CPU time (benchmarks/cpu.py)\n\n"
-        "**CPU time, not wall time** (measured while other work shared the machine: "
+        "**CPU time, not wall time** (what other work on the machine changes least; "
         f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores at the end). Model-free "
         "(`benchmarks/_lean.py`), warm numba cache; sets as in `benchmarks/pipeline.py`. "
         f"Best of {args.repeats}, the checkouts interleaved. x realtime per core = audio seconds over CPU "
