@@ -89,6 +89,26 @@ def opus_rate(*, sample_rate: int, bandwidth_hz: float | None = None) -> int:
     return rate
 
 
+def _encodable(audio: np.ndarray, *, sample_rate: int) -> tuple[int, np.ndarray]:
+    """The checked rate and ``audio`` as float32 (channels, samples) of one or two channels (more: averaged).
+
+    Raises
+    ------
+    ConfigError
+        If ``sample_rate`` is not a positive integer.
+    DataError
+        If the audio is empty.
+    """
+    rate = check_sample_rate(sample_rate)
+    x = np.asarray(audio, dtype=np.float32)
+    x = x.reshape(1, -1) if x.ndim == 1 else x
+    if x.shape[0] > 2:
+        x = x.mean(axis=0, dtype=np.float32, keepdims=True)
+    if x.shape[1] == 0:
+        raise DataError("no audio to encode")
+    return rate, x
+
+
 def opus_ogg(
     audio: np.ndarray,
     *,
@@ -127,13 +147,7 @@ def opus_ogg(
     """
     import av
 
-    rate = check_sample_rate(sample_rate)
-    x = np.asarray(audio, dtype=np.float32)
-    x = x.reshape(1, -1) if x.ndim == 1 else x
-    if x.shape[0] > 2:
-        x = x.mean(axis=0, dtype=np.float32, keepdims=True)
-    if x.shape[1] == 0:
-        raise DataError("no audio to encode")
+    rate, x = _encodable(audio, sample_rate=sample_rate)
     x = np.ascontiguousarray(np.clip(x, -1.0, 1.0))
     layout = "mono" if x.shape[0] == 1 else "stereo"
     target = opus_rate(sample_rate=rate, bandwidth_hz=bandwidth_hz)
@@ -181,13 +195,7 @@ def flac_preview(audio: np.ndarray, *, sample_rate: int) -> bytes:
     """
     import soundfile as sf
 
-    rate = check_sample_rate(sample_rate)
-    x = np.asarray(audio, dtype=np.float32)
-    x = x.reshape(1, -1) if x.ndim == 1 else x
-    if x.shape[0] > 2:
-        x = x.mean(axis=0, dtype=np.float32, keepdims=True)
-    if x.shape[1] == 0:
-        raise DataError("no audio to encode")
+    rate, x = _encodable(audio, sample_rate=sample_rate)
     buf = io.BytesIO()
     try:
         # clipped first: libsndfile's float to 16-bit conversion wraps what lies beyond full scale

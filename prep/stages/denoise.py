@@ -689,6 +689,23 @@ def _gate(x: np.ndarray, noise: NoiseEstimate, config: _GateConfig, spec: np.nda
     return out, _gate_report(power_in, power_out, noise)
 
 
+def _outputs(
+    channels: np.ndarray, outs: list[np.ndarray], est: NoiseEstimate, *, stereo: bool
+) -> tuple[GateReport, np.ndarray]:
+    """The report of a method that replaced each channel (DeepFilterNet3, the blend), and its audio.
+
+    ``channels`` (channels, samples) is the input, ``outs`` each channel's output; the report
+    compares the first channel's frame powers before and after, as the gate's does.
+    """
+    n_frames = est.noise_frames.size
+    report = _gate_report(
+        _chunk_power(np.ascontiguousarray(channels[0], dtype=np.float32), est.hop, n_frames),
+        _chunk_power(outs[0], est.hop, n_frames),
+        est,
+    )
+    return report, np.ascontiguousarray(np.stack(outs) if stereo else outs[0])
+
+
 def _gate_report(power_in: np.ndarray, power_out: np.ndarray, noise: NoiseEstimate) -> GateReport:
     def mean(p: np.ndarray, sel: np.ndarray) -> float:
         return float(p[sel].mean(dtype=np.float64)) if sel.any() else 0.0
@@ -1094,13 +1111,7 @@ class Denoise:
         w = np.float32(self.blend_weight)
         g = as_audio(gated.audio).reshape(channels.shape)
         outs = [(np.float32(1.0) - w) * g[k] + w * dfn[k] for k in range(channels.shape[0])]
-        n_frames = est.noise_frames.size
-        report = _gate_report(
-            _chunk_power(np.ascontiguousarray(channels[0], dtype=np.float32), est.hop, n_frames),
-            _chunk_power(outs[0], est.hop, n_frames),
-            est,
-        )
-        new_audio = np.ascontiguousarray(np.stack(outs) if audio.ndim == 2 else outs[0])
+        report, new_audio = _outputs(channels, outs, est, stereo=audio.ndim == 2)
         note = (f"{zone} < {self.blend_below_speech_lsnr_db:g} dB: blend, {1.0 - self.blend_weight:g} x gate + "
                 f"{self.blend_weight:g} x DeepFilterNet3")
         prior = gated.metrics.get("denoise_note")  # the gate's softening, which its half of the blend had
@@ -1136,13 +1147,7 @@ class Denoise:
             outs.append(y)
             if k == 0:
                 lsnr = rep.lsnr_db
-        n_frames = est.noise_frames.size
-        report = _gate_report(
-            _chunk_power(np.ascontiguousarray(channels[0], dtype=np.float32), est.hop, n_frames),
-            _chunk_power(outs[0], est.hop, n_frames),
-            est,
-        )
-        new_audio = np.ascontiguousarray(np.stack(outs) if audio.ndim == 2 else outs[0])
+        report, new_audio = _outputs(channels, outs, est, stereo=audio.ndim == 2)
         return dataclasses.replace(clip, audio=new_audio).with_metrics(
             denoise_method="deepfilter",
             noise_floor_dbfs=est.noise_floor_dbfs,
