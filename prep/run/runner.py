@@ -490,11 +490,8 @@ def _keep_file_voices(clips: list[Clip], stages: Sequence[Stage], out_dir: str |
     kept, dropped = file_voices(clips, keep_voice=diarise.keep_voice)  # type: ignore[attr-defined]
     if out_dir is None:
         return kept
+    _remove_outputs(dropped, out_dir)  # the dropped voices' clip, figure and preview
     folder = RunFolder(out_dir)
-    for clip in dropped:
-        if clip.output:
-            folder.output_path(clip.output).unlink(missing_ok=True)
-        folder.plot_path(clip.speaker, clip.id).unlink(missing_ok=True)
     before = {c.id: c for c in clips}
     out = []
     for clip in kept:
