@@ -672,27 +672,14 @@ def dnsmos_scores(
         return None
     y = np.clip(_resample_16k(np.asarray(x, dtype=np.float32), rate), -1.0, 1.0).astype(np.float32, copy=False)
     p835, p808_model = _sessions(model, quantized=quantized)
-    p835_in, p808_in = p835.get_inputs()[0].name, p808_model.get_inputs()[0].name
     if y.size < WINDOW_SAMPLES:  # P.835 on the clip's own length, P.808 on the 9.01 s loop
         return _short_scores(y, p835, p808_model if p808 else None, short_min_s, short_rescore_below)
-    raw = []
+    scores = []
     for start in window_starts(y.size):
         seg = y[start : start + WINDOW_SAMPLES]
-        sig_bak_ovr = p835.run(None, {p835_in: seg[np.newaxis, :]})[0][0]
-        mos808 = (p808_model.run(None, {p808_in: mel_features(seg[:-_HOP])[np.newaxis]})[0][0][0]
-                  if p808 else np.nan)
-        raw.append((float(sig_bak_ovr[0]), float(sig_bak_ovr[1]), float(sig_bak_ovr[2]), float(mos808)))
-    arr = np.asarray(raw, dtype=np.float64)
-    sig = np.polyval(_POLY_SIG, arr[:, 0])
-    bak = np.polyval(_POLY_BAK, arr[:, 1])
-    ovr = np.polyval(_POLY_OVR, arr[:, 2])
-    return DnsmosScores(
-        ovrl=float(np.mean(ovr)),
-        sig=float(np.mean(sig)),
-        bak=float(np.mean(bak)),
-        p808=float(np.mean(arr[:, 3])),
-        windows=len(raw),
-    )
+        scores.append((*_calibrated(p835, seg), _p808(p808_model, seg) if p808 else np.nan))
+    sig, bak, ovr, mos808 = (float(np.mean(column)) for column in np.asarray(scores, dtype=np.float64).T)
+    return DnsmosScores(ovrl=ovr, sig=sig, bak=bak, p808=mos808, windows=len(scores))
 
 
 def _calibrated(p835: Any, x: np.ndarray) -> tuple[float, float, float]:
@@ -700,6 +687,12 @@ def _calibrated(p835: Any, x: np.ndarray) -> tuple[float, float, float]:
     raw = p835.run(None, {p835.get_inputs()[0].name: x[np.newaxis, :]})[0][0]
     return (float(np.polyval(_POLY_SIG, float(raw[0]))), float(np.polyval(_POLY_BAK, float(raw[1]))),
             float(np.polyval(_POLY_OVR, float(raw[2]))))
+
+
+def _p808(p808_model: Any, x: np.ndarray) -> float:
+    """P.808 MOS of one 9.01 s input ``x`` (16 kHz; its mel features leave out the last hop, as the reference)."""
+    name = p808_model.get_inputs()[0].name
+    return float(p808_model.run(None, {name: mel_features(x[:-_HOP])[np.newaxis]})[0][0][0])
 
 
 def _short_scores(y: np.ndarray, p835: Any, p808_model: Any, min_s: float | None,
@@ -713,8 +706,5 @@ def _short_scores(y: np.ndarray, p835: Any, p808_model: Any, min_s: float | None
     rescore = first.size < WINDOW_SAMPLES and rescores_short(ovr, bak, rescore_below)
     if rescore:
         sig, bak, ovr = _calibrated(p835, loop)
-    mos808 = np.nan
-    if p808_model is not None:
-        name = p808_model.get_inputs()[0].name
-        mos808 = float(p808_model.run(None, {name: mel_features(loop[:-_HOP])[np.newaxis]})[0][0][0])
+    mos808 = np.nan if p808_model is None else _p808(p808_model, loop)
     return DnsmosScores(ovrl=ovr, sig=sig, bak=bak, p808=mos808, windows=1, rescored=rescore)
