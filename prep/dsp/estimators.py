@@ -469,6 +469,11 @@ FEW_PAUSES = (0.13, 0.19)
 PAUSES_ABOVE_DIPS_DB = (5.0, 7.0)
 
 
+def _levels_db(power: np.ndarray) -> np.ndarray:
+    """Frame powers in dB (digital silence at the floor's level, not -inf): what the noise-floor rules rank."""
+    return 10.0 * np.log10(np.maximum(power, _POWER_FLOOR))
+
+
 def _fading(x: float, span: tuple[float, float]) -> float:
     """1 up to ``span[0]``, 0 from ``span[1]``, linear between."""
     lo, hi = span
@@ -487,21 +492,21 @@ def _pause_spread_db(pauses: np.ndarray) -> float:
     """How widely the pause frames' levels fluctuate, dB: the 50th minus the 10th percentile of their levels,
     but at most 2.5 times the 25th minus the 5th (the lower quarter: reverb tails and breaths, which
     widen the upper half, leave it alone, while babble widens both)."""
-    level = 10.0 * np.log10(np.maximum(pauses, _POWER_FLOOR))
+    level = _levels_db(pauses)
     p5, p10, p25, p50 = np.percentile(level, (5.0, 10.0, 25.0, 50.0))
     return float(min(p50 - p10, 2.5 * (p25 - p5)))
 
 
 def _dips_spread_db(power: np.ndarray) -> float:
     """How widely the quietest frames' levels fluctuate, dB: the 10th minus the DIPS_PERCENTILE-th percentile."""
-    level = 10.0 * np.log10(np.maximum(power, _POWER_FLOOR))
+    level = _levels_db(power)
     low, p10 = np.percentile(level, (DIPS_PERCENTILE, 10.0))
     return float(p10 - low)
 
 
 def _pause_floor(pauses: np.ndarray) -> tuple[float, int, np.ndarray | None]:
     """:func:`_noise_floor`, and the pause frames of the quieter background when the pauses hold two (else None)."""
-    level = 10.0 * np.log10(np.maximum(pauses, _POWER_FLOOR))
+    level = _levels_db(pauses)
     anchor = float(np.percentile(level, NOISE_PERCENTILE))
     within = level <= anchor + NOISE_SPAN_DB
     low = None
@@ -526,7 +531,7 @@ def _noise_floor(pauses: np.ndarray) -> tuple[float, int]:
 
 def _dips_floor(power: np.ndarray) -> tuple[float, int]:
     """Mean power of the frames within DIPS_SPAN_DB of the DIPS_PERCENTILE-th percentile of ``power``; their count."""
-    level = 10.0 * np.log10(np.maximum(power, _POWER_FLOOR))
+    level = _levels_db(power)
     keep = power[level <= float(np.percentile(level, DIPS_PERCENTILE)) + DIPS_SPAN_DB]
     return float(np.mean(keep)), int(keep.size)
 
