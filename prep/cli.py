@@ -34,7 +34,7 @@ from typing import Any
 
 from . import __version__
 from .errors import ConfigError, PrepError, SchedulerError
-from .run.run_folder import DRY_RUN_FILE, MANIFEST, REPORT_HTML, REPORT_JSON, SUBMIT_FILE, RunFolder
+from .run.run_folder import DRY_RUN_FILE, MANIFEST, PREVIEW_FORMATS, REPORT_HTML, REPORT_JSON, SUBMIT_FILE, RunFolder
 
 __all__ = ["main", "build_parser"]
 
@@ -85,7 +85,7 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--strict", action="store_true", help="exit 1 when any clip is not approved")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
     p.add_argument("--embed-audio", action="store_true", help=_EMBED_HELP)
-    p.add_argument("--preview-format", choices=("flac", "opus"), default="flac",
+    p.add_argument("--preview-format", choices=PREVIEW_FORMATS, default=PREVIEW_FORMATS[0],
                    help="the report's source-span previews (OUT/plots): lossless 16-bit FLAC at the source's rate "
                         "(default) or Opus (~1/8 the bytes, 2-4x the CPU to write)")
     p.add_argument("--denoise", choices=("auto", "gate", "deepfilter", "off"), default=None, help=_DENOISE_HELP)

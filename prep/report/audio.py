@@ -37,6 +37,7 @@ import numpy as np
 
 from ..audio import check_sample_rate
 from ..errors import ConfigError, DataError
+from ..run.run_folder import PREVIEW_FORMATS
 
 __all__ = [
     "FLAC_COMPRESSION",
@@ -45,6 +46,7 @@ __all__ = [
     "OPUS_MIME",
     "PREVIEW_FORMATS",
     "audio_data_uri",
+    "check_preview_format",
     "flac_preview",
     "opus_ogg",
     "opus_rate",
@@ -71,8 +73,6 @@ _OPUS_RATES = (8000, 12000, 16000, 24000, 48000)
 FLAC_COMPRESSION = 0.5
 #: The MIME type of :func:`flac_preview`'s output.
 FLAC_MIME = "audio/flac"
-#: The source-preview formats (``--preview-format``), the default first.
-PREVIEW_FORMATS = ("flac", "opus")
 
 
 def opus_rate(*, sample_rate: int, bandwidth_hz: float | None = None) -> int:
@@ -220,11 +220,22 @@ def preview_bytes(
     DataError
         If the audio is empty or cannot be encoded.
     """
-    if preview_format == "flac":
+    if check_preview_format(preview_format) == "flac":
         return flac_preview(audio, sample_rate=sample_rate)
-    if preview_format == "opus":
-        return opus_ogg(audio, sample_rate=sample_rate, bandwidth_hz=bandwidth_hz)
-    raise ConfigError(f"preview_format must be one of {', '.join(PREVIEW_FORMATS)}, got {preview_format!r}")
+    return opus_ogg(audio, sample_rate=sample_rate, bandwidth_hz=bandwidth_hz)
+
+
+def check_preview_format(preview_format: str) -> str:
+    """``preview_format`` if it is one of :data:`PREVIEW_FORMATS`.
+
+    Raises
+    ------
+    ConfigError
+        If it is not, naming it.
+    """
+    if preview_format not in PREVIEW_FORMATS:
+        raise ConfigError(f"preview_format must be one of {', '.join(PREVIEW_FORMATS)}, got {preview_format!r}")
+    return preview_format
 
 
 def wav_opus_ogg(

@@ -83,6 +83,7 @@ __all__ = [
     "LOCK_FILE",
     "MANIFEST",
     "PLOTS_DIR",
+    "PREVIEW_FORMATS",
     "REFERENCES_DIR",
     "REFERENCES_JSON",
     "REPORT_HTML",
@@ -133,8 +134,10 @@ class JournalRecord:
     line: int
 
 
-#: The source preview's file suffix by format (:data:`prep.report.audio.PREVIEW_FORMATS`).
+#: The source preview's file suffix by format (``--preview-format``), the default first.
 _PREVIEW_SUFFIXES = {"flac": ".source.flac", "opus": ".source.ogg"}
+#: The source-preview formats (:mod:`prep.report.audio` writes them), the default first.
+PREVIEW_FORMATS = tuple(_PREVIEW_SUFFIXES)
 
 
 @dataclass(frozen=True)

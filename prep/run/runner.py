@@ -674,7 +674,7 @@ def process_job(
         bounded memory; default :class:`~prep.run.longform.LongForm()`.
     preview_format : {"flac", "opus"}
         The format of the report's source previews written with the clips
-        (:data:`prep.report.audio.PREVIEW_FORMATS`): 16-bit FLAC at the
+        (:data:`prep.run.run_folder.PREVIEW_FORMATS`): 16-bit FLAC at the
         source's rate, or Ogg Opus.
 
     Returns
@@ -778,13 +778,12 @@ def run_jobs(
     list of Clip
         Ordered by job, then clip id: independent of completion order.
     """
-    from ..report.audio import PREVIEW_FORMATS
+    from ..report.audio import check_preview_format
     from ..voice.speakers import SpeakersAuto, auto_speakers
 
     if speakers not in (None, "auto"):
         raise ConfigError(f"speakers must be None or 'auto', got {speakers!r}")
-    if preview_format not in PREVIEW_FORMATS:
-        raise ConfigError(f"preview_format must be one of {', '.join(PREVIEW_FORMATS)}, got {preview_format!r}")
+    check_preview_format(preview_format)
     out = Path(out_dir)
     folder = RunFolder(out)
     config = longform or LongForm()
