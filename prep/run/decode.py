@@ -163,15 +163,19 @@ def _load_sf(path: Path) -> tuple[np.ndarray, int]:
 def _load_av(path: Path) -> tuple[np.ndarray, int]:
     with _open_av(path) as (container, stream, rate, expected):
         chunks = list(_decoded_av(container, stream, None))
-    if not chunks:
+    n = _without_padding(chunks[0].shape[1], expected) if chunks else 0
+    if n == 0:
         raise DecodeError(f"{path}: audio stream holds no decodable frames")
-    audio = chunks[0]
-    # Encoders pad the last frame (AAC: 1024 samples); the container's duration says where the real signal ends.
-    if expected is not None and 0 < audio.shape[1] - expected <= _MAX_PADDING:
-        if expected == 0:
-            raise DecodeError(f"{path}: audio stream holds no decodable frames")
-        audio = audio[:, :expected]
-    return np.ascontiguousarray(audio), rate
+    return np.ascontiguousarray(chunks[0][:, :n]), rate
+
+
+def _without_padding(decoded: int, expected: int | None) -> int:
+    """Samples of a decoded stream that are signal: encoders pad the last frame (AAC: 1024 samples), and
+    the container's duration (``expected``) says where the signal ends, when it is up to
+    :data:`_MAX_PADDING` before the decoded end."""
+    if expected is not None and 0 < decoded - expected <= _MAX_PADDING:
+        return expected
+    return decoded
 
 
 def load(path: str | Path) -> tuple[np.ndarray, int]:
@@ -293,10 +297,7 @@ def _stream_av(path: Path, block_frames: int) -> Iterator[np.ndarray]:
                 pending, count = ([rest] if rest.shape[1] else []), rest.shape[1]
         if count:  # the last block may be up to _MAX_PADDING longer than block_frames
             last = np.concatenate(pending, axis=1)
-            # Encoders pad the last frame (AAC: 1024 samples); the container's
-            # duration says where the real signal ends.
-            if expected is not None and 0 < total + count - expected <= _MAX_PADDING:
-                last = last[:, : max(0, expected - total)]
+            last = last[:, : max(0, _without_padding(total + count, expected) - total)]
             if last.shape[1]:
                 yield np.ascontiguousarray(last)
 
