@@ -76,9 +76,19 @@ def stft(x: np.ndarray, nper: int, hop: int, window: np.ndarray | None = None) -
     return out
 
 
-def one_sided_density(power: np.ndarray, nper: int, *, sample_rate: float, window: np.ndarray) -> np.ndarray:
-    """``|rfft|**2`` (last axis: bins) to a one-sided PSD as scipy's ``scaling="density"`` does."""
-    psd = power / (sample_rate * float(np.sum(window**2)))
+def one_sided_density(
+    power: np.ndarray, nper: int, *, sample_rate: float, window: np.ndarray, in_place: bool = False
+) -> np.ndarray:
+    """``|rfft|**2`` (last axis: bins) to a one-sided PSD as scipy's ``scaling="density"`` does.
+
+    ``in_place`` scales ``power`` itself (a float array) and returns it: the same values, no copy.
+    """
+    scale = sample_rate * float(np.sum(window**2))
+    if in_place:
+        power /= scale
+        psd = power
+    else:
+        psd = power / scale
     last = -1 if nper % 2 == 0 else None  # the Nyquist bin of an even transform is not doubled
     psd[..., 1:last] *= 2.0
     return psd
@@ -126,7 +136,4 @@ def spectrogram(
         power = out[i : i + step]
         np.square(spec.real, out=power)
         power += np.square(spec.imag)
-    scale = sample_rate * float(np.sum(win**2))  # one_sided_density, in place on ``out``
-    out /= scale
-    out[:, 1 : -1 if nper % 2 == 0 else None] *= 2.0
-    return out.T
+    return one_sided_density(out, nper, sample_rate=sample_rate, window=win, in_place=True).T
