@@ -1103,9 +1103,9 @@ class Denoise:
         gated = self._gate(clip, audio, channels, speech, measured)
         zone = (f"estimated SNR {est.snr_db:.1f} dB in [{self.check_from_snr_db:g}, {self.check_below_snr_db:g}) dB, "
                 f"DeepFilterNet3's local SNR over speech {speech_lsnr:.1f} dB")
+        prior = gated.metrics.get("denoise_note")  # the gate's softening (its half of a blend has it too)
         if not self.blends_at(speech_lsnr):
             note = f"{zone} >= {self.blend_below_speech_lsnr_db:g} dB: gate kept"
-            prior = gated.metrics.get("denoise_note")
             return gated.with_metrics(denoise_note=f"{prior}; {note}" if prior else note,
                                       deepfilter_lsnr_db=reports[0].lsnr_db)
         w = np.float32(self.blend_weight)
@@ -1114,7 +1114,6 @@ class Denoise:
         report, new_audio = _outputs(channels, outs, est, stereo=audio.ndim == 2)
         note = (f"{zone} < {self.blend_below_speech_lsnr_db:g} dB: blend, {1.0 - self.blend_weight:g} x gate + "
                 f"{self.blend_weight:g} x DeepFilterNet3")
-        prior = gated.metrics.get("denoise_note")  # the gate's softening, which its half of the blend had
         return dataclasses.replace(gated, audio=new_audio).with_metrics(
             denoise_method="blend",
             denoise_snr_out_db=est.snr_db + report.snr_change_db,
