@@ -242,8 +242,15 @@ class RunFolder:
         """Every place a clip's source preview may be (one per format, FLAC first); at most one is current."""
         return [self.preview_path(speaker, clip_id, fmt) for fmt in _PREVIEW_SUFFIXES]
 
+    def clip_files(self, clip: Clip) -> list[Path]:
+        """Every file a clip may have written: its WAV (when it has an output), figure and source previews."""
+        paths = [self.plot_path(clip.speaker, clip.id), *self.preview_paths(clip.speaker, clip.id)]
+        if clip.output:
+            paths.insert(0, self.output_path(clip.output))
+        return paths
+
     def sync_clip_files(self, clip: Clip) -> None:
-        """Push a clip's files (WAV, figure, source preview) to disk before its record is journaled.
+        """Push a clip's files (:meth:`clip_files`) to disk before its record is journaled.
 
         The workers write them without waiting for the disk (``sync=False``,
         :mod:`prep.io`); the journaling process syncs them here, so a clip the
@@ -256,10 +263,7 @@ class RunFolder:
         """
         from ..io import sync_files
 
-        paths = [self.plot_path(clip.speaker, clip.id), *self.preview_paths(clip.speaker, clip.id)]
-        if clip.output:
-            paths.insert(0, self.output_path(clip.output))
-        sync_files(paths)
+        sync_files(self.clip_files(clip))
 
     def relative(self, path: Path) -> str:
         """``path`` (inside the folder) relative to the folder, in POSIX form (a link from ``report.html``)."""

@@ -640,11 +640,8 @@ def _remove_outputs(clips: Sequence[Clip], out_dir: str | Path | None) -> None:
         return
     folder = RunFolder(out_dir)
     for clip in clips:
-        if clip.output:
-            folder.output_path(clip.output).unlink(missing_ok=True)
-        folder.plot_path(clip.speaker, clip.id).unlink(missing_ok=True)
-        for preview in folder.preview_paths(clip.speaker, clip.id):
-            preview.unlink(missing_ok=True)
+        for path in folder.clip_files(clip):
+            path.unlink(missing_ok=True)
 
 
 def process_job(
