@@ -232,6 +232,50 @@ def _start_workers_early(args: argparse.Namespace, workers: int, stages: Sequenc
             os.environ.update(saved)
 
 
+def _plan_run(args: argparse.Namespace, jobs: Sequence[Any], profile: Any) -> tuple[int, str]:
+    """How many workers, and which pool (:func:`prep.run.runner.plan_workers`: serial, threads or processes by the
+    work at hand); a process pool's fork server is started on the way.
+
+    The files' headers are read one at a time (about 3 ms each, a second or more on a batch of hundreds of
+    compressed files).  As soon as the headers read so far settle on a process pool of as many workers as the run
+    may have, the fork server starts and warms up on another core while the rest are read: more files only add
+    audio and units of work, which cannot turn that plan into another.
+
+    Returns
+    -------
+    (int, str)
+        The workers and the pool ("serial", "threads" or "processes"); with ``--engine dask``, ``--jobs`` (or
+        the cores) and "processes", its own workers.
+    """
+    from .run.runner import iter_durations, plan_workers
+
+    cpus = os.cpu_count() or 1
+    if args.engine != "local":
+        return args.jobs or cpus, "processes"
+    most = args.jobs if args.jobs is not None else cpus
+
+    def plan(durations: list[float | None]) -> Any:
+        return plan_workers(durations, jobs=args.jobs, cpus=cpus, longform=profile.longform, stages=profile.stages,
+                            pool=args.pool)
+
+    durations: list[float | None] = []
+    started = False
+    for duration in iter_durations(jobs):
+        durations.append(duration)
+        n = len(durations)
+        if not started and most > 1 and (n <= 32 or n % 8 == 0):  # bounded re-planning on a big batch
+            early = plan(durations)
+            if early.pool == "processes" and early.workers == most:
+                _start_workers_early(args, early.workers, profile.stages)
+                started = True
+                logging.getLogger(__name__).debug("run: fork server started after %d of %d header(s)", n, len(jobs))
+    final = plan(durations)
+    logging.getLogger(__name__).info("run: %s", final.reason)
+    if final.pool == "processes" and not started:
+        _start_workers_early(args, final.workers, profile.stages)
+    return final.workers, final.pool
+
+
 def _dask_executor(args: argparse.Namespace) -> Iterator[Executor]:
     try:
         from distributed import Client, LocalCluster
@@ -277,7 +321,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     _require_inputs(args.inputs)
     if args.jobs is not None and args.jobs < 1:
         raise ConfigError(f"--jobs must be >= 1, got {args.jobs}")
-    from .run.runner import discover, plan_workers, probe_durations, run_jobs
+    from .run.runner import discover, run_jobs
 
     profile = _profile(args)
     out = Path(args.out)
@@ -286,14 +330,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     jobs = discover(args.inputs, speaker=args.speaker)
     if all(Path(job.path).is_dir() for job in jobs):
         raise ConfigError(f"no audio files found in {' '.join(args.inputs)}")
-    workers, pool = args.jobs or os.cpu_count() or 1, "processes"
-    if args.engine == "local":  # serial, threads or processes, by the work at hand
-        plan = plan_workers(probe_durations(jobs), jobs=args.jobs, cpus=os.cpu_count() or 1,
-                            longform=profile.longform, stages=profile.stages, pool=args.pool)
-        workers, pool = plan.workers, plan.pool
-        logging.getLogger(__name__).info("run: %s", plan.reason)
-    if pool == "processes":
-        _start_workers_early(args, workers, profile.stages)
+    workers, pool = _plan_run(args, jobs, profile)
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 

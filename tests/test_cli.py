@@ -225,3 +225,58 @@ def test_a_runs_parent_does_not_load_numba_or_scipy():
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
+
+
+def _plan_with_starts(tmp_path, monkeypatch, argv, durations_s):
+    """``cli._plan_run`` on real WAV files of ``durations_s``; returns its plan, the headers read when the fork
+    server was started (None: never) and the plan of all the headers read at once."""
+    import numpy as np
+
+    import prep.cli as cli
+    import prep.run.runner as runner
+    from prep.run.profiles import get_profile
+    from prep.run.runner import discover, plan_workers, probe_durations
+
+    folder = tmp_path / "in"
+    folder.mkdir(parents=True)
+    for k, seconds in enumerate(durations_s):
+        sf.write(folder / f"f{k:02d}.wav", np.zeros(int(seconds * 8000), np.float32), 8000)
+    read: list[str] = []
+    probe = runner.probe
+    monkeypatch.setattr(runner, "probe", lambda path: (read.append(path), probe(path))[1])
+    started: list[int] = []
+    monkeypatch.setattr(cli, "_start_workers_early", lambda args, workers, stages=(): started.append(len(read)))
+    args = cli.build_parser().parse_args(["run", str(folder), "-o", str(tmp_path / "out"), *argv])
+    jobs = discover([str(folder)])
+    profile = get_profile("fish")
+    plan = cli._plan_run(args, jobs, profile)
+    assert len(read) == len(durations_s), "each header is read once"
+    whole = plan_workers(probe_durations(jobs), jobs=args.jobs, cpus=os.cpu_count() or 1,
+                         longform=profile.longform, stages=profile.stages, pool=args.pool)
+    assert len(started) <= 1
+    return plan, (started[0] if started else None), (whole.workers, whole.pool)
+
+
+def test_a_process_pool_starts_as_soon_as_the_headers_settle_it(tmp_path, monkeypatch):
+    # --pool processes with 2 workers: settled once 2 files are known; the other 6 headers are read while
+    # the fork server warms up
+    plan, started_at, whole = _plan_with_starts(tmp_path, monkeypatch, ["--jobs", "2", "--pool", "processes"],
+                                                [0.5] * 8)
+    assert plan == whole == (2, "processes")
+    assert started_at == 2
+
+
+def test_the_default_pool_starts_once_the_audio_read_so_far_crosses_its_threshold(tmp_path, monkeypatch):
+    import prep.run.runner as runner
+
+    monkeypatch.setattr(runner, "THREADS_BELOW_S", 2.5)  # processes from 2.5 s of audio: the 3rd 1 s file
+    plan, started_at, whole = _plan_with_starts(tmp_path, monkeypatch, ["--jobs", "2"], [1.0] * 7)
+    assert plan == whole == (2, "processes")
+    assert started_at == 3
+
+
+def test_threads_and_serial_runs_start_no_fork_server(tmp_path, monkeypatch):
+    plan, started_at, whole = _plan_with_starts(tmp_path, monkeypatch, ["--jobs", "2"], [0.5] * 4)
+    assert plan == whole == (2, "threads") and started_at is None
+    plan, started_at, whole = _plan_with_starts(tmp_path / "one", monkeypatch, ["--jobs", "1"], [0.5] * 3)
+    assert plan == whole == (1, "serial") and started_at is None

@@ -48,6 +48,7 @@ __all__ = [
     "assemble_file",
     "load_clip",
     "plan_workers",
+    "iter_durations",
     "probe_durations",
     "process_job",
     "process_piece",
@@ -1094,11 +1095,19 @@ def plan_workers(
                                             "its own model)")
 
 
+def iter_durations(jobs: Sequence[Job]) -> Iterator[float | None]:
+    """Each job's duration from its header, read one file at a time (None when it cannot be read, or for over
+    :data:`PROBE_TO_ORDER_MAX_FILES` files, which are not probed).  The headers are remembered, so the run's
+    ordering (:func:`run_jobs`) does not read them again."""
+    probed = len(jobs) <= PROBE_TO_ORDER_MAX_FILES
+    for job in jobs:
+        info = _cached_probe(job.path) if probed else None
+        yield info.duration_s if info is not None else None
+
+
 def probe_durations(jobs: Sequence[Job]) -> list[float | None]:
-    """Each job's duration from its header (None when it cannot be read, or for over
-    :data:`PROBE_TO_ORDER_MAX_FILES` files, which are not probed)."""
-    infos = _probe_all([job.path for job in jobs])
-    return [infos[job.path].duration_s if job.path in infos else None for job in jobs]
+    """Each job's duration from its header: :func:`iter_durations` as a list."""
+    return list(iter_durations(jobs))
 
 
 @dataclass
