@@ -92,16 +92,15 @@ def _crc8(buf, start, stop):  # pragma: no cover - compiled
 @njit(cache=True, nogil=True)
 def _crc16(buf, start, stop):  # pragma: no cover - compiled
     t = CRC16_TABLES
+    v = buf[start:stop]
     crc = 0
-    i = start
-    while i + 8 <= stop:
-        a = crc ^ ((np.int64(buf[i]) << 8) | np.int64(buf[i + 1]))
-        crc = (t[7, a >> 8] ^ t[6, a & 0xFF] ^ t[5, buf[i + 2]] ^ t[4, buf[i + 3]] ^ t[3, buf[i + 4]]
-               ^ t[2, buf[i + 5]] ^ t[1, buf[i + 6]] ^ t[0, buf[i + 7]])
-        i += 8
-    while i < stop:
-        crc = ((crc << 8) & 0xFFFF) ^ t[0, (crc >> 8) ^ buf[i]]
-        i += 1
+    for w in range(v.size // 8):
+        i = 8 * w
+        a = crc ^ ((np.int64(v[i]) << 8) | np.int64(v[i + 1]))
+        crc = (t[7, a >> 8] ^ t[6, a & 0xFF] ^ t[5, v[i + 2]] ^ t[4, v[i + 3]] ^ t[3, v[i + 4]]
+               ^ t[2, v[i + 5]] ^ t[1, v[i + 6]] ^ t[0, v[i + 7]])
+    for i in range(v.size - v.size % 8, v.size):
+        crc = ((crc << 8) & 0xFFFF) ^ t[0, (crc >> 8) ^ v[i]]
     return crc
 
 
@@ -275,6 +274,20 @@ def rice_partitions(u, n, order, max_porder, sums, params):  # pragma: no cover 
 
 
 @njit(cache=True, nogil=True)
+def _rice_estimate(count, s):  # pragma: no cover - compiled
+    """Bits of ``count`` Rice codes summing to ``s`` with the best single parameter (estimate)."""
+    if count <= 0:
+        return np.int64(0)
+    k = 0
+    while k < 30 and (np.int64(count) << (k + 1)) <= s:
+        k += 1
+    cost = count * (k + 1) + (s >> k)
+    if k > 0:
+        cost = min(cost, count * k + (s >> (k - 1)))
+    return cost + 10
+
+
+@njit(cache=True, nogil=True)
 def _put_residual(out, pos, acc, nacc, u, n, order, porder, params):  # pragma: no cover - compiled
     parts = 1 << porder
     size = n >> porder
@@ -297,20 +310,21 @@ def _put_residual(out, pos, acc, nacc, u, n, order, porder, params):  # pragma: 
             if nb <= 32:
                 acc = (acc << nb) | top | (v & low)
                 nacc += nb
+                if nacc >= 32:
+                    nacc -= 32
+                    w = acc >> nacc
+                    pu = np.uint64(pos)  # unsigned: no negative-index wraparound
+                    out[pu] = (w >> 24) & 0xFF
+                    out[pu + np.uint64(1)] = (w >> 16) & 0xFF
+                    out[pu + np.uint64(2)] = (w >> 8) & 0xFF
+                    out[pu + np.uint64(3)] = w & 0xFF
+                    pos += 4
             else:
                 while q > 0:
                     step = min(q, 32)
                     pos, acc, nacc = _put(out, pos, acc, nacc, 0, step)
                     q -= step
                 pos, acc, nacc = _put(out, pos, acc, nacc, top | (v & low), k + 1)
-            if nacc >= 32:
-                nacc -= 32
-                w = acc >> nacc
-                out[pos] = (w >> 24) & 0xFF
-                out[pos + 1] = (w >> 16) & 0xFF
-                out[pos + 2] = (w >> 8) & 0xFF
-                out[pos + 3] = w & 0xFF
-                pos += 4
     return pos, acc, nacc
 
 
@@ -574,10 +588,7 @@ def encode_frames(pcm, blocksize, rate_code, rate_ext, rate_ext_bytes, window, w
                 pos, acc, nacc = _put(out, pos, acc, nacc, 0, 8)
                 pos, acc, nacc = _put(out, pos, acc, nacc, np.int64(x[0]), 16)
                 continue
-            fo, _ = best_fixed_order(x, bn)
-            _zigzag_fixed(x, bn, fo, u_fix)
-            pf, bits_fix = rice_partitions(u_fix, bn, fo, max_porder, sums, p_fix)
-            bits_fix += 6 + 16 * fo
+            fo, sabs = best_fixed_order(x, bn)
             lo = 0
             shift = 0
             bits_lpc = np.int64(1) << 62
@@ -588,6 +599,14 @@ def encode_frames(pcm, blocksize, rate_code, rate_ext, rate_ext_bytes, window, w
                 if lo > 0 and _zigzag_lpc(x, bn, lo, shift, qlp, u_lpc):
                     pl, bits_lpc = rice_partitions(u_lpc, bn, lo, max_porder, sums, p_lpc)
                     bits_lpc += 6 + 16 * lo + 9 + precision * lo
+            # the FIXED residual is coded only when its estimate (one Rice parameter for the block,
+            # from the absolute sum) comes near the LPC's bits: it rarely wins after LPC
+            bits_fix = np.int64(1) << 62
+            pf = 0
+            if _rice_estimate(bn - fo, 2 * sabs) + 16 * fo < bits_lpc + (bits_lpc >> 3):
+                _zigzag_fixed(x, bn, fo, u_fix)
+                pf, bits_fix = rice_partitions(u_fix, bn, fo, max_porder, sums, p_fix)
+                bits_fix += 6 + 16 * fo
             if min(bits_fix, bits_lpc) >= 16 * bn:
                 choices[frame, c, 0] = 1
                 choices[frame, c, 1] = 0
