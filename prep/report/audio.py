@@ -20,7 +20,11 @@ and cheaper to write than Opus, whose libopus encode was a fifth of a
 model-free run's CPU.  Over the 10-minute set of ``benchmarks/cpu.py`` (CPU
 time, serial path) the previews went from 0.64 to 0.30 s of a ~2.9 s loop;
 their bytes from 5 % to 41 % of the clip WAVs' (``benchmarks/RESULTS.md``,
-"Lossless previews (stop 22)").  Every current browser plays FLAC in
+"Lossless previews (stop 22)").  The FLAC encoder is this package's own
+(:func:`flac_encode`, :mod:`prep.kernels.flac`): libFLAC's level-4 bytes (via
+libsndfile, which the previews used before) for about a third of its CPU, as
+it skips the float conversion and the MD5 of the samples, and the same 16-bit
+samples (:func:`flac_pcm16`).  Every current browser plays FLAC in
 ``<audio>``.  ``--preview-format opus`` still writes
 Ogg Opus previews (:func:`opus_ogg`: 32 kb/s per channel, near-transparent
 for speech; libopus ships in PyAV's wheels, a core dependency).
