@@ -28,7 +28,16 @@ from numba import njit
 
 from . import _target  # noqa: F401 - numba's CPU target without all of scipy.linalg (see there)
 
-__all__ = ["CRC8_TABLE", "CRC16_TABLES", "encode_frames", "quantise16"]
+__all__ = [
+    "CRC8_TABLE",
+    "CRC16_TABLES",
+    "autocorrelation",
+    "best_fixed_order",
+    "encode_frames",
+    "lpc_from_autocorrelation",
+    "quantise16",
+    "rice_partitions",
+]
 
 
 def _crc8_table() -> np.ndarray:
@@ -514,7 +523,9 @@ def encode_frames(pcm, blocksize, rate_code, rate_ext, rate_ext_bytes, window, w
 
     rate_code : the header's 4-bit sample-rate code; rate_ext, rate_ext_bytes : its 8- or 16-bit
     extension (0 bytes if none).  window, window_last : int64 Tukey weights (of 2**15) of a whole block
-    and of the last block.  max_order : LPC order up to which to search (0: FIXED only).  out : room
+    and of the last block.  max_order : LPC order up to which to search, at most 8 (0: FIXED only).
+    precision : bits of each LPC coefficient; ``precision + 16 + ceil(log2(max_order)) <= 32``.
+    max_porder : highest Rice partition order.  out : room
     for ``channels * 2 * n + 64 * (frames + 1)`` bytes.  choices : int64 (frames, channels, 2), set to
     each subframe's (kind, order), kind 0 CONSTANT, 1 VERBATIM, 2 FIXED, 3 LPC.
     Returns ``(bytes written, smallest frame, largest frame)``.
