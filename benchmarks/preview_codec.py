@@ -8,10 +8,15 @@ present), each as the channel mean (what the pipeline's downmix gives these file
 * **Opus**: :func:`prep.report.audio.opus_ogg`, 32 kb/s, complexity 0, ``OPUS_FRAME_MS`` packets,
   at the lowest Opus rate whose Nyquist holds the measured bandwidth (the ``--preview-format opus``
   route, and every preview before stop 22's lossless previews);
-* **FLAC**: :func:`prep.report.audio.flac_preview`, 16-bit at the file's rate, at each libsndfile
-  compression level 0, 0.25, 0.5, 0.75, 1 (libFLAC 0-8); ``FLAC_COMPRESSION`` is the default.
+* **FLAC, ours**: :func:`prep.report.audio.flac_preview`, 16-bit at the file's rate, our encoder
+  (:mod:`prep.kernels.flac`: FIXED and LPC subframes up to order ``FLAC_MAX_LPC_ORDER``, partitioned
+  Rice), and the same with FIXED predictors only (orders 0-4, LPC order 0);
+* **FLAC, libsndfile**: what ``flac_preview`` was before (``sf.write`` of the clipped float samples,
+  16-bit), at each libsndfile compression level 0, 0.25, 0.5, 0.75, 1 (libFLAC 0-8; 0.5 = level 4 was
+  the default).
 
-CPU: ``time.process_time`` around each encode (in memory, no disk), best of ``--repeats``.
+CPU: ``time.process_time`` around each encode (in memory, no disk), best of ``--repeats``, the FLAC
+routes interleaved (one round of every route, ``--repeats`` rounds).
 LSD (Opus only; FLAC is the source within 16-bit quantisation, its largest error is given): the
 decoded preview against the source resampled to its rate (soxr), aligned by cross-correlation,
 20 ms Hann frames, RMS over the bins from 50 Hz to the measured bandwidth of the dB difference, mean
@@ -36,11 +41,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks._results import CORPUS, write_section
 from benchmarks.pipeline import FORMATS, make_inputs
 from prep.dsp.estimators import bandwidth_hz
-from prep.report import audio as preview_audio
-from prep.report.audio import FLAC_COMPRESSION, OPUS_FRAME_MS, flac_preview, opus_ogg, opus_rate
+from prep.report.audio import OPUS_FRAME_MS, _encodable, _flac_stream, flac_pcm16, flac_preview, opus_ogg, opus_rate
 from prep.run.decode import load
 
 LEVELS = (0.0, 0.25, 0.5, 0.75, 1.0)
+#: libsndfile's level that was flac_preview's (libFLAC 4): the reference of the bytes ratios.
+OLD_LEVEL = 0.5
 _EXT = {".wav", ".flac", ".mp3", ".m4a", ".ogg", ".opus"}
 
 
@@ -97,34 +103,60 @@ def measure(path: Path, repeats: int) -> dict:
     ref = soxr.resample(mono.astype(np.float64), rate, out_rate)
     row["opus"] = {"cpu": cpu, "bytes": len(data), "rate": opus_rate(sample_rate=rate, bandwidth_hz=bw),
                    "lsd": lsd_db(ref, out_rate, decoded, min(bw, 20000.0)) if mono.size >= 4 * rate else np.nan}
-    saved = preview_audio.FLAC_COMPRESSION
-    try:
-        for level in LEVELS:
-            preview_audio.FLAC_COMPRESSION = level
-            cpu, data = _best(lambda: flac_preview(mono, sample_rate=rate), repeats)
-            back, _ = sf.read(io.BytesIO(data), dtype="float32")
-            row[level] = {"cpu": cpu, "bytes": len(data),
-                          "err": float(np.abs(back - np.clip(mono, -1, 1)).max())}
-    finally:
-        preview_audio.FLAC_COMPRESSION = saved
+    routes = {"ours": lambda: flac_preview(mono, sample_rate=rate),
+              "ours, FIXED only": lambda: _fixed_only(mono, rate)}
+    routes |= {level: (lambda level=level: _libsndfile(mono, rate, level)) for level in LEVELS}
+    best = dict.fromkeys(routes, np.inf)
+    for _ in range(repeats):
+        for name, fn in routes.items():
+            t = time.process_time()
+            data = fn()
+            best[name] = min(best[name], time.process_time() - t)
+            if name not in row:
+                back, _ = sf.read(io.BytesIO(data), dtype="float32")
+                row[name] = {"bytes": len(data), "err": float(np.abs(back - np.clip(mono, -1, 1)).max()),
+                             "int16": sf.read(io.BytesIO(data), dtype="int16")[0]}
+    same = all(np.array_equal(row[name].pop("int16"), row[OLD_LEVEL]["int16"]) for name in routes if name != OLD_LEVEL)
+    row[OLD_LEVEL].pop("int16")
+    assert same, f"{path.name}: a FLAC route decodes to other samples than libsndfile's"
+    for name in routes:
+        row[name]["cpu"] = best[name]
     return row
 
 
-def _totals(rows: list[dict], name: str) -> list[str]:
+def _libsndfile(mono: np.ndarray, rate: int, level: float) -> bytes:
+    """The FLAC preview as it was before our encoder: libsndfile at compression ``level``."""
+    import soundfile as sf
+
+    buf = io.BytesIO()
+    sf.write(buf, np.clip(mono, -1.0, 1.0), rate, format="FLAC", subtype="PCM_16", compression_level=level)
+    return buf.getvalue()
+
+
+def _fixed_only(mono: np.ndarray, rate: int) -> bytes:
+    """Our encoder with FIXED predictors only (no LPC)."""
+    rate, x = _encodable(mono, sample_rate=rate)
+    return _flac_stream(flac_pcm16(x).astype(np.int32), rate, max_lpc_order=0)
+
+
+def _totals(rows: list[dict], name_set: str) -> list[str]:
     total = sum(r["seconds"] for r in rows)
     pcm = sum(r["seconds"] * r["rate"] * 2 for r in rows)
     opus_cpu = sum(r["opus"]["cpu"] for r in rows)
     opus_bytes = sum(r["opus"]["bytes"] for r in rows)
     lsd = np.nanmean([r["opus"]["lsd"] for r in rows])  # files under 4 s: no LSD (its alignment needs 3 s)
-    lines = [f"| {name}, Opus | {opus_cpu:.3f} s = {total / opus_cpu:.0f}x | {opus_bytes / 1e6:.2f} MB | "
-             f"{opus_bytes / pcm:.3f} | 1.00 | mean LSD {lsd:.2f} dB |"]
-    for level in LEVELS:
-        cpu = sum(r[level]["cpu"] for r in rows)
-        size = sum(r[level]["bytes"] for r in rows)
-        mark = " (default)" if level == FLAC_COMPRESSION else ""
-        lines.append(f"| {name}, FLAC {level:g}{mark} | {cpu:.3f} s = {total / cpu:.0f}x | {size / 1e6:.2f} MB | "
-                     f"{size / pcm:.3f} | {cpu / opus_cpu:.2f} | largest error "
-                     f"{max(r[level]['err'] for r in rows) * 32768:.2f} LSB |")
+    lines = [f"| {name_set}, Opus | {opus_cpu:.3f} s = {total / opus_cpu:.0f}x | {opus_bytes / 1e6:.2f} MB | "
+             f"{opus_bytes / pcm:.3f} | 1.00 | | | mean LSD {lsd:.2f} dB |"]
+    ref = sum(r[OLD_LEVEL]["bytes"] for r in rows)
+    ref_cpu = sum(r[OLD_LEVEL]["cpu"] for r in rows)
+    for name in ("ours", "ours, FIXED only", *LEVELS):
+        cpu = sum(r[name]["cpu"] for r in rows)
+        size = sum(r[name]["bytes"] for r in rows)
+        label = f"FLAC {name}" if isinstance(name, str) else f"FLAC libsndfile {name:g}"
+        label += " (default)" if name == "ours" else " (before)" if name == OLD_LEVEL else ""
+        lines.append(f"| {name_set}, {label} | {cpu:.3f} s = {total / cpu:.0f}x | {size / 1e6:.2f} MB | "
+                     f"{size / pcm:.3f} | {cpu / opus_cpu:.2f} | {cpu / ref_cpu:.2f} | {size / ref:.4f} | "
+                     f"largest error {max(r[name]['err'] for r in rows) * 32768:.2f} LSB |")
     return lines
 
 
@@ -144,14 +176,16 @@ def main() -> None:
         corpus.append(measure(path, args.repeats))
         print(corpus[-1]["file"], flush=True)
     lines = ["| file | rate, channels | bandwidth | Opus: rate, CPU ms, bytes, LSD | "
-             f"FLAC {FLAC_COMPRESSION:g}: CPU ms, bytes |", "|---|---|---|---|---|"]
+             f"FLAC ours: CPU ms, bytes | FLAC libsndfile {OLD_LEVEL:g} (before): CPU ms, bytes |",
+             "|---|---|---|---|---|---|"]
     for r in rows:
-        o, f = r["opus"], r[FLAC_COMPRESSION]
+        o, f, b = r["opus"], r["ours"], r[OLD_LEVEL]
         lines.append(f"| {r['file']} ({r['seconds']:.0f} s) | {r['rate']} Hz, {r['channels']} ch | {r['bw']:.0f} Hz | "
                      f"{o['rate'] // 1000} kHz, {1000 * o['cpu']:.1f}, {o['bytes']}, {o['lsd']:.2f} dB | "
-                     f"{1000 * f['cpu']:.1f}, {f['bytes']} |")
-    totals = ["| set, route | CPU (x realtime) | bytes | of 16-bit PCM at the file's rate | CPU / Opus's | |",
-              "|---|---:|---:|---:|---:|---|", *_totals(rows, "10-minute set")]
+                     f"{1000 * f['cpu']:.1f}, {f['bytes']} | {1000 * b['cpu']:.1f}, {b['bytes']} |")
+    totals = ["| set, route | CPU (x realtime) | bytes | of 16-bit PCM at the file's rate | CPU / Opus's | "
+              f"CPU / libsndfile {OLD_LEVEL:g}'s | bytes / libsndfile {OLD_LEVEL:g}'s | |",
+              "|---|---:|---:|---:|---:|---:|---:|---|", *_totals(rows, "10-minute set")]
     if corpus:
         totals += _totals(corpus, f"corpus speech ({len(corpus)} files, {sum(r['seconds'] for r in corpus):.0f} s)")
     md = (
@@ -159,8 +193,11 @@ def main() -> None:
         f"The 10-minute set ({sum(r['seconds'] for r in rows) / 60:.1f} min, {len(rows)} files) and the corpus "
         "speech recordings, each file whole, as the channel mean. *Opus*: 32 kb/s, complexity 0, "
         f"{OPUS_FRAME_MS} ms packets, at the lowest Opus rate whose Nyquist holds the measured bandwidth. "
-        "*FLAC*: 16-bit at the file's rate, libsndfile compression level 0-1 (libFLAC 0-8). CPU time of the "
-        f"encode in memory (`time.process_time`, best of {args.repeats}; the machine was shared). LSD: "
+        "*FLAC*: 16-bit at the file's rate: *ours* (`prep.kernels.flac`, the default: FIXED and LPC subframes, "
+        "partitioned Rice), the same with FIXED predictors only, and libsndfile at compression level 0-1 "
+        f"(libFLAC 0-8; {OLD_LEVEL:g} = level 4 was `flac_preview` before); every FLAC route decodes to the same "
+        "16-bit samples (checked). CPU time of the encode in memory (`time.process_time`, best of "
+        f"{args.repeats}, the FLAC routes interleaved; the machine was shared). LSD: "
         "log-spectral distance of the decoded Opus to the source, 20 ms frames, 50 Hz to the measured "
         "bandwidth; FLAC's largest error is in 16-bit steps.\n\n" + "\n".join(lines) + "\n\n"
         + "\n".join(totals) + "\n"

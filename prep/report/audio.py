@@ -20,7 +20,11 @@ and cheaper to write than Opus, whose libopus encode was a fifth of a
 model-free run's CPU.  Over the 10-minute set of ``benchmarks/cpu.py`` (CPU
 time, serial path) the previews went from 0.64 to 0.30 s of a ~2.9 s loop;
 their bytes from 5 % to 41 % of the clip WAVs' (``benchmarks/RESULTS.md``,
-"Lossless previews (stop 22)").  Every current browser plays FLAC in
+"Lossless previews (stop 22)").  The FLAC encoder is this package's own
+(:func:`flac_encode`, :mod:`prep.kernels.flac`): libFLAC's level-4 bytes (via
+libsndfile, which the previews used before) for about a third of its CPU, as
+it skips the float conversion and the MD5 of the samples, and the same 16-bit
+samples (:func:`flac_pcm16`).  Every current browser plays FLAC in
 ``<audio>``.  ``--preview-format opus`` still writes
 Ogg Opus previews (:func:`opus_ogg`: 32 kb/s per channel, near-transparent
 for speech; libopus ships in PyAV's wheels, a core dependency).
@@ -31,6 +35,7 @@ from __future__ import annotations
 import base64
 import io
 import math
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -40,13 +45,18 @@ from ..errors import ConfigError, DataError
 from ..run.run_folder import PREVIEW_FORMATS
 
 __all__ = [
-    "FLAC_COMPRESSION",
+    "FLAC_BLOCKSIZE",
+    "FLAC_LPC_PRECISION",
+    "FLAC_MAX_LPC_ORDER",
+    "FLAC_MAX_PARTITION_ORDER",
     "FLAC_MIME",
     "OPUS_BITRATE_BPS",
     "OPUS_MIME",
     "PREVIEW_FORMATS",
     "audio_data_uri",
     "check_preview_format",
+    "flac_encode",
+    "flac_pcm16",
     "flac_preview",
     "opus_ogg",
     "opus_rate",
@@ -67,10 +77,19 @@ OPUS_FRAME_MS = 120
 #: The MIME type of :func:`opus_ogg`'s output.
 OPUS_MIME = "audio/ogg"
 _OPUS_RATES = (8000, 12000, 16000, 24000, 48000)
-#: libsndfile's FLAC compression level, 0-1 (libFLAC's levels 0-8).  0.5 gives ~20 % fewer bytes than 0
-#: for about the same CPU; 1 saves another ~4 % of bytes for ~1.7x the CPU (the 10-minute set and the
-#: corpus speech, ``benchmarks/preview_codec.py``).
-FLAC_COMPRESSION = 0.5
+#: FLAC block length (samples per channel per frame), libFLAC's from level 3 up.
+FLAC_BLOCKSIZE = 4096
+#: Highest LPC order searched (libFLAC's levels 4-7 search up to 8; 0 would code FIXED predictors only).
+FLAC_MAX_LPC_ORDER = 8
+#: Bits of each quantised LPC coefficient (libFLAC's for 4096-sample blocks); with 16-bit samples
+#: and order 8 every prediction fits 32-bit arithmetic (12 + 16 + 3 <= 32).
+FLAC_LPC_PRECISION = 12
+#: Highest Rice partition order (up to 16 partitions of 256 samples; libFLAC's levels 3-4).
+FLAC_MAX_PARTITION_ORDER = 4
+#: STREAMINFO's highest sample rate (20 bits).
+_FLAC_MAX_RATE = 2**20 - 1
+_FLAC_RATE_CODES = {88200: 1, 176400: 2, 192000: 3, 8000: 4, 16000: 5, 22050: 6, 24000: 7, 32000: 8,
+                    44100: 9, 48000: 10, 96000: 11}
 #: The MIME type of :func:`flac_preview`'s output.
 FLAC_MIME = "audio/flac"
 
@@ -170,6 +189,130 @@ def opus_ogg(
     return buf.getvalue()
 
 
+def flac_pcm16(audio: np.ndarray) -> np.ndarray:
+    """Float audio as the 16-bit samples libsndfile writes to a FLAC file (and :func:`flac_preview` does).
+
+    ``round(clip(x, -1, 1) * 32768)`` (ties to even), full scale kept at 32767: libsndfile's
+    float-to-FLAC conversion, not the one it uses for WAV (:func:`prep.io._pcm16`, which scales by
+    2**31 and truncates; they differ by one step on about half of the values between steps).
+
+    Parameters
+    ----------
+    audio : np.ndarray, float32, shape (samples,) or (channels, samples)
+
+    Returns
+    -------
+    np.ndarray, int16, the same shape
+
+    Raises
+    ------
+    DataError
+        If a sample is NaN.
+    """
+    from ..kernels.flac import quantise16
+
+    x = np.asarray(audio, dtype=np.float32)
+    x2 = np.ascontiguousarray(x.reshape(1, -1) if x.ndim == 1 else x)
+    out = np.empty(x2.shape, np.int32)
+    if not quantise16(x2, out):
+        raise DataError("cannot encode NaN samples")
+    return out.astype(np.int16).reshape(x.shape)
+
+
+@lru_cache(maxsize=4)
+def _tukey_weights(n: int) -> np.ndarray:
+    """Tukey(0.5) window of ``n`` points as int64 weights of 2**15 (the LPC analysis window)."""
+    if n < 3:
+        return np.full(n, 1 << 15, np.int64)
+    t = np.arange(n) / (n - 1)
+    w = np.ones(n)
+    edge = np.minimum(t, 1.0 - t) < 0.25
+    w[edge] = 0.5 * (1.0 - np.cos(2.0 * np.pi * np.minimum(t, 1.0 - t)[edge] / 0.5))
+    out = np.rint(w * 2.0**15).astype(np.int64)
+    out.flags.writeable = False
+    return out
+
+
+def _flac_header_rate(rate: int) -> tuple[int, int, int]:
+    """The frame header's sample-rate code, extension and extension bytes for ``rate``."""
+    if rate in _FLAC_RATE_CODES:
+        return _FLAC_RATE_CODES[rate], 0, 0
+    if rate % 1000 == 0 and rate // 1000 < 256:
+        return 12, rate // 1000, 1
+    if rate < 65536:
+        return 13, rate, 2
+    if rate % 10 == 0 and rate // 10 < 65536:
+        return 14, rate // 10, 2
+    return 0, 0, 0  # "from STREAMINFO"
+
+
+def _flac_stream(pcm: np.ndarray, rate: int, *, max_lpc_order: int = FLAC_MAX_LPC_ORDER) -> bytes:
+    """The FLAC file of checked int32 (channels, samples) 16-bit samples at a checked rate."""
+    from ..kernels.flac import encode_frames
+
+    channels, n = pcm.shape
+    frames = -(-n // FLAC_BLOCKSIZE)
+    last = n - (frames - 1) * FLAC_BLOCKSIZE
+    code, ext, ext_bytes = _flac_header_rate(rate)
+    out = np.empty(channels * 2 * n + 64 * (frames + 1), np.uint8)
+    choices = np.empty((frames, channels, 2), np.int64)
+    size, smallest, largest = encode_frames(
+        pcm, FLAC_BLOCKSIZE, code, ext, ext_bytes, _tukey_weights(FLAC_BLOCKSIZE), _tukey_weights(last),
+        max_lpc_order, FLAC_LPC_PRECISION, FLAC_MAX_PARTITION_ORDER, out, choices)
+    # STREAMINFO, the only metadata block; the MD5 of the samples is all zeros ("not computed", which
+    # RFC 9639 allows: decoders then skip the check)
+    info = (FLAC_BLOCKSIZE << 16 | FLAC_BLOCKSIZE).to_bytes(4, "big") + smallest.to_bytes(3, "big") \
+        + largest.to_bytes(3, "big") + (rate << 44 | (channels - 1) << 41 | 15 << 36 | n).to_bytes(8, "big")
+    return b"fLaC" + bytes((0x80, 0, 0, 34)) + info + bytes(16) + out[:size].tobytes()
+
+
+def flac_encode(pcm: np.ndarray, *, sample_rate: int) -> bytes:
+    """Encode 16-bit samples as a FLAC file (in memory) with this package's encoder (:mod:`prep.kernels.flac`).
+
+    Lossless: every decoder gives back ``pcm``.  Blocks of :data:`FLAC_BLOCKSIZE`
+    samples, each channel's the smallest of a constant, FIXED (orders 0-4), LPC
+    (Tukey(0.5) window, Levinson-Durbin, order up to :data:`FLAC_MAX_LPC_ORDER`,
+    :data:`FLAC_LPC_PRECISION`-bit coefficients) or verbatim subframe, residuals
+    Rice-coded in up to ``2**FLAC_MAX_PARTITION_ORDER`` partitions: about the
+    bytes of libFLAC's level 4 for a third of its CPU (``benchmarks/preview_codec.py``).
+    Two channels are coded independently (no mid-side).  The file has one metadata
+    block, STREAMINFO, whose MD5 signature of the samples is all zeros ("not
+    computed", which RFC 9639 allows); frames carry their CRC-8 and CRC-16.
+
+    Parameters
+    ----------
+    pcm : np.ndarray, int16, shape (samples,) or (channels, samples)
+        One or two channels.
+    sample_rate : int
+        Hz, 1 to 1048575 (STREAMINFO's 20 bits).
+
+    Returns
+    -------
+    bytes
+        The FLAC file.
+
+    Raises
+    ------
+    ConfigError
+        If ``sample_rate`` is not a positive integer.
+    DataError
+        If ``pcm`` is not 16-bit integers of one or two channels, is empty, or
+        the rate is beyond FLAC's.
+    """
+    rate = check_sample_rate(sample_rate)
+    x = np.asarray(pcm)
+    if x.dtype != np.int16:
+        raise DataError(f"FLAC encodes int16 samples, got {x.dtype}")
+    x = x.reshape(1, -1) if x.ndim == 1 else x
+    if x.ndim != 2 or not 1 <= x.shape[0] <= 2:
+        raise DataError(f"FLAC encodes one or two channels (channels, samples), got shape {np.shape(pcm)}")
+    if x.shape[1] == 0:
+        raise DataError("no audio to encode")
+    if rate > _FLAC_MAX_RATE:
+        raise DataError(f"cannot encode FLAC at {rate} Hz: above {_FLAC_MAX_RATE} Hz")
+    return _flac_stream(np.ascontiguousarray(x, dtype=np.int32), rate)
+
+
 def flac_preview(audio: np.ndarray, *, sample_rate: int) -> bytes:
     """Encode audio as 16-bit FLAC at its own rate (in memory): the lossless source preview.
 
@@ -177,33 +320,32 @@ def flac_preview(audio: np.ndarray, *, sample_rate: int) -> bytes:
     ----------
     audio : np.ndarray, float32, shape (samples,) or (channels, samples)
         One or two channels are kept; more are averaged to mono.  Clipped to
-        [-1, 1] and quantised to 16 bits (no dither).
+        [-1, 1] and quantised to 16 bits as libsndfile does (:func:`flac_pcm16`,
+        no dither).
     sample_rate : int
         Rate of ``audio`` in Hz, kept as it is.
 
     Returns
     -------
     bytes
-        The FLAC file (compression :data:`FLAC_COMPRESSION`).
+        The FLAC file (:func:`flac_encode`).
 
     Raises
     ------
     ConfigError
         If ``sample_rate`` is not a positive integer.
     DataError
-        If the audio is empty or cannot be encoded.
+        If the audio is empty or has NaN samples, or the rate is beyond FLAC's.
     """
-    import soundfile as sf
+    from ..kernels.flac import quantise16
 
     rate, x = _encodable(audio, sample_rate=sample_rate)
-    buf = io.BytesIO()
-    try:
-        # clipped first: libsndfile's float to 16-bit conversion wraps what lies beyond full scale
-        sf.write(buf, np.clip(x, -1.0, 1.0).T, rate, format="FLAC", subtype="PCM_16",
-                 compression_level=FLAC_COMPRESSION)
-    except (sf.LibsndfileError, RuntimeError, ValueError) as err:
-        raise DataError(f"cannot encode FLAC at {rate} Hz: {err}") from err
-    return buf.getvalue()
+    if rate > _FLAC_MAX_RATE:
+        raise DataError(f"cannot encode FLAC at {rate} Hz: above {_FLAC_MAX_RATE} Hz")
+    pcm = np.empty(x.shape, np.int32)
+    if not quantise16(np.ascontiguousarray(x), pcm):
+        raise DataError("cannot encode NaN samples")
+    return _flac_stream(pcm, rate)
 
 
 def preview_bytes(
