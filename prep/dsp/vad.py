@@ -231,10 +231,20 @@ def _vad_handle(vad: webrtcvad.Vad) -> int | None:
     return get_pointer(capsule, _CAPSULE) or None
 
 
-def _band_power(frames: np.ndarray, n_fft: int, lo: int, hi: int) -> np.ndarray:
-    window = np.hanning(frames.shape[1]).astype(np.float32)
-    spec = sp_fft.rfft(frames * window, n=n_fft, axis=1)[:, lo:hi]
-    return spec.real**2 + spec.imag**2
+@functools.cache
+def _hann(length: int) -> np.ndarray:
+    """``np.hanning(length)`` in float32, read-only (made once per frame length)."""
+    window = np.hanning(length).astype(np.float32)
+    window.flags.writeable = False
+    return window
+
+
+def _band_power(frames: np.ndarray, n_fft: int, lo: int, hi: int, out: np.ndarray) -> None:
+    """Power of bins ``lo:hi`` of the Hann-windowed rows of ``frames`` (float32) into ``out``, shape
+    (rows <= frames, hi - lo): the first rows' (the FFT still runs on all of ``frames``)."""
+    spec = sp_fft.rfft(frames * _hann(frames.shape[1]), n=n_fft, axis=1)[: out.shape[0], lo:hi]
+    np.square(spec.real, out=out)  # re**2 + im**2, as NumPy computes it, without the temporaries
+    out += np.square(spec.imag)
 
 
 def vad_frames(audio: np.ndarray, *, sample_rate: int, frame_s: float = 0.03, aggressiveness: int = 3) -> VadFrames:
@@ -293,7 +303,14 @@ def vad_frames(audio: np.ndarray, *, sample_rate: int, frame_s: float = 0.03, ag
         return VadFrames(frame_s, empty, empty, np.zeros(0, bool), _SILENCE_DB, _SILENCE_DB)
     # Pass 1: frame energies and band powers (float32, blocks of _BLOCK_S).
     power = fit(np.einsum("ij,ij->i", all_frames, all_frames, dtype=np.float64) / frame_len, 0.0)
-    bands = fit(np.concatenate([_band_power(f, n_fft, lo, hi) for f in blocks]), 0.0)
+    bands = np.zeros((n_frames, hi - lo), np.float32)  # frames past the resampled signal's end stay 0
+    k = 0
+    for frames in blocks:
+        m = min(frames.shape[0], n_frames - k)
+        _band_power(frames, n_fft, lo, hi, bands[k : k + m])
+        k += m
+        if k >= n_frames:
+            break
     silence = 10 ** (_SILENCE_DB / 10)
     energy_db = (10.0 * np.log10(np.maximum(power, silence))).astype(np.float32)
     floor_db = float(np.percentile(energy_db, 10))
@@ -309,8 +326,10 @@ def vad_frames(audio: np.ndarray, *, sample_rate: int, frame_s: float = 0.03, ag
         local = energy_db[w0:w1]
         quiet = local <= np.percentile(local, _QUIET_PERCENT)
         noise = np.maximum(bands[w0:w1][quiet].mean(axis=0, dtype=np.float64), floor)
-        gamma = np.maximum(bands[b0:b1] * (1.0 / noise).astype(np.float32), np.float32(1.0))  # <= 1 scores 0
-        score[b0:b1] = (gamma - np.log(gamma)).mean(axis=1) - np.float32(1.0)
+        gamma = bands[b0:b1] * (1.0 / noise).astype(np.float32)
+        np.maximum(gamma, np.float32(1.0), out=gamma)  # <= 1 scores 0
+        gamma -= np.log(gamma)
+        score[b0:b1] = gamma.mean(axis=1) - np.float32(1.0)
     # Pass 2: webrtcvad on level-normalised int16 frames.
     gain = np.float32(10 ** (min(_TARGET_LEVEL_DB - level_db, _MAX_GAIN_DB) / 20) * 32768.0)
     vad = webrtcvad.Vad(aggressiveness)
