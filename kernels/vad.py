@@ -21,6 +21,8 @@ import numpy as np
 from llvmlite import binding
 from numba import njit, types
 
+from . import _target  # noqa: F401 - numba's CPU target without all of scipy.linalg (see there)
+
 __all__ = ["AVAILABLE", "to_pcm", "webrtc_flags"]
 
 _SYMBOL = "prep_kernels_WebRtcVad_Process"  # our name for it: nothing else in the process defines it
