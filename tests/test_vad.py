@@ -464,14 +464,121 @@ def test_run_stages_drops_regions_a_stage_may_have_invalidated():
 
 
 def test_webrtc_decisions_without_the_c_module_are_the_same(monkeypatch):
-    # Where webrtcvad's C module is not importable as _webrtcvad, Vad.is_speech gives the same flags.
+    # Where webrtcvad's C module is not importable as _webrtcvad (and so neither is its C function for the
+    # compiled loop), Vad.is_speech gives the same flags.
     import prep.dsp.vad as vad_module
 
     rate = 16000
     x = np.concatenate([speechlike.utterance(rate, seed=s)[0] for s in (60, 61, 62)])
     x = x + np.random.default_rng(4).normal(0, 0.003, x.size).astype(np.float32)
     direct = vad_frames(x, sample_rate=rate)
+    monkeypatch.setattr(vad_module, "_compiled", False)
     monkeypatch.setattr(vad_module, "_c_process", None)
     public = vad_frames(x, sample_rate=rate)
     assert direct.webrtc.any() and not direct.webrtc.all()
     np.testing.assert_array_equal(direct.webrtc, public.webrtc)
+
+
+# -- the compiled webrtcvad loop (prep.kernels.vad) against the Python loop -------------------
+def _vad_cases(rate: int) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(rate)
+    speech = np.concatenate([speechlike.utterance(rate, seed=s)[0] for s in (70, 71)])
+    return {
+        "speech in noise": speech + rng.normal(0, 0.003, speech.size).astype(np.float32),
+        "clipped speech": np.clip(speech * 40, -1, 1).astype(np.float32),  # gain capped, rows at full scale
+        "full scale": np.sign(rng.standard_normal(2 * rate)).astype(np.float32),
+        "silence": np.zeros(rate + 7, np.float32),
+        "noise": rng.normal(0, 0.05, 2 * rate + 3).astype(np.float32),
+    }
+
+
+@pytest.mark.parametrize("rate", [8000, 16000, 32000, 48000])
+def test_compiled_webrtc_loop_equals_the_python_loop(monkeypatch, rate):
+    from prep.kernels import vad as kernel
+
+    import prep.dsp.vad as vad_module
+
+    assert kernel.AVAILABLE  # webrtcvad-wheels exports WebRtcVad_Process: the compiled loop runs here
+    flagged = 0
+    for name, x in _vad_cases(rate).items():
+        for frame_s in (0.01, 0.02, 0.03):
+            for mode in (0, 1, 2, 3):
+                monkeypatch.setattr(vad_module, "_compiled", True)
+                compiled = vad_frames(x, sample_rate=rate, frame_s=frame_s, aggressiveness=mode)
+                monkeypatch.setattr(vad_module, "_compiled", False)
+                python = vad_frames(x, sample_rate=rate, frame_s=frame_s, aggressiveness=mode)
+                for field in dataclasses.fields(compiled):
+                    np.testing.assert_array_equal(
+                        getattr(compiled, field.name), getattr(python, field.name), err_msg=(name, frame_s, mode)
+                    )
+                flagged += int(compiled.webrtc.sum())
+                if name == "silence":
+                    assert not compiled.webrtc.any()
+    assert flagged > 0
+
+
+def test_to_pcm_is_numpys_level_normalisation():
+    from prep.kernels.vad import to_pcm
+
+    rng = np.random.default_rng(5)
+    row = np.concatenate([
+        rng.normal(0, 0.3, 4000),
+        [0.0, -0.0, 1.0, -1.0, 0.5 / 3000, -0.5 / 3000, 1.5 / 3000, 2.5 / 3000, -2.5 / 3000],  # rounding vs truncation
+        [32767.5 / 3000, 32768.0 / 3000, -32768.0 / 3000, -32768.9 / 3000, -32769.5 / 3000, 1e30, -1e30],
+        [np.inf, -np.inf, np.nan, 1e-45, -1e-45],
+    ]).astype(np.float32)
+    for gain in (np.float32(3000.0), np.float32(1.0), np.float32(1e-3), np.float32(32768.0 * 316.2)):
+        pcm = np.empty(row.size, np.int16)
+        to_pcm(row, gain, pcm)
+        with np.errstate(invalid="ignore"):  # NaN to int16: 0 on x86-64 and arm64
+            expected = np.clip(row * gain, -32768, 32767).astype(np.int16)
+        np.testing.assert_array_equal(pcm, expected)
+
+
+def test_compiled_loop_stops_on_a_webrtcvad_error():
+    import webrtcvad
+    from prep.kernels.vad import webrtc_flags
+
+    from prep.dsp.vad import _vad_handle
+
+    vad = webrtcvad.Vad(3)
+    handle = _vad_handle(vad)
+    assert handle is not None
+    frames = np.ones((4, 480), np.float32)
+    out = np.zeros(4, bool)
+    assert webrtc_flags(frames, 4, np.float32(1000.0), handle, 16000, out) == 0
+    assert webrtc_flags(frames, 4, np.float32(1000.0), handle, 11025, out) == -1  # not a webrtcvad rate
+    assert _vad_handle(object()) is None  # another build's Vad: the Python loop
+
+
+_CACHE_PROBE = """
+import json, numpy as np, webrtcvad
+from prep.dsp.vad import _vad_handle
+from prep.kernels.vad import webrtc_flags
+x = np.sin(np.arange(480 * 50, dtype=np.float32) * np.float32(0.05)).reshape(50, 480)
+vad = webrtcvad.Vad(3)
+out = np.zeros(50, bool)
+webrtc_flags(x, 50, np.float32(8000.0), _vad_handle(vad), 16000, out)
+print(json.dumps([sum(webrtc_flags.stats.cache_hits.values()), sum(webrtc_flags.stats.cache_misses.values()),
+                  out.tolist()]))
+"""
+
+
+def test_compiled_loop_is_loaded_from_numbas_cache_in_a_new_process(tmp_path):
+    # The C function is called by a symbol name, not a ctypes pointer: numba can cache the kernel, so a
+    # worker loads it instead of compiling it.
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)}
+    runs = [
+        json.loads(subprocess.run([sys.executable, "-c", _CACHE_PROBE], env=env, capture_output=True, text=True,
+                                  check=True).stdout.strip().splitlines()[-1])
+        for _ in range(2)
+    ]
+    (hits1, misses1, flags1), (hits2, misses2, flags2) = runs
+    assert (hits1, misses1) == (0, 1)  # compiled, then written to the empty cache
+    assert (hits2, misses2) == (1, 0)  # loaded from it
+    assert flags1 == flags2 and any(flags1)

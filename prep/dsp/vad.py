@@ -26,8 +26,10 @@ threshold (onsets and decays).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
+from types import ModuleType
 
 import numpy as np
 import soxr
@@ -39,9 +41,11 @@ except ImportError:  # another build of webrtcvad: the public method
     _c_process = None
 
 from ..audio import as_mono, check_sample_rate, mix_to_mono
-from ..errors import ConfigError
+from ..errors import ConfigError, PrepError
 from ..timing import timed
 from . import fft as sp_fft
+
+_compiled = True  # use prep.kernels.vad where webrtcvad's C function was found (False: the Python loop)
 
 __all__ = [
     "VAD_RATE",
@@ -190,10 +194,57 @@ def _frames_16k(y: np.ndarray, frame_len: int) -> np.ndarray:
     return out
 
 
-def _band_power(frames: np.ndarray, n_fft: int, lo: int, hi: int) -> np.ndarray:
-    window = np.hanning(frames.shape[1]).astype(np.float32)
-    spec = sp_fft.rfft(frames * window, n=n_fft, axis=1)[:, lo:hi]
-    return spec.real**2 + spec.imag**2
+def _webrtc_kernels() -> ModuleType | None:
+    """:mod:`prep.kernels.vad`, imported on first use (a process that never runs the VAD never loads numba
+    for it), or None where webrtcvad's C function was not found or ``_compiled`` is off."""
+    if not _compiled:
+        return None
+    from ..kernels import vad as kernels
+
+    return kernels if kernels.AVAILABLE else None
+
+
+_CAPSULE = b"WebRtcVadPtr"  # py-webrtcvad's name for the capsule holding a Vad's VadInst*
+
+
+@functools.cache
+def _capsule_api() -> tuple:
+    """``PyCapsule_IsValid`` and ``PyCapsule_GetPointer`` through ctypes (own prototypes: ctypes.pythonapi's
+    shared function objects are left as they are)."""
+    import ctypes
+
+    api = ctypes.pythonapi
+    is_valid = ctypes.PYFUNCTYPE(ctypes.c_int, ctypes.py_object, ctypes.c_char_p)(("PyCapsule_IsValid", api))
+    get_pointer = ctypes.PYFUNCTYPE(ctypes.c_void_p, ctypes.py_object, ctypes.c_char_p)(("PyCapsule_GetPointer", api))
+    return is_valid, get_pointer
+
+
+def _vad_handle(vad: webrtcvad.Vad) -> int | None:
+    """The ``VadInst*`` of ``vad`` (its ``_vad`` capsule) as an int, or None for another build of webrtcvad.
+
+    ``vad`` keeps owning it (it is freed with ``vad``): keep ``vad`` alive while the handle is used.
+    """
+    capsule = getattr(vad, "_vad", None)
+    is_valid, get_pointer = _capsule_api()
+    if capsule is None or not is_valid(capsule, _CAPSULE):
+        return None
+    return get_pointer(capsule, _CAPSULE) or None
+
+
+@functools.cache
+def _hann(length: int) -> np.ndarray:
+    """``np.hanning(length)`` in float32, read-only (made once per frame length)."""
+    window = np.hanning(length).astype(np.float32)
+    window.flags.writeable = False
+    return window
+
+
+def _band_power(frames: np.ndarray, n_fft: int, lo: int, hi: int, out: np.ndarray) -> None:
+    """Power of bins ``lo:hi`` of the Hann-windowed rows of ``frames`` (float32) into ``out``, shape
+    (rows <= frames, hi - lo): the first rows' (the FFT still runs on all of ``frames``)."""
+    spec = sp_fft.rfft(frames * _hann(frames.shape[1]), n=n_fft, axis=1)[: out.shape[0], lo:hi]
+    np.square(spec.real, out=out)  # re**2 + im**2, as NumPy computes it, without the temporaries
+    out += np.square(spec.imag)
 
 
 def vad_frames(audio: np.ndarray, *, sample_rate: int, frame_s: float = 0.03, aggressiveness: int = 3) -> VadFrames:
@@ -220,6 +271,13 @@ def vad_frames(audio: np.ndarray, *, sample_rate: int, frame_s: float = 0.03, ag
     ------
     ConfigError
         For multichannel audio, a bad rate, frame size or mode.
+
+    Notes
+    -----
+    webrtcvad's frame loop runs compiled (:mod:`prep.kernels.vad`: its C
+    function on each level-normalised row) where its extension module
+    exports ``WebRtcVad_Process``; elsewhere in Python, with the same
+    decisions.
     """
     x = as_mono(audio)
     rate = check_sample_rate(sample_rate)
@@ -245,7 +303,14 @@ def vad_frames(audio: np.ndarray, *, sample_rate: int, frame_s: float = 0.03, ag
         return VadFrames(frame_s, empty, empty, np.zeros(0, bool), _SILENCE_DB, _SILENCE_DB)
     # Pass 1: frame energies and band powers (float32, blocks of _BLOCK_S).
     power = fit(np.einsum("ij,ij->i", all_frames, all_frames, dtype=np.float64) / frame_len, 0.0)
-    bands = fit(np.concatenate([_band_power(f, n_fft, lo, hi) for f in blocks]), 0.0)
+    bands = np.zeros((n_frames, hi - lo), np.float32)  # frames past the resampled signal's end stay 0
+    k = 0
+    for frames in blocks:
+        m = min(frames.shape[0], n_frames - k)
+        _band_power(frames, n_fft, lo, hi, bands[k : k + m])
+        k += m
+        if k >= n_frames:
+            break
     silence = 10 ** (_SILENCE_DB / 10)
     energy_db = (10.0 * np.log10(np.maximum(power, silence))).astype(np.float32)
     floor_db = float(np.percentile(energy_db, 10))
@@ -261,12 +326,22 @@ def vad_frames(audio: np.ndarray, *, sample_rate: int, frame_s: float = 0.03, ag
         local = energy_db[w0:w1]
         quiet = local <= np.percentile(local, _QUIET_PERCENT)
         noise = np.maximum(bands[w0:w1][quiet].mean(axis=0, dtype=np.float64), floor)
-        gamma = np.maximum(bands[b0:b1] * (1.0 / noise).astype(np.float32), np.float32(1.0))  # <= 1 scores 0
-        score[b0:b1] = (gamma - np.log(gamma)).mean(axis=1) - np.float32(1.0)
+        gamma = bands[b0:b1] * (1.0 / noise).astype(np.float32)
+        np.maximum(gamma, np.float32(1.0), out=gamma)  # <= 1 scores 0
+        gamma -= np.log(gamma)
+        score[b0:b1] = gamma.mean(axis=1) - np.float32(1.0)
     # Pass 2: webrtcvad on level-normalised int16 frames.
-    gain = 10 ** (min(_TARGET_LEVEL_DB - level_db, _MAX_GAIN_DB) / 20) * 32768.0
+    gain = np.float32(10 ** (min(_TARGET_LEVEL_DB - level_db, _MAX_GAIN_DB) / 20) * 32768.0)
     vad = webrtcvad.Vad(aggressiveness)
-    # webrtcvad's C function on each int16 row (a buffer), or its public method where the module differs
+    flags = np.zeros(n_frames, bool)
+    rows = min(n_frames, all_frames.shape[0])
+    kernels = _webrtc_kernels()
+    handle = _vad_handle(vad) if kernels is not None else None
+    if handle is not None:  # the compiled loop: webrtcvad's C function on each row
+        if kernels.webrtc_flags(np.ascontiguousarray(all_frames), rows, gain, handle, VAD_RATE, flags):
+            raise PrepError(f"webrtcvad failed on {frame_len}-sample frames at {VAD_RATE} Hz")
+        return VadFrames(frame_s, energy_db, score, flags, floor_db, level_db)
+    # The same in Python: webrtcvad's C module on each int16 row (a buffer), or its public method
     handle = getattr(vad, "_vad", None)
     if _c_process is not None and handle is not None:
         def process(row: np.ndarray) -> bool:
@@ -274,10 +349,9 @@ def vad_frames(audio: np.ndarray, *, sample_rate: int, frame_s: float = 0.03, ag
     else:
         def process(row: np.ndarray) -> bool:
             return vad.is_speech(row.tobytes(), VAD_RATE)
-    flags = np.zeros(n_frames, bool)
     k = 0
     for frames in blocks:
-        scaled = frames[: n_frames - k] * np.float32(gain)
+        scaled = frames[: n_frames - k] * gain
         np.clip(scaled, -32768, 32767, out=scaled)
         pcm = scaled.astype(np.int16)
         flags[k : k + pcm.shape[0]] = [process(row) for row in pcm]
