@@ -10,6 +10,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from . import _target  # noqa: F401 - numba's CPU target without all of scipy.linalg (see there)
+
 __all__ = ["prominent_rows"]
 
 
