@@ -209,14 +209,18 @@ def flac_pcm16(audio: np.ndarray) -> np.ndarray:
     DataError
         If a sample is NaN.
     """
+    x = np.asarray(audio, dtype=np.float32)
+    return _quantised(x.reshape(1, -1) if x.ndim == 1 else x).astype(np.int16).reshape(x.shape)
+
+
+def _quantised(x: np.ndarray) -> np.ndarray:
+    """:func:`flac_pcm16`'s samples of float32 (channels, samples) ``x``, as int32 (what the encoder takes)."""
     from ..kernels.flac import quantise16
 
-    x = np.asarray(audio, dtype=np.float32)
-    x2 = np.ascontiguousarray(x.reshape(1, -1) if x.ndim == 1 else x)
-    out = np.empty(x2.shape, np.int32)
-    if not quantise16(x2, out):
+    out = np.empty(x.shape, np.int32)
+    if not quantise16(np.ascontiguousarray(x), out):
         raise DataError("cannot encode NaN samples")
-    return out.astype(np.int16).reshape(x.shape)
+    return out
 
 
 @lru_cache(maxsize=4)
@@ -247,9 +251,12 @@ def _flac_header_rate(rate: int) -> tuple[int, int, int]:
 
 
 def _flac_stream(pcm: np.ndarray, rate: int, *, max_lpc_order: int = FLAC_MAX_LPC_ORDER) -> bytes:
-    """The FLAC file of checked int32 (channels, samples) 16-bit samples at a checked rate."""
+    """The FLAC file of checked int32 (channels, samples) 16-bit samples at ``rate`` (checked positive; beyond
+    STREAMINFO's 20 bits, a DataError)."""
     from ..kernels.flac import encode_frames
 
+    if rate > _FLAC_MAX_RATE:
+        raise DataError(f"cannot encode FLAC at {rate} Hz: above {_FLAC_MAX_RATE} Hz")
     channels, n = pcm.shape
     frames = -(-n // FLAC_BLOCKSIZE)
     last = n - (frames - 1) * FLAC_BLOCKSIZE
@@ -308,8 +315,6 @@ def flac_encode(pcm: np.ndarray, *, sample_rate: int) -> bytes:
         raise DataError(f"FLAC encodes one or two channels (channels, samples), got shape {np.shape(pcm)}")
     if x.shape[1] == 0:
         raise DataError("no audio to encode")
-    if rate > _FLAC_MAX_RATE:
-        raise DataError(f"cannot encode FLAC at {rate} Hz: above {_FLAC_MAX_RATE} Hz")
     return _flac_stream(np.ascontiguousarray(x, dtype=np.int32), rate)
 
 
@@ -337,15 +342,8 @@ def flac_preview(audio: np.ndarray, *, sample_rate: int) -> bytes:
     DataError
         If the audio is empty or has NaN samples, or the rate is beyond FLAC's.
     """
-    from ..kernels.flac import quantise16
-
     rate, x = _encodable(audio, sample_rate=sample_rate)
-    if rate > _FLAC_MAX_RATE:
-        raise DataError(f"cannot encode FLAC at {rate} Hz: above {_FLAC_MAX_RATE} Hz")
-    pcm = np.empty(x.shape, np.int32)
-    if not quantise16(np.ascontiguousarray(x), pcm):
-        raise DataError("cannot encode NaN samples")
-    return _flac_stream(pcm, rate)
+    return _flac_stream(_quantised(x), rate)
 
 
 def preview_bytes(
