@@ -941,17 +941,17 @@ def run_jobs(
 PROBE_TO_ORDER_MAX_FILES = 1000
 
 
-def _probe_all(paths: Sequence[str]) -> dict[str, InputInfo]:
-    """Each file's :func:`~prep.run.decode.probe` (a header read, ~3 ms), for up to
-    :data:`PROBE_TO_ORDER_MAX_FILES` files (none beyond); files that cannot be probed are left out."""
-    if len(paths) > PROBE_TO_ORDER_MAX_FILES:
-        return {}
-    out = {}
+def _probes(paths: Sequence[str]) -> Iterator[InputInfo | None]:
+    """Each file's :func:`~prep.run.decode.probe` (a header read, ~3 ms), one at a time, for up to
+    :data:`PROBE_TO_ORDER_MAX_FILES` files (None for all beyond, and for a file that cannot be probed)."""
+    probed = len(paths) <= PROBE_TO_ORDER_MAX_FILES
     for path in paths:
-        info = _cached_probe(path)
-        if info is not None:
-            out[path] = info
-    return out
+        yield _cached_probe(path) if probed else None
+
+
+def _probe_all(paths: Sequence[str]) -> dict[str, InputInfo]:
+    """:func:`_probes` by path; files that cannot be probed (or are beyond the limit) are left out."""
+    return {path: info for path, info in zip(paths, _probes(paths), strict=True) if info is not None}
 
 
 _PROBED: dict[tuple[str, int, int], InputInfo | None] = {}
@@ -1099,9 +1099,7 @@ def iter_durations(jobs: Sequence[Job]) -> Iterator[float | None]:
     """Each job's duration from its header, read one file at a time (None when it cannot be read, or for over
     :data:`PROBE_TO_ORDER_MAX_FILES` files, which are not probed).  The headers are remembered, so the run's
     ordering (:func:`run_jobs`) does not read them again."""
-    probed = len(jobs) <= PROBE_TO_ORDER_MAX_FILES
-    for job in jobs:
-        info = _cached_probe(job.path) if probed else None
+    for info in _probes([job.path for job in jobs]):
         yield info.duration_s if info is not None else None
 
 
