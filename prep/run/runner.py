@@ -936,13 +936,13 @@ def run_jobs(
     return ordered
 
 
-#: Up to this many files, the parent reads each one's duration (a header read, ~3 ms) to order
+#: Up to this many files, the parent reads each one's duration (a header read, under 1 ms on a local disk) to order
 #: the work; a bigger batch is ordered by size (its tail is a small share of the run).
 PROBE_TO_ORDER_MAX_FILES = 1000
 
 
 def _probes(paths: Sequence[str]) -> Iterator[InputInfo | None]:
-    """Each file's :func:`~prep.run.decode.probe` (a header read, ~3 ms), one at a time, for up to
+    """Each file's :func:`~prep.run.decode.probe` (a header read, under 1 ms on a local disk), one at a time, for up to
     :data:`PROBE_TO_ORDER_MAX_FILES` files (None for all beyond, and for a file that cannot be probed)."""
     probed = len(paths) <= PROBE_TO_ORDER_MAX_FILES
     for path in paths:
